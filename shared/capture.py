@@ -1,0 +1,116 @@
+"""A capture: a triangulated mesh plus N rendered views with exact face-id maps and cameras.
+
+Conventions (also in the README):
+- ``K`` are OpenCV intrinsics: pixel (u, v) with u to the right, v down, pixel (i, j) spanning
+  [i, i+1) x [j, j+1), so the centre of the top-left pixel is (0.5, 0.5).
+- ``world_to_cam`` maps world points to the OpenCV camera frame (x right, y down, z forward).
+- ``face_id[n, v, u]`` is the index into ``faces`` of the triangle seen at that pixel, -1 for background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import limits
+from .errors import ValidationError
+from .validation import check_array, check_index_range, check_max, check_part_names
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh.
+
+    vertices: (V, 3) float32. faces: (F, 3) int32 indices into vertices.
+    face_to_polygon: (F,) int32, the source polygon of each triangle (identity when the source was
+    already triangles); results are reported per triangle and per polygon.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_to_polygon: np.ndarray | None = None
+
+    @property
+    def n_faces(self) -> int:
+        return int(self.faces.shape[0])
+
+    @property
+    def n_polygons(self) -> int:
+        if self.face_to_polygon is None or self.face_to_polygon.size == 0:
+            return self.n_faces
+        return int(self.face_to_polygon.max()) + 1
+
+    def validate(self) -> Mesh:
+        v = check_array("vertices", self.vertices, np.float32, (None, 3), finite=True)
+        f = check_array("faces", self.faces, np.int32, (None, 3))
+        check_max("vertices", v.shape[0], limits.MAX_VERTICES)
+        check_max("faces", f.shape[0], limits.MAX_FACES)
+        if v.shape[0] == 0:
+            raise ValidationError("vertices", "the mesh has no vertices")
+        if f.shape[0] == 0:
+            raise ValidationError("faces", "the mesh has no faces")
+        check_index_range("faces", f, 0, v.shape[0])
+        if self.face_to_polygon is not None:
+            p = check_array("face_to_polygon", self.face_to_polygon, np.int32, (f.shape[0],))
+            check_index_range("face_to_polygon", p, 0, f.shape[0])
+        return self
+
+    def face_areas(self) -> np.ndarray:
+        """(F,) float64 triangle areas."""
+        tri = self.vertices[self.faces].astype(np.float64)
+        return 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+
+
+@dataclass
+class Capture:
+    """A mesh with N views.
+
+    rgb: (N, H, W, 3) uint8. face_id: (N, H, W) int32 (-1 background). K: (N, 3, 3) float64.
+    world_to_cam: (N, 4, 4) float64. part_names / gt_face_labels (F,) int32 are optional
+    (ground truth, used by tests and benchmarks; -1 = unlabelled).
+    """
+
+    mesh: Mesh
+    rgb: np.ndarray
+    face_id: np.ndarray
+    K: np.ndarray
+    world_to_cam: np.ndarray
+    part_names: tuple[str, ...] = ()
+    gt_face_labels: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_views(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W)."""
+        return int(self.rgb.shape[1]), int(self.rgb.shape[2])
+
+    def validate(self) -> Capture:
+        self.mesh.validate()
+        rgb = check_array("rgb", self.rgb, np.uint8, (None, None, None, 3))
+        n, h, w, _ = rgb.shape
+        if n == 0:
+            raise ValidationError("rgb", "a capture needs at least one view")
+        check_max("rgb (views)", n, limits.MAX_VIEWS)
+        check_max("rgb (height)", h, limits.MAX_IMAGE_SIDE)
+        check_max("rgb (width)", w, limits.MAX_IMAGE_SIDE)
+        if h == 0 or w == 0:
+            raise ValidationError("rgb", f"empty images of size {h}x{w}")
+        fid = check_array("face_id", self.face_id, np.int32, (n, h, w))
+        check_index_range("face_id", fid, -1, self.mesh.n_faces)
+        check_array("K", self.K, np.float64, (n, 3, 3), finite=True)
+        check_array("world_to_cam", self.world_to_cam, np.float64, (n, 4, 4), finite=True)
+        if self.part_names:
+            self.part_names = check_part_names(
+                "part_names", self.part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS
+            )
+        if self.gt_face_labels is not None:
+            gt = check_array("gt_face_labels", self.gt_face_labels, np.int32, (self.mesh.n_faces,))
+            if not self.part_names:
+                raise ValidationError("gt_face_labels", "given without part_names")
+            check_index_range("gt_face_labels", gt, -1, len(self.part_names))
+        return self

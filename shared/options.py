@@ -1,0 +1,69 @@
+"""Options of a segmentation job; they travel in the message header, so only plain values."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import ValidationError
+
+METHODS = ("distill", "vote")
+
+
+@dataclass
+class SegmentOptions:
+    """How to segment.
+
+    method: "distill" (teacher -> knowledge units -> 3D student) or "vote" (multi-view voting baseline).
+    teacher: None (use given detections) or a teacher name ("grounding_dino").
+    teacher_model: hub id or local folder of the teacher's weights ("" = the teacher's default).
+    box_threshold / text_threshold: teacher detection thresholds.
+    n_points: points sampled on the surface for lifting and the student.
+    epochs: maximum training epochs of the student; backward: run backward distillation.
+    device: "auto", "cpu" or "cuda".
+    seed: random seed (sampling, initialisation) for reproducible results.
+    """
+
+    method: str = "distill"
+    teacher: str | None = None
+    teacher_model: str = ""
+    box_threshold: float = 0.25
+    text_threshold: float = 0.2
+    n_points: int = 8192
+    epochs: int = 200
+    backward: bool = True
+    device: str = "auto"
+    seed: int = 0
+
+    def validate(self) -> SegmentOptions:
+        if self.method not in METHODS:
+            raise ValidationError("options.method", f"must be one of {METHODS}, got {self.method!r}")
+        if self.teacher is not None and not isinstance(self.teacher, str):
+            raise ValidationError("options.teacher", "must be a teacher name or null")
+        if not isinstance(self.teacher_model, str):
+            raise ValidationError("options.teacher_model", "must be a string")
+        for name in ("box_threshold", "text_threshold"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
+                raise ValidationError(f"options.{name}", f"must be a number in [0, 1], got {v!r}")
+        for name, lo, hi in (("n_points", 64, 1_000_000), ("epochs", 1, 100_000), ("seed", 0, 2**31 - 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ValidationError(f"options.{name}", f"must be an integer in [{lo}, {hi}], got {v!r}")
+        if not isinstance(self.backward, bool):
+            raise ValidationError("options.backward", "must be true or false")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValidationError("options.device", f"must be auto, cpu or cuda, got {self.device!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: object) -> SegmentOptions:
+        if not isinstance(d, dict):
+            raise ValidationError("options", "must be a map")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValidationError("options", f"unknown option(s) {unknown}")
+        return cls(**d).validate()
