@@ -1,0 +1,9 @@
+"""The partdistill backend: teachers, lifting, students, distillation, the engine, the ZeroMQ server
+and the CLI. Never imports bpy."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("partdistill")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -1,0 +1,158 @@
+"""Forward and backward distillation of knowledge units into a 3D student (PartDistill §3).
+
+Forward: a confidence-weighted cross-entropy between the student's prediction on each unit's points
+and the unit's label, averaged over the units covering each point; uncovered points contribute nothing.
+Backward: once the loss has settled, re-score every unit once from a snapshot of the student (the
+IoU between the student's argmax on the unit's points and the unit), then train on with the new
+weights. The trigger and the snapshot come from the loss alone (no ground truth at test time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .lifting import KnowledgeUnits
+
+
+@dataclass
+class DistillConfig:
+    """epochs: maximum optimisation steps (full batch). lr: Adam learning rate.
+    backward: run backward distillation. ma_window / ma_tolerance: trigger when the moving average of
+    the loss over ``ma_window`` epochs changes by less than ``ma_tolerance`` (relative) between epochs.
+    min_epochs: never trigger before this. post_epochs: training after re-scoring (0 = as many as
+    before the trigger, capped by ``epochs``). rescale_per_part: keep each part's mean weight when
+    re-scoring (re-rank units within a part, not between parts)."""
+
+    epochs: int = 200
+    lr: float = 5e-3
+    backward: bool = True
+    ma_window: int = 5
+    ma_tolerance: float = 0.005
+    min_epochs: int = 30
+    post_epochs: int = 0
+    rescale_per_part: bool = True
+    class_balance: bool = True
+
+
+@dataclass
+class DistillReport:
+    loss: list[float] = field(default_factory=list)
+    trigger_epoch: int | None = None
+    weights_before: np.ndarray | None = None
+    weights_after: np.ndarray | None = None
+
+
+class UnitLoss:
+    """The forward-distillation loss over fixed units (index tensors built once, reused every epoch).
+
+    loss = (1/|covered|) Σ_i (1/|U_i|) Σ_{u ∋ i} w_u · cw[l_u] · CE(logits_i, l_u)
+    where U_i is the set of units covering point i, w_u the unit's weight and cw the class weight."""
+
+    def __init__(self, units: KnowledgeUnits, class_weight: torch.Tensor | None = None):
+        self.idx = torch.as_tensor(units.idx)
+        self.ent_unit = torch.as_tensor(units.unit_of_entry())
+        self.labels = torch.as_tensor(units.part)[self.ent_unit]
+        cover = np.bincount(units.idx, minlength=units.n_points)
+        self.inv_cover = torch.as_tensor(1.0 / np.maximum(cover, 1), dtype=torch.float32)[self.idx]
+        self.n_covered = max(int((cover > 0).sum()), 1)
+        self.class_weight = None if class_weight is None else class_weight[self.labels]
+
+    def __call__(self, logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """logits (N, P), weight (U,) -> scalar."""
+        ce = -torch.log_softmax(logits, dim=-1)[self.idx, self.labels]
+        w = weight[self.ent_unit] * self.inv_cover
+        if self.class_weight is not None:
+            w = w * self.class_weight
+        return (w * ce).sum() / self.n_covered
+
+
+def rescore(pred: np.ndarray, units: KnowledgeUnits, rescale_per_part: bool = True) -> np.ndarray:
+    """New unit weights (U,) float32 from the student's argmax ``pred`` (N,) over the points.
+
+    IoU of unit u = |{i ∈ P_u : pred_i = l_u}| / |P_u| (the student's prediction restricted to the unit's
+    points vs the unit itself). New weight = confidence · IoU; with ``rescale_per_part`` each part's
+    re-scored weights are rescaled to keep that part's mean original confidence, so units are re-ranked
+    within a part (thin parts, whose boxes always contain background of other parts, do not shrink
+    as a whole). Fixed units keep their confidence."""
+    u = units.n_units
+    ent_unit = units.unit_of_entry()
+    agree = pred[units.idx] == units.part[ent_unit]
+    size = np.diff(units.ptr)
+    iou = np.bincount(ent_unit, weights=agree, minlength=u) / np.maximum(size, 1)
+    iou[size == 0] = 0.0
+    new = units.confidence.astype(np.float64) * iou
+    if rescale_per_part:
+        for p in np.unique(units.part):
+            m = (units.part == p) & ~units.fixed
+            s = new[m].sum()
+            if s > 0:
+                new[m] *= units.confidence[m].sum() / s
+    new = np.where(units.fixed, units.confidence, new)
+    return new.astype(np.float32)
+
+
+def _class_weights(units: KnowledgeUnits, n_parts: int) -> torch.Tensor:
+    """Inverse-frequency weights over the covered points of each part, normalised to mean 1 over the
+    parts present: a big part (a table top) must not drown a small one (a knob)."""
+    ent_unit = units.unit_of_entry()
+    freq = np.bincount(units.part[ent_unit], minlength=n_parts).astype(np.float64)
+    present = freq > 0
+    cw = np.zeros(n_parts)
+    cw[present] = 1.0 / np.sqrt(freq[present])
+    cw[present] /= cw[present].mean()
+    return torch.as_tensor(cw, dtype=torch.float32)
+
+
+def distill(
+    forward: Callable[[], torch.Tensor],
+    params: list[torch.nn.Parameter],
+    units: KnowledgeUnits,
+    n_parts: int,
+    config: DistillConfig,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> DistillReport:
+    """Train so that ``forward()`` -> logits (N, P) agrees with the units. Returns the loss curve,
+    the trigger epoch and the unit weights before/after re-scoring (``units.weight`` is updated)."""
+    report = DistillReport(weights_before=units.weight.copy())
+    if units.n_units == 0 or units.idx.size == 0:
+        return report
+    opt = torch.optim.Adam(params, lr=config.lr)
+    loss_fn = UnitLoss(units, _class_weights(units, n_parts) if config.class_balance else None)
+    weight = torch.as_tensor(units.weight, dtype=torch.float32)
+    end = config.epochs
+    ma: list[float] = []
+    for epoch in range(config.epochs):
+        if cancel is not None and cancel():
+            from .cancel import Cancelled
+
+            raise Cancelled()
+        if epoch >= end:
+            break
+        opt.zero_grad(set_to_none=True)
+        logits = forward()
+        loss = loss_fn(logits, weight)
+        loss.backward()
+        opt.step()
+        report.loss.append(float(loss.detach()))
+        if progress is not None:
+            progress(epoch + 1, end, "distill")
+        if config.backward and report.trigger_epoch is None:
+            window = report.loss[-config.ma_window :]
+            ma.append(sum(window) / len(window))
+            settled = len(ma) > config.ma_window and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(ma[-2], 1e-8)
+            if epoch + 1 >= config.min_epochs and (settled or epoch + 1 >= config.epochs // 2):
+                with torch.no_grad():
+                    pred = forward().argmax(dim=-1).cpu().numpy()
+                units.weight = rescore(pred, units, config.rescale_per_part)
+                weight = torch.as_tensor(units.weight, dtype=torch.float32)
+                report.trigger_epoch = epoch + 1
+                post = config.post_epochs or (epoch + 1)
+                end = min(config.epochs, epoch + 1 + post)
+    report.weights_after = units.weight.copy()
+    return report

@@ -1,0 +1,76 @@
+"""The capture bundle: a Capture as one ``.npz`` file (the format is documented in the README).
+
+Keys: vertices (V,3) float32, faces (F,3) int32, rgb (N,H,W,3) uint8, face_id (N,H,W) int32,
+K (N,3,3) float64, world_to_cam (N,4,4) float64; optional face_to_polygon (F,) int32,
+part_names (P,) str, gt_face_labels (F,) int32.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .capture import Capture, Mesh
+from .errors import ValidationError
+
+REQUIRED_KEYS = ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam")
+OPTIONAL_KEYS = ("face_to_polygon", "part_names", "gt_face_labels")
+
+
+def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) -> Path:
+    """Write ``capture`` (validated first) to ``path``; returns the path written."""
+    capture.validate()
+    path = Path(path)
+    arrays = {
+        "vertices": capture.mesh.vertices,
+        "faces": capture.mesh.faces,
+        "rgb": capture.rgb,
+        "face_id": capture.face_id,
+        "K": capture.K,
+        "world_to_cam": capture.world_to_cam,
+    }
+    if capture.mesh.face_to_polygon is not None:
+        arrays["face_to_polygon"] = capture.mesh.face_to_polygon
+    if capture.part_names:
+        arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
+    if capture.gt_face_labels is not None:
+        arrays["gt_face_labels"] = capture.gt_face_labels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:  # a file handle keeps numpy from appending ".npz" to other suffixes
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
+    return path
+
+
+def load_bundle(path: str | Path) -> Capture:
+    """Read and validate a bundle. Unknown keys, missing keys, wrong dtypes all raise ValidationError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError("input", f"capture bundle not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ValidationError("input", f"{path} is not a readable .npz capture bundle: {e}") from None
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ValidationError("input", f"{path} lacks the bundle key(s) {missing}")
+    unknown = sorted(set(data) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    if unknown:
+        raise ValidationError("input", f"{path} has unknown key(s) {unknown}")
+    names: tuple[str, ...] = ()
+    if "part_names" in data:
+        pn = data["part_names"]
+        if pn.dtype.kind != "U" or pn.ndim != 1:
+            raise ValidationError("part_names", "must be a 1-D array of strings")
+        names = tuple(str(s) for s in pn)
+    return Capture(
+        Mesh(data["vertices"], data["faces"], data.get("face_to_polygon")),
+        data["rgb"],
+        data["face_id"],
+        data["K"],
+        data["world_to_cam"],
+        part_names=names,
+        gt_face_labels=data.get("gt_face_labels"),
+    ).validate()

@@ -1,0 +1,287 @@
+"""The wire protocol between the add-on / CLI (DEALER) and the backend (ROUTER).
+
+A message is a ZeroMQ multipart: frame 0 is a msgpack header, then one raw frame per array,
+in the order the header lists them (after Jupyter's messaging protocol: versioned header + raw buffers)::
+
+    {"v": 1, "type": "segment", "job": "8c1f...", "arrays": [{"name": "rgb", "dtype": "uint8",
+     "shape": [10, 512, 512, 3]}, ...], ...type-specific fields...}
+
+Never pickle. Every header field and every array is validated on receipt; anything wrong raises
+ValidationError naming the field, which the server turns into an ``error`` reply.
+
+Types and their fields (client -> server):
+  hello    {client: str}                              -> hello {server: str, version, teachers, device}
+  ping     {}                                         -> pong {}
+  status   {}                                         -> status {jobs: [{job, state, stage}], busy}
+  segment  {part_names, options, has_detections} + capture arrays (+ det_* arrays)
+                                                      -> progress* then result | error
+  cancel   {target: job id}                           -> status ... ; the target job ends with error code "cancelled"
+Server -> client:
+  progress {done, total, stage, message}   (also sent as a heartbeat while a job runs)
+  result   {part_names, stats, timings} + face_labels, face_confidence, polygon_labels arrays
+  error    {code, field, message}  codes: invalid, unknown_type, cancelled, teacher_unavailable, busy, internal
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgpack
+import numpy as np
+
+from . import limits
+from .capture import Capture, Mesh
+from .detections import Detections
+from .errors import ValidationError
+from .options import SegmentOptions
+from .result import SegmentationResult
+from .validation import check_part_names
+
+PROTOCOL_VERSION = 1
+
+ALLOWED_DTYPES = frozenset({"uint8", "int32", "int64", "float32", "float64", "bool"})
+
+ERROR_CODES = ("invalid", "unknown_type", "cancelled", "teacher_unavailable", "busy", "internal")
+
+# Per type: the header fields it must carry, with their Python types.
+_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "hello": {},
+    "ping": {},
+    "pong": {},
+    "status": {},
+    "segment": {"part_names": list, "options": dict, "has_detections": bool},
+    "cancel": {"target": str},
+    "progress": {"done": int, "total": int, "stage": str, "message": str},
+    "result": {"part_names": list, "stats": dict, "timings": dict},
+    "error": {"code": str, "field": str, "message": str},
+}
+MESSAGE_TYPES = tuple(_FIELDS)
+
+_CAPTURE_ARRAYS = ("vertices", "faces", "face_to_polygon", "rgb", "face_id", "K", "world_to_cam")
+
+
+@dataclass
+class Message:
+    """A decoded message: its type, job id, type-specific header fields and named arrays."""
+
+    type: str
+    job: str = ""
+    fields: dict = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ---- framing ---------------------------------------------------------------------------------
+
+
+def encode(msg: Message) -> list:
+    """Message -> frames. Array frames are the arrays' own memory (no copy when C-contiguous)."""
+    if msg.type not in _FIELDS:
+        raise ValidationError("header.type", f"unknown message type {msg.type!r}")
+    names = list(msg.arrays)
+    arrays = [np.ascontiguousarray(msg.arrays[n]) for n in names]
+    header = {
+        "v": PROTOCOL_VERSION,
+        "type": msg.type,
+        "job": msg.job,
+        "arrays": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)} for n, a in zip(names, arrays)],
+        **msg.fields,
+    }
+    frames: list = [msgpack.packb(header, use_bin_type=True)]
+    frames.extend(memoryview(a).cast("B") if a.size else b"" for a in arrays)
+    return frames
+
+
+def decode(frames: Sequence) -> Message:
+    """Frames (bytes, memoryview or zmq.Frame) -> validated Message. Arrays are zero-copy views
+    (read-only) into the received buffers."""
+    if not frames:
+        raise ValidationError("message", "no frames")
+    head = _buffer(frames[0])
+    if len(head) > limits.MAX_HEADER_BYTES:
+        raise ValidationError("header", f"{len(head)} bytes exceeds the limit of {limits.MAX_HEADER_BYTES}")
+    try:
+        header = msgpack.unpackb(head, raw=False, strict_map_key=True, max_bin_len=0, max_ext_len=0)
+    except Exception as e:  # msgpack raises several unrelated types for garbage
+        raise ValidationError("header", f"not a msgpack map: {type(e).__name__}: {e}") from None
+    if not isinstance(header, dict):
+        raise ValidationError("header", f"must be a msgpack map, got {type(header).__name__}")
+    v = header.get("v")
+    if v != PROTOCOL_VERSION:
+        raise ValidationError("header.v", f"protocol version {v!r} is not supported (this side speaks {PROTOCOL_VERSION})")
+    mtype = header.get("type")
+    if not isinstance(mtype, str):
+        raise ValidationError("header.type", "missing or not a string")
+    if mtype not in _FIELDS:
+        raise ValidationError("header.type", f"unknown message type {mtype!r}; known: {list(MESSAGE_TYPES)}")
+    job = header.get("job", "")
+    if not isinstance(job, str) or len(job) > 128:
+        raise ValidationError("header.job", "must be a string of at most 128 characters")
+    specs = header.get("arrays", [])
+    if not isinstance(specs, list):
+        raise ValidationError("header.arrays", "must be a list")
+    if len(specs) > limits.MAX_ARRAYS_PER_MESSAGE:
+        raise ValidationError("header.arrays", f"more than {limits.MAX_ARRAYS_PER_MESSAGE} arrays")
+    if len(frames) - 1 != len(specs):
+        raise ValidationError(
+            "frames", f"header lists {len(specs)} arrays but {len(frames) - 1} array frames arrived (truncated?)"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    total = len(head)
+    for i, spec in enumerate(specs):
+        name, dtype, shape = _check_spec(i, spec)
+        if name in arrays:
+            raise ValidationError(f"header.arrays[{i}].name", f"duplicate array name {name!r}")
+        buf = _buffer(frames[i + 1])
+        expected = math.prod(shape) * np.dtype(dtype).itemsize
+        if len(buf) != expected:
+            raise ValidationError(
+                f"arrays.{name}", f"frame has {len(buf)} bytes, shape {shape} of {dtype} needs {expected} (truncated?)"
+            )
+        total += expected
+        if total > limits.MAX_MESSAGE_BYTES:
+            raise ValidationError("message", f"larger than the limit of {limits.MAX_MESSAGE_BYTES} bytes")
+        arrays[name] = np.frombuffer(buf, dtype=dtype).reshape(shape) if expected else np.zeros(shape, dtype)
+    fields = {k: val for k, val in header.items() if k not in ("v", "type", "job", "arrays")}
+    for fname, ftype in _FIELDS[mtype].items():
+        if fname not in fields:
+            raise ValidationError(f"header.{fname}", f"required for a {mtype!r} message")
+        if not isinstance(fields[fname], ftype) or (ftype is int and isinstance(fields[fname], bool)):
+            raise ValidationError(f"header.{fname}", f"must be of type {ftype.__name__}")
+    return Message(mtype, job, fields, arrays)
+
+
+def _check_spec(i: int, spec: object) -> tuple[str, str, tuple[int, ...]]:
+    f = f"header.arrays[{i}]"
+    if not isinstance(spec, dict):
+        raise ValidationError(f, "must be a map with name, dtype, shape")
+    name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
+    if not isinstance(name, str) or not name or len(name) > 64:
+        raise ValidationError(f"{f}.name", "must be a non-empty string")
+    if dtype not in ALLOWED_DTYPES:
+        raise ValidationError(f"{f}.dtype", f"{dtype!r} is not one of {sorted(ALLOWED_DTYPES)}")
+    if not isinstance(shape, list) or len(shape) > 6 or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+        raise ValidationError(f"{f}.shape", "must be a list of at most 6 integers")
+    if any(s < 0 for s in shape):
+        raise ValidationError(f"{f}.shape", f"negative dimension in {shape}")
+    if math.prod(shape) * np.dtype(dtype).itemsize > limits.MAX_MESSAGE_BYTES:
+        raise ValidationError(f"{f}.shape", f"{shape} is larger than the message limit")
+    return name, dtype, tuple(shape)
+
+
+def _buffer(frame: object) -> memoryview:
+    if hasattr(frame, "buffer"):  # zmq.Frame received with copy=False
+        frame = frame.buffer
+    if isinstance(frame, bytes | bytearray | memoryview):
+        return memoryview(frame).cast("B") if isinstance(frame, memoryview) else memoryview(frame)
+    raise ValidationError("frames", f"frame of type {type(frame).__name__} is not bytes")
+
+
+# ---- typed messages --------------------------------------------------------------------------
+
+
+def segment_request(
+    job: str,
+    capture: Capture,
+    part_names: Sequence[str],
+    options: SegmentOptions | None = None,
+    detections: Detections | None = None,
+) -> Message:
+    m = capture.mesh
+    arrays = {
+        "vertices": m.vertices,
+        "faces": m.faces,
+        "rgb": capture.rgb,
+        "face_id": capture.face_id,
+        "K": capture.K,
+        "world_to_cam": capture.world_to_cam,
+    }
+    if m.face_to_polygon is not None:
+        arrays["face_to_polygon"] = m.face_to_polygon
+    if detections is not None:
+        arrays.update(detections.to_arrays())
+    opts = (options or SegmentOptions()).validate()
+    return Message(
+        "segment",
+        job,
+        {"part_names": list(part_names), "options": opts.to_dict(), "has_detections": detections is not None},
+        arrays,
+    )
+
+
+def parse_segment_request(msg: Message) -> tuple[Capture, tuple[str, ...], SegmentOptions, Detections | None]:
+    """Validate a segment message down to every array value."""
+    a = msg.arrays
+    for name in ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam"):
+        if name not in a:
+            raise ValidationError(f"arrays.{name}", "required for a 'segment' message")
+    known = set(_CAPTURE_ARRAYS) | {"det_view", "det_part", "det_score", "det_box", "det_mask_index", "det_masks"}
+    unknown = sorted(set(a) - known)
+    if unknown:
+        raise ValidationError("arrays", f"unknown array(s) {unknown} in a 'segment' message")
+    names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+    options = SegmentOptions.from_dict(msg.fields["options"])
+    capture = Capture(
+        Mesh(a["vertices"], a["faces"], a.get("face_to_polygon")), a["rgb"], a["face_id"], a["K"], a["world_to_cam"]
+    ).validate()
+    detections = None
+    if msg.fields["has_detections"]:
+        detections = Detections.from_arrays(names, capture.n_views, a).validate(capture.n_views, capture.image_size)
+    elif options.teacher is None and options.method in ("distill", "vote"):
+        raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
+    return capture, names, options, detections
+
+
+def result_message(job: str, result: SegmentationResult) -> Message:
+    return Message(
+        "result",
+        job,
+        {"part_names": list(result.part_names), "stats": _plain(result.stats), "timings": _plain(result.timings)},
+        {
+            "face_labels": result.face_labels,
+            "face_confidence": result.face_confidence,
+            "polygon_labels": result.polygon_labels,
+        },
+    )
+
+
+def parse_result(msg: Message) -> SegmentationResult:
+    for name in ("face_labels", "face_confidence", "polygon_labels"):
+        if name not in msg.arrays:
+            raise ValidationError(f"arrays.{name}", "required for a 'result' message")
+    names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+    return SegmentationResult(
+        names,
+        msg.arrays["face_labels"],
+        msg.arrays["face_confidence"],
+        msg.arrays["polygon_labels"],
+        dict(msg.fields["stats"]),
+        dict(msg.fields["timings"]),
+    ).validate()
+
+
+def progress_message(job: str, done: int, total: int, stage: str, message: str = "") -> Message:
+    return Message("progress", job, {"done": int(done), "total": int(total), "stage": stage, "message": message})
+
+
+def error_message(job: str, code: str, field_name: str, message: str) -> Message:
+    assert code in ERROR_CODES, code
+    return Message("error", job, {"code": code, "field": field_name, "message": message})
+
+
+def _plain(d: dict) -> dict:
+    """Make stats msgpack-safe: numpy scalars/arrays to Python numbers/lists."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out[str(k)] = _plain(v)
+        elif isinstance(v, np.ndarray):
+            out[str(k)] = v.tolist()
+        elif isinstance(v, np.generic):
+            out[str(k)] = v.item()
+        elif isinstance(v, list | tuple):
+            out[str(k)] = [x.item() if isinstance(x, np.generic) else x for x in v]
+        else:
+            out[str(k)] = v
+    return out
