@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..shared.camera import camera_centre, project_points, view_direction
 from ..shared.capture import Capture
 from .sampling import SurfacePoints
-
-
-def project(xyz: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World points (N, 3) -> pixel coordinates (N, 2) float64 (u right, v down; pixel (i, j) spans
-    [i, i+1)) and camera depth (N,) float64 (z forward, OpenCV)."""
-    p = xyz.astype(np.float64) @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-    z = p[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = (p @ K.T)[:, :2] / z[:, None]
-    return uv, z
 
 
 def visible_pixels(capture: Capture, points: SurfacePoints, view: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -27,7 +18,7 @@ def visible_pixels(capture: Capture, points: SurfacePoints, view: int) -> tuple[
     col (M,) int64).
     """
     h, w = capture.image_size
-    uv, z = project(points.xyz, capture.K[view], capture.world_to_cam[view])
+    uv, z = project_points(points.xyz, capture.K[view], capture.world_to_cam[view], capture.is_orthographic(view))
     ok = (z > 0) & np.isfinite(uv).all(axis=1)
     col = np.floor(uv[:, 0], where=ok, out=np.full(len(z), -1.0)).astype(np.int64)
     row = np.floor(uv[:, 1], where=ok, out=np.full(len(z), -1.0)).astype(np.int64)
@@ -49,10 +40,10 @@ def _on_plane(capture: Capture, points: SurfacePoints, view: int, idx: np.ndarra
     tri = v[capture.mesh.faces[seen]]
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-    cam_world = np.linalg.inv(capture.world_to_cam[view])
-    centre = cam_world[:3, 3]
     p = points.xyz[idx].astype(np.float64)
-    ray = p - centre
+    w2c = capture.world_to_cam[view]
+    # the line of sight through the point: from the camera centre, or along the axis when orthographic
+    ray = np.broadcast_to(view_direction(w2c), p.shape) if capture.is_orthographic(view) else p - camera_centre(w2c)
     dist_along = np.einsum("ij,ij->i", n, tri[:, 0] - p)
     denom = np.einsum("ij,ij->i", n, ray)
     scale = np.linalg.norm(ray, axis=1)

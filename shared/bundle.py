@@ -2,7 +2,7 @@
 
 Keys: vertices (V,3) float32, faces (F,3) int32, rgb (N,H,W,3) uint8, face_id (N,H,W) int32,
 K (N,3,3) float64, world_to_cam (N,4,4) float64; optional face_to_polygon (F,) int32,
-part_names (P,) str, gt_face_labels (F,) int32.
+orthographic (N,) bool, part_names (P,) str, gt_face_labels (F,) int32.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .capture import Capture, Mesh
 from .errors import ValidationError
 
 REQUIRED_KEYS = ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam")
-OPTIONAL_KEYS = ("face_to_polygon", "part_names", "gt_face_labels")
+OPTIONAL_KEYS = ("face_to_polygon", "orthographic", "part_names", "gt_face_labels")
 
 
 def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) -> Path:
@@ -33,6 +33,8 @@ def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) ->
     }
     if capture.mesh.face_to_polygon is not None:
         arrays["face_to_polygon"] = capture.mesh.face_to_polygon
+    if capture.orthographic is not None:
+        arrays["orthographic"] = capture.orthographic
     if capture.part_names:
         arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
     if capture.gt_face_labels is not None:
@@ -71,6 +73,7 @@ def load_bundle(path: str | Path) -> Capture:
         data["face_id"],
         data["K"],
         data["world_to_cam"],
+        orthographic=data.get("orthographic"),
         part_names=names,
         gt_face_labels=data.get("gt_face_labels"),
     ).validate()

@@ -67,8 +67,10 @@ class Capture:
     """A mesh with N views.
 
     rgb: (N, H, W, 3) uint8. face_id: (N, H, W) int32 (-1 background). K: (N, 3, 3) float64.
-    world_to_cam: (N, 4, 4) float64. part_names / gt_face_labels (F,) int32 are optional
-    (ground truth, used by tests and benchmarks; -1 = unlabelled).
+    world_to_cam: (N, 4, 4) float64. orthographic: (N,) bool, optional — views whose camera is
+    orthographic (affine projection ``[u, v, 1] = K [x_cam, y_cam, 1]``, no division by depth); absent
+    means all perspective. part_names / gt_face_labels (F,) int32 are optional (ground truth, used
+    by tests and benchmarks; -1 = unlabelled).
     """
 
     mesh: Mesh
@@ -76,6 +78,7 @@ class Capture:
     face_id: np.ndarray
     K: np.ndarray
     world_to_cam: np.ndarray
+    orthographic: np.ndarray | None = None
     part_names: tuple[str, ...] = ()
     gt_face_labels: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
@@ -83,6 +86,9 @@ class Capture:
     @property
     def n_views(self) -> int:
         return int(self.rgb.shape[0])
+
+    def is_orthographic(self, view: int) -> bool:
+        return self.orthographic is not None and bool(self.orthographic[view])
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -104,6 +110,8 @@ class Capture:
         check_index_range("face_id", fid, -1, self.mesh.n_faces)
         check_array("K", self.K, np.float64, (n, 3, 3), finite=True)
         check_array("world_to_cam", self.world_to_cam, np.float64, (n, 4, 4), finite=True)
+        if self.orthographic is not None:
+            check_array("orthographic", self.orthographic, np.bool_, (n,))
         if self.part_names:
             self.part_names = check_part_names(
                 "part_names", self.part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS

@@ -59,7 +59,7 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 MESSAGE_TYPES = tuple(_FIELDS)
 
-_CAPTURE_ARRAYS = ("vertices", "faces", "face_to_polygon", "rgb", "face_id", "K", "world_to_cam")
+_CAPTURE_ARRAYS = ("vertices", "faces", "face_to_polygon", "rgb", "face_id", "K", "world_to_cam", "orthographic")
 
 
 @dataclass
@@ -199,6 +199,8 @@ def segment_request(
     }
     if m.face_to_polygon is not None:
         arrays["face_to_polygon"] = m.face_to_polygon
+    if capture.orthographic is not None:
+        arrays["orthographic"] = capture.orthographic
     if detections is not None:
         arrays.update(detections.to_arrays())
     opts = (options or SegmentOptions()).validate()
@@ -223,7 +225,8 @@ def parse_segment_request(msg: Message) -> tuple[Capture, tuple[str, ...], Segme
     names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
     options = SegmentOptions.from_dict(msg.fields["options"])
     capture = Capture(
-        Mesh(a["vertices"], a["faces"], a.get("face_to_polygon")), a["rgb"], a["face_id"], a["K"], a["world_to_cam"]
+        Mesh(a["vertices"], a["faces"], a.get("face_to_polygon")), a["rgb"], a["face_id"], a["K"], a["world_to_cam"],
+        orthographic=a.get("orthographic"),
     ).validate()
     detections = None
     if msg.fields["has_detections"]:

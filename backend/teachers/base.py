@@ -12,6 +12,7 @@ import string
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from partdistill.backend.cancel import Cancelled
 from partdistill.shared import limits
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
@@ -54,8 +55,9 @@ class TeacherUnavailableError(RuntimeError):
         )
 
 
-class TeacherCancelled(Exception):
-    """Raised by ``detect`` when its ``cancel`` callback returned True; no partial result is returned."""
+class TeacherCancelled(Cancelled):
+    """Raised by ``detect`` when its ``cancel`` callback returned True; no partial result is returned.
+    A kind of the engine's ``Cancelled``, so the server reports it as a cancelled job."""
 
 
 def check_prompt_template(template: str) -> str:

@@ -315,8 +315,12 @@ class GroundingDinoTeacher(Teacher):
             token_part = None
             for s, e in batches:
                 check_cancel(cancel)
+                # channels_last said outright: inferring it is ambiguous for views 3 px wide or high.
                 inputs = self.processor(
-                    images=list(images[s:e]), text=[caption] * (e - s), return_tensors="pt"
+                    images=list(images[s:e]),
+                    text=[caption] * (e - s),
+                    input_data_format="channels_last",
+                    return_tensors="pt",
                 )
                 if token_part is None:
                     ids = inputs["input_ids"][0]

@@ -1,0 +1,75 @@
+"""Pictures of a result: the rendered views with each part's pixels tinted in its colour, a legend,
+and the distillation loss curve with the epoch where backward distillation started."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..shared.capture import Capture
+from ..shared.palette import part_color
+
+
+def colour_views(capture: Capture, face_labels: np.ndarray, alpha: float = 0.65) -> np.ndarray:
+    """(N, H, W, 3) uint8: each view's RGB with the labelled pixels blended towards the part colour."""
+    n_parts = int(face_labels.max()) + 1 if face_labels.size else 0
+    lut = np.array([part_color(i) for i in range(-1, max(n_parts, 0))], dtype=np.float32) * 255  # row 0 = -1
+    fid = capture.face_id
+    label = np.where(fid >= 0, face_labels[np.maximum(fid, 0)], -1)
+    colour = lut[label + 1]
+    rgb = capture.rgb.astype(np.float32)
+    shade = rgb.mean(axis=-1, keepdims=True) / 255.0
+    tinted = (1 - alpha) * rgb + alpha * colour * (0.35 + 0.65 * shade)
+    return np.where((fid >= 0)[..., None], tinted, rgb).clip(0, 255).astype(np.uint8)
+
+
+def save_preview(
+    path: str | Path, capture: Capture, face_labels: np.ndarray, part_names: Sequence[str], max_views: int = 10
+) -> Path:
+    """A grid of coloured views with a legend, as PNG."""
+    from PIL import Image, ImageDraw
+
+    views = colour_views(capture, face_labels)[:max_views]
+    n, h, w, _ = views.shape
+    cols = min(5, n)
+    rows = (n + cols - 1) // cols
+    legend_h = 22
+    canvas = Image.new("RGB", (cols * w, rows * h + legend_h), (255, 255, 255))
+    for i, img in enumerate(views):
+        canvas.paste(Image.fromarray(img), ((i % cols) * w, (i // cols) * h))
+    draw = ImageDraw.Draw(canvas)
+    x = 6
+    for i, name in enumerate(part_names):
+        c = tuple(int(255 * t) for t in part_color(i))
+        y = rows * h + 5
+        draw.rectangle([x, y, x + 12, y + 12], fill=c)
+        draw.text((x + 16, y), name, fill=(0, 0, 0))
+        x += 16 + 7 * len(name) + 14
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def save_loss_curve(path: str | Path, loss: Sequence[float], trigger_epoch: int | None) -> Path:
+    """The distillation loss per epoch, with a marker where backward distillation started (seed Fig. B)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(np.arange(1, len(loss) + 1), loss, color="#377eb8", label="distillation loss")
+    if trigger_epoch is not None:
+        ax.axvline(trigger_epoch, color="#e41a1c", linestyle="--", label=f"backward distillation (epoch {trigger_epoch})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

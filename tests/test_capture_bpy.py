@@ -1,0 +1,458 @@
+"""Headless capture with Blender as a Python module: face ids vs renders, cameras, modifiers,
+messy meshes, other objects, and the user's scene left exactly as it was."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from mathutils import Vector  # noqa: E402
+
+from partdistill.blender_addon import capture as cap_mod  # noqa: E402
+from partdistill.shared.errors import ValidationError  # noqa: E402
+
+pytestmark = pytest.mark.bpy
+
+COLOURS = np.array([(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)], np.float64)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def colour_cube(name: str = "Cube", size: float = 2.0) -> bpy.types.Object:
+    """A cube whose six polygons have six flat material colours (polygon p -> COLOURS[p])."""
+    bpy.ops.mesh.primitive_cube_add(size=size)
+    obj = bpy.context.object
+    obj.name = name
+    for i, c in enumerate(COLOURS):
+        mat = bpy.data.materials.new(f"{name} colour {i}")
+        mat.diffuse_color = (*c, 1.0)  # what Workbench shows
+        bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+        bsdf.inputs["Base Color"].default_value = (*c, 1.0)  # what Cycles shows
+        obj.data.materials.append(mat)
+    obj.data.polygons.foreach_set("material_index", np.arange(6, dtype=np.int32))
+    return obj
+
+
+def add_camera(
+    location, target=(0.0, 0.0, 0.0), *, kind: str = "PERSP", shift_x: float = 0.0, ortho_scale: float = 4.0
+) -> bpy.types.Object:
+    data = bpy.data.cameras.new("cam")
+    data.type = kind
+    data.shift_x = shift_x
+    data.ortho_scale = ortho_scale
+    cam = bpy.data.objects.new("cam", data)
+    bpy.context.scene.collection.objects.link(cam)
+    loc = Vector(location)
+    cam.location = loc
+    cam.rotation_euler = (Vector(target) - loc).to_track_quat("-Z", "Y").to_euler()
+    bpy.context.view_layer.update()
+    return cam
+
+
+def erode(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary erosion by a (2r+1)^2 square; the image border counts as outside."""
+    out = mask.copy()
+    h, w = mask.shape
+    padded = np.pad(mask, r, constant_values=False)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            out &= padded[r + dy : r + dy + h, r + dx : r + dx + w]
+    return out
+
+
+def colour_agreement(capture, view: int, r: int = 2) -> tuple[float, int]:
+    """Fraction of eroded per-polygon interior pixels whose colour is that polygon's material colour
+    (and of eroded background pixels that are white), and how many pixels were checked."""
+    fid = capture.face_id[view]
+    rgb = capture.rgb[view].astype(np.int32)
+    poly = np.where(fid >= 0, capture.mesh.face_to_polygon[np.maximum(fid, 0)], -1)
+    ok = total = 0
+    for p in np.unique(poly):
+        region = erode(poly == p, r)
+        want = np.array([255, 255, 255]) if p < 0 else np.rint(COLOURS[p % 6] * 255)
+        got = rgb[region]
+        ok += int(np.all(np.abs(got - want) <= 3, axis=1).sum())
+        total += len(got)
+    return ok / max(total, 1), total
+
+
+CAMERA_SETUPS = {
+    "perspective": dict(location=(4.0, -5.0, 3.5)),
+    "shifted": dict(location=(4.0, -5.0, 3.5), shift_x=0.1),
+    "orthographic": dict(location=(4.0, -5.0, 3.5), kind="ORTHO", ortho_scale=4.5),
+}
+
+
+# --------------------------------------------------------------------------- face ids vs colours
+
+
+@pytest.mark.parametrize("setup", list(CAMERA_SETUPS))
+def test_face_ids_agree_with_rendered_colours(bpy_empty, setup):
+    cube = colour_cube()
+    cam = add_camera(**CAMERA_SETUPS[setup])
+    c = cap_mod.capture_object(cube, cameras=[cam], resolution=(96, 80), lighting="FLAT", engine="workbench")
+    assert c.meta["projection"] == ["orthographic" if setup == "orthographic" else "perspective"]
+    assert c.rgb.shape == (1, 80, 96, 3) and c.face_id.shape == (1, 80, 96)
+    visible = set(c.mesh.face_to_polygon[np.unique(c.face_id[0][c.face_id[0] >= 0])].tolist())
+    assert len(visible) == 3  # a corner view sees three sides
+    frac, n = colour_agreement(c, 0)
+    assert n > 3000
+    assert frac >= 0.999, f"{setup}: only {frac:.4%} of {n} interior pixels agree"
+
+
+@pytest.mark.parametrize("setup", list(CAMERA_SETUPS))
+def test_vertices_project_where_blender_puts_them(bpy_empty, setup):
+    from bpy_extras.object_utils import world_to_camera_view
+
+    cube = colour_cube()
+    cam = add_camera(**CAMERA_SETUPS[setup])
+    scene = bpy.context.scene
+    width, height = 96, 80
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    c = cap_mod.capture_object(cube, cameras=[cam], resolution=(width, height), lighting="FLAT")
+    uv, z = cap_mod.project_points(c.mesh.vertices, c.K[0], c.world_to_cam[0], c.meta["projection"][0])
+    ref = np.array([world_to_camera_view(scene, cam, Vector(v.tolist())) for v in c.mesh.vertices])
+    ref_uv = np.stack([ref[:, 0] * width, (1.0 - ref[:, 1]) * height], axis=1)
+    assert np.abs(uv - ref_uv).max() < 0.5
+    assert np.all(z > 0)
+
+    # Every pixel centre showing triangle f lies inside f's projection (the face-id map and the
+    # cameras agree), checked with barycentric coordinates and a 1e-3 px tolerance.
+    fid = c.face_id[0]
+    vs, us = np.nonzero(fid >= 0)
+    tri = uv[c.mesh.faces[fid[vs, us]]]  # (N, 3, 2)
+    p = np.stack([us + 0.5, vs + 0.5], axis=1)
+    a, b, cc = tri[:, 0], tri[:, 1], tri[:, 2]
+    den = (b[:, 1] - cc[:, 1]) * (a[:, 0] - cc[:, 0]) + (cc[:, 0] - b[:, 0]) * (a[:, 1] - cc[:, 1])
+    l1 = ((b[:, 1] - cc[:, 1]) * (p[:, 0] - cc[:, 0]) + (cc[:, 0] - b[:, 0]) * (p[:, 1] - cc[:, 1])) / den
+    l2 = ((cc[:, 1] - a[:, 1]) * (p[:, 0] - cc[:, 0]) + (a[:, 0] - cc[:, 0]) * (p[:, 1] - cc[:, 1])) / den
+    lam = np.stack([l1, l2, 1 - l1 - l2], axis=1)
+    edge_px = np.abs(den)[:, None] / np.linalg.norm(tri - np.roll(tri, -1, axis=1), axis=2).max(1)[:, None]
+    assert np.all(lam * edge_px > -1e-3)
+
+
+# --------------------------------------------------------------------------- modifiers
+
+
+def test_subdivision_maps_back_to_original_polygons(bpy_empty):
+    cube = colour_cube()
+    mod = cube.modifiers.new("subsurf", "SUBSURF")
+    mod.levels, mod.render_levels = 2, 3  # the capture renders what the viewport shows
+    cam = add_camera((4.0, -5.0, 3.5))
+    c = cap_mod.capture_object(cube, cameras=[cam], resolution=96, lighting="FLAT")
+    m = c.mesh
+    assert m.n_faces == 6 * 16 * 2
+    assert c.meta["n_polygons"] == 6
+    assert m.face_to_polygon.min() == 0 and m.face_to_polygon.max() == 5
+    assert np.all(np.bincount(m.face_to_polygon, minlength=6) == 32)
+    # Geometric consistency: each triangle lies on the side of the rounded cube its polygon came from.
+    normals = np.array([[p.normal[:] for p in cube.data.polygons]])[0]
+    centroids = m.vertices[m.faces].mean(axis=1)
+    assert np.array_equal(np.argmax(centroids @ normals.T, axis=1), m.face_to_polygon)
+    frac, n = colour_agreement(c, 0)
+    assert frac >= 0.999 and n > 2000
+    assert mod.render_levels == 3  # the user's modifier is untouched
+
+
+def test_mirror_and_array_propagate_sources(bpy_empty):
+    bpy.ops.mesh.primitive_plane_add(size=1.0, location=(1.0, 0.0, 0.0))
+    obj = bpy.context.object
+    obj.modifiers.new("mirror", "MIRROR")
+    arr = obj.modifiers.new("array", "ARRAY")
+    arr.count = 3
+    cam = add_camera((0.0, 0.0, 8.0), target=(0.0, 0.0, 0.0))
+    c = cap_mod.capture_object(obj, cameras=[cam], resolution=64)
+    assert c.mesh.n_faces == 2 * 2 * 3
+    assert np.all(c.mesh.face_to_polygon == 0)
+    assert c.meta["n_polygons"] == 1
+
+
+# --------------------------------------------------------------------------- messy meshes, occluders
+
+
+def messy_mesh() -> bpy.types.Object:
+    """An n-gon (hexagon), a quad, two triangles with duplicated vertices, a loose far-away quad,
+    three faces on one edge (non-manifold), a loose vertex and a loose edge."""
+    hexagon = [(math.cos(a) * 0.8, math.sin(a) * 0.8, 0.0) for a in np.linspace(0, 2 * math.pi, 7)[:-1]]
+    verts = list(hexagon)
+    faces = [list(range(6))]
+    base = len(verts)
+    verts += [(1.0, -0.5, 0.0), (2.0, -0.5, 0.0), (2.0, 0.5, 0.0), (1.0, 0.5, 0.0)]
+    faces.append([base, base + 1, base + 2, base + 3])
+    base = len(verts)  # duplicate vertices: two triangles that do not share vertex indices
+    verts += [(-2.0, -0.5, 0.0), (-1.0, -0.5, 0.0), (-1.0, 0.5, 0.0)]
+    verts += [(-2.0, -0.5, 0.0), (-1.0, 0.5, 0.0), (-2.0, 0.5, 0.0)]
+    faces += [[base, base + 1, base + 2], [base + 3, base + 4, base + 5]]
+    base = len(verts)  # non-manifold fan: three faces on the edge (0,-1.5)-(0,-1)
+    verts += [(0.0, -1.5, 0.0), (0.0, -1.0, 0.0), (-0.6, -1.2, 0.0), (0.6, -1.2, 0.0), (0.0, -1.2, 0.4)]
+    faces += [[base, base + 1, base + 2], [base, base + 1, base + 3], [base, base + 1, base + 4]]
+    base = len(verts)
+    verts += [(0.0, 1.4, 0.0), (0.5, 1.4, 0.0), (0.5, 1.9, 0.0), (0.0, 1.9, 0.0)]  # loose part
+    faces.append([base, base + 1, base + 2, base + 3])
+    verts += [(3.0, 3.0, 0.0), (3.0, 2.5, 0.0), (2.5, 3.0, 0.0)]  # loose vertex + loose edge
+    edges = [(len(verts) - 2, len(verts) - 1)]
+    mesh = bpy.data.meshes.new("messy")
+    mesh.from_pydata(verts, edges, faces)
+    mesh.validate()
+    obj = bpy.data.objects.new("messy", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def test_messy_mesh_and_an_occluder_in_front(bpy_empty):
+    obj = messy_mesh()
+    n_poly = len(obj.data.polygons)
+    cam = add_camera((0.3, -2.0, 6.0), target=(0.0, 0.0, 0.0))
+    kw = dict(cameras=[cam], resolution=96, lighting="FLAT", color_type="SINGLE")
+    alone = cap_mod.capture_object(obj, **kw)
+    m = alone.mesh
+    assert m.n_polygons == n_poly
+    expected_tris = [len(p.vertices) - 2 for p in obj.data.polygons]
+    assert np.array_equal(np.bincount(m.face_to_polygon, minlength=n_poly), expected_tris)
+    seen = set(m.face_to_polygon[np.unique(alone.face_id[0][alone.face_id[0] >= 0])].tolist())
+    assert seen >= {0, 1, 2, 3, 4, 5, 7}  # every flat polygon (6 is the upright fan face)
+    # A red plane between the camera and the mesh, and another object beside it.
+    bpy.ops.mesh.primitive_plane_add(size=3.0, location=(0.0, -1.0, 3.0))
+    red = bpy.data.materials.new("red")
+    red.diffuse_color = (1.0, 0.0, 0.0, 1.0)
+    bpy.context.object.data.materials.append(red)
+    bpy.ops.mesh.primitive_monkey_add(location=(2.0, 2.0, 0.5))
+    occluded = cap_mod.capture_object(obj, **kw)
+    assert np.array_equal(occluded.face_id, alone.face_id)
+    assert np.array_equal(occluded.rgb, alone.rgb)
+    assert not np.any((occluded.rgb[..., 0] > 200) & (occluded.rgb[..., 1] < 60))
+
+
+# --------------------------------------------------------------------------- the user's scene
+
+
+def scene_snapshot() -> dict:
+    scene = bpy.context.scene
+    r = scene.render
+    data = {
+        name: sorted(i.name for i in getattr(bpy.data, name))
+        for name in (
+            "objects", "meshes", "cameras", "images", "materials", "scenes", "worlds", "lights",
+            "collections", "node_groups", "shape_keys", "textures",
+        )
+    }  # fmt: skip
+    objects = {
+        o.name: (
+            o.hide_render,
+            o.hide_viewport,
+            o.hide_get(),
+            o.select_get(),
+            tuple(c.name for c in o.users_collection),
+            tuple(tuple(row) for row in o.matrix_world),
+            o.display_type,
+            tuple((m.name, m.show_render, m.show_viewport, getattr(m, "render_levels", None)) for m in o.modifiers),
+        )
+        for o in bpy.data.objects
+    }
+    meshes = {
+        me.name: (
+            tuple(sorted(a.name for a in me.attributes)),
+            me.attributes.active_index,
+            len(me.polygons),
+            tuple(m.name if m else None for m in me.materials),
+            tuple(me.vertices[0].co),
+        )
+        for me in bpy.data.meshes
+    }
+    render = (
+        r.engine, r.resolution_x, r.resolution_y, r.resolution_percentage, r.filepath, r.film_transparent,
+        r.image_settings.file_format, r.dither_intensity, scene.view_settings.view_transform,
+        scene.display.shading.light, scene.display.render_aa, scene.frame_current,
+        scene.camera.name if scene.camera else None, scene.world.name if scene.world else None,
+    )  # fmt: skip
+    active = bpy.context.view_layer.objects.active
+    slots = {im.name: (len(im.render_slots), im.render_slots.active_index) for im in bpy.data.images}
+    return dict(data=data, objects=objects, meshes=meshes, render=render, active=active and active.name, slots=slots)
+
+
+def test_users_scene_is_left_as_it_was(bpy_empty, tmp_path):
+    scene = bpy.context.scene
+    cube = colour_cube()
+    cube.shape_key_add(name="Basis")
+    key = cube.shape_key_add(name="Key 1")
+    key.data[0].co = (-1.5, -1.5, -1.5)
+    cube.modifiers.new("bevel", "BEVEL")
+    sub = cube.modifiers.new("subsurf", "SUBSURF")
+    sub.levels, sub.render_levels = 1, 2
+    cube.hide_render = True  # hidden for render: still captured, and still hidden afterwards
+    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 3))
+    other = bpy.context.object
+    other.select_set(True)
+    cam = add_camera((5.0, -5.0, 4.0))
+    scene.camera = cam
+    world = bpy.data.worlds.new("user world")
+    scene.world = world
+    r = scene.render
+    r.engine = "CYCLES"
+    r.resolution_x, r.resolution_y, r.resolution_percentage = 40, 30, 50
+    r.filepath = str(tmp_path / "user_render_")
+    r.film_transparent = False
+    scene.frame_current = 7
+    scene.view_settings.view_transform = "AgX"
+    # A user render already in the Render Result: the capture renders into a slot of its own.
+    r.engine = "BLENDER_WORKBENCH"
+    r.filepath = str(tmp_path / "user.png")
+    bpy.ops.render.render(write_still=True)
+    r.engine = "CYCLES"
+    bpy.context.view_layer.objects.active = other
+    before = scene_snapshot()
+
+    calls = []
+    c1 = cap_mod.capture_object(cube, ring=True, n_views=3, resolution=32, progress=lambda *a: calls.append(a))
+    assert calls == [(1, 3, "view 1/3"), (2, 3, "view 2/3"), (3, 3, "view 3/3")]
+    assert (c1.face_id >= 0).mean() > 0.2
+    after_ring = scene_snapshot()
+    c2 = cap_mod.capture_object(cube, resolution=32)  # the scene's camera, scene aspect 4:3
+    assert c2.rgb.shape == (1, 24, 32, 3)
+    assert c2.meta["camera_names"] == ["cam"]
+    after_scene_cams = scene_snapshot()
+    rr = bpy.data.images["Render Result"]
+    assert before["slots"]["Render Result"][1] == rr.render_slots.active_index
+    for snap in (after_ring, after_scene_cams):
+        snap["slots"] = before["slots"]  # one extra runtime render slot at most; compared above
+        assert snap == before
+    assert not any(a.name.startswith("_partdistill") for a in cube.data.attributes)
+
+
+def test_no_leftovers_when_a_view_fails(bpy_empty):
+    cube = colour_cube()
+    before = scene_snapshot()
+
+    def stop(done, total, message):
+        raise KeyboardInterrupt("cancelled")
+
+    with pytest.raises(KeyboardInterrupt):
+        cap_mod.capture_object(cube, ring=True, n_views=2, resolution=16, progress=stop)
+    assert scene_snapshot() == before
+
+
+# --------------------------------------------------------------------------- engines, ring, errors
+
+
+def test_cycles_fallback_renders_the_same_layout(bpy_empty):
+    cube = colour_cube()
+    cam = add_camera((4.0, -5.0, 3.5))
+    c = cap_mod.capture_object(cube, cameras=[cam], resolution=32, engine="cycles", cycles_samples=4)
+    assert c.meta["engine"] == "cycles"
+    fid, rgb = c.face_id[0], c.rgb[0].astype(int)
+    bg = erode(fid < 0, 1)
+    assert np.all(rgb[bg] >= 250)  # composited over white
+    poly = c.mesh.face_to_polygon[np.maximum(fid, 0)]
+    for p in np.unique(poly[fid >= 0]):
+        region = erode((fid >= 0) & (poly == p), 1)
+        mean = rgb[region].mean(0)
+        # lit, not flat: the channels the material has are the brightest ones
+        assert np.all(mean[COLOURS[p] > 0] > mean[COLOURS[p] == 0].max(initial=0) + 20)
+
+
+def test_ring_cameras_surround_the_object(bpy_empty):
+    cube = colour_cube()
+    cams = cap_mod.ring_cameras(cube, 10)
+    try:
+        assert len(cams) == 10
+        locs = np.array([c.location[:] for c in cams])
+        dist = np.linalg.norm(locs, axis=1)
+        assert np.allclose(dist, dist[0])
+        elev = np.degrees(np.arcsin(locs[:, 2] / dist))
+        assert np.allclose(elev[:3], cap_mod.RING_ELEVATIONS_DEG)
+    finally:
+        for c in cams:
+            data = c.data
+            bpy.data.objects.remove(c)
+            bpy.data.cameras.remove(data)
+    c = cap_mod.capture_object(cube, ring=True, n_views=10, resolution=32, aa_samples=1)
+    assert c.n_views == 10
+    coverage = (c.face_id >= 0).mean(axis=(1, 2))
+    assert np.all(coverage > 0.15) and np.all(coverage < 0.8)  # framed: visible, not cut off
+    assert np.all(c.face_id[:, 0, :] == -1) and np.all(c.face_id[:, :, -1] == -1)
+    assert set(np.unique(c.mesh.face_to_polygon[c.face_id[c.face_id >= 0]])) == set(range(6))
+
+
+def test_bad_arguments(bpy_empty):
+    cube = colour_cube()
+    cam = add_camera((4.0, -5.0, 3.5))
+    with pytest.raises(ValidationError, match="object"):
+        cap_mod.capture_object(cam)
+    with pytest.raises(ValidationError, match="cameras"):
+        cap_mod.capture_object(cube, cameras=[cube])
+    with pytest.raises(ValidationError, match="cameras"):
+        cap_mod.capture_object(cube, cameras=[cam], ring=True)
+    with pytest.raises(ValidationError, match="cameras"):
+        cap_mod.capture_object(cube, cameras=[])
+    with pytest.raises(ValidationError, match="engine"):
+        cap_mod.capture_object(cube, engine="eevee")
+    bpy.data.objects.remove(cam)
+    with pytest.raises(ValidationError, match="ring=False"):
+        cap_mod.capture_object(cube, ring=False)
+
+
+# --------------------------------------------------------------------------- files
+
+
+OBJ_TWO_PARTS = """\
+o first
+v -1 -1 0
+v 1 -1 0
+v 1 1 0
+v -1 1 0
+f 1 2 3 4
+o second
+v -1 -1 1
+v 1 -1 1
+v 0 1 1
+f 5 6 7
+"""
+
+
+def test_capture_file_formats(bpy_empty, tmp_path):
+    obj_path = tmp_path / "two_parts.obj"
+    obj_path.write_text(OBJ_TWO_PARTS)
+    c = cap_mod.capture_file(obj_path, n_views=2, resolution=24)
+    assert c.meta["object_name"] == "two_parts"
+    assert c.mesh.n_faces == 3 and c.meta["n_polygons"] == 2
+    assert c.n_views == 2
+
+    # Round-trip the same scene through the other formats Blender can write.
+    obj = bpy.data.objects["two_parts"]
+    for o in bpy.data.objects:
+        o.select_set(o == obj)
+    exports = {
+        ".ply": lambda p: bpy.ops.wm.ply_export(filepath=str(p), export_selected_objects=True),
+        ".stl": lambda p: bpy.ops.wm.stl_export(filepath=str(p), export_selected_objects=True),
+        ".glb": lambda p: bpy.ops.export_scene.gltf(filepath=str(p), use_selection=True),
+        ".fbx": lambda p: bpy.ops.export_scene.fbx(filepath=str(p), use_selection=True),
+        ".blend": lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True),
+    }
+    for ext, export in exports.items():
+        export(tmp_path / f"model{ext}")
+    for ext in exports:
+        c = cap_mod.capture_file(tmp_path / f"model{ext}", n_views=1, resolution=16)
+        assert c.mesh.n_faces == 3, ext
+        assert bpy.data.objects[c.meta["object_name"]].type == "MESH"
+        assert len([o for o in bpy.context.scene.objects if o.type == "MESH"]) == 1
+
+
+@pytest.mark.parametrize("ext", [".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend"])
+def test_capture_file_rejects_broken_files(bpy_empty, tmp_path, ext):
+    path = tmp_path / f"broken{ext}"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(ValidationError, match="^input: .*broken"):
+        cap_mod.capture_file(path)
+
+
+def test_capture_file_rejects_unknown_and_missing(bpy_empty, tmp_path):
+    with pytest.raises(ValidationError, match="unsupported file type '.xyz'"):
+        (tmp_path / "a.xyz").write_text("1 2 3")
+        cap_mod.capture_file(tmp_path / "a.xyz")
+    with pytest.raises(ValidationError, match="no such file"):
+        cap_mod.capture_file(tmp_path / "missing.obj")
