@@ -13,24 +13,47 @@ def visible_pixels(capture: Capture, points: SurfacePoints, view: int) -> tuple[
     """Which points are seen in ``view``, and at which pixel.
 
     A point is visible where the face-id map at its pixel shows the point's own face, or a face whose
-    plane passes through the point along the pixel's line of sight (a neighbour on the same surface,
-    so points near a triangle edge are not lost). Returns (point index (M,) int64, row (M,) int64,
-    col (M,) int64).
+    plane passes through the point along the line of sight (a neighbour on the same surface, so points
+    near a triangle edge are not lost). A point whose own pixel centre just misses its surface (near
+    a silhouette: a thin leg is mostly silhouette at 512 px) is matched with the nearest of the four
+    pixel centres around it that does show its surface. Returns (point index (M,) int64,
+    row (M,) int64, col (M,) int64), the pixel being where the point was seen.
     """
     h, w = capture.image_size
     uv, z = project_points(points.xyz, capture.K[view], capture.world_to_cam[view], capture.is_orthographic(view))
-    ok = (z > 0) & np.isfinite(uv).all(axis=1)
-    col = np.floor(uv[:, 0], where=ok, out=np.full(len(z), -1.0)).astype(np.int64)
-    row = np.floor(uv[:, 1], where=ok, out=np.full(len(z), -1.0)).astype(np.int64)
-    ok &= (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    ok = (z > 0) & np.isfinite(uv).all(axis=1) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
     idx = np.nonzero(ok)[0]
-    seen = capture.face_id[view][row[idx], col[idx]]
+    uv = uv[idx]
+    col, row = np.floor(uv[:, 0]).astype(np.int64), np.floor(uv[:, 1]).astype(np.int64)
+    seen = _shows_own_surface(capture, points, view, idx, row, col)
+    # second chance: the 2x2 pixel centres around the point, nearest first
+    c0, r0 = np.floor(uv[:, 0] - 0.5).astype(np.int64), np.floor(uv[:, 1] - 0.5).astype(np.int64)
+    cands = [(r0 + dr, c0 + dc) for dr in (0, 1) for dc in (0, 1)]
+    dist = np.stack([np.hypot(uv[:, 0] - (c + 0.5), uv[:, 1] - (r + 0.5)) for r, c in cands], axis=1)
+    for k in np.argsort(dist, axis=1).T:
+        todo = np.nonzero(~seen)[0]
+        if todo.size == 0:
+            break
+        r = np.array([cands[j][0][i] for i, j in zip(todo, k[todo], strict=True)], dtype=np.int64)
+        c = np.array([cands[j][1][i] for i, j in zip(todo, k[todo], strict=True)], dtype=np.int64)
+        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        todo, r, c = todo[inside], r[inside], c[inside]
+        hit = _shows_own_surface(capture, points, view, idx[todo], r, c)
+        seen[todo[hit]] = True
+        row[todo[hit]], col[todo[hit]] = r[hit], c[hit]
+    return idx[seen], row[seen], col[seen]
+
+
+def _shows_own_surface(
+    capture: Capture, points: SurfacePoints, view: int, idx: np.ndarray, row: np.ndarray, col: np.ndarray
+) -> np.ndarray:
+    """(M,) bool: pixel (row, col) shows the point's own face, or a face whose plane the point lies on."""
+    seen = capture.face_id[view][row, col]
     own = seen == points.face[idx]
     other = ~own & (seen >= 0)
     if other.any():
         own[other] = _on_plane(capture, points, view, idx[other], seen[other])
-    idx = idx[own]
-    return idx, row[idx], col[idx]
+    return own
 
 
 def _on_plane(capture: Capture, points: SurfacePoints, view: int, idx: np.ndarray, seen: np.ndarray) -> np.ndarray:

@@ -213,7 +213,7 @@ class CaptureSession:
         except RuntimeError as e:
             raise RuntimeError(f"rendering view {i} ({cam.name}) failed: {e}") from e
         t1 = time.perf_counter()
-        self._rgb[i] = _read_tga_over(self._image_path, self._background, self._size)
+        self._rgb[i], alpha = _read_tga_over(self._image_path, self._background, self._size)
         t2 = time.perf_counter()
         self._face_id[i] = _cast_face_ids(
             self._bvh,
@@ -223,6 +223,7 @@ class CaptureSession:
             self._clip[i],
             self._projection[i],
             self._size,
+            candidates=_dilate(alpha > 0),
         )
         t3 = time.perf_counter()
         self._timings["render_s"] += t1 - t0
@@ -769,9 +770,9 @@ def _fast_tmp_dir() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
-def _read_tga_over(path: str, background: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _read_tga_over(path: str, background: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Read an uncompressed 32-bit TGA (straight alpha) and composite it over ``background``
-    (3,) in 0..255: ``(H, W, 3) uint8``."""
+    (3,) in 0..255: ``(H, W, 3) uint8`` RGB and ``(H, W) uint8`` alpha."""
     data = np.fromfile(path, dtype=np.uint8)
     if data.size < 18:
         raise RuntimeError(f"the render wrote no image to {path}")
@@ -789,7 +790,18 @@ def _read_tga_over(path: str, background: np.ndarray, size: tuple[int, int]) -> 
     rgb = px[..., 2::-1].astype(np.float32)
     alpha = px[..., 3:4].astype(np.float32) / 255.0
     out = rgb * alpha + background.astype(np.float32) * (1.0 - alpha)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), np.ascontiguousarray(px[..., 3])
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """``(H, W) bool`` grown by one pixel (3x3)."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    grown = out.copy()
+    out[:, 1:] |= grown[:, :-1]
+    out[:, :-1] |= grown[:, 1:]
+    return out
 
 
 def _cast_face_ids(
@@ -800,11 +812,15 @@ def _cast_face_ids(
     clip: tuple[float, float],
     projection: str,
     size: tuple[int, int],
+    *,
+    candidates: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(H, W) int32`` triangle seen through each pixel centre (-1: none), honouring the clip range.
 
-    Only pixels inside the projected bounding box are cast. Perspective rays share their origin
-    (the camera centre), orthographic rays their direction, which halves the Python-side work."""
+    Only pixels inside the projected bounding box, and among ``candidates`` ``(H, W) bool`` when
+    given, are cast: the capture passes the render's coverage (alpha > 0, grown by a pixel), since a
+    pixel the render left empty shows nothing a teacher could label. Perspective rays share their
+    origin (the camera centre), orthographic rays their direction, which halves the Python work."""
     width, height = size
     out = np.full((height, width), -1, np.int32)
     near, far = clip
@@ -820,11 +836,15 @@ def _cast_face_ids(
         u0, v0, u1, v1 = max(u0, 0), max(v0, 0), min(u1, width), min(v1, height)
         if u0 >= u1 or v0 >= v1:
             return out
-    us = np.arange(u0, u1, dtype=np.float64) + 0.5
-    vs = np.arange(v0, v1, dtype=np.float64) + 0.5
-    x = (us - K[0, 2]) / K[0, 0]
-    y = (vs - K[1, 2]) / K[1, 1]
-    xx, yy = np.meshgrid(x, y)
+    vv, uu = np.mgrid[v0:v1, u0:u1]
+    if candidates is not None:
+        keep = candidates[v0:v1, u0:u1]
+        vv, uu = vv[keep], uu[keep]
+    vv, uu = vv.ravel(), uu.ravel()
+    if vv.size == 0:
+        return out
+    xx = (uu + 0.5 - K[0, 2]) / K[0, 0]
+    yy = (vv + 0.5 - K[1, 2]) / K[1, 1]
     cam_to_world = np.linalg.inv(world_to_cam)
     R, t = cam_to_world[:3, :3], cam_to_world[:3, 3]
     ray_cast = bvh.ray_cast
@@ -852,7 +872,7 @@ def _cast_face_ids(
         direction = Vector((R @ np.array([0.0, 0.0, 1.0])).tolist())
         hits = list(map(ray_cast, origins.tolist(), repeat(direction), repeat(far - near)))
         ids = np.fromiter((-1 if h[2] is None else h[2] for h in hits), np.int32, count=len(hits))
-    out[v0:v1, u0:u1] = ids.reshape(len(vs), len(us))
+    out[vv, uu] = ids
     return out
 
 

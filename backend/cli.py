@@ -1,0 +1,330 @@
+"""``partdistill``: segment meshes, serve the backend, make CurveZMQ keys.
+
+    partdistill segment INPUT --parts seat,back,leg --out DIR [--detections FILE.json]
+                        [--teacher grounding_dino] [--teacher-model ID|DIR] [--method distill|vote]
+                        [--backend tcp://host:port] [--views 10] [--resolution 512]
+    partdistill capture MESH --out BUNDLE.npz [--views 10] [--resolution 512]
+    partdistill serve [--bind tcp://127.0.0.1:5555] [--curve-keys DIR]
+    partdistill keys DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..shared.bundle import load_bundle
+from ..shared.capture import Capture
+from ..shared.detections import Detections
+from ..shared.errors import ValidationError
+from ..shared.options import SegmentOptions
+from ..shared.result import SegmentationResult
+
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend")
+DEFAULT_TEACHER = "grounding_dino"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return args.func(args)
+    except (CliError, ValidationError) as e:
+        print(f"partdistill: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("partdistill: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from ..shared.client import BackendError, BackendTimeout
+        from .teachers.base import TeacherUnavailableError
+
+        if isinstance(e, TeacherUnavailableError | BackendError | BackendTimeout):
+            print(f"partdistill: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="partdistill", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("segment", help="segment a mesh file or a capture bundle into named parts")
+    s.add_argument("input", type=Path, help=f"a mesh file ({' '.join(MESH_SUFFIXES)}) or a capture bundle .npz")
+    s.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
+    s.add_argument("--out", type=Path, required=True, help="output folder")
+    s.add_argument("--detections", type=Path, help="2D detections JSON (format in the README); no teacher then")
+    s.add_argument("--teacher", default=None, help=f"2D teacher when no --detections (default {DEFAULT_TEACHER})")
+    s.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
+    s.add_argument("--method", choices=("distill", "vote"), default="distill")
+    s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
+    s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
+    s.add_argument("--timeout", type=float, default=30.0, help="seconds of backend silence before giving up")
+    s.add_argument("--views", type=int, default=10, help="camera-ring views when capturing a mesh file")
+    s.add_argument("--resolution", type=int, default=512, help="view size in pixels when capturing a mesh file")
+    s.add_argument("--points", type=int, default=SegmentOptions.n_points, help="surface points for the student")
+    s.add_argument("--epochs", type=int, default=SegmentOptions.epochs, help="maximum distillation epochs")
+    s.add_argument("--no-backward", action="store_true", help="forward distillation only")
+    s.add_argument("--box-threshold", type=float, default=SegmentOptions.box_threshold)
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_segment)
+
+    c = sub.add_parser("capture", help="render a mesh file into a capture bundle (headless Blender)")
+    c.add_argument("input", type=Path)
+    c.add_argument("--out", type=Path, required=True, help="bundle path (.npz)")
+    c.add_argument("--views", type=int, default=10)
+    c.add_argument("--resolution", type=int, default=512)
+    c.set_defaults(func=cmd_capture)
+
+    v = sub.add_parser("serve", help="run the ZeroMQ backend")
+    v.add_argument("--bind", default="tcp://127.0.0.1:5555")
+    v.add_argument("--curve-keys", type=Path, help="folder made by `partdistill keys` (required off loopback)")
+    v.set_defaults(func=cmd_serve)
+
+    k = sub.add_parser("keys", help="make CurveZMQ key pairs for an encrypted non-loopback backend")
+    k.add_argument("folder", type=Path)
+    k.set_defaults(func=cmd_keys)
+    return p
+
+
+# ---- segment ---------------------------------------------------------------------------------
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    names = tuple(n.strip() for n in args.parts.split(",") if n.strip())
+    if not names:
+        raise CliError("--parts needs at least one part name")
+    if args.detections is not None and args.teacher is not None:
+        raise CliError("give either --detections or --teacher, not both")
+    options = SegmentOptions(
+        method=args.method,
+        teacher=None if args.detections is not None else (args.teacher or DEFAULT_TEACHER),
+        teacher_model=args.teacher_model,
+        box_threshold=args.box_threshold,
+        n_points=args.points,
+        epochs=args.epochs,
+        backward=not args.no_backward,
+        device=args.device,
+        seed=args.seed,
+    ).validate()
+    t0 = time.perf_counter()
+    capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet)
+    t_capture = time.perf_counter() - t0
+    detections = None
+    if args.detections is not None:
+        detections = Detections.load_json(args.detections).validate(capture.n_views, capture.image_size)
+
+    with _Progress(args.quiet) as bar:
+        if args.backend:
+            from ..shared.client import BackendClient
+
+            key = args.server_key.read_bytes().strip() if args.server_key else None
+            client = BackendClient(args.backend, timeout_s=args.timeout, server_public_key=key)
+            result = client.segment(capture, names, options, detections, on_progress=bar.client_update)
+        else:
+            from .engine import segment
+
+            teacher = None
+            if detections is None:
+                from .teachers import make_teacher
+
+                teacher = make_teacher(
+                    options.teacher, options.teacher_model, device=options.device,
+                    box_threshold=options.box_threshold, text_threshold=options.text_threshold,
+                )  # fmt: skip
+            result = segment(capture, names, options=options, detections=detections, teacher=teacher, progress=bar.update)
+    result.timings = {"capture": t_capture, **result.timings, "total": time.perf_counter() - t0}
+    written = write_outputs(args.out, capture, result)
+    _summary(result, written, capture)
+    return 0
+
+
+def read_input(path: Path, *, views: int = 10, resolution: int = 512, quiet: bool = False) -> Capture:
+    """A capture bundle is read directly; a mesh file is captured with headless Blender in a child
+    process (bpy and torch stay in separate processes; a crash in Blender cannot take the engine down)."""
+    if not path.exists():
+        raise CliError(f"input not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return load_bundle(path)
+    if suffix not in MESH_SUFFIXES:
+        raise CliError(f"unknown input type {path.suffix!r}: expected a capture bundle .npz or a mesh file {MESH_SUFFIXES}")
+    with tempfile.TemporaryDirectory(prefix="partdistill-capture-") as tmp:
+        bundle = Path(tmp) / "capture.npz"
+        capture_in_blender(path, bundle, views=views, resolution=resolution, quiet=quiet)
+        return load_bundle(bundle)
+
+
+def capture_in_blender(mesh: Path, bundle: Path, *, views: int, resolution: int, quiet: bool = False) -> None:
+    cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(mesh), str(bundle),
+           "--views", str(views), "--resolution", str(resolution)]  # fmt: skip
+    if not quiet:
+        print(f"capturing {mesh} ({views} views, {resolution} px) with headless Blender ...", file=sys.stderr)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_blender_env())
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        if "No module named 'bpy'" in (proc.stderr or ""):
+            last = "Blender as a Python module (bpy) is not installed: `pip install 'partdistill[blender]'`"
+        raise CliError(f"capturing {mesh} failed: {last.removeprefix('partdistill: error: ')}")
+
+
+def _blender_env() -> dict[str, str]:
+    env = dict(os.environ)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "partdistill"
+    env.setdefault("XDG_CACHE_HOME", str(cache.parent))  # keeps compiled Workbench shaders between runs
+    env.setdefault("BLENDER_USER_RESOURCES", str(cache / "blender-user"))
+    return env
+
+
+def write_outputs(out: Path, capture: Capture, result: SegmentationResult) -> dict[str, Path]:
+    """labels.npz, labels.json, segmented.glb, preview.png (and loss.png after distillation)."""
+    from .export_glb import write_glb
+    from .preview import save_loss_curve, save_preview
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    written["labels"] = out / "labels.npz"
+    np.savez_compressed(
+        written["labels"],
+        face_labels=result.face_labels,
+        face_confidence=result.face_confidence,
+        polygon_labels=result.polygon_labels,
+        part_names=np.array(result.part_names, dtype=np.str_),
+    )
+    written["json"] = out / "labels.json"
+    written["json"].write_text(json.dumps({
+        "part_names": list(result.part_names),
+        "face_labels": result.face_labels.tolist(),
+        "polygon_labels": result.polygon_labels.tolist(),
+        "face_confidence": [round(float(c), 4) for c in result.face_confidence],
+        "stats": {k: v for k, v in result.stats.items() if k != "loss"},
+        "timings": {k: round(float(v), 4) for k, v in result.timings.items()},
+    }))  # fmt: skip
+    m = capture.mesh
+    written["mesh"] = write_glb(out / "segmented.glb", m.vertices, m.faces, result.face_labels, result.part_names)
+    written["preview"] = save_preview(out / "preview.png", capture, result.face_labels, result.part_names)
+    if result.stats.get("loss"):
+        written["loss"] = save_loss_curve(out / "loss.png", result.stats["loss"], result.stats.get("trigger_epoch"))
+    return written
+
+
+def _summary(result: SegmentationResult, written: dict[str, Path], capture: Capture) -> None:
+    counts = np.bincount(result.face_labels + 1, minlength=len(result.part_names) + 1)
+    print(f"segmented {capture.mesh.n_faces} faces into {len(result.part_names)} parts:")
+    for i, name in enumerate(result.part_names):
+        print(f"  {name:>16}: {counts[i + 1]} faces")
+    if counts[0]:
+        print(f"  {'(unlabelled)':>16}: {counts[0]} faces")
+    if capture.gt_face_labels is not None and tuple(capture.part_names) == tuple(result.part_names):
+        from .metrics import shape_miou
+
+        miou = shape_miou(result.face_labels, capture.gt_face_labels, len(result.part_names), capture.mesh.face_areas())
+        print(f"mIoU against the bundle's ground truth: {100 * miou:.1f}")
+    print("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
+    for kind, path in written.items():
+        print(f"wrote {kind}: {path}")
+
+
+class _Progress:
+    """tqdm bars, one per stage (teacher, distill, ...)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.stage = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        if self.quiet or total <= 0:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            if self.bar is not None:
+                self.bar.close()
+            self.bar = tqdm(total=total, desc=stage, unit="step", leave=False, file=sys.stderr)
+            self.stage = stage
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def client_update(self, done: int, total: int, stage: str, message: str) -> None:
+        self.update(done, total, stage)
+
+
+# ---- capture / serve / keys ------------------------------------------------------------------
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    if args.input.suffix.lower() not in MESH_SUFFIXES:
+        raise CliError(f"unknown mesh type {args.input.suffix!r}; supported: {MESH_SUFFIXES}")
+    if not args.input.exists():
+        raise CliError(f"input not found: {args.input}")
+    capture_in_blender(args.input, args.out, views=args.views, resolution=args.resolution)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import Server
+
+    secret = public = None
+    if args.curve_keys is not None:
+        secret, public = load_server_keys(args.curve_keys)
+    try:
+        server = Server(args.bind, curve_secret_key=secret, curve_public_key=public)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    print(f"partdistill backend on {args.bind} (Ctrl+C to stop)", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    import zmq
+
+    args.folder.mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.curve_keypair()
+    (args.folder / "server.key").write_bytes(public)
+    sec = args.folder / "server.key_secret"
+    sec.write_bytes(secret)
+    sec.chmod(0o600)
+    print(f"wrote {args.folder}/server.key (give it to clients) and server.key_secret (keep it on the server)")
+    return 0
+
+
+def load_server_keys(folder: Path) -> tuple[bytes, bytes]:
+    try:
+        return (folder / "server.key_secret").read_bytes().strip(), (folder / "server.key").read_bytes().strip()
+    except FileNotFoundError as e:
+        raise CliError(f"CurveZMQ keys not found: {e.filename} (make them with `partdistill keys {folder}`)") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
