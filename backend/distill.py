@@ -145,7 +145,9 @@ def distill(
         if config.backward and report.trigger_epoch is None:
             window = report.loss[-config.ma_window :]
             ma.append(sum(window) / len(window))
-            settled = len(ma) > config.ma_window and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(ma[-2], 1e-8)
+            settled = len(ma) > config.ma_window and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(
+                ma[-2], 1e-8
+            )
             if epoch + 1 >= config.min_epochs and (settled or epoch + 1 >= config.epochs // 2):
                 with torch.no_grad():
                     pred = forward().argmax(dim=-1).cpu().numpy()

@@ -1,8 +1,8 @@
 """The engine: capture + part names (+ a teacher or given detections) -> per-face part labels.
 
-    teacher(views, part names) -> detections          (or detections brought by the user)
-    lift(detections, face-id maps) -> knowledge units over surface points
-    distill(student, units) -> per-point -> per-face -> per-polygon labels + confidences
+teacher(views, part names) -> detections          (or detections brought by the user)
+lift(detections, face-id maps) -> knowledge units over surface points
+distill(student, units) -> per-point -> per-face -> per-polygon labels + confidences
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def align_detections(detections: Detections, part_names: Sequence[str]) -> Detec
         return detections
     missing = [n for n in detections.part_names if n not in names]
     if missing:
-        raise ValidationError("detections.part_names", f"{missing} not among the requested parts {list(names)}")
+        raise ValidationError(
+            "detections.part_names", f"{missing} not among the requested parts {list(names)}"
+        )
     remap = [names.index(n) for n in detections.part_names]
     views = [[type(d)(remap[d.part], d.score, d.box, d.mask) for d in dets] for dets in detections.views]
     return Detections(names, views)
@@ -68,7 +70,11 @@ def segment(
     capture.validate()
     names = tuple(part_names)
     timings: dict[str, float] = {}
-    stats: dict[str, object] = {"method": options.method, "n_views": capture.n_views, "n_faces": capture.mesh.n_faces}
+    stats: dict[str, object] = {
+        "method": options.method,
+        "n_views": capture.n_views,
+        "n_faces": capture.mesh.n_faces,
+    }
 
     def check_cancel() -> None:
         if cancel is not None and cancel():
@@ -107,7 +113,9 @@ def segment(
     stats.update(n_units=units.n_units, n_points=points.n, covered_points=covered)
     report(0, options.epochs, "distill")
     if units.n_units == 0 or covered == 0:
-        raise ValidationError("detections", "no detection covers any visible part of the mesh: nothing to learn from")
+        raise ValidationError(
+            "detections", "no detection covers any visible part of the mesh: nothing to learn from"
+        )
 
     t = time.perf_counter()
     # Early training produces denormal floats in the backward pass; on x86 CPUs they made each epoch
@@ -126,11 +134,17 @@ def segment(
         return student(xyz_t, nrm_t, emb, nbr)[0].float().cpu()
 
     config = DistillConfig(epochs=options.epochs, backward=options.backward)
-    rep = distill(forward, list(student.parameters()), units, len(names), config, progress=report, cancel=cancel)
+    rep = distill(
+        forward, list(student.parameters()), units, len(names), config, progress=report, cancel=cancel
+    )
     with torch.no_grad():
         probs = torch.softmax(forward(), dim=-1).numpy()
     timings["distill"] = time.perf_counter() - t
-    stats.update(trigger_epoch=rep.trigger_epoch, epochs_run=len(rep.loss), final_loss=rep.loss[-1] if rep.loss else None)
+    stats.update(
+        trigger_epoch=rep.trigger_epoch,
+        epochs_run=len(rep.loss),
+        final_loss=rep.loss[-1] if rep.loss else None,
+    )
     stats["loss"] = [round(x, 5) for x in rep.loss]
 
     face_scores = points_to_faces(capture.mesh, points, probs)

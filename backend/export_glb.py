@@ -14,7 +14,11 @@ from ..shared.palette import part_color
 
 
 def write_glb(
-    path: str | Path, vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray, part_names: Sequence[str]
+    path: str | Path,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    face_labels: np.ndarray,
+    part_names: Sequence[str],
 ) -> Path:
     """vertices (V, 3) float32, faces (F, 3) int32, face_labels (F,) int32 (-1 unlabelled).
     Coordinates are written as given (Blender's z-up world) converted to glTF's y-up."""
@@ -42,7 +46,12 @@ def write_glb(
             continue
         acc = len(accessors)
         accessors.append(
-            {"bufferView": add_view(tri.tobytes(), 34963), "componentType": 5125, "count": tri.size, "type": "SCALAR"}
+            {
+                "bufferView": add_view(tri.tobytes(), 34963),
+                "componentType": 5125,
+                "count": tri.size,
+                "type": "SCALAR",
+            }
         )
         r, g, b = part_color(label)
         materials.append({
@@ -50,13 +59,17 @@ def write_glb(
             "pbrMetallicRoughness": {"baseColorFactor": [r, g, b, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.8},
             "doubleSided": True,
         })  # fmt: skip
-        primitives.append({"attributes": {"POSITION": 0}, "indices": acc, "material": len(materials) - 1, "mode": 4})
+        primitives.append(
+            {"attributes": {"POSITION": 0}, "indices": acc, "material": len(materials) - 1, "mode": 4}
+        )
     doc = {
         "asset": {"version": "2.0", "generator": "partdistill"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0, "name": "segmented"}],
-        "meshes": [{"name": "segmented", "primitives": primitives, "extras": {"part_names": list(part_names)}}],
+        "meshes": [
+            {"name": "segmented", "primitives": primitives, "extras": {"part_names": list(part_names)}}
+        ],
         "materials": materials,
         "accessors": accessors,
         "bufferViews": views,
@@ -66,7 +79,9 @@ def write_glb(
     js += b" " * (-len(js) % 4)
     blob.extend(b"\0" * (-len(blob) % 4))
     out = struct.pack("<III", 0x46546C67, 2, 12 + 8 + len(js) + 8 + len(blob))
-    out += struct.pack("<II", len(js), 0x4E4F534A) + js + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob)
+    out += (
+        struct.pack("<II", len(js), 0x4E4F534A) + js + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(out)
     return path

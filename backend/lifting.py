@@ -65,7 +65,9 @@ def compute_visibility(capture: Capture, points: SurfacePoints) -> Visibility:
     return Visibility([a for a, _, _ in vis], [b for _, b, _ in vis], [c for _, _, c in vis])
 
 
-def detection_region(capture: Capture, view: int, box: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
+def detection_region(
+    capture: Capture, view: int, box: np.ndarray | None, mask: np.ndarray | None
+) -> np.ndarray:
     """(H, W) bool: the foreground pixels a detection claims (box ∩ mask ∩ foreground, whichever given)."""
     fg = capture.face_id[view] >= 0
     region = fg.copy()
@@ -83,7 +85,9 @@ def detection_region(capture: Capture, view: int, box: np.ndarray | None, mask: 
     return region
 
 
-def lift(capture: Capture, detections: Detections, points: SurfacePoints, vis: Visibility | None = None) -> KnowledgeUnits:
+def lift(
+    capture: Capture, detections: Detections, points: SurfacePoints, vis: Visibility | None = None
+) -> KnowledgeUnits:
     """Detections -> knowledge units over ``points``."""
     vis = vis or compute_visibility(capture, points)
     parts, confs, views, counts, chunks, pixels = [], [], [], [], [], []

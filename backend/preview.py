@@ -26,7 +26,11 @@ def colour_views(capture: Capture, face_labels: np.ndarray, alpha: float = 0.65)
 
 
 def save_preview(
-    path: str | Path, capture: Capture, face_labels: np.ndarray, part_names: Sequence[str], max_views: int = 10
+    path: str | Path,
+    capture: Capture,
+    face_labels: np.ndarray,
+    part_names: Sequence[str],
+    max_views: int = 10,
 ) -> Path:
     """A grid of coloured views with a legend, as PNG."""
     from PIL import Image, ImageDraw
@@ -63,7 +67,12 @@ def save_loss_curve(path: str | Path, loss: Sequence[float], trigger_epoch: int 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.plot(np.arange(1, len(loss) + 1), loss, color="#377eb8", label="distillation loss")
     if trigger_epoch is not None:
-        ax.axvline(trigger_epoch, color="#e41a1c", linestyle="--", label=f"backward distillation (epoch {trigger_epoch})")
+        ax.axvline(
+            trigger_epoch,
+            color="#e41a1c",
+            linestyle="--",
+            label=f"backward distillation (epoch {trigger_epoch})",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()

@@ -190,11 +190,15 @@ class Server:
                 if msg.job in self._jobs:
                     raise ValidationError("header.job", f"job id {msg.job!r} is already in use")
                 if len(self._jobs) >= self.max_queue:
-                    return protocol.error_message(msg.job, "busy", "", f"{len(self._jobs)} jobs queued; try later")
+                    return protocol.error_message(
+                        msg.job, "busy", "", f"{len(self._jobs)} jobs queued; try later"
+                    )
                 job = Job(msg.job, identity, payload)
                 self._jobs[msg.job] = job
             self._queue.put(job)
-            return protocol.progress_message(msg.job, 0, 0, "queued", f"position {self._queue.qsize()} in the queue")
+            return protocol.progress_message(
+                msg.job, 0, 0, "queued", f"position {self._queue.qsize()} in the queue"
+            )
         raise ValidationError("header.type", f"a {msg.type!r} message is not a request the backend accepts")
 
     def _hello(self) -> dict:
@@ -255,7 +259,9 @@ class Server:
             now = time.monotonic()
             if now - last[0] >= 0.1 or done == total:
                 last[0] = now
-                push.send_multipart([job.identity, *protocol.encode(protocol.progress_message(job.id, done, total, stage))])
+                push.send_multipart(
+                    [job.identity, *protocol.encode(protocol.progress_message(job.id, done, total, stage))]
+                )
 
         try:
             if job.cancel.is_set():
@@ -281,7 +287,13 @@ class Server:
             return protocol.error_message(job.id, "internal", "", f"{type(e).__name__}: {e}")
 
     def _teacher(self, options: SegmentOptions):
-        key = (options.teacher, options.teacher_model, options.device, options.box_threshold, options.text_threshold)
+        key = (
+            options.teacher,
+            options.teacher_model,
+            options.device,
+            options.box_threshold,
+            options.text_threshold,
+        )
         if key not in self._teachers:
             self._teachers[key] = self._teacher_loader(options)
         return self._teachers[key]

@@ -111,11 +111,16 @@ class ShapeBuilder:
 
     def build(self) -> LabelledShape:
         return LabelledShape(
-            self.part_names, np.concatenate(self.vertices), list(self.polygons), np.asarray(self.labels, np.int32)
+            self.part_names,
+            np.concatenate(self.vertices),
+            list(self.polygons),
+            np.asarray(self.labels, np.int32),
         )
 
 
-def chair(seat_h: float = 0.45, width: float = 0.5, depth: float = 0.48, back_h: float = 0.45, arms: bool = True) -> LabelledShape:
+def chair(
+    seat_h: float = 0.45, width: float = 0.5, depth: float = 0.48, back_h: float = 0.45, arms: bool = True
+) -> LabelledShape:
     """A chair (z up): seat, back, four legs, and optionally two arms on posts."""
     names = ("seat", "back", "leg", "arm") if arms else ("seat", "back", "leg")
     b = ShapeBuilder(names)
@@ -129,6 +134,10 @@ def chair(seat_h: float = 0.45, width: float = 0.5, depth: float = 0.48, back_h:
     if arms:
         for sx in (-1, 1):
             x = sx * (w - 0.03)
-            b.box("arm", (x - 0.03, -d + 0.04, seat_h + 0.22), (x + 0.03, d - 0.04, seat_h + 0.26), divisions=2)
-            b.cylinder("arm", (x, -d + 0.08, seat_h + t), (x, -d + 0.08, seat_h + 0.22), 0.018, segments=12, rings=2)
+            b.box(
+                "arm", (x - 0.03, -d + 0.04, seat_h + 0.22), (x + 0.03, d - 0.04, seat_h + 0.26), divisions=2
+            )
+            b.cylinder(
+                "arm", (x, -d + 0.08, seat_h + t), (x, -d + 0.08, seat_h + 0.22), 0.018, segments=12, rings=2
+            )
     return b.build()

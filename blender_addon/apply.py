@@ -21,13 +21,12 @@ change, hence one undo step when called from an operator with ``bl_options = {"U
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 
 import bpy
 import numpy as np
 
-from ._shared import ValidationError, check_part_names, limits
+from ._shared import ValidationError, check_part_names, limits, palette
 
 PART_ATTRIBUTE = "partdistill_part"
 BEFORE_ATTRIBUTE = "partdistill_material_before"
@@ -36,38 +35,11 @@ EMPTY_SLOT_PROPERTY = "partdistill_empty_slot"
 MATERIAL_TAG = "partdistill_part"
 MATERIAL_PREFIX = "partdistill: "
 
-#: sRGB colours, distinct from each other and from a default grey (Tableau 10 + Kelly's contrasts).
-PALETTE_SRGB = (
-    (0.122, 0.467, 0.706),
-    (1.000, 0.498, 0.055),
-    (0.173, 0.627, 0.173),
-    (0.839, 0.153, 0.157),
-    (0.580, 0.404, 0.741),
-    (0.549, 0.337, 0.294),
-    (0.890, 0.467, 0.761),
-    (0.737, 0.741, 0.133),
-    (0.090, 0.745, 0.812),
-    (1.000, 0.843, 0.000),
-    (0.000, 0.502, 0.502),
-    (0.502, 0.000, 0.000),
-    (0.667, 1.000, 0.765),
-    (0.000, 0.000, 0.502),
-    (1.000, 0.980, 0.784),
-    (0.502, 0.502, 0.000),
-    (0.941, 0.196, 0.902),
-    (0.275, 0.941, 0.941),
-    (0.980, 0.745, 0.745),
-    (0.824, 0.961, 0.235),
-)
-
 
 def part_colors(n: int) -> np.ndarray:
-    """``(n, 4) float32`` linear RGBA: the fixed palette, then golden-ratio hues beyond it."""
-    srgb = list(PALETTE_SRGB[:n])
-    for k in range(len(srgb), n):
-        hue = (k * 0.618033988749895) % 1.0
-        srgb.append(colorsys.hsv_to_rgb(hue, 0.55 + 0.4 * (k % 2), 0.95 - 0.3 * ((k // 2) % 2)))
-    rgb = np.array(srgb, np.float64).reshape(-1, 3)
+    """``(n, 4) float32`` linear RGBA material colours of the shared part palette (the same colours
+    as previews and exports)."""
+    rgb = np.array(palette(n), np.float64).reshape(-1, 3)
     # Material colours are scene-linear; the palette is meant as seen on screen (sRGB).
     linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
     return np.concatenate([linear, np.ones((len(linear), 1))], axis=1).astype(np.float32)
@@ -112,7 +84,7 @@ def apply_result(
     _write_face_attribute(mesh, PART_ATTRIBUTE, labels)
     _write_face_attribute(mesh, BEFORE_ATTRIBUTE, before)
     mesh[PARTS_PROPERTY] = list(names)
-    _remove_orphans(reusable.values())
+    _remove_orphans([m for m, ours in zip(old, is_ours, strict=True) if ours])  # reused ones have users
     mesh.update()
 
 
@@ -224,7 +196,9 @@ def _material_before(mesh: bpy.types.Mesh, is_ours: list[bool]) -> np.ndarray:
     remap = np.cumsum(~ours) - 1  # old slot -> slot among the user's
     remap[ours] = 0  # a polygon that pointed at one of our slots falls back to the first slot
     remap = np.maximum(remap, 0)
-    return np.where(before < n_old, remap[np.clip(before, 0, n_old - 1)], before - int(ours.sum())).astype(np.int32)
+    return np.where(before < n_old, remap[np.clip(before, 0, n_old - 1)], before - int(ours.sum())).astype(
+        np.int32
+    )
 
 
 def _drop_our_slots(mesh: bpy.types.Mesh, is_ours: list[bool]) -> int:

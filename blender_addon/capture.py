@@ -12,11 +12,9 @@ Face ids are exact: rays through the pixel centres are cast against a BVH built 
 triangles of ``Capture.mesh``, so ``face_id`` indexes ``mesh.faces`` directly. Rays are derived from
 the stored ``K`` / ``world_to_cam``, so ids, cameras and images agree by construction.
 
-Projection of a view (``Capture.meta["projection"][n]``):
-
-- ``"perspective"``: pinhole, ``[u, v, 1]^T ~ K @ X_cam`` (divide by ``z``).
-- ``"orthographic"``: affine, ``[u, v, 1]^T = K @ [x_cam, y_cam, 1]^T`` (no division; ``fx``/``fy``
-  are pixels per scene unit). :func:`project_points` implements both.
+Projection of a view: perspective, ``[u, v, 1]^T ~ K @ X_cam`` (divide by ``z``), or, where
+``Capture.orthographic[n]`` is set, affine, ``[u, v, 1]^T = K @ [x_cam, y_cam, 1]^T`` (no division;
+``fx``/``fy`` are pixels per scene unit). ``shared.camera.project_points`` implements both.
 
 ``X_cam = world_to_cam @ [X_world, 1]`` in the OpenCV camera frame (x right, y down, z forward);
 pixel ``(i, j)`` spans ``[i, i+1) x [j, j+1)``.
@@ -39,7 +37,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 from mathutils.bvhtree import BVHTree
 
-from ._shared import Capture, Mesh, ValidationError
+from ._shared import Capture, Mesh, ValidationError, project_points
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -89,14 +87,15 @@ def capture_object(
     resolution: an int is the longer image side (the ring renders square images; scene cameras
     keep the scene's aspect ratio), a pair is ``(width, height)``.
     engine: ``"workbench"``, ``"cycles"`` (CPU, ``cycles_samples``, no denoiser) or ``"auto"``
-    (Workbench when an OpenGL/EGL context works, probed once in a child process; else Cycles).
+    (Workbench when an OpenGL/EGL context works, probed once in a child process; else Cycles;
+    the environment variable ``PARTDISTILL_RENDER_ENGINE=workbench|cycles`` skips the probe).
     color_type / lighting: Workbench shading (``"MATERIAL"``, ``"TEXTURE"``, ``"SINGLE"``, ...;
-    ``"STUDIO"``, ``"FLAT"``, ``"MATCAP"``). background: linear-free RGB in [0, 1] composited
+    ``"STUDIO"``, ``"FLAT"``, ``"MATCAP"``). background: display (sRGB) colour in [0, 1] composited
     behind the object. aa_samples: Workbench anti-aliasing samples (1 = off, 5, 8, 11, 16, 32).
     progress: called as ``progress(done, total, message)`` after each view; an exception raised
     there aborts the capture (the scene is cleaned up all the same).
 
-    The returned ``Capture.meta`` holds ``projection`` (per view), ``camera_names``, ``engine``,
+    ``Capture.orthographic`` marks orthographic views. ``Capture.meta`` holds ``camera_names``, ``engine``,
     ``object_name``, ``n_polygons`` (polygons of the object's own mesh; ``face_to_polygon`` indexes
     them), ``clip`` (per view ``[near, far]``) and ``timings`` (seconds).
     """
@@ -204,9 +203,11 @@ class CaptureSession:
         self._tmp.camera = cam
         if self._light is not None:
             # A headlight slightly above-left of the camera: shading that reads like a studio look.
-            self._light.matrix_world = cam.matrix_world.normalized() @ Matrix.Rotation(
-                math.radians(-25), 4, "X"
-            ) @ Matrix.Rotation(math.radians(-20), 4, "Y")
+            self._light.matrix_world = (
+                self._cam_to_world[i]
+                @ Matrix.Rotation(math.radians(-25), 4, "X")
+                @ Matrix.Rotation(math.radians(-20), 4, "Y")
+            )
         t0 = time.perf_counter()
         try:
             bpy.ops.render.render(write_still=True, scene=self._tmp.name)
@@ -221,7 +222,7 @@ class CaptureSession:
             self._K[i],
             self._w2c[i],
             self._clip[i],
-            self._projection[i],
+            self._orthographic[i],
             self._size,
             candidates=_dilate(alpha > 0),
         )
@@ -237,7 +238,6 @@ class CaptureSession:
             missing = [i for i, d in enumerate(self._done) if not d]
             raise RuntimeError(f"views {missing} were not captured")
         meta = {
-            "projection": list(self._projection),
             "camera_names": list(self._camera_names),
             "engine": self._engine,
             "object_name": self._obj.name,
@@ -251,6 +251,7 @@ class CaptureSession:
             face_id=self._face_id,
             K=self._K,
             world_to_cam=self._w2c,
+            orthographic=np.array(self._orthographic, dtype=bool),
             meta=meta,
         ).validate()
 
@@ -287,9 +288,7 @@ class CaptureSession:
 
         if use_ring:
             center, radius = _bounding_sphere(verts)
-            cams = ring_cameras(
-                self._copy, self._n_ring, collection=tmp.collection, bounds=(center, radius)
-            )
+            cams = ring_cameras(self._copy, self._n_ring, collection=tmp.collection, bounds=(center, radius))
             self._cleanup.append(lambda: _remove_objects(cams))
             depsgraph.update()
             self._cams = cams
@@ -301,13 +300,15 @@ class CaptureSession:
         n = len(self._cams)
         self._K = np.zeros((n, 3, 3), np.float64)
         self._w2c = np.zeros((n, 4, 4), np.float64)
-        self._projection: list[str] = []
+        self._orthographic: list[bool] = []
         self._clip: list[tuple[float, float]] = []
+        # Evaluated poses: originals are only synced from the depsgraph of the active scene.
+        self._cam_to_world: list[Matrix] = []
         for i, cam in enumerate(self._cams):
             cam_eval = cam.evaluated_get(depsgraph)
-            K, w2c, proj = camera_matrices(cam_eval, depsgraph, width, height)
-            self._K[i], self._w2c[i] = K, w2c
-            self._projection.append(proj)
+            self._cam_to_world.append(cam_eval.matrix_world.normalized())
+            self._K[i], self._w2c[i], ortho = camera_matrices(cam_eval, depsgraph, width, height)
+            self._orthographic.append(ortho)
             self._clip.append((float(cam_eval.data.clip_start), float(cam_eval.data.clip_end)))
         self._rgb = np.zeros((n, height, width, 3), np.uint8)
         self._face_id = np.full((n, height, width), -1, np.int32)
@@ -358,7 +359,8 @@ class CaptureSession:
                 raise ValidationError(f"cameras[{i}]", f"expected a camera object, got {_describe(cam)}")
             if cam.data.type not in ("PERSP", "ORTHO"):
                 raise ValidationError(
-                    f"cameras[{i}]", f"camera {cam.name!r} is {cam.data.type}; use a perspective or orthographic camera"
+                    f"cameras[{i}]",
+                    f"camera {cam.name!r} is {cam.data.type}; use a perspective or orthographic camera",
                 )
         self._user_cams = list(cams)
         return False
@@ -384,7 +386,11 @@ class CaptureSession:
             else:
                 r = self._scene.render
                 aspect = (r.resolution_x * r.pixel_aspect_x) / (r.resolution_y * r.pixel_aspect_y)
-                w, h = (side, max(1, round(side / aspect))) if aspect >= 1 else (max(1, round(side * aspect)), side)
+                w, h = (
+                    (side, max(1, round(side / aspect)))
+                    if aspect >= 1
+                    else (max(1, round(side * aspect)), side)
+                )
         if not (8 <= w <= 4096 and 8 <= h <= 4096):
             raise ValidationError("resolution", f"image sides must lie in [8, 4096], got {w}x{h}")
         return w, h
@@ -538,10 +544,10 @@ def ring_cameras(
 
 def camera_matrices(
     cam: bpy.types.Object, depsgraph: bpy.types.Depsgraph, width: int, height: int
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """OpenCV ``K (3, 3) float64``, ``world_to_cam (4, 4) float64`` and the projection kind
-    (``"perspective"`` or ``"orthographic"``) of ``cam`` rendering a ``width`` x ``height`` image
-    (square pixels; sensor fit and lens shift included)."""
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """OpenCV ``K (3, 3) float64``, ``world_to_cam (4, 4) float64`` and whether the camera is
+    orthographic (then ``K`` is affine, see the module docstring), for ``cam`` rendering a
+    ``width`` x ``height`` image (square pixels; sensor fit and lens shift included)."""
     P = np.array(cam.calc_matrix_camera(depsgraph, x=width, y=height, scale_x=1.0, scale_y=1.0), np.float64)
     K = np.eye(3)
     K[0, 0] = P[0, 0] * width / 2.0
@@ -549,32 +555,11 @@ def camera_matrices(
     if cam.data.type == "ORTHO":
         K[0, 2] = width / 2.0 * (1.0 + P[0, 3])
         K[1, 2] = height / 2.0 * (1.0 - P[1, 3])
-        proj = "orthographic"
     else:
         K[0, 2] = width / 2.0 * (1.0 - P[0, 2])
         K[1, 2] = height / 2.0 * (1.0 + P[1, 2])
-        proj = "perspective"
     view = np.array(cam.matrix_world.normalized().inverted(), np.float64)
-    return K, _FLIP_YZ @ view, proj
-
-
-def project_points(
-    points: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, projection: str = "perspective"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Project world points ``(N, 3)`` into a view: pixel coordinates ``(N, 2) float64`` (u right,
-    v down, pixel centres at .5) and camera depth ``z (N,) float64`` (in front: z > 0)."""
-    p = np.asarray(points, np.float64)
-    cam = p @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-    z = cam[:, 2]
-    if projection == "orthographic":
-        xy = cam[:, :2]
-    elif projection == "perspective":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xy = cam[:, :2] / z[:, None]
-    else:
-        raise ValidationError("projection", f"unknown projection {projection!r}")
-    uv = xy * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
-    return uv, z
+    return K, _FLIP_YZ @ view, cam.data.type == "ORTHO"
 
 
 def workbench_available() -> bool:
@@ -610,7 +595,8 @@ def import_mesh_file(path: str | os.PathLike) -> bpy.types.Object:
     }
     if ext not in importers:
         raise ValidationError(
-            "input", f"unsupported file type {ext or '(none)'!r} for {p.name}; use one of {', '.join(importers)}"
+            "input",
+            f"unsupported file type {ext or '(none)'!r} for {p.name}; use one of {', '.join(importers)}",
         )
     bpy.ops.wm.read_homefile(use_empty=True)
     try:
@@ -703,7 +689,9 @@ def _evaluated_triangles(obj: bpy.types.Object, copy_eval: bpy.types.Object) -> 
     bad = (face_to_polygon < 0) | (face_to_polygon >= n_source)
     if bad.any():
         face_to_polygon[bad] = _nearest_source_polygons(obj, local[tris[bad]].mean(axis=1))
-    mesh = Mesh(vertices=verts, faces=tris, face_to_polygon=face_to_polygon.astype(np.int32))
+    mesh = Mesh(
+        vertices=verts, faces=tris, face_to_polygon=face_to_polygon.astype(np.int32), polygon_count=n_source
+    )
     return mesh.validate(), n_source
 
 
@@ -810,7 +798,7 @@ def _cast_face_ids(
     K: np.ndarray,
     world_to_cam: np.ndarray,
     clip: tuple[float, float],
-    projection: str,
+    orthographic: bool,
     size: tuple[int, int],
     *,
     candidates: np.ndarray | None = None,
@@ -825,8 +813,8 @@ def _cast_face_ids(
     out = np.full((height, width), -1, np.int32)
     near, far = clip
     corners = np.array([[x, y, z] for x in aabb[:, 0] for y in aabb[:, 1] for z in aabb[:, 2]])
-    uv, z = project_points(corners, K, world_to_cam, projection)
-    if projection == "perspective" and np.any(z <= near):
+    uv, z = project_points(corners, K, world_to_cam, orthographic)
+    if not orthographic and np.any(z <= near):
         u0, v0, u1, v1 = 0, 0, width, height  # the box straddles the camera plane: cast everywhere
     else:
         if np.all(z < near) or np.all(z > far):
@@ -848,7 +836,7 @@ def _cast_face_ids(
     cam_to_world = np.linalg.inv(world_to_cam)
     R, t = cam_to_world[:3, :3], cam_to_world[:3, 3]
     ray_cast = bvh.ray_cast
-    if projection == "perspective":
+    if not orthographic:
         d_cam = np.stack([xx.ravel(), yy.ravel(), np.ones(xx.size)], axis=1)
         dirs = d_cam @ R.T
         origin = Vector(t.tolist())
@@ -863,7 +851,9 @@ def _cast_face_ids(
         if too_near.size:  # the render clips that surface and shows what lies behind it
             starts = (d_cam[too_near] * near) @ R.T + t
             lengths = (far - near) * np.linalg.norm(d_cam[too_near], axis=1)
-            for k, o, d, n in zip(too_near, starts.tolist(), dirs[too_near].tolist(), lengths.tolist(), strict=True):
+            for k, o, d, n in zip(
+                too_near, starts.tolist(), dirs[too_near].tolist(), lengths.tolist(), strict=True
+            ):
                 idx = ray_cast(o, d, n)[2]
                 ids[k] = -1 if idx is None else idx
     else:

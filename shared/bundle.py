@@ -2,7 +2,7 @@
 
 Keys: vertices (V,3) float32, faces (F,3) int32, rgb (N,H,W,3) uint8, face_id (N,H,W) int32,
 K (N,3,3) float64, world_to_cam (N,4,4) float64; optional face_to_polygon (F,) int32,
-orthographic (N,) bool, part_names (P,) str, gt_face_labels (F,) int32.
+polygon_count () int64 (source polygons, when a modifier deleted some), orthographic (N,) bool, part_names (P,) str, gt_face_labels (F,) int32.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .capture import Capture, Mesh
 from .errors import ValidationError
 
 REQUIRED_KEYS = ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam")
-OPTIONAL_KEYS = ("face_to_polygon", "orthographic", "part_names", "gt_face_labels")
+OPTIONAL_KEYS = ("face_to_polygon", "polygon_count", "orthographic", "part_names", "gt_face_labels")
 
 
 def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) -> Path:
@@ -33,6 +33,8 @@ def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) ->
     }
     if capture.mesh.face_to_polygon is not None:
         arrays["face_to_polygon"] = capture.mesh.face_to_polygon
+    if capture.mesh.polygon_count is not None:
+        arrays["polygon_count"] = np.int64(capture.mesh.polygon_count)
     if capture.orthographic is not None:
         arrays["orthographic"] = capture.orthographic
     if capture.part_names:
@@ -68,7 +70,7 @@ def load_bundle(path: str | Path) -> Capture:
             raise ValidationError("part_names", "must be a 1-D array of strings")
         names = tuple(str(s) for s in pn)
     return Capture(
-        Mesh(data["vertices"], data["faces"], data.get("face_to_polygon")),
+        Mesh(data["vertices"], data["faces"], data.get("face_to_polygon"), _scalar(data, "polygon_count")),
         data["rgb"],
         data["face_id"],
         data["K"],
@@ -77,3 +79,12 @@ def load_bundle(path: str | Path) -> Capture:
         part_names=names,
         gt_face_labels=data.get("gt_face_labels"),
     ).validate()
+
+
+def _scalar(data: dict, key: str) -> int | None:
+    if key not in data:
+        return None
+    a = data[key]
+    if a.shape != () or a.dtype.kind not in "iu":
+        raise ValidationError(key, f"must be a scalar integer, got {a.dtype} {a.shape}")
+    return int(a)

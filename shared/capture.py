@@ -25,11 +25,14 @@ class Mesh:
     vertices: (V, 3) float32. faces: (F, 3) int32 indices into vertices.
     face_to_polygon: (F,) int32, the source polygon of each triangle (identity when the source was
     already triangles); results are reported per triangle and per polygon.
+    polygon_count: the number of source polygons (a modifier may have deleted some, so it can exceed
+    ``face_to_polygon.max() + 1``); None = ``face_to_polygon.max() + 1``.
     """
 
     vertices: np.ndarray
     faces: np.ndarray
     face_to_polygon: np.ndarray | None = None
+    polygon_count: int | None = None
 
     @property
     def n_faces(self) -> int:
@@ -37,6 +40,8 @@ class Mesh:
 
     @property
     def n_polygons(self) -> int:
+        if self.polygon_count is not None:
+            return int(self.polygon_count)
         if self.face_to_polygon is None or self.face_to_polygon.size == 0:
             return self.n_faces
         return int(self.face_to_polygon.max()) + 1
@@ -51,9 +56,22 @@ class Mesh:
         if f.shape[0] == 0:
             raise ValidationError("faces", "the mesh has no faces")
         check_index_range("faces", f, 0, v.shape[0])
+        if self.polygon_count is not None:
+            c = self.polygon_count
+            if (
+                not isinstance(c, int | np.integer)
+                or isinstance(c, bool)
+                or not 1 <= int(c) <= limits.MAX_FACES
+            ):
+                raise ValidationError(
+                    "polygon_count", f"must be an integer in [1, {limits.MAX_FACES}], got {c!r}"
+                )
+            if self.face_to_polygon is None:
+                raise ValidationError("polygon_count", "given without face_to_polygon")
+            self.polygon_count = int(c)
         if self.face_to_polygon is not None:
             p = check_array("face_to_polygon", self.face_to_polygon, np.int32, (f.shape[0],))
-            check_index_range("face_to_polygon", p, 0, f.shape[0])
+            check_index_range("face_to_polygon", p, 0, self.polygon_count or limits.MAX_FACES)
         return self
 
     def face_areas(self) -> np.ndarray:

@@ -55,7 +55,9 @@ class Detections:
             "part_names", self.part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS
         )
         if n_views is not None and len(self.views) != n_views:
-            raise ValidationError("views", f"has {len(self.views)} view lists, the capture has {n_views} views")
+            raise ValidationError(
+                "views", f"has {len(self.views)} view lists, the capture has {n_views} views"
+            )
         for n, dets in enumerate(self.views):
             if len(dets) > limits.MAX_DETECTIONS_PER_VIEW:
                 raise ValidationError(f"views[{n}]", f"more than {limits.MAX_DETECTIONS_PER_VIEW} detections")
@@ -88,7 +90,9 @@ class Detections:
         return out
 
     @classmethod
-    def from_arrays(cls, part_names: tuple[str, ...], n_views: int, arrays: dict[str, np.ndarray]) -> Detections:
+    def from_arrays(
+        cls, part_names: tuple[str, ...], n_views: int, arrays: dict[str, np.ndarray]
+    ) -> Detections:
         from .validation import check_array, check_index_range
 
         view = check_array("det_view", arrays.get("det_view"), np.int32, (None,))
@@ -151,13 +155,19 @@ class Detections:
                 if not isinstance(r, dict):
                     raise ValidationError(f, "must be an object")
                 if r.get("part") not in index:
-                    raise ValidationError(f"{f}.part", f"{r.get('part')!r} is not one of the part names {list(names)}")
+                    raise ValidationError(
+                        f"{f}.part", f"{r.get('part')!r} is not one of the part names {list(names)}"
+                    )
                 score = r.get("score", 1.0)
                 if not isinstance(score, int | float) or isinstance(score, bool):
                     raise ValidationError(f"{f}.score", "must be a number")
                 box = r.get("box")
                 if box is not None:
-                    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(x, int | float) for x in box)):
+                    if not (
+                        isinstance(box, list)
+                        and len(box) == 4
+                        and all(isinstance(x, int | float) for x in box)
+                    ):
                         raise ValidationError(f"{f}.box", "must be [x0, y0, x1, y1] in pixels")
                     box = np.asarray(box, dtype=np.float32)
                 mask = None

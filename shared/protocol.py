@@ -59,7 +59,17 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 MESSAGE_TYPES = tuple(_FIELDS)
 
-_CAPTURE_ARRAYS = ("vertices", "faces", "face_to_polygon", "rgb", "face_id", "K", "world_to_cam", "orthographic")
+_CAPTURE_ARRAYS = (
+    "vertices",
+    "faces",
+    "face_to_polygon",
+    "rgb",
+    "face_id",
+    "K",
+    "world_to_cam",
+    "orthographic",
+    "polygon_count",
+)
 
 
 @dataclass
@@ -109,7 +119,9 @@ def decode(frames: Sequence) -> Message:
         raise ValidationError("header", f"must be a msgpack map, got {type(header).__name__}")
     v = header.get("v")
     if v != PROTOCOL_VERSION:
-        raise ValidationError("header.v", f"protocol version {v!r} is not supported (this side speaks {PROTOCOL_VERSION})")
+        raise ValidationError(
+            "header.v", f"protocol version {v!r} is not supported (this side speaks {PROTOCOL_VERSION})"
+        )
     mtype = header.get("type")
     if not isinstance(mtype, str):
         raise ValidationError("header.type", "missing or not a string")
@@ -125,7 +137,8 @@ def decode(frames: Sequence) -> Message:
         raise ValidationError("header.arrays", f"more than {limits.MAX_ARRAYS_PER_MESSAGE} arrays")
     if len(frames) - 1 != len(specs):
         raise ValidationError(
-            "frames", f"header lists {len(specs)} arrays but {len(frames) - 1} array frames arrived (truncated?)"
+            "frames",
+            f"header lists {len(specs)} arrays but {len(frames) - 1} array frames arrived (truncated?)",
         )
     arrays: dict[str, np.ndarray] = {}
     total = len(head)
@@ -137,7 +150,8 @@ def decode(frames: Sequence) -> Message:
         expected = math.prod(shape) * np.dtype(dtype).itemsize
         if len(buf) != expected:
             raise ValidationError(
-                f"arrays.{name}", f"frame has {len(buf)} bytes, shape {shape} of {dtype} needs {expected} (truncated?)"
+                f"arrays.{name}",
+                f"frame has {len(buf)} bytes, shape {shape} of {dtype} needs {expected} (truncated?)",
             )
         total += expected
         if total > limits.MAX_MESSAGE_BYTES:
@@ -161,7 +175,11 @@ def _check_spec(i: int, spec: object) -> tuple[str, str, tuple[int, ...]]:
         raise ValidationError(f"{f}.name", "must be a non-empty string")
     if dtype not in ALLOWED_DTYPES:
         raise ValidationError(f"{f}.dtype", f"{dtype!r} is not one of {sorted(ALLOWED_DTYPES)}")
-    if not isinstance(shape, list) or len(shape) > 6 or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+    if (
+        not isinstance(shape, list)
+        or len(shape) > 6
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+    ):
         raise ValidationError(f"{f}.shape", "must be a list of at most 6 integers")
     if any(s < 0 for s in shape):
         raise ValidationError(f"{f}.shape", f"negative dimension in {shape}")
@@ -201,6 +219,8 @@ def segment_request(
         arrays["face_to_polygon"] = m.face_to_polygon
     if capture.orthographic is not None:
         arrays["orthographic"] = capture.orthographic
+    if m.polygon_count is not None:
+        arrays["polygon_count"] = np.array(m.polygon_count, dtype=np.int64)
     if detections is not None:
         arrays.update(detections.to_arrays())
     opts = (options or SegmentOptions()).validate()
@@ -218,29 +238,59 @@ def parse_segment_request(msg: Message) -> tuple[Capture, tuple[str, ...], Segme
     for name in ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam"):
         if name not in a:
             raise ValidationError(f"arrays.{name}", "required for a 'segment' message")
-    known = set(_CAPTURE_ARRAYS) | {"det_view", "det_part", "det_score", "det_box", "det_mask_index", "det_masks"}
+    known = set(_CAPTURE_ARRAYS) | {
+        "det_view",
+        "det_part",
+        "det_score",
+        "det_box",
+        "det_mask_index",
+        "det_masks",
+    }
     unknown = sorted(set(a) - known)
     if unknown:
         raise ValidationError("arrays", f"unknown array(s) {unknown} in a 'segment' message")
-    names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+    names = check_part_names(
+        "part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS
+    )
     options = SegmentOptions.from_dict(msg.fields["options"])
     capture = Capture(
-        Mesh(a["vertices"], a["faces"], a.get("face_to_polygon")), a["rgb"], a["face_id"], a["K"], a["world_to_cam"],
+        Mesh(a["vertices"], a["faces"], a.get("face_to_polygon"), _scalar(a, "polygon_count")),
+        a["rgb"],
+        a["face_id"],
+        a["K"],
+        a["world_to_cam"],
         orthographic=a.get("orthographic"),
     ).validate()
     detections = None
     if msg.fields["has_detections"]:
-        detections = Detections.from_arrays(names, capture.n_views, a).validate(capture.n_views, capture.image_size)
+        detections = Detections.from_arrays(names, capture.n_views, a).validate(
+            capture.n_views, capture.image_size
+        )
     elif options.teacher is None and options.method in ("distill", "vote"):
-        raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
+        raise ValidationError(
+            "options.teacher", "no teacher named and no detections given: provide one of them"
+        )
     return capture, names, options, detections
+
+
+def _scalar(arrays: dict, name: str) -> int | None:
+    if name not in arrays:
+        return None
+    a = arrays[name]
+    if a.shape != () or a.dtype != np.int64:
+        raise ValidationError(f"arrays.{name}", "must be a scalar int64")
+    return int(a)
 
 
 def result_message(job: str, result: SegmentationResult) -> Message:
     return Message(
         "result",
         job,
-        {"part_names": list(result.part_names), "stats": _plain(result.stats), "timings": _plain(result.timings)},
+        {
+            "part_names": list(result.part_names),
+            "stats": _plain(result.stats),
+            "timings": _plain(result.timings),
+        },
         {
             "face_labels": result.face_labels,
             "face_confidence": result.face_confidence,
@@ -253,7 +303,9 @@ def parse_result(msg: Message) -> SegmentationResult:
     for name in ("face_labels", "face_confidence", "polygon_labels"):
         if name not in msg.arrays:
             raise ValidationError(f"arrays.{name}", "required for a 'result' message")
-    names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+    names = check_part_names(
+        "part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS
+    )
     return SegmentationResult(
         names,
         msg.arrays["face_labels"],
@@ -265,7 +317,9 @@ def parse_result(msg: Message) -> SegmentationResult:
 
 
 def progress_message(job: str, done: int, total: int, stage: str, message: str = "") -> Message:
-    return Message("progress", job, {"done": int(done), "total": int(total), "stage": stage, "message": message})
+    return Message(
+        "progress", job, {"done": int(done), "total": int(total), "stage": stage, "message": message}
+    )
 
 
 def error_message(job: str, code: str, field_name: str, message: str) -> Message:

@@ -106,7 +106,17 @@ def capture_of(mesh: Mesh, gt: np.ndarray, names, n_views: int = 6, size: int = 
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     n /= np.linalg.norm(n, axis=1, keepdims=True)
     shade = (80 + 150 * np.abs(n @ np.array([0.3, 0.5, 0.8]))).astype(np.uint8)
-    rgb = np.where(fids[..., None] >= 0, shade[np.maximum(fids, 0)][..., None], 255).repeat(3, axis=-1).astype(np.uint8)
+    rgb = (
+        np.where(fids[..., None] >= 0, shade[np.maximum(fids, 0)][..., None], 255)
+        .repeat(3, axis=-1)
+        .astype(np.uint8)
+    )
     return Capture(
-        mesh, rgb, fids, np.repeat(K[None], n_views, 0), np.stack(w2cs), part_names=tuple(names), gt_face_labels=gt
+        mesh,
+        rgb,
+        fids,
+        np.repeat(K[None], n_views, 0),
+        np.stack(w2cs),
+        part_names=tuple(names),
+        gt_face_labels=gt,
     ).validate()

@@ -11,8 +11,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from mathutils import Vector  # noqa: E402
-
 from partdistill.blender_addon import capture as cap_mod  # noqa: E402
+from partdistill.shared.camera import project_points  # noqa: E402
 from partdistill.shared.errors import ValidationError  # noqa: E402
 
 pytestmark = pytest.mark.bpy
@@ -96,13 +96,20 @@ def test_face_ids_agree_with_rendered_colours(bpy_empty, setup):
     cube = colour_cube()
     cam = add_camera(**CAMERA_SETUPS[setup])
     c = cap_mod.capture_object(cube, cameras=[cam], resolution=(96, 80), lighting="FLAT", engine="workbench")
-    assert c.meta["projection"] == ["orthographic" if setup == "orthographic" else "perspective"]
+    assert c.orthographic.tolist() == [setup == "orthographic"]
     assert c.rgb.shape == (1, 80, 96, 3) and c.face_id.shape == (1, 80, 96)
     visible = set(c.mesh.face_to_polygon[np.unique(c.face_id[0][c.face_id[0] >= 0])].tolist())
     assert len(visible) == 3  # a corner view sees three sides
     frac, n = colour_agreement(c, 0)
     assert n > 3000
     assert frac >= 0.999, f"{setup}: only {frac:.4%} of {n} interior pixels agree"
+    # Rays are cast only where the render has coverage; casting every pixel finds nothing more.
+    from mathutils.bvhtree import BVHTree
+
+    bvh = BVHTree.FromPolygons(c.mesh.vertices.tolist(), c.mesh.faces.tolist(), all_triangles=True)
+    aabb = np.stack([c.mesh.vertices.min(0), c.mesh.vertices.max(0)]).astype(np.float64)
+    args = (c.K[0], c.world_to_cam[0], tuple(c.meta["clip"][0]), c.is_orthographic(0), (96, 80))
+    assert np.array_equal(cap_mod._cast_face_ids(bvh, aabb, *args), c.face_id[0])
 
 
 @pytest.mark.parametrize("setup", list(CAMERA_SETUPS))
@@ -115,7 +122,7 @@ def test_vertices_project_where_blender_puts_them(bpy_empty, setup):
     width, height = 96, 80
     scene.render.resolution_x, scene.render.resolution_y = width, height
     c = cap_mod.capture_object(cube, cameras=[cam], resolution=(width, height), lighting="FLAT")
-    uv, z = cap_mod.project_points(c.mesh.vertices, c.K[0], c.world_to_cam[0], c.meta["projection"][0])
+    uv, z = project_points(c.mesh.vertices, c.K[0], c.world_to_cam[0], c.is_orthographic(0))
     ref = np.array([world_to_camera_view(scene, cam, Vector(v.tolist())) for v in c.mesh.vertices])
     ref_uv = np.stack([ref[:, 0] * width, (1.0 - ref[:, 1]) * height], axis=1)
     assert np.abs(uv - ref_uv).max() < 0.5
@@ -170,6 +177,40 @@ def test_mirror_and_array_propagate_sources(bpy_empty):
     assert c.mesh.n_faces == 2 * 2 * 3
     assert np.all(c.mesh.face_to_polygon == 0)
     assert c.meta["n_polygons"] == 1
+
+
+def test_modifier_dependencies_evaluate_in_the_private_scene(bpy_empty):
+    """A parent and a Boolean cutter live only in the user's scene: the copy still sees them."""
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.object
+    bpy.ops.object.empty_add(location=(3.0, 0.0, 0.0), rotation=(0.0, 0.0, 0.5))
+    cube.parent = bpy.context.object
+    bpy.context.view_layer.update()
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.7, location=cube.matrix_world @ Vector((1, 1, 1)))
+    cutter = bpy.context.object
+    cutter.hide_render = True
+    boolean = cube.modifiers.new("cut", "BOOLEAN")
+    boolean.object = cutter
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    ev = cube.evaluated_get(depsgraph)
+    ev.data.calc_loop_triangles()
+    expected = np.array([ev.matrix_world @ v.co for v in ev.data.vertices])
+    c = cap_mod.capture_object(cube, ring=True, n_views=1, resolution=32)
+    assert c.mesh.n_faces == len(ev.data.loop_triangles) > 12
+    assert np.allclose(np.sort(c.mesh.vertices, axis=0), np.sort(expected, axis=0), atol=1e-5)
+    assert 0 <= c.mesh.face_to_polygon.min() and c.mesh.face_to_polygon.max() < 6
+
+
+def test_sources_lost_by_a_modifier_fall_back_to_the_nearest_polygon(bpy_empty):
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.object
+    remesh = cube.modifiers.new("remesh", "REMESH")
+    remesh.mode, remesh.voxel_size = "VOXEL", 0.25
+    c = cap_mod.capture_object(cube, ring=True, n_views=1, resolution=32)
+    m = c.mesh
+    normals = np.array([p.normal[:] for p in cube.data.polygons])
+    nearest = np.argmax(m.vertices[m.faces].mean(axis=1) @ normals.T, axis=1)
+    assert (nearest == m.face_to_polygon).mean() > 0.99
 
 
 # --------------------------------------------------------------------------- messy meshes, occluders
@@ -238,7 +279,7 @@ def scene_snapshot() -> dict:
         name: sorted(i.name for i in getattr(bpy.data, name))
         for name in (
             "objects", "meshes", "cameras", "images", "materials", "scenes", "worlds", "lights",
-            "collections", "node_groups", "shape_keys", "textures",
+            "collections", "node_groups", "shape_keys", "textures", "actions", "libraries",
         )
     }  # fmt: skip
     objects = {
@@ -250,7 +291,10 @@ def scene_snapshot() -> dict:
             tuple(c.name for c in o.users_collection),
             tuple(tuple(row) for row in o.matrix_world),
             o.display_type,
-            tuple((m.name, m.show_render, m.show_viewport, getattr(m, "render_levels", None)) for m in o.modifiers),
+            tuple(
+                (m.name, m.show_render, m.show_viewport, getattr(m, "render_levels", None))
+                for m in o.modifiers
+            ),
         )
         for o in bpy.data.objects
     }
@@ -272,7 +316,9 @@ def scene_snapshot() -> dict:
     )  # fmt: skip
     active = bpy.context.view_layer.objects.active
     slots = {im.name: (len(im.render_slots), im.render_slots.active_index) for im in bpy.data.images}
-    return dict(data=data, objects=objects, meshes=meshes, render=render, active=active and active.name, slots=slots)
+    return dict(
+        data=data, objects=objects, meshes=meshes, render=render, active=active and active.name, slots=slots
+    )
 
 
 def test_users_scene_is_left_as_it_was(bpy_empty, tmp_path):
@@ -308,7 +354,9 @@ def test_users_scene_is_left_as_it_was(bpy_empty, tmp_path):
     before = scene_snapshot()
 
     calls = []
-    c1 = cap_mod.capture_object(cube, ring=True, n_views=3, resolution=32, progress=lambda *a: calls.append(a))
+    c1 = cap_mod.capture_object(
+        cube, ring=True, n_views=3, resolution=32, progress=lambda *a: calls.append(a)
+    )
     assert calls == [(1, 3, "view 1/3"), (2, 3, "view 2/3"), (3, 3, "view 3/3")]
     assert (c1.face_id >= 0).mean() > 0.2
     after_ring = scene_snapshot()
@@ -456,3 +504,21 @@ def test_capture_file_rejects_unknown_and_missing(bpy_empty, tmp_path):
         cap_mod.capture_file(tmp_path / "a.xyz")
     with pytest.raises(ValidationError, match="no such file"):
         cap_mod.capture_file(tmp_path / "missing.obj")
+
+
+def test_workbench_probe_says_no_when_the_child_cannot_run(monkeypatch):
+    if bpy.app.binary_path:
+        pytest.skip("inside the Blender executable the probe runs that, not sys.executable")
+    monkeypatch.setattr(cap_mod.sys, "executable", "/nonexistent/python")
+    assert cap_mod._probe_workbench() is (not bpy.app.background)
+
+
+def test_object_in_edit_mode(bpy_empty):
+    cube = colour_cube()
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        c = cap_mod.capture_object(cube, ring=True, n_views=1, resolution=24)
+        assert c.mesh.n_faces == 12
+        assert cube.mode == "EDIT"
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")

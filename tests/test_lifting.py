@@ -73,7 +73,9 @@ def test_occluded_points_are_not_visible():
     vis = compute_visibility(cap, pts)
     seen = pts.xyz[vis.points[0]]
     # the big box's front face (x = -0.8) behind the small box's shadow |y|,|z| < 0.15 is hidden
-    behind = (np.abs(pts.xyz[:, 0] + 0.8) < 1e-4) & (np.abs(pts.xyz[:, 1]) < 0.12) & (np.abs(pts.xyz[:, 2]) < 0.12)
+    behind = (
+        (np.abs(pts.xyz[:, 0] + 0.8) < 1e-4) & (np.abs(pts.xyz[:, 1]) < 0.12) & (np.abs(pts.xyz[:, 2]) < 0.12)
+    )
     assert behind.sum() > 5
     assert not np.isin(np.nonzero(behind)[0], vis.points[0]).any()
     # and the parts facing the camera elsewhere are seen (away from the silhouette, where a point's
@@ -87,4 +89,10 @@ def test_occluded_points_are_not_visible():
 def _bare_capture(fid):
     n, h, w = fid.shape
     mesh, _ = assemble([(0, ((0, 0, 0), (1, 1, 1)))])
-    return Capture(mesh, np.zeros((n, h, w, 3), np.uint8), fid, np.tile(np.eye(3), (n, 1, 1)), np.tile(np.eye(4), (n, 1, 1)))
+    return Capture(
+        mesh,
+        np.zeros((n, h, w, 3), np.uint8),
+        fid,
+        np.tile(np.eye(3), (n, 1, 1)),
+        np.tile(np.eye(4), (n, 1, 1)),
+    )

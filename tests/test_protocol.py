@@ -143,7 +143,9 @@ def test_wrong_version_missing_field_and_bad_field_type_are_named():
         protocol.decode([msgpack.packb({"v": 1, "type": "cancel", "job": "x"})])
     assert e.value.field == "header.target"
     with pytest.raises(ValidationError) as e:
-        protocol.decode([msgpack.packb({"v": 1, "type": "progress", "done": "3", "total": 1, "stage": "", "message": ""})])
+        protocol.decode(
+            [msgpack.packb({"v": 1, "type": "progress", "done": "3", "total": 1, "stage": "", "message": ""})]
+        )
     assert e.value.field == "header.done"
 
 

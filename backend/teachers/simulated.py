@@ -40,7 +40,9 @@ class SimulatedNoise:
 def simulate_detections(capture: Capture, noise: SimulatedNoise | None = None, seed: int = 0) -> Detections:
     """Detections (boxes) made from ``capture.gt_face_labels``."""
     if capture.gt_face_labels is None or not capture.part_names:
-        raise ValidationError("gt_face_labels", "the simulated teacher needs ground-truth face labels and part names")
+        raise ValidationError(
+            "gt_face_labels", "the simulated teacher needs ground-truth face labels and part names"
+        )
     noise = noise or SimulatedNoise()
     rng = np.random.default_rng(seed)
     n_parts = len(capture.part_names)
@@ -68,7 +70,9 @@ def simulate_detections(capture: Capture, noise: SimulatedNoise | None = None, s
                 dets.append(Detection(label, _score(rng, noise), _clip(box, w, h)))
         fg_rows, fg_cols = np.nonzero(fid >= 0)
         if fg_rows.size and rng.random() < noise.whole_object:
-            box = np.array([fg_cols.min(), fg_rows.min(), fg_cols.max() + 1, fg_rows.max() + 1], dtype=np.float64)
+            box = np.array(
+                [fg_cols.min(), fg_rows.min(), fg_cols.max() + 1, fg_rows.max() + 1], dtype=np.float64
+            )
             dets.append(Detection(int(rng.integers(n_parts)), _score(rng, noise), _clip(box, w, h)))
         if rng.random() < noise.false_positive:
             x0, y0 = rng.uniform(0, w * 0.8), rng.uniform(0, h * 0.8)
@@ -79,7 +83,13 @@ def simulate_detections(capture: Capture, noise: SimulatedNoise | None = None, s
 
 
 def _score(rng: np.random.Generator, noise: SimulatedNoise) -> float:
-    return float(np.clip(noise.base_score + rng.normal(0, noise.score_noise) if noise.score_noise else noise.base_score, 0.05, 1.0))
+    return float(
+        np.clip(
+            noise.base_score + rng.normal(0, noise.score_noise) if noise.score_noise else noise.base_score,
+            0.05,
+            1.0,
+        )
+    )
 
 
 def _clip(box: np.ndarray, w: int, h: int) -> np.ndarray:
