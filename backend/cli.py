@@ -60,37 +60,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="partdistill", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="partdistill", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("segment", help="segment a mesh file or a capture bundle into named parts")
-    s.add_argument(
-        "input", type=Path, help=f"a mesh file ({' '.join(MESH_SUFFIXES)}) or a capture bundle .npz"
-    )
+    s.add_argument("input", type=Path, help=f"a mesh file ({' '.join(MESH_SUFFIXES)}) or a capture bundle .npz")
     s.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
     s.add_argument("--out", type=Path, required=True, help="output folder")
-    s.add_argument(
-        "--detections", type=Path, help="2D detections JSON (format in the README); no teacher then"
-    )
-    s.add_argument(
-        "--teacher", default=None, help=f"2D teacher when no --detections (default {DEFAULT_TEACHER})"
-    )
+    s.add_argument("--detections", type=Path, help="2D detections JSON (format in the README); no teacher then")
+    s.add_argument("--teacher", default=None, help=f"2D teacher when no --detections (default {DEFAULT_TEACHER})")
     s.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
     s.add_argument("--method", choices=("distill", "vote"), default="distill")
-    s.add_argument(
-        "--backend", default=None, help="address of a running `partdistill serve`; default: in-process"
-    )
+    s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
     s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds of backend silence before giving up")
     s.add_argument("--views", type=int, default=10, help="camera-ring views when capturing a mesh file")
-    s.add_argument(
-        "--resolution", type=int, default=512, help="view size in pixels when capturing a mesh file"
-    )
-    s.add_argument(
-        "--points", type=int, default=SegmentOptions.n_points, help="surface points for the student"
-    )
+    s.add_argument("--resolution", type=int, default=512, help="view size in pixels when capturing a mesh file")
+    s.add_argument("--points", type=int, default=SegmentOptions.n_points, help="surface points for the student")
     s.add_argument("--epochs", type=int, default=SegmentOptions.epochs, help="maximum distillation epochs")
     s.add_argument("--no-backward", action="store_true", help="forward distillation only")
     s.add_argument("--box-threshold", type=float, default=SegmentOptions.box_threshold)
@@ -108,9 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("serve", help="run the ZeroMQ backend")
     v.add_argument("--bind", default="tcp://127.0.0.1:5555")
-    v.add_argument(
-        "--curve-keys", type=Path, help="folder made by `partdistill keys` (required off loopback)"
-    )
+    v.add_argument("--curve-keys", type=Path, help="folder made by `partdistill keys` (required off loopback)")
     v.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("keys", help="make CurveZMQ key pairs for an encrypted non-loopback backend")
@@ -238,14 +222,10 @@ def write_outputs(out: Path, capture: Capture, result: SegmentationResult) -> di
         "timings": {k: round(float(v), 4) for k, v in result.timings.items()},
     }))  # fmt: skip
     m = capture.mesh
-    written["mesh"] = write_glb(
-        out / "segmented.glb", m.vertices, m.faces, result.face_labels, result.part_names
-    )
+    written["mesh"] = write_glb(out / "segmented.glb", m.vertices, m.faces, result.face_labels, result.part_names)
     written["preview"] = save_preview(out / "preview.png", capture, result.face_labels, result.part_names)
     if result.stats.get("loss"):
-        written["loss"] = save_loss_curve(
-            out / "loss.png", result.stats["loss"], result.stats.get("trigger_epoch")
-        )
+        written["loss"] = save_loss_curve(out / "loss.png", result.stats["loss"], result.stats.get("trigger_epoch"))
     return written
 
 
@@ -259,9 +239,7 @@ def _summary(result: SegmentationResult, written: dict[str, Path], capture: Capt
     if capture.gt_face_labels is not None and tuple(capture.part_names) == tuple(result.part_names):
         from .metrics import shape_miou
 
-        miou = shape_miou(
-            result.face_labels, capture.gt_face_labels, len(result.part_names), capture.mesh.face_areas()
-        )
+        miou = shape_miou(result.face_labels, capture.gt_face_labels, len(result.part_names), capture.mesh.face_areas())
         print(f"mIoU against the bundle's ground truth: {100 * miou:.1f}")
     print("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
     for kind, path in written.items():
@@ -341,21 +319,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
     sec = args.folder / "server.key_secret"
     sec.write_bytes(secret)
     sec.chmod(0o600)
-    print(
-        f"wrote {args.folder}/server.key (give it to clients) and server.key_secret (keep it on the server)"
-    )
+    print(f"wrote {args.folder}/server.key (give it to clients) and server.key_secret (keep it on the server)")
     return 0
 
 
 def load_server_keys(folder: Path) -> tuple[bytes, bytes]:
     try:
-        return (folder / "server.key_secret").read_bytes().strip(), (
-            folder / "server.key"
-        ).read_bytes().strip()
+        return (folder / "server.key_secret").read_bytes().strip(), (folder / "server.key").read_bytes().strip()
     except FileNotFoundError as e:
-        raise CliError(
-            f"CurveZMQ keys not found: {e.filename} (make them with `partdistill keys {folder}`)"
-        ) from None
+        raise CliError(f"CurveZMQ keys not found: {e.filename} (make them with `partdistill keys {folder}`)") from None
 
 
 if __name__ == "__main__":

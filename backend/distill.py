@@ -23,8 +23,8 @@ class DistillConfig:
     """epochs: maximum optimisation steps (full batch). lr: Adam learning rate.
     backward: run backward distillation. ma_window / ma_tolerance: trigger when the moving average of
     the loss over ``ma_window`` epochs changes by less than ``ma_tolerance`` (relative) between epochs.
-    min_epochs: never trigger before this. post_epochs: training after re-scoring (0 = as many as
-    before the trigger, capped by ``epochs``). rescale_per_part: keep each part's mean weight when
+    min_epochs: never trigger before this. post_epochs: training after re-scoring (0 = on to
+    ``epochs``). rescale_per_part: keep each part's mean weight when
     re-scoring (re-rank units within a part, not between parts)."""
 
     epochs: int = 200
@@ -145,16 +145,14 @@ def distill(
         if config.backward and report.trigger_epoch is None:
             window = report.loss[-config.ma_window :]
             ma.append(sum(window) / len(window))
-            settled = len(ma) > config.ma_window and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(
-                ma[-2], 1e-8
-            )
+            settled = len(ma) > config.ma_window and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(ma[-2], 1e-8)
             if epoch + 1 >= config.min_epochs and (settled or epoch + 1 >= config.epochs // 2):
                 with torch.no_grad():
                     pred = forward().argmax(dim=-1).cpu().numpy()
                 units.weight = rescore(pred, units, config.rescale_per_part)
                 weight = torch.as_tensor(units.weight, dtype=torch.float32)
                 report.trigger_epoch = epoch + 1
-                post = config.post_epochs or (epoch + 1)
-                end = min(config.epochs, epoch + 1 + post)
+                if config.post_epochs:
+                    end = min(config.epochs, epoch + 1 + config.post_epochs)
     report.weights_after = units.weight.copy()
     return report

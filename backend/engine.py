@@ -46,9 +46,7 @@ def align_detections(detections: Detections, part_names: Sequence[str]) -> Detec
         return detections
     missing = [n for n in detections.part_names if n not in names]
     if missing:
-        raise ValidationError(
-            "detections.part_names", f"{missing} not among the requested parts {list(names)}"
-        )
+        raise ValidationError("detections.part_names", f"{missing} not among the requested parts {list(names)}")
     remap = [names.index(n) for n in detections.part_names]
     views = [[type(d)(remap[d.part], d.score, d.box, d.mask) for d in dets] for dets in detections.views]
     return Detections(names, views)
@@ -113,9 +111,7 @@ def segment(
     stats.update(n_units=units.n_units, n_points=points.n, covered_points=covered)
     report(0, options.epochs, "distill")
     if units.n_units == 0 or covered == 0:
-        raise ValidationError(
-            "detections", "no detection covers any visible part of the mesh: nothing to learn from"
-        )
+        raise ValidationError("detections", "no detection covers any visible part of the mesh: nothing to learn from")
 
     t = time.perf_counter()
     # Early training produces denormal floats in the backward pass; on x86 CPUs they made each epoch
@@ -134,9 +130,7 @@ def segment(
         return student(xyz_t, nrm_t, emb, nbr)[0].float().cpu()
 
     config = DistillConfig(epochs=options.epochs, backward=options.backward)
-    rep = distill(
-        forward, list(student.parameters()), units, len(names), config, progress=report, cancel=cancel
-    )
+    rep = distill(forward, list(student.parameters()), units, len(names), config, progress=report, cancel=cancel)
     with torch.no_grad():
         probs = torch.softmax(forward(), dim=-1).numpy()
     timings["distill"] = time.perf_counter() - t

@@ -59,17 +59,13 @@ def write_glb(
             "pbrMetallicRoughness": {"baseColorFactor": [r, g, b, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.8},
             "doubleSided": True,
         })  # fmt: skip
-        primitives.append(
-            {"attributes": {"POSITION": 0}, "indices": acc, "material": len(materials) - 1, "mode": 4}
-        )
+        primitives.append({"attributes": {"POSITION": 0}, "indices": acc, "material": len(materials) - 1, "mode": 4})
     doc = {
         "asset": {"version": "2.0", "generator": "partdistill"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0, "name": "segmented"}],
-        "meshes": [
-            {"name": "segmented", "primitives": primitives, "extras": {"part_names": list(part_names)}}
-        ],
+        "meshes": [{"name": "segmented", "primitives": primitives, "extras": {"part_names": list(part_names)}}],
         "materials": materials,
         "accessors": accessors,
         "bufferViews": views,
@@ -79,9 +75,7 @@ def write_glb(
     js += b" " * (-len(js) % 4)
     blob.extend(b"\0" * (-len(blob) % 4))
     out = struct.pack("<III", 0x46546C67, 2, 12 + 8 + len(js) + 8 + len(blob))
-    out += (
-        struct.pack("<II", len(js), 0x4E4F534A) + js + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob)
-    )
+    out += struct.pack("<II", len(js), 0x4E4F534A) + js + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(out)
     return path

@@ -65,9 +65,7 @@ def compute_visibility(capture: Capture, points: SurfacePoints) -> Visibility:
     return Visibility([a for a, _, _ in vis], [b for _, b, _ in vis], [c for _, _, c in vis])
 
 
-def detection_region(
-    capture: Capture, view: int, box: np.ndarray | None, mask: np.ndarray | None
-) -> np.ndarray:
+def detection_region(capture: Capture, view: int, box: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
     """(H, W) bool: the foreground pixels a detection claims (box ∩ mask ∩ foreground, whichever given)."""
     fg = capture.face_id[view] >= 0
     region = fg.copy()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def part_ious(
-    pred: np.ndarray, gt: np.ndarray, n_parts: int, weights: np.ndarray | None = None
-) -> np.ndarray:
+def part_ious(pred: np.ndarray, gt: np.ndarray, n_parts: int, weights: np.ndarray | None = None) -> np.ndarray:
     """(P,) float64 IoU per part over elements (faces or points) with a ground-truth label (gt >= 0).
 
     weights: (E,) per-element weight (face areas, so IoU measures surface rather than triangle

@@ -9,9 +9,7 @@ from ..shared.capture import Capture
 from .sampling import SurfacePoints
 
 
-def visible_pixels(
-    capture: Capture, points: SurfacePoints, view: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def visible_pixels(capture: Capture, points: SurfacePoints, view: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which points are seen in ``view``, and at which pixel.
 
     A point is visible where the face-id map at its pixel shows the point's own face, or a face whose
@@ -22,17 +20,8 @@ def visible_pixels(
     row (M,) int64, col (M,) int64), the pixel being where the point was seen.
     """
     h, w = capture.image_size
-    uv, z = project_points(
-        points.xyz, capture.K[view], capture.world_to_cam[view], capture.is_orthographic(view)
-    )
-    ok = (
-        (z > 0)
-        & np.isfinite(uv).all(axis=1)
-        & (uv[:, 0] >= 0)
-        & (uv[:, 0] < w)
-        & (uv[:, 1] >= 0)
-        & (uv[:, 1] < h)
-    )
+    uv, z = project_points(points.xyz, capture.K[view], capture.world_to_cam[view], capture.is_orthographic(view))
+    ok = (z > 0) & np.isfinite(uv).all(axis=1) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
     idx = np.nonzero(ok)[0]
     uv = uv[idx]
     col, row = np.floor(uv[:, 0]).astype(np.int64), np.floor(uv[:, 1]).astype(np.int64)
@@ -67,9 +56,7 @@ def _shows_own_surface(
     return own
 
 
-def _on_plane(
-    capture: Capture, points: SurfacePoints, view: int, idx: np.ndarray, seen: np.ndarray
-) -> np.ndarray:
+def _on_plane(capture: Capture, points: SurfacePoints, view: int, idx: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """Whether each point lies (within a small tolerance) on the plane of the face seen at its pixel,
     i.e. the surface seen there is the point's own surface, not an occluder in front of it."""
     v = capture.mesh.vertices.astype(np.float64)
@@ -79,11 +66,7 @@ def _on_plane(
     p = points.xyz[idx].astype(np.float64)
     w2c = capture.world_to_cam[view]
     # the line of sight through the point: from the camera centre, or along the axis when orthographic
-    ray = (
-        np.broadcast_to(view_direction(w2c), p.shape)
-        if capture.is_orthographic(view)
-        else p - camera_centre(w2c)
-    )
+    ray = np.broadcast_to(view_direction(w2c), p.shape) if capture.is_orthographic(view) else p - camera_centre(w2c)
     dist_along = np.einsum("ij,ij->i", n, tri[:, 0] - p)
     denom = np.einsum("ij,ij->i", n, ray)
     scale = np.linalg.norm(ray, axis=1)

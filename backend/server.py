@@ -190,15 +190,11 @@ class Server:
                 if msg.job in self._jobs:
                     raise ValidationError("header.job", f"job id {msg.job!r} is already in use")
                 if len(self._jobs) >= self.max_queue:
-                    return protocol.error_message(
-                        msg.job, "busy", "", f"{len(self._jobs)} jobs queued; try later"
-                    )
+                    return protocol.error_message(msg.job, "busy", "", f"{len(self._jobs)} jobs queued; try later")
                 job = Job(msg.job, identity, payload)
                 self._jobs[msg.job] = job
             self._queue.put(job)
-            return protocol.progress_message(
-                msg.job, 0, 0, "queued", f"position {self._queue.qsize()} in the queue"
-            )
+            return protocol.progress_message(msg.job, 0, 0, "queued", f"position {self._queue.qsize()} in the queue")
         raise ValidationError("header.type", f"a {msg.type!r} message is not a request the backend accepts")
 
     def _hello(self) -> dict:

@@ -32,10 +32,11 @@ class LabelledShape:
 
     def write_obj(self, path: str | Path) -> Path:
         """Wavefront OBJ, one object, polygons in order, ``usemtl <part>`` before each part's run (so
-        the part names survive as material names in any importer)."""
+        the part names survive as material names in any importer). OBJ is y-up by convention, so
+        our z-up coordinates are written as (x, z, -y); importers turn them back to z-up."""
         path = Path(path)
         lines = ["# partdistill procedural shape; materials name the ground-truth parts", f"o {path.stem}"]
-        lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in self.vertices]
+        lines += [f"v {x:.6f} {z:.6f} {-y:.6f}" for x, y, z in self.vertices]
         current = None
         for poly, label in zip(self.polygons, self.labels, strict=True):
             if label != current:
@@ -134,10 +135,6 @@ def chair(
     if arms:
         for sx in (-1, 1):
             x = sx * (w - 0.03)
-            b.box(
-                "arm", (x - 0.03, -d + 0.04, seat_h + 0.22), (x + 0.03, d - 0.04, seat_h + 0.26), divisions=2
-            )
-            b.cylinder(
-                "arm", (x, -d + 0.08, seat_h + t), (x, -d + 0.08, seat_h + 0.22), 0.018, segments=12, rings=2
-            )
+            b.box("arm", (x - 0.03, -d + 0.04, seat_h + 0.22), (x + 0.03, d - 0.04, seat_h + 0.26), divisions=2)
+            b.cylinder("arm", (x, -d + 0.08, seat_h + t), (x, -d + 0.08, seat_h + 0.22), 0.018, segments=12, rings=2)
     return b.build()

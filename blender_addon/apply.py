@@ -151,9 +151,7 @@ def _check_labels(values: object, n_polygons: int, n_parts: int, obj_name: str) 
             "polygon_labels", f"has {arr.shape[0]} entries but {obj_name!r} has {n_polygons} polygons"
         )
     if arr.size and (arr.min() < -1 or arr.max() >= n_parts):
-        raise ValidationError(
-            "polygon_labels", f"values must lie in [-1, {n_parts}), found [{arr.min()}, {arr.max()}]"
-        )
+        raise ValidationError("polygon_labels", f"values must lie in [-1, {n_parts}), found [{arr.min()}, {arr.max()}]")
     return arr.astype(np.int32)
 
 
@@ -196,9 +194,7 @@ def _material_before(mesh: bpy.types.Mesh, is_ours: list[bool]) -> np.ndarray:
     remap = np.cumsum(~ours) - 1  # old slot -> slot among the user's
     remap[ours] = 0  # a polygon that pointed at one of our slots falls back to the first slot
     remap = np.maximum(remap, 0)
-    return np.where(before < n_old, remap[np.clip(before, 0, n_old - 1)], before - int(ours.sum())).astype(
-        np.int32
-    )
+    return np.where(before < n_old, remap[np.clip(before, 0, n_old - 1)], before - int(ours.sum())).astype(np.int32)
 
 
 def _drop_our_slots(mesh: bpy.types.Mesh, is_ours: list[bool]) -> int:

@@ -386,11 +386,7 @@ class CaptureSession:
             else:
                 r = self._scene.render
                 aspect = (r.resolution_x * r.pixel_aspect_x) / (r.resolution_y * r.pixel_aspect_y)
-                w, h = (
-                    (side, max(1, round(side / aspect)))
-                    if aspect >= 1
-                    else (max(1, round(side * aspect)), side)
-                )
+                w, h = (side, max(1, round(side / aspect))) if aspect >= 1 else (max(1, round(side * aspect)), side)
         if not (8 <= w <= 4096 and 8 <= h <= 4096):
             raise ValidationError("resolution", f"image sides must lie in [8, 4096], got {w}x{h}")
         return w, h
@@ -689,9 +685,7 @@ def _evaluated_triangles(obj: bpy.types.Object, copy_eval: bpy.types.Object) -> 
     bad = (face_to_polygon < 0) | (face_to_polygon >= n_source)
     if bad.any():
         face_to_polygon[bad] = _nearest_source_polygons(obj, local[tris[bad]].mean(axis=1))
-    mesh = Mesh(
-        vertices=verts, faces=tris, face_to_polygon=face_to_polygon.astype(np.int32), polygon_count=n_source
-    )
+    mesh = Mesh(vertices=verts, faces=tris, face_to_polygon=face_to_polygon.astype(np.int32), polygon_count=n_source)
     return mesh.validate(), n_source
 
 
@@ -851,9 +845,7 @@ def _cast_face_ids(
         if too_near.size:  # the render clips that surface and shows what lies behind it
             starts = (d_cam[too_near] * near) @ R.T + t
             lengths = (far - near) * np.linalg.norm(d_cam[too_near], axis=1)
-            for k, o, d, n in zip(
-                too_near, starts.tolist(), dirs[too_near].tolist(), lengths.tolist(), strict=True
-            ):
+            for k, o, d, n in zip(too_near, starts.tolist(), dirs[too_near].tolist(), lengths.tolist(), strict=True):
                 idx = ray_cast(o, d, n)[2]
                 ids[k] = -1 if idx is None else idx
     else:

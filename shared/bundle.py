@@ -2,7 +2,8 @@
 
 Keys: vertices (V,3) float32, faces (F,3) int32, rgb (N,H,W,3) uint8, face_id (N,H,W) int32,
 K (N,3,3) float64, world_to_cam (N,4,4) float64; optional face_to_polygon (F,) int32,
-polygon_count () int64 (source polygons, when a modifier deleted some), orthographic (N,) bool, part_names (P,) str, gt_face_labels (F,) int32.
+polygon_count () int64 (source polygons, when a modifier deleted some), orthographic (N,) bool,
+part_names (P,) str, gt_face_labels (F,) int32.
 """
 
 from __future__ import annotations

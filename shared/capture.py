@@ -58,14 +58,8 @@ class Mesh:
         check_index_range("faces", f, 0, v.shape[0])
         if self.polygon_count is not None:
             c = self.polygon_count
-            if (
-                not isinstance(c, int | np.integer)
-                or isinstance(c, bool)
-                or not 1 <= int(c) <= limits.MAX_FACES
-            ):
-                raise ValidationError(
-                    "polygon_count", f"must be an integer in [1, {limits.MAX_FACES}], got {c!r}"
-                )
+            if not isinstance(c, int | np.integer) or isinstance(c, bool) or not 1 <= int(c) <= limits.MAX_FACES:
+                raise ValidationError("polygon_count", f"must be an integer in [1, {limits.MAX_FACES}], got {c!r}")
             if self.face_to_polygon is None:
                 raise ValidationError("polygon_count", "given without face_to_polygon")
             self.polygon_count = int(c)

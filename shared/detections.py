@@ -7,9 +7,11 @@ File form (``detections.json``, documented in the README)::
                 {"part": "back", "score": 0.6, "mask": "masks/v0_back.png"}],
                []]}
 
-One list per view, in the order of the capture's views. Boxes are in pixels, x right, y down,
-(x0, y0) inclusive top-left corner and (x1, y1) exclusive bottom-right corner (a box [0, 0, W, H]
-covers the whole image). A mask is a PNG (non-zero = inside) at a path relative to the JSON file.
+One list per view, in the order of the capture's views. An optional ``"image_size": [H, W]`` records
+the view size the boxes were made for; when present it is checked against the capture.
+Boxes are in pixels, x right, y down, (x0, y0) inclusive top-left corner and (x1, y1) exclusive
+bottom-right corner (a box [0, 0, W, H] covers the whole image). A mask is a PNG (non-zero = inside)
+at a path relative to the JSON file.
 """
 
 from __future__ import annotations
@@ -45,19 +47,16 @@ class Detections:
 
     part_names: tuple[str, ...]
     views: list[list[Detection]] = field(default_factory=list)
+    image_size: tuple[int, int] | None = None
 
     @property
     def n_detections(self) -> int:
         return sum(len(v) for v in self.views)
 
     def validate(self, n_views: int | None = None, image_size: tuple[int, int] | None = None) -> Detections:
-        self.part_names = check_part_names(
-            "part_names", self.part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS
-        )
+        self.part_names = check_part_names("part_names", self.part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
         if n_views is not None and len(self.views) != n_views:
-            raise ValidationError(
-                "views", f"has {len(self.views)} view lists, the capture has {n_views} views"
-            )
+            raise ValidationError("views", f"has {len(self.views)} view lists, the capture has {n_views} views")
         for n, dets in enumerate(self.views):
             if len(dets) > limits.MAX_DETECTIONS_PER_VIEW:
                 raise ValidationError(f"views[{n}]", f"more than {limits.MAX_DETECTIONS_PER_VIEW} detections")
@@ -90,9 +89,7 @@ class Detections:
         return out
 
     @classmethod
-    def from_arrays(
-        cls, part_names: tuple[str, ...], n_views: int, arrays: dict[str, np.ndarray]
-    ) -> Detections:
+    def from_arrays(cls, part_names: tuple[str, ...], n_views: int, arrays: dict[str, np.ndarray]) -> Detections:
         from .validation import check_array, check_index_range
 
         view = check_array("det_view", arrays.get("det_view"), np.int32, (None,))
@@ -138,9 +135,7 @@ class Detections:
     def from_json_dict(cls, doc: object, base_dir: Path | None = None) -> Detections:
         if not isinstance(doc, dict):
             raise ValidationError("detections", "must be a JSON object with 'part_names' and 'views'")
-        names = check_part_names(
-            "part_names", doc.get("part_names", []), limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS
-        )
+        names = check_part_names("part_names", doc.get("part_names", []), limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
         index = {n: i for i, n in enumerate(names)}
         raw_views = doc.get("views")
         if not isinstance(raw_views, list):
@@ -155,19 +150,13 @@ class Detections:
                 if not isinstance(r, dict):
                     raise ValidationError(f, "must be an object")
                 if r.get("part") not in index:
-                    raise ValidationError(
-                        f"{f}.part", f"{r.get('part')!r} is not one of the part names {list(names)}"
-                    )
+                    raise ValidationError(f"{f}.part", f"{r.get('part')!r} is not one of the part names {list(names)}")
                 score = r.get("score", 1.0)
                 if not isinstance(score, int | float) or isinstance(score, bool):
                     raise ValidationError(f"{f}.score", "must be a number")
                 box = r.get("box")
                 if box is not None:
-                    if not (
-                        isinstance(box, list)
-                        and len(box) == 4
-                        and all(isinstance(x, int | float) for x in box)
-                    ):
+                    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(x, int | float) for x in box)):
                         raise ValidationError(f"{f}.box", "must be [x0, y0, x1, y1] in pixels")
                     box = np.asarray(box, dtype=np.float32)
                 mask = None
@@ -177,7 +166,12 @@ class Detections:
                     raise ValidationError(f, "needs a 'box' or a 'mask'")
                 dets.append(Detection(part=index[r["part"]], score=float(score), box=box, mask=mask))
             views.append(dets)
-        return cls(names, views).validate()
+        size = doc.get("image_size")
+        if size is not None:
+            if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size)):
+                raise ValidationError("image_size", "must be [height, width] in pixels")
+            size = (size[0], size[1])
+        return cls(names, views, size).validate()
 
     def save_json(self, path: str | Path) -> None:
         """Write the JSON form; masks go to PNG files in ``<stem>_masks/`` beside it."""
@@ -198,7 +192,11 @@ class Detections:
                     r["mask"] = rel.as_posix()
                 rows.append(r)
             doc_views.append(rows)
-        path.write_text(json.dumps({"part_names": list(self.part_names), "views": doc_views}, indent=1))
+        doc: dict = {"part_names": list(self.part_names)}
+        if self.image_size is not None:
+            doc["image_size"] = list(self.image_size)
+        doc["views"] = doc_views
+        path.write_text(json.dumps(doc, indent=1))
 
 
 def _validate_detection(f: str, d: Detection, n_parts: int, image_size: tuple[int, int] | None) -> None:

@@ -29,7 +29,7 @@ class SegmentOptions:
     box_threshold: float = 0.25
     text_threshold: float = 0.2
     n_points: int = 8192
-    epochs: int = 200
+    epochs: int = 120
     backward: bool = True
     device: str = "auto"
     seed: int = 0

@@ -95,7 +95,9 @@ def encode(msg: Message) -> list:
         "v": PROTOCOL_VERSION,
         "type": msg.type,
         "job": msg.job,
-        "arrays": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)} for n, a in zip(names, arrays)],
+        "arrays": [
+            {"name": n, "dtype": a.dtype.name, "shape": list(a.shape)} for n, a in zip(names, arrays, strict=True)
+        ],
         **msg.fields,
     }
     frames: list = [msgpack.packb(header, use_bin_type=True)]
@@ -249,9 +251,7 @@ def parse_segment_request(msg: Message) -> tuple[Capture, tuple[str, ...], Segme
     unknown = sorted(set(a) - known)
     if unknown:
         raise ValidationError("arrays", f"unknown array(s) {unknown} in a 'segment' message")
-    names = check_part_names(
-        "part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS
-    )
+    names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
     options = SegmentOptions.from_dict(msg.fields["options"])
     capture = Capture(
         Mesh(a["vertices"], a["faces"], a.get("face_to_polygon"), _scalar(a, "polygon_count")),
@@ -263,13 +263,9 @@ def parse_segment_request(msg: Message) -> tuple[Capture, tuple[str, ...], Segme
     ).validate()
     detections = None
     if msg.fields["has_detections"]:
-        detections = Detections.from_arrays(names, capture.n_views, a).validate(
-            capture.n_views, capture.image_size
-        )
+        detections = Detections.from_arrays(names, capture.n_views, a).validate(capture.n_views, capture.image_size)
     elif options.teacher is None and options.method in ("distill", "vote"):
-        raise ValidationError(
-            "options.teacher", "no teacher named and no detections given: provide one of them"
-        )
+        raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
     return capture, names, options, detections
 
 
@@ -303,9 +299,7 @@ def parse_result(msg: Message) -> SegmentationResult:
     for name in ("face_labels", "face_confidence", "polygon_labels"):
         if name not in msg.arrays:
             raise ValidationError(f"arrays.{name}", "required for a 'result' message")
-    names = check_part_names(
-        "part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS
-    )
+    names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
     return SegmentationResult(
         names,
         msg.arrays["face_labels"],
@@ -317,9 +311,7 @@ def parse_result(msg: Message) -> SegmentationResult:
 
 
 def progress_message(job: str, done: int, total: int, stage: str, message: str = "") -> Message:
-    return Message(
-        "progress", job, {"done": int(done), "total": int(total), "stage": stage, "message": message}
-    )
+    return Message("progress", job, {"done": int(done), "total": int(total), "stage": stage, "message": message})
 
 
 def error_message(job: str, code: str, field_name: str, message: str) -> Message:

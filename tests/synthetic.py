@@ -4,7 +4,6 @@ shapes, look-at cameras on a ring, and an exact numpy ray caster for the face-id
 from __future__ import annotations
 
 import numpy as np
-
 from partdistill.shared.capture import Capture, Mesh
 
 _BOX_FACES = np.array(
@@ -106,11 +105,7 @@ def capture_of(mesh: Mesh, gt: np.ndarray, names, n_views: int = 6, size: int = 
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     n /= np.linalg.norm(n, axis=1, keepdims=True)
     shade = (80 + 150 * np.abs(n @ np.array([0.3, 0.5, 0.8]))).astype(np.uint8)
-    rgb = (
-        np.where(fids[..., None] >= 0, shade[np.maximum(fids, 0)][..., None], 255)
-        .repeat(3, axis=-1)
-        .astype(np.uint8)
-    )
+    rgb = np.where(fids[..., None] >= 0, shade[np.maximum(fids, 0)][..., None], 255).repeat(3, axis=-1).astype(np.uint8)
     return Capture(
         mesh,
         rgb,

@@ -291,10 +291,7 @@ def scene_snapshot() -> dict:
             tuple(c.name for c in o.users_collection),
             tuple(tuple(row) for row in o.matrix_world),
             o.display_type,
-            tuple(
-                (m.name, m.show_render, m.show_viewport, getattr(m, "render_levels", None))
-                for m in o.modifiers
-            ),
+            tuple((m.name, m.show_render, m.show_viewport, getattr(m, "render_levels", None)) for m in o.modifiers),
         )
         for o in bpy.data.objects
     }
@@ -316,9 +313,7 @@ def scene_snapshot() -> dict:
     )  # fmt: skip
     active = bpy.context.view_layer.objects.active
     slots = {im.name: (len(im.render_slots), im.render_slots.active_index) for im in bpy.data.images}
-    return dict(
-        data=data, objects=objects, meshes=meshes, render=render, active=active and active.name, slots=slots
-    )
+    return dict(data=data, objects=objects, meshes=meshes, render=render, active=active and active.name, slots=slots)
 
 
 def test_users_scene_is_left_as_it_was(bpy_empty, tmp_path):
@@ -354,9 +349,7 @@ def test_users_scene_is_left_as_it_was(bpy_empty, tmp_path):
     before = scene_snapshot()
 
     calls = []
-    c1 = cap_mod.capture_object(
-        cube, ring=True, n_views=3, resolution=32, progress=lambda *a: calls.append(a)
-    )
+    c1 = cap_mod.capture_object(cube, ring=True, n_views=3, resolution=32, progress=lambda *a: calls.append(a))
     assert calls == [(1, 3, "view 1/3"), (2, 3, "view 2/3"), (3, 3, "view 3/3")]
     assert (c1.face_id >= 0).mean() > 0.2
     after_ring = scene_snapshot()

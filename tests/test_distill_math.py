@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import torch
-
 from partdistill.backend.distill import DistillConfig, UnitLoss, distill, rescore
 from partdistill.backend.lifting import KnowledgeUnits
 from partdistill.backend.metrics import part_ious, shape_miou

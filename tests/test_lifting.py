@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from synthetic import assemble, look_at, raycast
-
 from partdistill.backend.lifting import compute_visibility, detection_region, lift
 from partdistill.backend.sampling import sample_surface
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detection, Detections
+from synthetic import assemble, look_at, raycast
 
 
 def test_box_region_counts_pixel_centres_and_only_foreground():
@@ -73,9 +72,7 @@ def test_occluded_points_are_not_visible():
     vis = compute_visibility(cap, pts)
     seen = pts.xyz[vis.points[0]]
     # the big box's front face (x = -0.8) behind the small box's shadow |y|,|z| < 0.15 is hidden
-    behind = (
-        (np.abs(pts.xyz[:, 0] + 0.8) < 1e-4) & (np.abs(pts.xyz[:, 1]) < 0.12) & (np.abs(pts.xyz[:, 2]) < 0.12)
-    )
+    behind = (np.abs(pts.xyz[:, 0] + 0.8) < 1e-4) & (np.abs(pts.xyz[:, 1]) < 0.12) & (np.abs(pts.xyz[:, 2]) < 0.12)
     assert behind.sum() > 5
     assert not np.isin(np.nonzero(behind)[0], vis.points[0]).any()
     # and the parts facing the camera elsewhere are seen (away from the silhouette, where a point's

@@ -5,13 +5,12 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
-from synthetic import capture_of, table
-
 from partdistill.backend.teachers.simulated import simulate_detections
 from partdistill.shared import protocol
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.result import SegmentationResult
+from synthetic import capture_of, table
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +31,10 @@ def test_segment_request_round_trips_capture_options_and_detections(capture):
     cap2, names, opts2, det2 = protocol.parse_segment_request(back)
     assert back.type == "segment" and back.job == "job1"
     assert names == capture.part_names and opts2 == opts
-    for a, b in [(cap2.rgb, capture.rgb), (cap2.face_id, capture.face_id), (cap2.K, capture.K),
-                 (cap2.mesh.faces, capture.mesh.faces), (cap2.mesh.face_to_polygon, capture.mesh.face_to_polygon)]:  # fmt: skip
+    m, m2 = capture.mesh, cap2.mesh
+    pairs = [(cap2.rgb, capture.rgb), (cap2.face_id, capture.face_id), (cap2.K, capture.K),
+             (m2.faces, m.faces), (m2.face_to_polygon, m.face_to_polygon)]  # fmt: skip
+    for a, b in pairs:
         np.testing.assert_array_equal(a, b)
     assert det2.n_detections == det.n_detections
     np.testing.assert_allclose(det2.views[0][0].box, det.views[0][0].box)

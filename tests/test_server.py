@@ -9,14 +9,13 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-from synthetic import capture_of, table
-
 from partdistill.backend.metrics import shape_miou
 from partdistill.backend.server import Server, is_loopback
 from partdistill.backend.teachers.simulated import simulate_detections
 from partdistill.shared import protocol
 from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
 from partdistill.shared.options import SegmentOptions
+from synthetic import capture_of, table
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +104,7 @@ def _raw(server, frames):
         ([msgpack.packb({"v": 1, "type": "explode", "job": "x"})], "header.type"),
         ([msgpack.packb({"v": 7, "type": "ping"})], "header.v"),
         (
-            [
-                msgpack.packb(
-                    {"v": 1, "type": "ping", "arrays": [{"name": "a", "dtype": "float32", "shape": [4]}]}
-                )
-            ],
+            [msgpack.packb({"v": 1, "type": "ping", "arrays": [{"name": "a", "dtype": "float32", "shape": [4]}]})],
             "frames",
         ),
     ],
@@ -142,9 +137,7 @@ def test_dead_backend_times_out_with_a_clear_message():
 
 
 def test_non_loopback_bind_requires_curve_keys():
-    assert (
-        is_loopback("tcp://127.0.0.1:5555") and is_loopback("tcp://[::1]:5") and is_loopback("ipc:///tmp/x")
-    )
+    assert is_loopback("tcp://127.0.0.1:5555") and is_loopback("tcp://[::1]:5") and is_loopback("ipc:///tmp/x")
     assert not is_loopback("tcp://0.0.0.0:5555") and not is_loopback("tcp://*:5555")
     with pytest.raises(ValueError, match="CurveZMQ"):
         Server("tcp://0.0.0.0:5599")

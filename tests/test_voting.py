@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from synthetic import assemble
-
 from partdistill.backend.voting import vote
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detection, Detections
+from synthetic import assemble
 
 
 def test_vote_takes_the_fraction_of_visible_pixels_and_smaller_parts_win_ties():

@@ -15,7 +15,5 @@ class Student(nn.Module):
 
     embed_dim: int
 
-    def forward(
-        self, xyz: torch.Tensor, normals: torch.Tensor, part_embeddings: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, xyz: torch.Tensor, normals: torch.Tensor, part_embeddings: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -72,9 +72,7 @@ class EdgePointNet(Student):
         )
         self.edge1 = EdgeConv(width, width)
         self.edge2 = EdgeConv(width, width)
-        self.fuse = nn.Sequential(
-            nn.Linear(3 * width + width, 2 * width), nn.GELU(), nn.Linear(2 * width, embed_dim)
-        )
+        self.fuse = nn.Sequential(nn.Linear(3 * width + width, 2 * width), nn.GELU(), nn.Linear(2 * width, embed_dim))
         self.global_proj = nn.Linear(3 * width, width)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
 

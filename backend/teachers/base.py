@@ -90,9 +90,7 @@ def make_prompts(
     check_prompt_template(template)
     uses_object = any(f == "object" for _, f, _, _ in string.Formatter().parse(template))
     if uses_object and not (object_name and object_name.strip()):
-        raise ValidationError(
-            "prompt_template", f"{template!r} uses {{object}}: give the object name (e.g. 'chair')"
-        )
+        raise ValidationError("prompt_template", f"{template!r} uses {{object}}: give the object name (e.g. 'chair')")
     obj = " ".join((object_name or "").split())
     return [" ".join(template.format(part=" ".join(n.split()), object=obj).split()) for n in part_names]
 
@@ -100,9 +98,7 @@ def make_prompts(
 def check_images(images: object) -> np.ndarray:
     """Check the views given to a teacher: ``(N, H, W, 3) uint8`` with N >= 1."""
     if not isinstance(images, np.ndarray):
-        raise ValidationError(
-            "images", f"expected a numpy array (N, H, W, 3) uint8, got {type(images).__name__}"
-        )
+        raise ValidationError("images", f"expected a numpy array (N, H, W, 3) uint8, got {type(images).__name__}")
     if images.dtype != np.uint8:
         raise ValidationError("images", f"dtype must be uint8, got {images.dtype}")
     if images.ndim != 4 or images.shape[-1] != 3:

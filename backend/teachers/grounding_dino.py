@@ -73,9 +73,7 @@ def build_caption(phrases: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(parts), spans
 
 
-def token_parts_from_offsets(
-    offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
-) -> np.ndarray:
+def token_parts_from_offsets(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> np.ndarray:
     """Map tokens to phrases by character offsets.
 
     offsets: per token ``(start, end)`` in the caption, ``(0, 0)`` for special tokens (as fast
@@ -170,10 +168,7 @@ def _resolve_device(device: str) -> str:
 def _looks_like_path(model: str) -> bool:
     # Hub ids are "name" or "org/name"; anything else that names the file system is a folder.
     return (
-        model.startswith((".", "/", "~"))
-        or "\\" in model
-        or model.count("/") > 1
-        or Path(model).expanduser().exists()
+        model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or Path(model).expanduser().exists()
     )
 
 
@@ -327,9 +322,7 @@ class GroundingDinoTeacher(Teacher):
                     ids = ids[inputs["attention_mask"][0].bool()] if "attention_mask" in inputs else ids
                     local = self._token_parts(caption, spans, phrases, ids.tolist())
                     # Phrase index within the chunk -> index into part_names.
-                    token_part = torch.from_numpy(
-                        np.where(local < 0, -1, np.asarray(chunk)[np.maximum(local, 0)])
-                    )
+                    token_part = torch.from_numpy(np.where(local < 0, -1, np.asarray(chunk)[np.maximum(local, 0)]))
                 inputs = inputs.to(self.device)
                 with torch.inference_mode():
                     out = self.model(**inputs)
@@ -338,9 +331,7 @@ class GroundingDinoTeacher(Teacher):
                 report_progress(progress, done, total, f"{self.name}: views {s + 1}-{e} of {n_views}")
         for n, dets in enumerate(views):
             if len(dets) > limits.MAX_DETECTIONS_PER_VIEW:
-                keep = sorted(range(len(dets)), key=lambda i: -dets[i].score)[
-                    : limits.MAX_DETECTIONS_PER_VIEW
-                ]
+                keep = sorted(range(len(dets)), key=lambda i: -dets[i].score)[: limits.MAX_DETECTIONS_PER_VIEW]
                 views[n] = [dets[i] for i in sorted(keep)]
         return Detections(names, views)
 

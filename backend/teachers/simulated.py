@@ -40,9 +40,7 @@ class SimulatedNoise:
 def simulate_detections(capture: Capture, noise: SimulatedNoise | None = None, seed: int = 0) -> Detections:
     """Detections (boxes) made from ``capture.gt_face_labels``."""
     if capture.gt_face_labels is None or not capture.part_names:
-        raise ValidationError(
-            "gt_face_labels", "the simulated teacher needs ground-truth face labels and part names"
-        )
+        raise ValidationError("gt_face_labels", "the simulated teacher needs ground-truth face labels and part names")
     noise = noise or SimulatedNoise()
     rng = np.random.default_rng(seed)
     n_parts = len(capture.part_names)
@@ -55,7 +53,7 @@ def simulate_detections(capture: Capture, noise: SimulatedNoise | None = None, s
         dets: list[Detection] = []
         for part in range(n_parts):
             comps, n = ndimage.label(label_map == part)
-            for sl, idx in zip(ndimage.find_objects(comps), range(1, n + 1)):
+            for sl, idx in zip(ndimage.find_objects(comps), range(1, n + 1), strict=True):
                 if sl is None or (comps[sl] == idx).sum() < noise.min_pixels:
                     continue
                 if rng.random() < noise.miss_rate:
@@ -70,16 +68,16 @@ def simulate_detections(capture: Capture, noise: SimulatedNoise | None = None, s
                 dets.append(Detection(label, _score(rng, noise), _clip(box, w, h)))
         fg_rows, fg_cols = np.nonzero(fid >= 0)
         if fg_rows.size and rng.random() < noise.whole_object:
-            box = np.array(
-                [fg_cols.min(), fg_rows.min(), fg_cols.max() + 1, fg_rows.max() + 1], dtype=np.float64
-            )
+            box = np.array([fg_cols.min(), fg_rows.min(), fg_cols.max() + 1, fg_rows.max() + 1], dtype=np.float64)
             dets.append(Detection(int(rng.integers(n_parts)), _score(rng, noise), _clip(box, w, h)))
         if rng.random() < noise.false_positive:
             x0, y0 = rng.uniform(0, w * 0.8), rng.uniform(0, h * 0.8)
             box = np.array([x0, y0, x0 + rng.uniform(0.05, 0.3) * w, y0 + rng.uniform(0.05, 0.3) * h])
             dets.append(Detection(int(rng.integers(n_parts)), _score(rng, noise), _clip(box, w, h)))
         views.append(dets)
-    return Detections(tuple(capture.part_names), views).validate(capture.n_views, capture.image_size)
+    return Detections(tuple(capture.part_names), views, capture.image_size).validate(
+        capture.n_views, capture.image_size
+    )
 
 
 def _score(rng: np.random.Generator, noise: SimulatedNoise) -> float:

@@ -1,0 +1,191 @@
+"""One segmentation of one object, as a small state machine the operators drive step by step:
+
+    capturing (one view per step, on Blender's main thread)
+      -> waiting (the capture is sent to the backend from a worker thread; progress streams back)
+      -> done / failed / cancelled (the result is applied on the main thread, in one data change)
+
+The operator stays thin (after Dream Textures): it calls ``step()`` from a timer so the UI stays
+responsive, or loops over it in ``execute`` for scripts and headless use. The worker thread never
+touches bpy; it only talks ZeroMQ through the shared client.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+
+import bpy
+
+from ._shared import (
+    BackendClient,
+    BackendError,
+    BackendTimeout,
+    Detections,
+    SegmentationResult,
+    SegmentOptions,
+    ValidationError,
+)
+from .apply import apply_result
+from .capture import CaptureSession
+
+CAPTURE_SHARE = 0.3  # of the progress bar; the backend's stages share the rest
+
+CAPTURING, WAITING, DONE, FAILED, CANCELLED = "capturing", "waiting", "done", "failed", "cancelled"
+
+
+@dataclass
+class JobSettings:
+    """What a job needs beyond the object: the backend, options and how to capture."""
+
+    part_names: tuple[str, ...]
+    address: str
+    options: SegmentOptions = field(default_factory=SegmentOptions)
+    detections: Detections | None = None
+    use_scene_cameras: bool = False
+    n_views: int = 10
+    resolution: int = 512
+    timeout_s: float = 30.0
+    server_public_key: bytes | None = None
+
+
+class SegmentJob:
+    def __init__(self, obj: bpy.types.Object, settings: JobSettings):
+        if not isinstance(obj, bpy.types.Object) or obj.type != "MESH":
+            raise ValidationError("object", "select a mesh object to segment")
+        if obj.mode == "EDIT":
+            raise ValidationError("object", f"{obj.name!r} is in Edit Mode; switch to Object Mode first")
+        settings.options.validate()
+        self.object_name = obj.name
+        self.settings = settings
+        self.state = CAPTURING
+        self.progress = 0.0
+        self.message = "capturing views"
+        self.error: str | None = None
+        self.result: SegmentationResult | None = None
+        self._cancel = threading.Event()
+        self._events: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._view = 0
+        # ring=False: the scene's cameras (an error names the problem when it has none)
+        self._session: CaptureSession | None = CaptureSession(
+            obj, ring=not settings.use_scene_cameras, n_views=settings.n_views, resolution=settings.resolution
+        ).__enter__()
+
+    # ---- driving ----------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.state in (DONE, FAILED, CANCELLED)
+
+    def step(self) -> str:
+        """Advance a little (one view, or drain the backend's messages); returns the state."""
+        try:
+            if self.state == CAPTURING:
+                self._capture_step()
+            elif self.state == WAITING:
+                self._drain()
+        except ValidationError as e:
+            self._fail(str(e))
+        except Exception as e:  # the user's scene must be cleaned up whatever went wrong
+            self._fail(f"{type(e).__name__}: {e}")
+        return self.state
+
+    def run(self, poll_s: float = 0.05) -> str:
+        """Run to the end (scripts, headless use)."""
+        while not self.finished:
+            self.step()
+            if self.state == WAITING and self._thread is not None:
+                self._thread.join(poll_s)
+        return self.state
+
+    def cancel(self) -> None:
+        """Stop: a capture in progress is cleaned up at once; a running backend job is cancelled
+        (the job ends once the backend confirms)."""
+        self._cancel.set()
+        if self.state == CAPTURING:
+            self._close_session()
+            self.state, self.message = CANCELLED, "cancelled"
+
+    # ---- stages -----------------------------------------------------------------------------
+    def _capture_step(self) -> None:
+        s = self._session
+        s.capture_view(self._view)
+        self._view += 1
+        self.progress = CAPTURE_SHARE * self._view / s.n_views
+        self.message = f"captured view {self._view}/{s.n_views}"
+        if self._view < s.n_views:
+            return
+        capture = s.result()
+        self._close_session()
+        self.state, self.message = WAITING, "sending to the backend"
+        self._thread = threading.Thread(target=self._talk, args=(capture,), name="partdistill-client", daemon=True)
+        self._thread.start()
+
+    def _talk(self, capture) -> None:
+        """Worker thread: no bpy here."""
+        st = self.settings
+        client = BackendClient(st.address, timeout_s=st.timeout_s, server_public_key=st.server_public_key)
+        try:
+            result = client.segment(
+                capture, st.part_names, st.options, st.detections,
+                on_progress=lambda d, t, stage, msg: self._events.put(("progress", d, t, stage)),
+                should_cancel=self._cancel.is_set,
+            )  # fmt: skip
+            self._events.put(("result", result))
+        except BackendError as e:
+            self._events.put(("cancelled",) if e.code == "cancelled" else ("error", str(e)))
+        except BackendTimeout as e:
+            self._events.put(("error", str(e)))
+        except ValidationError as e:
+            self._events.put(("error", str(e)))
+        except Exception as e:
+            self._events.put(("error", f"{type(e).__name__}: {e}"))
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                ev = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if ev[0] == "progress":
+                _, done, total, stage = ev
+                frac = done / total if total > 0 else 0.0
+                self.progress = CAPTURE_SHARE + (1 - CAPTURE_SHARE) * frac
+                self.message = f"{stage} {done}/{total}" if total > 0 else stage
+            elif ev[0] == "result":
+                self._apply(ev[1])
+                return
+            elif ev[0] == "cancelled":
+                self.state, self.message = CANCELLED, "cancelled"
+                return
+            else:
+                self._fail(ev[1])
+                return
+
+    def _apply(self, result: SegmentationResult) -> None:
+        obj = bpy.data.objects.get(self.object_name)
+        if obj is None or obj.type != "MESH":
+            raise ValidationError("object", f"{self.object_name!r} was deleted or renamed while the backend worked")
+        apply_result(obj, result.part_names, result.polygon_labels)
+        self.result = result
+        self.state, self.progress = DONE, 1.0
+        counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]
+        self.message = "segmented: " + ", ".join(f"{n} {c}" for n, c in zip(result.part_names, counts, strict=True))
+
+    def _fail(self, message: str) -> None:
+        self._cancel.set()
+        self._close_session()
+        self.state, self.error, self.message = FAILED, message, message
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.__exit__(None, None, None)
+
+
+def parse_part_names(text: str) -> tuple[str, ...]:
+    """ "seat, back, leg" -> ("seat", "back", "leg")."""
+    names = tuple(n.strip() for n in text.replace(";", ",").split(",") if n.strip())
+    if not names:
+        raise ValidationError("part_names", "type the part names, separated by commas (e.g. seat, back, leg)")
+    return names

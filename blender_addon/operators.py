@@ -1,0 +1,172 @@
+"""Operators: thin wrappers that build a SegmentJob from the panel's settings and drive it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from ._shared import BackendClient, BackendError, BackendTimeout, Detections, SegmentOptions, ValidationError
+from .apply import remove_result
+from .job import CANCELLED, DONE, JobSettings, SegmentJob, parse_part_names
+
+
+def job_settings(scene: bpy.types.Scene) -> JobSettings:
+    s = scene.partdistill
+    detections = None
+    if s.detections.strip():
+        detections = Detections.load_json(bpy.path.abspath(s.detections))
+    key = Path(bpy.path.abspath(s.server_key)).read_bytes().strip() if s.server_key.strip() else None
+    return JobSettings(
+        part_names=parse_part_names(s.parts),
+        address=s.backend.strip(),
+        options=SegmentOptions(
+            method=s.method,
+            teacher=None if detections is not None else s.teacher,
+            teacher_model=s.teacher_model.strip(),
+            epochs=s.epochs,
+        ),
+        detections=detections,
+        use_scene_cameras=s.cameras == "SCENE",
+        n_views=s.n_views,
+        resolution=s.resolution,
+        timeout_s=s.timeout,
+        server_public_key=key,
+    )
+
+
+class PARTDISTILL_OT_segment(bpy.types.Operator):
+    """Render views of the active mesh, send them to the partdistill backend and colour its parts"""
+
+    bl_idname = "partdistill.segment"
+    bl_label = "Segment"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _job: SegmentJob | None = None
+    _timer = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = context.active_object
+        return (
+            obj is not None
+            and obj.type == "MESH"
+            and obj.mode == "OBJECT"
+            and not context.window_manager.partdistill.running
+        )
+
+    def _start(self, context: bpy.types.Context) -> bool:
+        try:
+            self._job = SegmentJob(context.active_object, job_settings(context.scene))
+        except (ValidationError, OSError) as e:
+            self.report({"ERROR"}, str(e))
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Blocking form, for scripts and headless Blender: runs the whole job."""
+        if not self._start(context):
+            return {"CANCELLED"}
+        return self._finish(context, self._job.run())
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if not self._start(context):
+            return {"CANCELLED"}
+        state = context.window_manager.partdistill
+        state.running, state.cancel_requested, state.progress, state.message = True, False, 0.0, "capturing"
+        self._timer = context.window_manager.event_timer_add(0.05, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.window_manager.progress_begin(0, 100)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        state = context.window_manager.partdistill
+        if event.type == "ESC" or state.cancel_requested:
+            state.cancel_requested = False
+            self._job.cancel()
+        if event.type != "TIMER" and not self._job.finished:
+            return {"PASS_THROUGH"}
+        self._job.step()
+        state.progress, state.message = self._job.progress, self._job.message
+        context.window_manager.progress_update(int(100 * self._job.progress))
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        if not self._job.finished:
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        state.running = False
+        return self._finish(context, self._job.state)
+
+    def _finish(self, context: bpy.types.Context, final: str) -> set[str]:
+        job = self._job
+        if final == DONE:
+            self.report({"INFO"}, job.message)
+            return {"FINISHED"}  # one undo step: the applied result
+        if final == CANCELLED:
+            self.report({"WARNING"}, "partdistill: cancelled")
+        else:
+            self.report({"ERROR"}, f"partdistill: {job.error}")
+        return {"CANCELLED"}
+
+
+class PARTDISTILL_OT_cancel(bpy.types.Operator):
+    """Cancel the running segmentation"""
+
+    bl_idname = "partdistill.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.window_manager.partdistill.running
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        context.window_manager.partdistill.cancel_requested = True
+        return {"FINISHED"}
+
+
+class PARTDISTILL_OT_check_backend(bpy.types.Operator):
+    """Ask the backend who it is and how fast it answers"""
+
+    bl_idname = "partdistill.check_backend"
+    bl_label = "Check Backend"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = context.scene.partdistill
+        try:
+            key = Path(bpy.path.abspath(s.server_key)).read_bytes().strip() if s.server_key.strip() else None
+            client = BackendClient(s.backend.strip(), timeout_s=min(s.timeout, 5.0), server_public_key=key)
+            hello = client.hello()
+            rtt = client.ping()
+        except (BackendError, BackendTimeout, OSError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        self.report(
+            {"INFO"},
+            f"partdistill {hello.get('version')} on {hello.get('device')}, teachers {hello.get('teachers')}, "
+            f"ping {1000 * rtt:.1f} ms",
+        )
+        return {"FINISHED"}
+
+
+class PARTDISTILL_OT_clear(bpy.types.Operator):
+    """Remove the part materials and attribute from the active mesh, restoring its materials"""
+
+    bl_idname = "partdistill.clear"
+    bl_label = "Clear Parts"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = context.active_object
+        return obj is not None and obj.type == "MESH" and obj.mode == "OBJECT"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not remove_result(context.active_object):
+            self.report({"INFO"}, "no partdistill result on this object")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+CLASSES = (PARTDISTILL_OT_segment, PARTDISTILL_OT_cancel, PARTDISTILL_OT_check_backend, PARTDISTILL_OT_clear)

@@ -1,0 +1,80 @@
+"""The add-on's settings (saved with the scene) and its runtime state (not saved)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from ._shared import DEFAULT_ADDRESS
+
+
+class PartDistillSettings(bpy.types.PropertyGroup):
+    parts: StringProperty(name="Parts", description="Part names, separated by commas", default="seat, back, leg, arm")  # type: ignore[valid-type]
+    backend: StringProperty(name="Backend", description="Address of `partdistill serve`", default=DEFAULT_ADDRESS)  # type: ignore[valid-type]
+    server_key: StringProperty(
+        name="Server Key",
+        description="The backend's CurveZMQ public key file (server.key), for an encrypted remote backend",
+        subtype="FILE_PATH",
+    )  # type: ignore[valid-type]
+    method: EnumProperty(
+        name="Method",
+        items=[
+            ("distill", "Distill", "2D teacher -> knowledge units -> 3D student (PartDistill)"),
+            ("vote", "Vote", "Multi-view voting of the teacher's boxes (fast baseline)"),
+        ],
+    )  # type: ignore[valid-type]
+    teacher: EnumProperty(
+        name="Teacher",
+        items=[
+            (
+                "grounding_dino",
+                "Grounding DINO",
+                "Box vision-language model (IDEA-Research/grounding-dino-tiny)",
+            )
+        ],
+    )  # type: ignore[valid-type]
+    teacher_model: StringProperty(
+        name="Model", description="Hub id or folder of the teacher's weights on the backend (empty: default)"
+    )  # type: ignore[valid-type]
+    detections: StringProperty(
+        name="Detections",
+        description="Optional 2D detections JSON to use instead of the teacher (views must match the capture)",
+        subtype="FILE_PATH",
+    )  # type: ignore[valid-type]
+    cameras: EnumProperty(
+        name="Cameras",
+        items=[
+            ("RING", "Ring", "A temporary ring of cameras around the object, removed afterwards"),
+            ("SCENE", "Scene", "The scene's cameras"),
+        ],
+    )  # type: ignore[valid-type]
+    n_views: IntProperty(name="Views", default=10, min=1, max=64)  # type: ignore[valid-type]
+    resolution: IntProperty(name="Resolution", default=512, min=64, max=4096, subtype="PIXEL")  # type: ignore[valid-type]
+    epochs: IntProperty(name="Epochs", default=120, min=1, max=100000)  # type: ignore[valid-type]
+    timeout: FloatProperty(name="Timeout", default=30.0, min=1.0, max=3600.0, subtype="TIME_ABSOLUTE")  # type: ignore[valid-type]
+
+
+class PartDistillState(bpy.types.PropertyGroup):
+    """Runtime state on the window manager: never saved, not touched by undo."""
+
+    running: bpy.props.BoolProperty(default=False)  # type: ignore[valid-type]
+    cancel_requested: bpy.props.BoolProperty(default=False)  # type: ignore[valid-type]
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
+    message: StringProperty(default="")  # type: ignore[valid-type]
+
+
+CLASSES = (PartDistillSettings, PartDistillState)
+
+
+def register() -> None:
+    for c in CLASSES:
+        bpy.utils.register_class(c)
+    bpy.types.Scene.partdistill = bpy.props.PointerProperty(type=PartDistillSettings)
+    bpy.types.WindowManager.partdistill = bpy.props.PointerProperty(type=PartDistillState)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.partdistill
+    del bpy.types.Scene.partdistill
+    for c in reversed(CLASSES):
+        bpy.utils.unregister_class(c)

@@ -1,0 +1,60 @@
+"""The sidebar panel (View3D > Sidebar > PartDistill)."""
+
+from __future__ import annotations
+
+import bpy
+
+from .apply import result_labels
+
+
+class PARTDISTILL_PT_panel(bpy.types.Panel):
+    bl_label = "PartDistill"
+    bl_idname = "PARTDISTILL_PT_panel"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PartDistill"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s = context.scene.partdistill
+        state = context.window_manager.partdistill
+        layout.prop(s, "parts")
+        row = layout.row(align=True)
+        row.prop(s, "backend")
+        row.operator("partdistill.check_backend", text="", icon="LINKED")
+        if state.running:
+            layout.progress(factor=state.progress, text=state.message)
+            layout.operator("partdistill.cancel", icon="CANCEL")
+        else:
+            layout.operator("partdistill.segment", icon="MOD_EXPLODE")
+            if state.message:
+                layout.label(text=state.message)
+        obj = context.active_object
+        found = result_labels(obj) if obj is not None and obj.type == "MESH" else None
+        if found is not None:
+            names, labels = found
+            box = layout.box()
+            for i, name in enumerate(names):
+                box.label(text=f"{name}: {int((labels == i).sum())} faces", icon="MATERIAL")
+            box.operator("partdistill.clear", icon="X")
+
+
+class PARTDISTILL_PT_options(bpy.types.Panel):
+    bl_label = "Options"
+    bl_idname = "PARTDISTILL_PT_options"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PartDistill"
+    bl_parent_id = "PARTDISTILL_PT_panel"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s = context.scene.partdistill
+        layout.use_property_split = True
+        for prop in ("method", "teacher", "teacher_model", "detections", "cameras", "n_views", "resolution",
+                     "epochs", "timeout", "server_key"):  # fmt: skip
+            layout.prop(s, prop)
+
+
+CLASSES = (PARTDISTILL_PT_panel, PARTDISTILL_PT_options)
