@@ -90,7 +90,7 @@ def encode(msg: Message) -> list:
     if msg.type not in _FIELDS:
         raise ValidationError("header.type", f"unknown message type {msg.type!r}")
     names = list(msg.arrays)
-    arrays = [np.ascontiguousarray(msg.arrays[n]) for n in names]
+    arrays = [np.require(msg.arrays[n], requirements="C") for n in names]  # keeps 0-d arrays 0-d
     header = {
         "v": PROTOCOL_VERSION,
         "type": msg.type,

@@ -37,6 +37,10 @@ def test_segment_request_round_trips_capture_options_and_detections(capture):
     for a, b in pairs:
         np.testing.assert_array_equal(a, b)
     assert det2.n_detections == det.n_detections
+    capture.mesh.polygon_count = int(capture.mesh.face_to_polygon.max()) + 5  # a modifier deleted some
+    back = roundtrip(protocol.segment_request("job2", capture, capture.part_names, opts, det))
+    assert protocol.parse_segment_request(back)[0].mesh.n_polygons == capture.mesh.polygon_count
+    capture.mesh.polygon_count = None
     np.testing.assert_allclose(det2.views[0][0].box, det.views[0][0].box)
 
 

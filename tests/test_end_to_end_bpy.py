@@ -1,0 +1,145 @@
+"""End to end: headless-bpy capture of a three-part mesh -> the real ZeroMQ server (a separate
+`partdistill serve` process) -> labels applied as material slots and the face attribute; the same
+through the in-process CLI; the same capture with a tiny randomly-initialised teacher."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import partdistill.blender_addon as addon  # noqa: E402
+from partdistill.backend import cli  # noqa: E402
+from partdistill.backend.metrics import shape_miou  # noqa: E402
+from partdistill.backend.shapes import chair  # noqa: E402
+from partdistill.backend.teachers.simulated import simulate_detections  # noqa: E402
+from partdistill.blender_addon.apply import PART_ATTRIBUTE, result_labels  # noqa: E402
+from partdistill.blender_addon.capture import capture_object  # noqa: E402
+from partdistill.blender_addon.job import JobSettings, SegmentJob  # noqa: E402
+from partdistill.shared.bundle import load_bundle  # noqa: E402
+from partdistill.shared.client import BackendClient, BackendTimeout  # noqa: E402
+from partdistill.shared.options import SegmentOptions  # noqa: E402
+
+VIEWS, RES = 8, 160
+SHAPE = chair(arms=False)  # seat, back, leg
+
+
+@pytest.fixture(scope="module")
+def backend():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            BackendClient(address, timeout_s=1).ping()
+            break
+        except BackendTimeout:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"backend did not start: {proc.stderr.read().decode()[-2000:]}") from None
+    yield address
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def scene(bpy_empty):
+    if not hasattr(bpy.types.Scene, "partdistill"):
+        addon.register()
+    mesh = bpy.data.meshes.new("chair")
+    mesh.from_pydata(SHAPE.vertices.tolist(), [], SHAPE.polygons)
+    obj = bpy.data.objects.new("chair", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    return obj
+
+
+def simulated_detections_file(obj, tmp_path: Path) -> Path:
+    cap = capture_object(obj, ring=True, n_views=VIEWS, resolution=RES)
+    cap.part_names = SHAPE.part_names
+    cap.gt_face_labels = SHAPE.labels[cap.mesh.face_to_polygon]
+    path = tmp_path / "detections.json"
+    simulate_detections(cap).save_json(path)
+    return path
+
+
+def test_blender_operator_segments_through_the_server_and_applies_parts(scene, backend, tmp_path):
+    obj = scene
+    s = bpy.context.scene.partdistill
+    s.parts = ", ".join(SHAPE.part_names)
+    s.backend = backend
+    s.detections = str(simulated_detections_file(obj, tmp_path))
+    s.n_views, s.resolution, s.epochs = VIEWS, RES, 100
+    n_objects, n_cameras = len(bpy.data.objects), len(bpy.data.cameras)
+    assert bpy.ops.partdistill.segment.poll()
+    assert bpy.ops.partdistill.segment() == {"FINISHED"}
+    names, labels = result_labels(obj)
+    assert names == SHAPE.part_names
+    area = np.array([p.area for p in obj.data.polygons])
+    assert shape_miou(labels, SHAPE.labels, 3, area) >= 0.9
+    slots = [m.name for m in obj.data.materials if m is not None]
+    assert slots == [f"partdistill: {n}" for n in SHAPE.part_names]
+    index = np.zeros(len(obj.data.polygons), np.int32)
+    obj.data.polygons.foreach_get("material_index", index)
+    assert (index == labels + 1).all()  # slot 0 is the empty slot a mesh without materials gets
+    attr = np.zeros(len(obj.data.polygons), np.int32)
+    obj.data.attributes[PART_ATTRIBUTE].data.foreach_get("value", attr)
+    np.testing.assert_array_equal(attr, labels)
+    assert (len(bpy.data.objects), len(bpy.data.cameras)) == (n_objects, n_cameras)  # ring removed
+
+
+def test_job_reports_progress_and_a_dead_backend_fails_cleanly(scene, tmp_path):
+    obj = scene
+    settings = JobSettings(SHAPE.part_names, "tcp://127.0.0.1:1", SegmentOptions(teacher="grounding_dino"),
+                           n_views=2, resolution=64, timeout_s=0.5)  # fmt: skip
+    job = SegmentJob(obj, settings)
+    seen = []
+    while not job.finished:
+        job.step()
+        seen.append(job.progress)
+    assert job.state == "failed" and "partdistill serve" in job.error
+    assert max(seen) >= 0.3 and len(obj.data.materials) == 0  # nothing applied
+
+
+def test_cli_segments_a_mesh_file_in_process(scene, tmp_path):
+    obj_path = SHAPE.write_obj(tmp_path / "chair.obj")
+    bundle = tmp_path / "capture.npz"
+    assert cli.main(["capture", str(obj_path), "--out", str(bundle), "--views", str(VIEWS), "--resolution", str(RES)]) == 0
+    cap = load_bundle(bundle)
+    cap.part_names, cap.gt_face_labels = SHAPE.part_names, SHAPE.labels[cap.mesh.face_to_polygon]
+    simulate_detections(cap).save_json(tmp_path / "det.json")
+    out = tmp_path / "out"
+    argv = ["segment", str(obj_path), "--parts", ",".join(SHAPE.part_names), "--detections", str(tmp_path / "det.json"),
+            "--out", str(out), "--views", str(VIEWS), "--resolution", str(RES), "--epochs", "100", "--quiet"]  # fmt: skip
+    assert cli.main(argv) == 0
+    z = np.load(out / "labels.npz")
+    assert list(z["part_names"]) == list(SHAPE.part_names)
+    polygon_area = np.bincount(cap.mesh.face_to_polygon, cap.mesh.face_areas())
+    assert shape_miou(z["polygon_labels"], SHAPE.labels, 3, polygon_area) >= 0.9
+    assert shape_miou(z["face_labels"], cap.gt_face_labels, 3, cap.mesh.face_areas()) >= 0.9
+    for name in ("segmented.glb", "preview.png", "loss.png", "labels.json"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_tiny_teacher_through_the_server_returns_labels_of_the_right_shape(scene, backend, tiny_grounding_dino):
+    cap = capture_object(scene, ring=True, n_views=3, resolution=128)
+    opts = SegmentOptions(teacher="grounding_dino", teacher_model=str(tiny_grounding_dino), box_threshold=0.0,
+                          text_threshold=0.0, n_points=1024, epochs=10)  # fmt: skip
+    res = BackendClient(backend, timeout_s=60).segment(cap, ["seat", "back", "leg"], opts)
+    assert res.face_labels.shape == (cap.mesh.n_faces,)
+    assert res.polygon_labels.shape == (len(scene.data.polygons),)
+    assert res.stats["teacher"] == "grounding_dino" and res.stats["n_detections"] > 0
