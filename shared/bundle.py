@@ -54,7 +54,10 @@ def load_bundle(path: str | Path) -> Capture:
     if not path.is_file():
         raise ValidationError("input", f"capture bundle not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy file holds one array, not a bundle
+            raise ValueError("it holds a single array (.npy), not named arrays")
+        with z:
             data = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ValidationError("input", f"{path} is not a readable .npz capture bundle: {e}") from None

@@ -57,6 +57,11 @@ class Detections:
         self.part_names = check_part_names("part_names", self.part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
         if n_views is not None and len(self.views) != n_views:
             raise ValidationError("views", f"has {len(self.views)} view lists, the capture has {n_views} views")
+        if image_size is not None and self.image_size is not None and tuple(self.image_size) != tuple(image_size):
+            raise ValidationError(
+                "image_size",
+                f"the detections were made for {list(self.image_size)} (H, W), the views are {list(image_size)}",
+            )
         for n, dets in enumerate(self.views):
             if len(dets) > limits.MAX_DETECTIONS_PER_VIEW:
                 raise ValidationError(f"views[{n}]", f"more than {limits.MAX_DETECTIONS_PER_VIEW} detections")

@@ -39,3 +39,55 @@ def bpy_empty():
     bpy = pytest.importorskip("bpy")
     bpy.ops.wm.read_homefile(use_empty=True)
     return bpy
+
+
+# --- tiny OWLv2 / CLIPSeg / SAM (random weights, real processors) ---------------------------------
+
+
+def _tiny_builder(name: str):
+    sys.path.insert(0, str(Path(__file__).parent))
+    import tiny_models
+
+    return getattr(tiny_models, name)
+
+
+@pytest.fixture(scope="session")
+def tiny_owlv2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder with a tiny random OWLv2 (model + processor); ``Owlv2Teacher(model=str(path))``."""
+    return _tiny_builder("build_tiny_owlv2")(tmp_path_factory.mktemp("tiny_owlv2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clipseg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder with a tiny random CLIPSeg (model + processor); ``ClipSegTeacher(model=str(path))``."""
+    return _tiny_builder("build_tiny_clipseg")(tmp_path_factory.mktemp("tiny_clipseg"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sam(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder with a tiny random SAM (model + processor); ``SamRefiner(model=str(path))``."""
+    return _tiny_builder("build_tiny_sam")(tmp_path_factory.mktemp("tiny_sam"))
+
+
+@pytest.fixture
+def hf_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hugging Face offline mode for one test. huggingface_hub reads HF_HUB_OFFLINE once at import:
+    its constant is patched as well as the environment."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def torch_single_thread():
+    """Run one test with one torch thread, then restore the count. The tiny models' ops take
+    microseconds, so thread hand-offs dominate: on this 2-core machine under load the teacher tests
+    ran 4x faster with one thread (5 s instead of 20 s)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

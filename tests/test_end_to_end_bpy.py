@@ -118,13 +118,16 @@ def test_job_reports_progress_and_a_dead_backend_fails_cleanly(scene, tmp_path):
 def test_cli_segments_a_mesh_file_in_process(scene, tmp_path):
     obj_path = SHAPE.write_obj(tmp_path / "chair.obj")
     bundle = tmp_path / "capture.npz"
-    assert cli.main(["capture", str(obj_path), "--out", str(bundle), "--views", str(VIEWS), "--resolution", str(RES)]) == 0
+    assert (
+        cli.main(["capture", str(obj_path), "--out", str(bundle), "--views", str(VIEWS), "--resolution", str(RES)]) == 0
+    )
     cap = load_bundle(bundle)
     cap.part_names, cap.gt_face_labels = SHAPE.part_names, SHAPE.labels[cap.mesh.face_to_polygon]
     simulate_detections(cap).save_json(tmp_path / "det.json")
     out = tmp_path / "out"
-    argv = ["segment", str(obj_path), "--parts", ",".join(SHAPE.part_names), "--detections", str(tmp_path / "det.json"),
-            "--out", str(out), "--views", str(VIEWS), "--resolution", str(RES), "--epochs", "100", "--quiet"]  # fmt: skip
+    det = str(tmp_path / "det.json")
+    argv = ["segment", str(obj_path), "--parts", ",".join(SHAPE.part_names), "--detections", det, "--out", str(out),
+            "--views", str(VIEWS), "--resolution", str(RES), "--epochs", "100", "--quiet"]  # fmt: skip
     assert cli.main(argv) == 0
     z = np.load(out / "labels.npz")
     assert list(z["part_names"]) == list(SHAPE.part_names)

@@ -43,7 +43,8 @@ assert _shared._BASE == "partdistill_ext.shared", _shared._BASE
 assert bpy.types.Scene.bl_rna.properties.get("partdistill") is not None
 assert hasattr(bpy.context.scene, "partdistill") and bpy.context.scene.partdistill.backend.startswith("tcp://")
 partdistill_ext.unregister()
-assert not any(m.startswith("partdistill.") for m in sys.modules), [m for m in sys.modules if m.startswith("partdistill.")]
+leaked = [m for m in sys.modules if m.startswith("partdistill.")]
+assert not leaked, leaked
 print("ok")
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)

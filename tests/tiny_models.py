@@ -115,3 +115,233 @@ def build_tiny_grounding_dino(
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+# ---- CLIP-style byte-level BPE tokenizer (OWLv2, CLIPSeg) ------------------------------------------
+
+
+def _bytes_to_unicode() -> list[str]:
+    """The 256 printable characters byte-level BPE uses for the bytes 0..255, in CLIP's id order."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def write_clip_tokenizer(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, model_max_length: int = 77) -> int:
+    """Write a small CLIP tokenizer (``vocab.json`` + ``merges.txt`` + ``tokenizer_config.json``) to
+    ``path`` and return its vocabulary size.
+
+    Like the real one: every byte-level character alone and with ``</w>``, merges that make each of
+    ``words`` one token, and ``<|startoftext|>`` / ``<|endoftext|>`` as the last two ids (so the
+    text model's pooled output, taken at the first ``eos_token_id``, works as with real CLIP).
+    Any other text still tokenizes, character by character.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    chars = _bytes_to_unicode()
+    vocab: dict[str, int] = {}
+    for tok in chars + [c + "</w>" for c in chars]:
+        vocab.setdefault(tok, len(vocab))
+    merges: list[str] = []
+    for word in dict.fromkeys(w.lower() for w in words):
+        if len(word) < 2 or not word.isascii():
+            continue
+        left = word[0]
+        for i, ch in enumerate(word[1:], start=1):
+            right = ch + ("</w>" if i == len(word) - 1 else "")
+            merge = f"{left} {right}"
+            if merge not in merges:
+                merges.append(merge)
+            left = left + right
+            vocab.setdefault(left, len(vocab))
+    vocab.setdefault("<|startoftext|>", len(vocab))
+    vocab.setdefault("<|endoftext|>", len(vocab))
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    (path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "CLIPTokenizer",
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "model_max_length": int(model_max_length),
+            }
+        )
+    )
+    return len(vocab)
+
+
+def build_tiny_owlv2(
+    path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, image_side: int = 64, patch: int = 16, seed: int = 0
+) -> Path:
+    """Write a tiny random OWLv2 (model + processor) to ``path`` and return it.
+
+    Loads with ``AutoProcessor`` / ``AutoModelForZeroShotObjectDetection.from_pretrained`` like the
+    real ``google/owlv2-base-patch16-ensemble``: the same image processor (pads to a square at the
+    bottom/right, then resizes to ``image_side``) and a CLIP tokenizer padding to 16 tokens.
+    ``(image_side / patch) ** 2`` boxes per image.
+    """
+    import torch
+    from transformers import AutoTokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2Processor
+    from transformers.models.owlv2.image_processing_pil_owlv2 import Owlv2ImageProcessorPil
+
+    path = Path(path)
+    max_len = 16  # as the real checkpoint: the processor pads every query to max_length
+    vocab_size = write_clip_tokenizer(path, words=words, model_max_length=max_len)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    side = int(image_side)
+    image_processor = Owlv2ImageProcessorPil(size={"height": side, "width": side})
+    processor = Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer)
+    config = Owlv2Config(
+        text_config={
+            "vocab_size": int(vocab_size),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": max_len,
+            "pad_token_id": int(tokenizer.pad_token_id),
+            "bos_token_id": int(tokenizer.bos_token_id),
+            "eos_token_id": int(tokenizer.eos_token_id),
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": side,
+            "patch_size": int(patch),
+        },
+        projection_dim=32,
+    )
+    torch.manual_seed(seed)
+    model = Owlv2ForObjectDetection(config).eval()
+    # Random box-head weights (std ~1) saturate the box sigmoid: every box would be degenerate. A
+    # small last layer keeps boxes near OWLv2's patch-grid prior, as in a trained model.
+    with torch.no_grad():
+        model.box_head.dense2.weight.mul_(0.002)
+        model.box_head.dense2.bias.zero_()
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def build_tiny_clipseg(
+    path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, image_side: int = 64, patch: int = 16, seed: int = 0
+) -> Path:
+    """Write a tiny random CLIPSeg (model + processor) to ``path`` and return it.
+
+    Loads with ``AutoProcessor`` / ``CLIPSegForImageSegmentation.from_pretrained`` like the real
+    ``CIDAS/clipseg-rd64-refined``: a ViT image processor resizing to ``image_side`` squared (the
+    logits come out at that size) and a CLIP tokenizer. Every ``extract_layers`` index is below the
+    vision model's ``num_hidden_layers``.
+    """
+    import torch
+    from transformers import AutoTokenizer, CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    path = Path(path)
+    vocab_size = write_clip_tokenizer(path, words=words, model_max_length=77)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    side = int(image_side)
+    image_processor = ViTImageProcessorPil(
+        size={"height": side, "width": side},
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
+    processor = CLIPSegProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    config = CLIPSegConfig(
+        text_config={
+            "vocab_size": int(vocab_size),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "pad_token_id": int(tokenizer.pad_token_id),
+            "bos_token_id": int(tokenizer.bos_token_id),
+            "eos_token_id": int(tokenizer.eos_token_id),
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": side,
+            "patch_size": int(patch),
+        },
+        projection_dim=32,
+        extract_layers=[0, 1],  # each < vision num_hidden_layers
+        reduce_dim=16,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=32,
+    )
+    torch.manual_seed(seed)
+    model = CLIPSegForImageSegmentation(config).eval()
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def build_tiny_sam(path: str | Path, *, image_side: int = 64, patch: int = 8, seed: int = 0) -> Path:
+    """Write a tiny random SAM (model + processor) to ``path`` and return it.
+
+    Loads with ``AutoProcessor`` / ``SamModel.from_pretrained`` like the real ``facebook/sam-vit-base``:
+    the processor resizes the longest side to ``image_side`` and pads to a square. The vision
+    ``output_channels``, the prompt encoder and mask decoder ``hidden_size`` and twice the
+    positional ``num_pos_feats`` are one size, as SAM requires.
+    """
+    import torch
+    from transformers import SamConfig, SamModel, SamProcessor
+    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    side, patch, channels = int(image_side), int(patch), 32
+    image_processor = SamImageProcessorPil(
+        size={"longest_edge": side},
+        pad_size={"height": side, "width": side},
+        mask_size={"longest_edge": side // patch * 4},
+        mask_pad_size={"height": side // patch * 4, "width": side // patch * 4},
+    )
+    processor = SamProcessor(image_processor=image_processor)
+    config = SamConfig(
+        vision_config={
+            "hidden_size": 32,
+            "output_channels": channels,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": side,
+            "patch_size": patch,
+            "window_size": 4,
+            "global_attn_indexes": [1],
+            "mlp_dim": 64,
+            "num_pos_feats": channels // 2,
+        },
+        prompt_encoder_config={
+            "hidden_size": channels,
+            "image_size": side,
+            "patch_size": patch,
+            "mask_input_channels": 8,
+        },
+        mask_decoder_config={
+            "hidden_size": channels,
+            "mlp_dim": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "iou_head_hidden_dim": 32,
+        },
+    )
+    torch.manual_seed(seed)
+    model = SamModel(config).eval()
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -1,7 +1,9 @@
 """2D teachers (vision-language models) and their registry.
 
 ``make_teacher("grounding_dino", model="")`` builds a teacher by name; the heavy imports (torch,
-transformers) happen only then, so importing this package is cheap.
+transformers) happen only then, so importing this package is cheap. Teachers: "grounding_dino" and
+"owlv2" (boxes, B-VLM), "clipseg" (masks, P-VLM). Any of them can have its boxes refined into masks
+by SAM per run: ``make_teacher(name, model, sam_model="")``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from .base import (
 # name -> (module, class); modules are imported on first use.
 _REGISTRY: dict[str, tuple[str, str]] = {
     "grounding_dino": (".grounding_dino", "GroundingDinoTeacher"),
+    "owlv2": (".owlv2", "Owlv2Teacher"),
+    "clipseg": (".clipseg", "ClipSegTeacher"),
 }
+DEFAULT_SAM_MODEL = "facebook/sam-vit-base"
 
 
 def teacher_names() -> tuple[str, ...]:
@@ -36,19 +41,30 @@ def teacher_class(name: str) -> type[Teacher]:
     return getattr(importlib.import_module(module, __name__), cls)
 
 
-def make_teacher(name: str, model: str = "", **kw: Any) -> Teacher:
+def make_teacher(name: str, model: str = "", *, sam_model: str | None = None, **kw: Any) -> Teacher:
     """Build the teacher ``name`` with ``model`` (hub id or local folder; "" = the teacher's default).
 
     Extra keywords go to the teacher (device, thresholds, batch_size, prompt_template, ...).
-    Raises ValueError for an unknown name and ``TeacherUnavailableError`` when the model cannot be
+    sam_model: None (no refinement), or a SAM hub id / local folder ("" or "default" =
+    ``facebook/sam-vit-base``): the teacher's boxes are then turned into masks by SAM
+    (``SamRefinedTeacher``), on the teacher's ``device``.
+    Raises ValueError for an unknown name and ``TeacherUnavailableError`` when a model cannot be
     loaded.
     """
     cls = teacher_class(name)
-    return cls(model, **kw) if model else cls(**kw)
+    teacher = cls(model, **kw) if model else cls(**kw)
+    if sam_model is None:
+        return teacher
+    from .sam import SamRefinedTeacher, SamRefiner
+
+    sam = DEFAULT_SAM_MODEL if sam_model in ("", "default") else sam_model
+    device = kw.get("device", "auto")
+    return SamRefinedTeacher(teacher, SamRefiner(sam, device=device))
 
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
+    "DEFAULT_SAM_MODEL",
     "Teacher",
     "TeacherCancelled",
     "TeacherUnavailableError",

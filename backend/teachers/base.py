@@ -10,11 +10,13 @@ import abc
 import os
 import string
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from partdistill.backend.cancel import Cancelled
 from partdistill.shared import limits
-from partdistill.shared.detections import Detections
+from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.validation import check_part_names
 
@@ -33,10 +35,19 @@ class TeacherUnavailableError(RuntimeError):
 
     The message is meant for the user as is: it names the model, the reason, and the three ways to
     provide a teacher (hub id, local folder, or detections brought as JSON). ``teacher``, ``model``
-    and ``reason`` are kept as attributes.
+    and ``reason`` are kept as attributes. ``option`` is the command-line option that names the
+    model (``--teacher-model``; ``--sam-model`` for the SAM refiner).
     """
 
-    def __init__(self, teacher: str, model: str, reason: str, *, default_model: str | None = None):
+    def __init__(
+        self,
+        teacher: str,
+        model: str,
+        reason: str,
+        *,
+        default_model: str | None = None,
+        option: str = "--teacher-model",
+    ):
         self.teacher = teacher
         self.model = model
         self.reason = reason
@@ -47,9 +58,9 @@ class TeacherUnavailableError(RuntimeError):
         super().__init__(
             f"Cannot load the {teacher} teacher model {model!r}: {reason}{offline}\n"
             "Provide the teacher's model in one of these ways:\n"
-            f"  - a hub id, downloaded on first use when this machine is online: --teacher-model {example}\n"
+            f"  - a hub id, downloaded on first use when this machine is online: {option} {example}\n"
             "  - a local folder holding the weights and processor files (config.json, model.safetensors, "
-            "tokenizer/processor configs), e.g. made with save_pretrained: --teacher-model /path/to/folder\n"
+            f"tokenizer/processor configs), e.g. made with save_pretrained: {option} /path/to/folder\n"
             "  - or no teacher at all: bring 2D detections as a JSON file: --detections FILE.json "
             "(format in the README)"
         )
@@ -165,3 +176,189 @@ class Teacher(abc.ABC):
         images = check_images(images)
         names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
         return images, names
+
+
+# ---- helpers for teachers built on Hugging Face checkpoints -----------------------------------------
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; ``"cpu"`` / ``"cuda[:n]"`` checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise ValidationError("device", f"must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValidationError("device", f"{device!r} requested but CUDA is not available on this machine")
+    return device
+
+
+def flush_denormals() -> None:
+    """Make torch flush denormal floats to zero (process-wide, as the engine does).
+
+    Randomly initialised models (the tests' tiny ones) and some real weights produce denormal floats,
+    which some CPUs compute a hundred times slower than normal ones; flushing them to zero changes
+    no result that matters here. A no-op where the CPU has no such mode.
+    """
+    import torch
+
+    torch.set_flush_denormal(True)
+
+
+def check_unit(name: str, v: object) -> float:
+    """A number in [0, 1] (thresholds), as float; ValidationError naming ``name`` otherwise."""
+    if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
+        raise ValidationError(name, f"must be a number in [0, 1], got {v!r}")
+    return float(v)
+
+
+def check_positive_int(name: str, v: object, minimum: int = 1) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise ValidationError(name, f"must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+def looks_like_path(model: str) -> bool:
+    """True when ``model`` names the file system rather than a hub id ("name" or "org/name")."""
+    return (
+        model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or Path(model).expanduser().exists()
+    )
+
+
+def load_pretrained(
+    teacher: str,
+    model: str,
+    *,
+    default_model: str,
+    auto_model: str,
+    model_types: Sequence[str],
+    processor_parts: Sequence[str] = ("tokenizer", "image_processor"),
+    device: str = "cpu",
+    option: str = "--teacher-model",
+) -> tuple[Any, Any]:
+    """Load ``(processor, model)`` from a hub id or a local folder (``save_pretrained`` layout).
+
+    auto_model: the name of a transformers auto class (``"AutoModelForZeroShotObjectDetection"``) or
+    model class. model_types: the ``config.model_type`` values accepted. processor_parts: attributes
+    the processor must have. Every failure (missing folder, offline without a cache, wrong model
+    type, bad files) becomes a ``TeacherUnavailableError`` that tells the user how to provide a
+    model (``option``: the command-line option that names it). The model is put in eval mode on
+    ``device``.
+    """
+    if looks_like_path(model):
+        folder = Path(model).expanduser()
+        if not folder.is_dir():
+            raise TeacherUnavailableError(
+                teacher, model, f"no such folder: {folder}", default_model=default_model, option=option
+            )
+        source = str(folder)
+    else:
+        source = model
+    try:
+        import transformers
+
+        processor = transformers.AutoProcessor.from_pretrained(source)
+        net = getattr(transformers, auto_model).from_pretrained(source)
+    except Exception as e:  # OSError, hub errors, bad configs: all mean "no usable model here"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TeacherUnavailableError(
+            teacher, model, f"{type(e).__name__}: {first}", default_model=default_model, option=option
+        ) from e
+    model_type = getattr(net.config, "model_type", "")
+    if model_type not in model_types:
+        raise TeacherUnavailableError(
+            teacher,
+            model,
+            f"it holds a {model_type!r} model, not one of {list(model_types)}",
+            default_model=default_model,
+            option=option,
+        )
+    missing = [p for p in processor_parts if getattr(processor, p, None) is None]
+    if missing:
+        raise TeacherUnavailableError(
+            teacher,
+            model,
+            f"its processor lacks {' and '.join(missing)}",
+            default_model=default_model,
+            option=option,
+        )
+    net.eval().to(device)
+    return processor, net
+
+
+def limit_per_view(dets: list[Detection]) -> list[Detection]:
+    """Keep at most ``limits.MAX_DETECTIONS_PER_VIEW`` detections, the best scored, in their order."""
+    if len(dets) <= limits.MAX_DETECTIONS_PER_VIEW:
+        return dets
+    keep = sorted(range(len(dets)), key=lambda i: -dets[i].score)[: limits.MAX_DETECTIONS_PER_VIEW]
+    return [dets[i] for i in sorted(keep)]
+
+
+# ---- whole-object boxes -------------------------------------------------------------------------
+
+
+def box_pixel_span(box: np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
+    """Rows ``r0:r1`` and columns ``c0:c1`` of the pixels whose centre lies inside ``box`` (xyxy px),
+    the convention of the lifting (pixel (i, j) spans [i, i+1))."""
+    x0, y0, x1, y1 = (float(x) for x in box)
+    c0, c1 = int(np.clip(np.ceil(x0 - 0.5), 0, w)), int(np.clip(np.ceil(x1 - 0.5), 0, w))
+    r0, r1 = int(np.clip(np.ceil(y0 - 0.5), 0, h)), int(np.clip(np.ceil(y1 - 0.5), 0, h))
+    return r0, r1, c0, c1
+
+
+def whole_object_box(box: np.ndarray, foreground: np.ndarray, max_cover: float = 0.85) -> bool:
+    """True when ``box`` covers (nearly) the whole object of one view.
+
+    box: ``(4,)`` xyxy pixels. foreground: ``(H, W)`` bool, the object's pixels in that view. The box
+    covers the whole object when it contains at least ``max_cover`` of the area of the foreground's
+    bounding box (pixel edges: a foreground spanning columns 3..7 spans x in [3, 8)) AND at least
+    ``max_cover`` of the foreground pixels (a pixel counts when its centre is inside the box). An
+    empty foreground has no object to cover: False.
+    """
+    fg = np.asarray(foreground, dtype=bool)
+    rows = np.flatnonzero(fg.any(axis=1))
+    if rows.size == 0:
+        return False
+    cols = np.flatnonzero(fg.any(axis=0))
+    fx0, fy0, fx1, fy1 = float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+    x0, y0, x1, y1 = (float(x) for x in box)
+    inter = max(0.0, min(x1, fx1) - max(x0, fx0)) * max(0.0, min(y1, fy1) - max(y0, fy0))
+    if inter < max_cover * (fx1 - fx0) * (fy1 - fy0):
+        return False
+    r0, r1, c0, c1 = box_pixel_span(box, *fg.shape)
+    return int(fg[r0:r1, c0:c1].sum()) >= max_cover * int(fg.sum())
+
+
+def drop_whole_object_boxes(
+    detections: Detections, foreground_masks: np.ndarray, max_cover: float = 0.85
+) -> Detections:
+    """Drop the boxes that cover (nearly) the whole object, as PartSLIP does.
+
+    A box VLM asked for "leg" often answers with a box around the whole chair. Such a box says
+    nothing about where the part is, and lifted it labels the whole shape with that part. A box is
+    dropped when it contains at least ``max_cover`` of the area of the foreground's bounding box AND
+    at least ``max_cover`` of the foreground pixels of its view (see ``whole_object_box``). Both are
+    needed: a part seen large (a table top from above) may hold most of the object's pixels without
+    spanning its bounding box, and a thin diagonal box may span the bounding box while holding few
+    of its pixels.
+
+    detections: one list per view. foreground_masks: ``(N, H, W)`` bool, the object's pixels per view
+    (``face_id >= 0`` of a capture). max_cover: in (0, 1]. Detections without a box (masks only) are
+    kept. Returns a new ``Detections`` sharing the kept ``Detection`` objects; the input is unchanged.
+    """
+    fg = np.asarray(foreground_masks)
+    if fg.ndim != 3:
+        raise ValidationError("foreground_masks", f"must be (N, H, W) bool, got shape {fg.shape}")
+    if fg.shape[0] != len(detections.views):
+        raise ValidationError(
+            "foreground_masks", f"has {fg.shape[0]} views, the detections have {len(detections.views)}"
+        )
+    if not isinstance(max_cover, int | float) or isinstance(max_cover, bool) or not 0.0 < float(max_cover) <= 1.0:
+        raise ValidationError("max_cover", f"must be a number in (0, 1], got {max_cover!r}")
+    fg = fg.astype(bool, copy=False)
+    views = [
+        [d for d in dets if d.box is None or not whole_object_box(np.asarray(d.box), fg[n], float(max_cover))]
+        for n, dets in enumerate(detections.views)
+    ]
+    return Detections(detections.part_names, views, detections.image_size)

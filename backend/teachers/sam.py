@@ -1,0 +1,209 @@
+"""SAM box -> mask refinement, and a teacher wrapper that applies it to any teacher's boxes.
+
+A box VLM's box also holds background and pieces of the parts around the one it names; prompting
+SAM (Segment Anything) with the box gives the mask of the object inside it, as PartSLIP++ does.
+Per view the image embedding is computed once (``get_image_embeddings``, batched over views), then
+all boxes of that view are prompts of the mask decoder; of SAM's three candidate masks per box the
+one with the highest predicted IoU is kept (chosen before upsampling, so only one mask per box is
+brought to the view size by ``post_process_masks``).
+
+Each detection keeps its part, score and box and gets the mask. A detection that already had a
+mask (CLIPSeg's, with its bounding box) gets SAM's mask instead; one without a box is left as it
+is. When SAM's mask is empty the detection's mask is its box (all pixels whose centre is inside),
+which claims exactly what the box alone did.
+
+torch and transformers are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+from partdistill.shared.detections import Detection, Detections
+from partdistill.shared.errors import ValidationError
+
+from .base import (
+    CancelFn,
+    ProgressFn,
+    Teacher,
+    box_pixel_span,
+    check_cancel,
+    check_images,
+    check_positive_int,
+    flush_denormals,
+    load_pretrained,
+    report_progress,
+    resolve_device,
+)
+
+DEFAULT_MODEL = "facebook/sam-vit-base"
+_MODEL_TYPES = ("sam",)
+
+
+def box_mask(box: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` bool: the pixels whose centre is inside ``box`` (the lifting's convention)."""
+    h, w = size
+    r0, r1, c0, c1 = box_pixel_span(np.asarray(box), h, w)
+    out = np.zeros((h, w), dtype=bool)
+    out[r0:r1, c0:c1] = True
+    return out
+
+
+class SamRefiner:
+    """Turns boxes into masks with SAM.
+
+    model: hub id (downloaded on first use when online) or a local folder saved with
+    ``save_pretrained`` (model + processor). device: "auto" (CUDA when available), "cpu", "cuda[:n]".
+    batch_size: views per image-encoder forward. boxes_per_prompt: boxes per mask-decoder call
+    (bounds the memory of the upsampled masks).
+    """
+
+    name = "sam"
+    default_model = DEFAULT_MODEL
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        batch_size: int = 4,
+        boxes_per_prompt: int = 32,
+    ):
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.boxes_per_prompt = check_positive_int("boxes_per_prompt", boxes_per_prompt)
+        self.model_name = model or DEFAULT_MODEL
+        self.device = resolve_device(device)
+        self.processor, self.model = load_pretrained(
+            self.name,
+            self.model_name,
+            default_model=DEFAULT_MODEL,
+            auto_model="SamModel",
+            model_types=_MODEL_TYPES,
+            processor_parts=("image_processor",),
+            device=self.device,
+            option="--sam-model",
+        )
+
+    def refine(
+        self,
+        images: np.ndarray,
+        detections: Detections,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> Detections:
+        """A mask for every detection with a box. images: ``(N, H, W, 3) uint8``, the views the
+        detections were made on (one list per view). Returns new ``Detections``; the input is unchanged."""
+        import torch
+
+        flush_denormals()
+        images = check_images(images)
+        n_views, h, w, _ = images.shape
+        if len(detections.views) != n_views:
+            raise ValidationError("detections", f"has {len(detections.views)} view lists for {n_views} views")
+        views = [list(v) for v in detections.views]
+        todo = [n for n in range(n_views) if any(d.box is not None for d in views[n])]
+        batches = [todo[s : s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
+        report_progress(progress, 0, len(batches), f"{self.name}: refining {detections.n_detections} detections")
+        for done, batch in enumerate(batches, start=1):
+            check_cancel(cancel)
+            encodings = []
+            for n in batch:
+                boxes = [d.box for d in views[n] if d.box is not None]
+                boxes = np.stack([np.asarray(b, dtype=np.float32) for b in boxes])
+                boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+                boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+                # The processor resizes/pads the view and maps the boxes to the model's input frame.
+                encodings.append(
+                    self.processor(
+                        images=[images[n]],
+                        input_boxes=[boxes.tolist()],
+                        input_data_format="channels_last",
+                        return_tensors="pt",
+                    )
+                )
+            pixels = torch.cat([e["pixel_values"] for e in encodings]).to(self.device)
+            with torch.inference_mode():
+                embeddings = self.model.get_image_embeddings(pixels)
+            for i, n in enumerate(batch):
+                masks = self._masks(embeddings[i : i + 1], encodings[i])
+                it = iter(masks)
+                views[n] = [d if d.box is None else self._with_mask(d, next(it), (h, w)) for d in views[n]]
+            report_progress(progress, done, len(batches), f"{self.name}: {done} of {len(batches)} view batches")
+        return Detections(detections.part_names, views, detections.image_size)
+
+    def _masks(self, embedding, enc) -> list[np.ndarray]:
+        """``(H, W)`` bool masks, one per box of ``enc["input_boxes"]`` (1, B, 4), best predicted IoU."""
+        import torch
+
+        boxes = enc["input_boxes"].to(device=self.device, dtype=torch.float32)
+        out: list[np.ndarray] = []
+        for s in range(0, boxes.shape[1], self.boxes_per_prompt):
+            with torch.inference_mode():
+                pred = self.model(
+                    image_embeddings=embedding,
+                    input_boxes=boxes[:, s : s + self.boxes_per_prompt],
+                    multimask_output=True,
+                )
+                # Keep the candidate with the best predicted IoU before upsampling: (1, b, 1, h', w').
+                best = pred.iou_scores.argmax(dim=-1)  # (1, b)
+                masks = pred.pred_masks
+                idx = best[..., None, None, None].expand(-1, -1, 1, *masks.shape[-2:])
+                masks = torch.gather(masks, 2, idx)
+                full = self.processor.post_process_masks(
+                    masks, enc["original_sizes"], enc["reshaped_input_sizes"], binarize=True
+                )[0]  # (b, 1, H, W) bool
+            out.extend(full[:, 0].cpu().numpy())
+        return out
+
+    @staticmethod
+    def _with_mask(d: Detection, mask: np.ndarray, size: tuple[int, int]) -> Detection:
+        mask = np.ascontiguousarray(mask, dtype=bool)
+        if not mask.any():
+            mask = box_mask(d.box, size)
+        return replace(d, box=np.asarray(d.box, dtype=np.float32), mask=mask)
+
+
+class SamRefinedTeacher(Teacher):
+    """A teacher whose boxes are refined into masks by SAM: ``base.detect`` then ``refiner.refine``.
+
+    Prompts (template, object name) are the base teacher's. Progress runs over both stages.
+    """
+
+    def __init__(self, base: Teacher, refiner: SamRefiner):
+        super().__init__(prompt_template=base.prompt_template, object_name=base.object_name)
+        self.base = base
+        self.refiner = refiner
+        self.name = f"{base.name}+sam"
+
+    def prompts(self, part_names: Sequence[str]) -> list[str]:
+        return self.base.prompts(part_names)
+
+    def detect(
+        self,
+        images: np.ndarray,
+        part_names: Sequence[str],
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> Detections:
+        """The base teacher's detections with a SAM mask for every box. See ``Teacher.detect``."""
+        images, _ = self._check_inputs(images, part_names)
+        n_views = images.shape[0]
+        # The base reports (done, total) over its own work; SAM adds at most one unit per view.
+        base_total = [1]
+
+        def base_progress(done: int, total: int, message: str) -> None:
+            base_total[0] = max(total, 1)
+            report_progress(progress, done, base_total[0] + n_views, message)
+
+        def sam_progress(done: int, total: int, message: str) -> None:
+            # SAM's total (view batches) can be below n_views: scale it onto the n_views units.
+            units = n_views if total == 0 else round(done * n_views / total)
+            report_progress(progress, base_total[0] + units, base_total[0] + n_views, message)
+
+        dets = self.base.detect(images, part_names, progress=base_progress if progress else None, cancel=cancel)
+        check_cancel(cancel)
+        return self.refiner.refine(images, dets, progress=sam_progress if progress else None, cancel=cancel)

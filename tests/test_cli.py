@@ -1,0 +1,297 @@
+"""The ``partdistill`` CLI, in-process on synthetic capture bundles (no Blender): the outputs of
+``segment`` and one clear line on stderr with exit status 2 for every user error."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from partdistill.backend import cli
+from partdistill.backend.export_glb import read_glb_json
+from partdistill.backend.metrics import shape_miou
+from partdistill.backend.teachers.simulated import simulate_detections
+from partdistill.shared.bundle import save_bundle
+from partdistill.shared.detections import Detections
+from PIL import Image
+from synthetic import capture_of, table
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("cli_inputs")
+    mesh, gt, names = table()
+    capture = capture_of(mesh, gt, names, n_views=4, size=64)
+    bundle = save_bundle(folder / "table.npz", capture)
+    detections = simulate_detections(capture)
+    det = folder / "det.json"
+    detections.save_json(det)
+    return {"folder": folder, "capture": capture, "bundle": bundle, "det": det, "detections": detections}
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _segment(inputs: dict, out: Path, *extra) -> tuple[int, str, str]:
+    return _run(
+        [
+            "segment",
+            inputs["bundle"],
+            "--parts",
+            "top,leg",
+            "--detections",
+            inputs["det"],
+            "--out",
+            out,
+            "--quiet",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def distilled(inputs, tmp_path_factory) -> dict:
+    import torch
+
+    out = tmp_path_factory.mktemp("cli_distill")
+    # one intra-op thread: on a busy 2-core machine two spinning OpenMP threads made this run 10x slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc, stdout, stderr = _segment(inputs, out, "--points", "2048", "--epochs", "60")
+    finally:
+        torch.set_num_threads(threads)
+    return {"rc": rc, "stdout": stdout, "stderr": stderr, "out": out}
+
+
+def _check_labels(out: Path, n_faces: int, n_polygons: int) -> dict:
+    with np.load(out / "labels.npz", allow_pickle=False) as z:
+        labels = {k: z[k] for k in z.files}
+    assert set(labels) == {"face_labels", "face_confidence", "polygon_labels", "part_names"}
+    assert labels["face_labels"].shape == (n_faces,) and labels["face_labels"].dtype == np.int32
+    assert labels["face_confidence"].shape == (n_faces,) and labels["face_confidence"].dtype == np.float32
+    assert 0 <= labels["face_confidence"].min() and labels["face_confidence"].max() <= 1
+    assert labels["polygon_labels"].shape == (n_polygons,) and labels["polygon_labels"].dtype == np.int32
+    assert labels["part_names"].tolist() == ["top", "leg"]
+    assert -1 <= labels["face_labels"].min() and labels["face_labels"].max() <= 1
+    doc = json.loads((out / "labels.json").read_text())
+    assert doc["part_names"] == ["top", "leg"]
+    assert doc["face_labels"] == labels["face_labels"].tolist()
+    assert doc["polygon_labels"] == labels["polygon_labels"].tolist()
+    np.testing.assert_allclose(doc["face_confidence"], labels["face_confidence"], atol=1e-4)
+    assert "total" in doc["timings"]
+    glb = read_glb_json(out / "segmented.glb")
+    assert glb["meshes"][0]["extras"]["part_names"] == ["top", "leg"]
+    with Image.open(out / "preview.png") as im:
+        im.verify()
+    return labels
+
+
+def _printed_miou(stdout: str) -> float:
+    m = re.search(r"mIoU against the bundle's ground truth: (\d+\.\d)", stdout)
+    assert m, stdout
+    return float(m.group(1))
+
+
+# ---- segment ------------------------------------------------------------------------------------
+
+
+def test_segment_with_detections_writes_labels_mesh_preview_and_loss_curve(inputs, distilled):
+    assert distilled["rc"] == 0, distilled["stderr"]
+    out = distilled["out"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "labels.json",
+        "labels.npz",
+        "loss.png",
+        "preview.png",
+        "segmented.glb",
+    ]
+    labels = _check_labels(out, 60, 30)
+    assert (labels["face_labels"] >= 0).any()
+    with Image.open(out / "loss.png") as im:
+        assert im.format == "PNG" and im.size[0] > 100
+
+
+def test_segment_prints_the_miou_against_the_bundles_ground_truth(inputs, distilled):
+    cap = inputs["capture"]
+    with np.load(distilled["out"] / "labels.npz") as z:
+        pred = z["face_labels"]
+    want = 100 * shape_miou(pred, cap.gt_face_labels, 2, cap.mesh.face_areas())
+    assert _printed_miou(distilled["stdout"]) == pytest.approx(want, abs=0.051)
+    assert _printed_miou(distilled["stdout"]) > 80  # noise-free boxes on a table
+    assert "segmented 60 faces into 2 parts" in distilled["stdout"]
+
+
+def test_segment_by_voting_writes_no_loss_curve(inputs, tmp_path):
+    rc, stdout, stderr = _segment(inputs, tmp_path, "--method", "vote")
+    assert rc == 0, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.json", "labels.npz", "preview.png", "segmented.glb"]
+    _check_labels(tmp_path, 60, 30)
+    assert _printed_miou(stdout) > 50
+
+
+# ---- user errors: exit status 2, one line on stderr, no traceback --------------------------------
+
+
+def _assert_one_line_error(rc: int, stderr: str, *needles: str) -> None:
+    assert rc == 2
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("partdistill: error: "), stderr
+    for n in needles:
+        assert n in lines[0], stderr
+
+
+def test_an_unknown_input_suffix_is_a_user_error(tmp_path):
+    path = tmp_path / "points.xyz"
+    path.write_text("0 0 0\n")
+    rc, _, err = _run(["segment", path, "--parts", "a", "--out", tmp_path / "out"])
+    _assert_one_line_error(rc, err, "'.xyz'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_input_file_is_a_user_error(tmp_path):
+    rc, _, err = _run(["segment", tmp_path / "none.npz", "--parts", "a", "--out", tmp_path / "out"])
+    _assert_one_line_error(rc, err, "input not found", "none.npz")
+
+
+def test_a_broken_bundle_is_a_user_error(tmp_path):
+    (tmp_path / "broken.npz").write_bytes(b"garbage")
+    rc, _, err = _run(["segment", tmp_path / "broken.npz", "--parts", "a", "--out", tmp_path / "out"])
+    _assert_one_line_error(rc, err, "input: ")
+
+
+@pytest.mark.parametrize("parts", ["", " , ,"])
+def test_empty_parts_is_a_user_error(inputs, tmp_path, parts):
+    rc, _, err = _run(["segment", inputs["bundle"], "--parts", parts, "--out", tmp_path])
+    _assert_one_line_error(rc, err, "--parts")
+
+
+def test_detections_and_teacher_together_is_a_user_error(inputs, tmp_path):
+    rc, _, err = _run(
+        [
+            "segment",
+            inputs["bundle"],
+            "--parts",
+            "top,leg",
+            "--detections",
+            inputs["det"],
+            "--teacher",
+            "grounding_dino",
+            "--out",
+            tmp_path,
+        ]
+    )
+    _assert_one_line_error(rc, err, "--detections", "--teacher")
+
+
+def test_detections_with_the_wrong_number_of_views_is_a_user_error(inputs, tmp_path):
+    d = inputs["detections"]
+    Detections(d.part_names, d.views[:-1], d.image_size).save_json(tmp_path / "three.json")
+    rc, _, err = _run(
+        [
+            "segment",
+            inputs["bundle"],
+            "--parts",
+            "top,leg",
+            "--detections",
+            tmp_path / "three.json",
+            "--out",
+            tmp_path / "out",
+        ]
+    )
+    _assert_one_line_error(rc, err, "views: ", "3", "4")
+    assert not (tmp_path / "out").exists()
+
+
+def test_detections_made_for_another_view_size_is_a_user_error(inputs, tmp_path):
+    d = inputs["detections"]
+    Detections(d.part_names, d.views, (128, 128)).save_json(tmp_path / "big.json")
+    rc, _, err = _run(
+        [
+            "segment",
+            inputs["bundle"],
+            "--parts",
+            "top,leg",
+            "--detections",
+            tmp_path / "big.json",
+            "--out",
+            tmp_path / "out",
+        ]
+    )
+    _assert_one_line_error(rc, err, "image_size: ")
+
+
+def test_a_missing_teacher_model_says_how_to_provide_one(inputs, tmp_path):
+    rc, _, err = _run(
+        [
+            "segment",
+            inputs["bundle"],
+            "--parts",
+            "top,leg",
+            "--teacher-model",
+            "/nonexistent/folder",
+            "--out",
+            tmp_path / "out",
+        ]
+    )
+    assert rc == 2 and "Traceback" not in err
+    # the message is several lines by design: the reason, then the three ways to provide a teacher
+    assert err.startswith("partdistill: error: ") and "/nonexistent/folder" in err.splitlines()[0]
+    assert "--detections" in err and "--teacher-model" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dead_backend_times_out_with_a_user_error(inputs, tmp_path):
+    t0 = time.monotonic()
+    rc, _, err = _run(
+        [
+            "segment",
+            inputs["bundle"],
+            "--parts",
+            "top,leg",
+            "--detections",
+            inputs["det"],
+            "--backend",
+            "tcp://127.0.0.1:1",
+            "--timeout",
+            "0.5",
+            "--quiet",
+            "--out",
+            tmp_path / "out",
+        ]
+    )
+    assert time.monotonic() - t0 < 10
+    _assert_one_line_error(rc, err, "tcp://127.0.0.1:1")
+    assert not (tmp_path / "out").exists()
+
+
+# ---- keys ---------------------------------------------------------------------------------------
+
+
+def test_keys_writes_a_curve_key_pair_with_a_private_secret(tmp_path):
+    zmq = pytest.importorskip("zmq")
+    rc, stdout, _ = _run(["keys", tmp_path / "keys"])
+    assert rc == 0 and "server.key" in stdout
+    public = (tmp_path / "keys" / "server.key").read_bytes()
+    secret_file = tmp_path / "keys" / "server.key_secret"
+    secret = secret_file.read_bytes()
+    assert len(public) == len(secret) == 40  # Z85 of 32 bytes
+    assert zmq.curve_public(secret) == public
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert cli.load_server_keys(tmp_path / "keys") == (secret, public)
+
+
+def test_serve_with_missing_keys_is_a_user_error(tmp_path):
+    rc, _, err = _run(["serve", "--bind", "tcp://127.0.0.1:0", "--curve-keys", tmp_path / "nokeys"])
+    _assert_one_line_error(rc, err, "partdistill keys")
