@@ -7,3 +7,12 @@ try:
     __version__ = version("partdistill")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+
+def __getattr__(name: str):
+    # ``from partdistill.backend import segment`` without importing torch for every submodule import
+    if name == "segment":
+        from .engine import segment
+
+        return segment
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
