@@ -1,6 +1,14 @@
 """Headless Blender (bpy as a Python module) entry points, run by the CLI in a child process:
 
     python -m partdistill.blender_addon.headless capture MESH BUNDLE.npz [--views 10] [--resolution 512]
+    python -m partdistill.blender_addon.headless capture-many JOBS.json [--views 10] [--resolution 512]
+        [--no-compress]
+
+``capture-many`` captures a list of mesh files in one Blender process (importing bpy and probing the
+render engine once instead of once per file). JOBS.json is a list of ``{"input": MESH, "output":
+BUNDLE.npz}``. After each file it prints one line on stdout, ``partdistill: captured K/N OUTPUT``
+(or ``partdistill: failed K/N INPUT: reason``), flushed, so a parent can follow progress and pick up
+each bundle as soon as it exists. A failed file does not stop the others; the exit status is then 2.
 
 Errors are printed as one ``partdistill: error: ...`` line with exit status 2.
 """
@@ -8,6 +16,7 @@ Errors are printed as one ``partdistill: error: ...`` line with exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,7 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("out", type=Path)
     c.add_argument("--views", type=int, default=10)
     c.add_argument("--resolution", type=int, default=512)
+    m = sub.add_parser("capture-many", help="capture a list of mesh files in one Blender process")
+    m.add_argument("jobs", type=Path, help='JSON list of {"input": MESH, "output": BUNDLE.npz}')
+    m.add_argument("--views", type=int, default=10)
+    m.add_argument("--resolution", type=int, default=512)
+    m.add_argument("--no-compress", action="store_true", help="write uncompressed .npz (faster, larger)")
     args = p.parse_args(argv)
+    if args.command == "capture-many":
+        return _capture_many(args.jobs, args.views, args.resolution, compress=not args.no_compress)
     try:
         from .capture import capture_file
 
@@ -35,6 +51,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"partdistill: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _read_jobs(path: Path) -> list[tuple[Path, Path]]:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValidationError("jobs", f"cannot read {path}: {e}") from None
+    if not isinstance(raw, list) or not all(
+        isinstance(j, dict) and isinstance(j.get("input"), str) and isinstance(j.get("output"), str) for j in raw
+    ):
+        raise ValidationError("jobs", f'{path} must hold a list of {{"input": str, "output": str}}')
+    return [(Path(j["input"]), Path(j["output"])) for j in raw]
+
+
+def _capture_many(jobs_file: Path, views: int, resolution: int, *, compress: bool) -> int:
+    try:
+        jobs = _read_jobs(jobs_file)
+        from .capture import capture_file
+    except ValidationError as e:
+        print(f"partdistill: error: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    for k, (src, out) in enumerate(jobs, start=1):
+        try:
+            cap = capture_file(src, n_views=views, resolution=resolution)
+            save_bundle(out, cap, compress=compress)
+        except (ValidationError, RuntimeError, OSError) as e:  # one bad file must not stop the batch
+            failed += 1
+            reason = " ".join(str(e).split())
+            print(f"partdistill: failed {k}/{len(jobs)} {src}: {reason}", flush=True)
+            continue
+        print(f"partdistill: captured {k}/{len(jobs)} {out}", flush=True)
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":
