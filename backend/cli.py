@@ -85,6 +85,32 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_segment)
 
+    f = sub.add_parser("fit", help="pre-align one student over many shapes of a category (Pre)")
+    f.add_argument("inputs", type=Path, nargs="+", help="mesh files, capture bundles, or folders of them")
+    f.add_argument("--parts", required=True)
+    f.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    f.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher for inputs without <stem>.detections.json")
+    f.add_argument("--teacher-model", default="")
+    f.add_argument("--views", type=int, default=10)
+    f.add_argument("--resolution", type=int, default=512)
+    f.add_argument("--points", type=int, default=SegmentOptions.n_points)
+    f.add_argument("--epochs", type=int, default=SegmentOptions.epochs)
+    f.add_argument("--no-backward", action="store_true")
+    f.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(func=cmd_fit)
+
+    r = sub.add_parser("predict", help="label a shape with a pre-aligned student alone (no teacher)")
+    r.add_argument("input", type=Path)
+    r.add_argument("--model", type=Path, required=True, help="checkpoint folder made by `partdistill fit`")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--views", type=int, default=10, help="views rendered for the preview of a mesh file")
+    r.add_argument("--resolution", type=int, default=512)
+    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_predict)
+
     c = sub.add_parser("capture", help="render a mesh file into a capture bundle (headless Blender)")
     c.add_argument("input", type=Path)
     c.add_argument("--out", type=Path, required=True, help="bundle path (.npz)")
@@ -107,9 +133,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    names = tuple(n.strip() for n in args.parts.split(",") if n.strip())
-    if not names:
-        raise CliError("--parts needs at least one part name")
+    names = _part_names(args.parts)
     if args.detections is not None and args.teacher is not None:
         raise CliError("give either --detections or --teacher, not both")
     options = SegmentOptions(
@@ -140,14 +164,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         else:
             from .engine import segment
 
-            teacher = None
-            if detections is None:
-                from .teachers import make_teacher
-
-                teacher = make_teacher(
-                    options.teacher, options.teacher_model, device=options.device,
-                    box_threshold=options.box_threshold, text_threshold=options.text_threshold,
-                )  # fmt: skip
+            teacher = _teacher(options) if detections is None else None
             result = segment(
                 capture, names, options=options, detections=detections, teacher=teacher, progress=bar.update
             )
@@ -277,6 +294,99 @@ class _Progress:
 
     def client_update(self, done: int, total: int, stage: str, message: str) -> None:
         self.update(done, total, stage)
+
+
+# ---- fit / predict (Pre) ---------------------------------------------------------------------
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders -> their bundles and mesh files (sorted), detections files skipped."""
+    out = []
+    for p in inputs:
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in (".npz", *MESH_SUFFIXES)
+                          and not f.name.endswith(".labels.npz"))  # fmt: skip
+        elif p.exists():
+            out.append(p)
+        else:
+            raise CliError(f"input not found: {p}")
+    if not out:
+        raise CliError("no mesh files or capture bundles among the inputs")
+    return out
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .checkpoint import save_checkpoint
+    from .pre_alignment import TrainingShape, fit
+
+    names = _part_names(args.parts)
+    options = SegmentOptions(
+        teacher=args.teacher, teacher_model=args.teacher_model, n_points=args.points, epochs=args.epochs,
+        backward=not args.no_backward, device=args.device, seed=args.seed,
+    ).validate()  # fmt: skip
+    shapes, need_teacher = [], False
+    for path in expand_inputs(args.inputs):
+        cap = read_input(path, views=args.views, resolution=args.resolution, quiet=args.quiet)
+        det_file = path.with_name(path.stem + ".detections.json")
+        det = Detections.load_json(det_file).validate(cap.n_views, cap.image_size) if det_file.exists() else None
+        lab_file = path.with_name(path.stem + ".labels.npz")
+        labels = _few_shot_labels(lab_file, cap, names) if lab_file.exists() else None
+        need_teacher |= det is None and labels is None
+        shapes.append(TrainingShape(cap, det, labels))
+    teacher = _teacher(options) if need_teacher else None
+    with _Progress(args.quiet) as bar:
+        ckpt = fit(shapes, names, options, teacher=teacher, progress=bar.update)
+    save_checkpoint(args.out, ckpt)
+    tr = ckpt.meta["training"]
+    print(f"fitted on {tr['n_shapes']} shapes ({tr['n_units']} knowledge units) in {tr['seconds']:.1f} s; "
+          f"backward distillation from epoch {tr['trigger_epoch']}; wrote {args.out}")  # fmt: skip
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .engine import resolve_device
+    from .pre_alignment import predict
+
+    ckpt = load_checkpoint(args.model, device=resolve_device(args.device))
+    t0 = time.perf_counter()
+    capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet)
+    t_capture = time.perf_counter() - t0
+    result = predict(capture, ckpt, device=args.device)
+    result.timings = {"capture": t_capture, **result.timings}
+    written = write_outputs(args.out, capture, result)
+    _summary(result, written, capture)
+    return 0
+
+
+def _few_shot_labels(path: Path, cap: Capture, names: tuple[str, ...]) -> np.ndarray:
+    """``<stem>.labels.npz`` (the ``labels.npz`` format: face_labels + part_names) -> (F,) int32 labels
+    re-indexed onto ``names``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels, their = z["face_labels"].astype(np.int32), [str(n) for n in z["part_names"]]
+    except (OSError, KeyError, ValueError) as e:
+        raise CliError(f"{path}: not a labels file with face_labels and part_names ({e})") from None
+    if labels.shape != (cap.mesh.n_faces,):
+        raise CliError(f"{path}: {labels.shape[0]} face labels for a mesh of {cap.mesh.n_faces} faces")
+    unknown = [n for n in their if n not in names]
+    if unknown:
+        raise CliError(f"{path}: parts {unknown} are not among --parts")
+    remap = np.array([names.index(n) for n in their] + [-1], dtype=np.int32)
+    return remap[np.where(labels >= 0, labels, len(their))]
+
+
+def _part_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise CliError("--parts needs at least one part name")
+    return names
+
+
+def _teacher(options: SegmentOptions):
+    from .teachers import teacher_from_options
+
+    return teacher_from_options(options)
 
 
 # ---- capture / serve / keys ------------------------------------------------------------------

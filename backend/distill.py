@@ -9,7 +9,7 @@ weights. The trigger and the snapshot come from the loss alone (no ground truth 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,38 +108,48 @@ def _class_weights(units: KnowledgeUnits, n_parts: int) -> torch.Tensor:
 
 
 def distill(
-    forward: Callable[[], torch.Tensor],
+    forward: Callable[[int], torch.Tensor],
     params: list[torch.nn.Parameter],
-    units: KnowledgeUnits,
+    units: Sequence[KnowledgeUnits],
     n_parts: int,
     config: DistillConfig,
     *,
+    seed: int = 0,
     progress: Callable[[int, int, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> DistillReport:
-    """Train so that ``forward()`` -> logits (N, P) agrees with the units. Returns the loss curve,
-    the trigger epoch and the unit weights before/after re-scoring (``units.weight`` is updated)."""
-    report = DistillReport(weights_before=units.weight.copy())
-    if units.n_units == 0 or units.idx.size == 0:
+    """Train so that ``forward(i)`` -> logits (N_i, P) of shape i agrees with its units ``units[i]``.
+
+    One shape (TTA): one full-batch step per epoch. Several shapes (Pre): one step per shape per epoch,
+    in a shuffled order; the epoch's loss is the mean over shapes. Backward distillation re-scores the
+    units of every shape once, from the same snapshot of the student. Returns the loss curve, the
+    trigger epoch and the unit weights before/after re-scoring (each ``units[i].weight`` is updated)."""
+    report = DistillReport(weights_before=np.concatenate([u.weight for u in units]) if units else None)
+    active = [i for i, u in enumerate(units) if u.n_units and u.idx.size]
+    if not active:
+        report.weights_after = report.weights_before
         return report
     opt = torch.optim.Adam(params, lr=config.lr)
-    loss_fn = UnitLoss(units, _class_weights(units, n_parts) if config.class_balance else None)
-    weight = torch.as_tensor(units.weight, dtype=torch.float32)
+    losses = [UnitLoss(units[i], _class_weights(units[i], n_parts) if config.class_balance else None) for i in active]
+    weights = [torch.as_tensor(units[i].weight, dtype=torch.float32) for i in active]
+    rng = np.random.default_rng(seed)
     end = config.epochs
     ma: list[float] = []
     for epoch in range(config.epochs):
-        if cancel is not None and cancel():
-            from .cancel import Cancelled
-
-            raise Cancelled()
         if epoch >= end:
             break
-        opt.zero_grad(set_to_none=True)
-        logits = forward()
-        loss = loss_fn(logits, weight)
-        loss.backward()
-        opt.step()
-        report.loss.append(float(loss.detach()))
+        total = 0.0
+        for j in rng.permutation(len(active)) if len(active) > 1 else (0,):
+            if cancel is not None and cancel():
+                from .cancel import Cancelled
+
+                raise Cancelled()
+            opt.zero_grad(set_to_none=True)
+            loss = losses[j](forward(active[j]), weights[j])
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        report.loss.append(total / len(active))
         if progress is not None:
             progress(epoch + 1, end, "distill")
         if config.backward and report.trigger_epoch is None:
@@ -148,11 +158,12 @@ def distill(
             settled = len(ma) > config.ma_window and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(ma[-2], 1e-8)
             if epoch + 1 >= config.min_epochs and (settled or epoch + 1 >= config.epochs // 2):
                 with torch.no_grad():
-                    pred = forward().argmax(dim=-1).cpu().numpy()
-                units.weight = rescore(pred, units, config.rescale_per_part)
-                weight = torch.as_tensor(units.weight, dtype=torch.float32)
+                    for k, i in enumerate(active):
+                        pred = forward(i).argmax(dim=-1).cpu().numpy()
+                        units[i].weight = rescore(pred, units[i], config.rescale_per_part)
+                        weights[k] = torch.as_tensor(units[i].weight, dtype=torch.float32)
                 report.trigger_epoch = epoch + 1
                 if config.post_epochs:
                     end = min(config.epochs, epoch + 1 + config.post_epochs)
-    report.weights_after = units.weight.copy()
+    report.weights_after = np.concatenate([u.weight for u in units])
     return report

@@ -80,7 +80,7 @@ class Server:
         self.max_queue = max_queue
         self._ctx = context or zmq.Context.instance()
         self._curve = (curve_secret_key, curve_public_key)
-        self._teacher_loader = teacher_loader or _load_teacher
+        self._teacher_loader = teacher_loader
         self._teachers: dict[tuple, object] = {}
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -246,7 +246,7 @@ class Server:
         from .engine import segment
         from .teachers.base import TeacherUnavailableError
 
-        capture, names, options, detections = job.payload
+        capture, names, options, detections, labelled = job.payload
         job.payload = ()  # the arrays are no longer needed once the engine has them
         last = [0.0]
 
@@ -268,7 +268,7 @@ class Server:
                 job.stage = "loading teacher"
                 teacher = self._teacher(options)
             result = segment(
-                capture, names, options=options, detections=detections, teacher=teacher,
+                capture, names, options=options, detections=detections, teacher=teacher, labelled_faces=labelled,
                 progress=progress, cancel=job.cancel.is_set,
             )  # fmt: skip
             return protocol.result_message(job.id, result)
@@ -283,25 +283,13 @@ class Server:
             return protocol.error_message(job.id, "internal", "", f"{type(e).__name__}: {e}")
 
     def _teacher(self, options: SegmentOptions):
-        key = (
-            options.teacher,
-            options.teacher_model,
-            options.device,
-            options.box_threshold,
-            options.text_threshold,
-        )
+        key = (options.teacher, options.teacher_model, options.device, options.box_threshold, options.text_threshold,
+               options.prompt_template, options.object_name, options.sam_model)  # fmt: skip
         if key not in self._teachers:
-            self._teachers[key] = self._teacher_loader(options)
+            if self._teacher_loader is None:
+                from .teachers import teacher_from_options
+
+                self._teachers[key] = teacher_from_options(options)
+            else:
+                self._teachers[key] = self._teacher_loader(options)
         return self._teachers[key]
-
-
-def _load_teacher(options: SegmentOptions):
-    from .teachers import make_teacher
-
-    return make_teacher(
-        options.teacher,
-        options.teacher_model,
-        device=options.device,
-        box_threshold=options.box_threshold,
-        text_threshold=options.text_threshold,
-    )

@@ -561,7 +561,9 @@ def make_shape(family: str, seed: int) -> LabelledShape:
     rng = np.random.default_rng([zlib.crc32(family.encode()), int(seed)])
     shape = FAMILIES[family](rng)
     present = set(np.unique(shape.labels).tolist())
-    missing = [n for i, n in enumerate(shape.part_names) if i not in present and n not in OPTIONAL_PARTS.get(family, ())]
+    missing = [
+        n for i, n in enumerate(shape.part_names) if i not in present and n not in OPTIONAL_PARTS.get(family, ())
+    ]
     if missing:
         raise RuntimeError(f"{family} seed {seed}: parts {missing} are missing")
     return shape

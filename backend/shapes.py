@@ -37,7 +37,12 @@ class LabelledShape:
         the part names survive as material names in any importer). OBJ is y-up by convention, so
         our z-up coordinates are written as (x, z, -y); importers turn them back to z-up."""
         path = Path(path)
-        lines = ["# partdistill procedural shape; materials name the ground-truth parts", f"o {path.stem}"]
+        path.write_text(self.obj_text(path.stem))
+        return path
+
+    def obj_text(self, name: str = "shape") -> str:
+        """The text :meth:`write_obj` writes, with object name ``name``."""
+        lines = ["# partdistill procedural shape; materials name the ground-truth parts", f"o {name}"]
         lines += [f"v {x:.6f} {z:.6f} {-y:.6f}" for x, y, z in self.vertices]
         current = None
         for poly, label in zip(self.polygons, self.labels, strict=True):
@@ -45,8 +50,7 @@ class LabelledShape:
                 lines.append(f"usemtl {self.part_names[label]}")
                 current = label
             lines.append("f " + " ".join(str(i + 1) for i in poly))
-        path.write_text("\n".join(lines) + "\n")
-        return path
+        return "\n".join(lines) + "\n"
 
 
 @dataclass

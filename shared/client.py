@@ -81,12 +81,13 @@ class BackendClient:
         on_progress: Callable[[int, int, str, str], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         job: str | None = None,
+        labelled_faces=None,
     ) -> SegmentationResult:
         """Send a capture, stream progress to ``on_progress(done, total, stage, message)``, return the
         result. When ``should_cancel()`` turns true a cancel is sent and BackendError('cancelled')
-        ends the call once the backend confirms."""
+        ends the call once the backend confirms. ``labelled_faces`` (F,) int32: few-shot labels, -1 = unknown."""
         job = job or uuid.uuid4().hex
-        msg = protocol.segment_request(job, capture, part_names, options, detections)
+        msg = protocol.segment_request(job, capture, part_names, options, detections, labelled_faces)
         sock = self._socket()
         try:
             sock.send_multipart(protocol.encode(msg), copy=False)

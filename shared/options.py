@@ -14,9 +14,16 @@ class SegmentOptions:
     """How to segment.
 
     method: "distill" (teacher -> knowledge units -> 3D student) or "vote" (multi-view voting baseline).
-    teacher: None (use given detections) or a teacher name ("grounding_dino").
+    teacher: None (use given detections) or a teacher name ("grounding_dino", "owlv2", "clipseg").
     teacher_model: hub id or local folder of the teacher's weights ("" = the teacher's default).
+    prompt_template: the text per part, e.g. "{part}" or "the {part} of a {object}" (object_name fills it).
+    sam_model: None, or refine every box into a mask with SAM ("" = facebook/sam-vit-base, or hub id/folder).
     box_threshold / text_threshold: teacher detection thresholds.
+    whole_object_cover: boxes covering at least this fraction of the object (its bounding box and its
+    pixels) are dropped, as PartSLIP does; a value above 1 keeps every box.
+    text_encoder: hub id or folder of a CLIP text encoder for the part names ("" = hashed names).
+    backward_window / backward_tolerance: backward distillation starts when the moving average of the
+    loss over ``backward_window`` epochs changes by less than ``backward_tolerance`` (relative).
     n_points: points sampled on the surface for lifting and the student.
     epochs: maximum training epochs of the student; backward: run backward distillation.
     device: "auto", "cpu" or "cuda".
@@ -26,6 +33,13 @@ class SegmentOptions:
     method: str = "distill"
     teacher: str | None = None
     teacher_model: str = ""
+    prompt_template: str = "{part}"
+    object_name: str = ""
+    sam_model: str | None = None
+    whole_object_cover: float = 0.85
+    text_encoder: str = ""
+    backward_window: int = 5
+    backward_tolerance: float = 0.005
     box_threshold: float = 0.25
     text_threshold: float = 0.2
     n_points: int = 8192
@@ -39,13 +53,28 @@ class SegmentOptions:
             raise ValidationError("options.method", f"must be one of {METHODS}, got {self.method!r}")
         if self.teacher is not None and not isinstance(self.teacher, str):
             raise ValidationError("options.teacher", "must be a teacher name or null")
-        if not isinstance(self.teacher_model, str):
-            raise ValidationError("options.teacher_model", "must be a string")
+        for name in ("teacher_model", "prompt_template", "object_name", "text_encoder"):
+            if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 1000:
+                raise ValidationError(f"options.{name}", "must be a string of at most 1000 characters")
+        if self.sam_model is not None and not isinstance(self.sam_model, str):
+            raise ValidationError("options.sam_model", "must be a hub id, a folder, '' (default SAM) or null")
+        if "{part}" not in self.prompt_template:
+            raise ValidationError("options.prompt_template", "must contain {part}")
+        for name, lo, hi in (("whole_object_cover", 0.0, 2.0), ("backward_tolerance", 0.0, 1.0)):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= float(v) <= hi:
+                raise ValidationError(f"options.{name}", f"must be a number in [{lo}, {hi}], got {v!r}")
         for name in ("box_threshold", "text_threshold"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
                 raise ValidationError(f"options.{name}", f"must be a number in [0, 1], got {v!r}")
-        for name, lo, hi in (("n_points", 64, 1_000_000), ("epochs", 1, 100_000), ("seed", 0, 2**31 - 1)):
+        ints = (
+            ("n_points", 64, 1_000_000),
+            ("epochs", 1, 100_000),
+            ("seed", 0, 2**31 - 1),
+            ("backward_window", 1, 1000),
+        )
+        for name, lo, hi in ints:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 raise ValidationError(f"options.{name}", f"must be an integer in [{lo}, {hi}], got {v!r}")

@@ -37,7 +37,7 @@ from .detections import Detections
 from .errors import ValidationError
 from .options import SegmentOptions
 from .result import SegmentationResult
-from .validation import check_part_names
+from .validation import check_array, check_index_range, check_part_names
 
 PROTOCOL_VERSION = 1
 
@@ -207,7 +207,9 @@ def segment_request(
     part_names: Sequence[str],
     options: SegmentOptions | None = None,
     detections: Detections | None = None,
+    labelled_faces: np.ndarray | None = None,
 ) -> Message:
+    """``labelled_faces`` (F,) int32, optional: few-shot labels (-1 = unknown) — e.g. faces a user painted."""
     m = capture.mesh
     arrays = {
         "vertices": m.vertices,
@@ -225,6 +227,8 @@ def segment_request(
         arrays["polygon_count"] = np.array(m.polygon_count, dtype=np.int64)
     if detections is not None:
         arrays.update(detections.to_arrays())
+    if labelled_faces is not None:
+        arrays["labelled_faces"] = labelled_faces
     opts = (options or SegmentOptions()).validate()
     return Message(
         "segment",
@@ -234,13 +238,17 @@ def segment_request(
     )
 
 
-def parse_segment_request(msg: Message) -> tuple[Capture, tuple[str, ...], SegmentOptions, Detections | None]:
-    """Validate a segment message down to every array value."""
+def parse_segment_request(
+    msg: Message,
+) -> tuple[Capture, tuple[str, ...], SegmentOptions, Detections | None, np.ndarray | None]:
+    """Validate a segment message down to every array value. Returns the capture, part names,
+    options, detections (or None) and few-shot labelled faces (or None)."""
     a = msg.arrays
     for name in ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam"):
         if name not in a:
             raise ValidationError(f"arrays.{name}", "required for a 'segment' message")
     known = set(_CAPTURE_ARRAYS) | {
+        "labelled_faces",
         "det_view",
         "det_part",
         "det_score",
@@ -264,9 +272,13 @@ def parse_segment_request(msg: Message) -> tuple[Capture, tuple[str, ...], Segme
     detections = None
     if msg.fields["has_detections"]:
         detections = Detections.from_arrays(names, capture.n_views, a).validate(capture.n_views, capture.image_size)
-    elif options.teacher is None and options.method in ("distill", "vote"):
+    labelled = a.get("labelled_faces")
+    if labelled is not None:
+        check_array("labelled_faces", labelled, np.int32, (capture.mesh.n_faces,))
+        check_index_range("labelled_faces", labelled, -1, len(names))
+    if detections is None and options.teacher is None and (labelled is None or options.method == "vote"):
         raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
-    return capture, names, options, detections
+    return capture, names, options, detections, labelled
 
 
 def _scalar(arrays: dict, name: str) -> int | None:

@@ -81,7 +81,7 @@ def test_distill_triggers_backward_once_and_records_the_curve():
     wrong = good0[:5]
     units = units_from([good0, good1, wrong], [0, 1, 1], [0.9, 0.9, 0.9], n)
     cfg = DistillConfig(epochs=200, lr=0.05, min_epochs=20, class_balance=False)
-    rep = distill(lambda: layer(x), list(layer.parameters()), units, 2, cfg)
+    rep = distill(lambda i: layer(x), list(layer.parameters()), [units], 2, cfg)
     assert rep.trigger_epoch is not None and 20 <= rep.trigger_epoch <= 100
     assert len(rep.loss) > rep.trigger_epoch
     assert rep.weights_after[2] < rep.weights_before[2]

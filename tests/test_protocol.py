@@ -28,7 +28,8 @@ def test_segment_request_round_trips_capture_options_and_detections(capture):
     det = simulate_detections(capture)
     opts = SegmentOptions(method="vote", n_points=1000, seed=3)
     back = roundtrip(protocol.segment_request("job1", capture, capture.part_names, opts, det))
-    cap2, names, opts2, det2 = protocol.parse_segment_request(back)
+    cap2, names, opts2, det2, labelled = protocol.parse_segment_request(back)
+    assert labelled is None
     assert back.type == "segment" and back.job == "job1"
     assert names == capture.part_names and opts2 == opts
     m, m2 = capture.mesh, cap2.mesh

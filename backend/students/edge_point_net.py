@@ -62,10 +62,11 @@ class EdgeConv(nn.Module):
 
 
 class EdgePointNet(Student):
-    def __init__(self, embed_dim: int = 64, width: int = 64, k: int = 12, n_freqs: int = 6):
+    def __init__(self, embed_dim: int = 64, width: int = 64, k: int = 12, n_freqs: int = 6, text_dim: int = 64):
         super().__init__()
         self.embed_dim = embed_dim
         self.k = k
+        self.config = {"embed_dim": embed_dim, "width": width, "k": k, "n_freqs": n_freqs, "text_dim": text_dim}
         self.fourier = FourierFeatures(n_freqs)
         self.stem = nn.Sequential(
             nn.Linear(self.fourier.out_dim + 3, width), nn.GELU(), nn.Linear(width, width), nn.GELU()
@@ -74,6 +75,8 @@ class EdgePointNet(Student):
         self.edge2 = EdgeConv(width, width)
         self.fuse = nn.Sequential(nn.Linear(3 * width + width, 2 * width), nn.GELU(), nn.Linear(2 * width, embed_dim))
         self.global_proj = nn.Linear(3 * width, width)
+        # part-name embeddings (hashed or CLIP, any size) are projected into the point-feature space
+        self.text_proj = nn.Linear(text_dim, embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
 
     def forward(
@@ -91,5 +94,5 @@ class EdgePointNet(Student):
         local = torch.cat([h0, h1, h2], dim=-1)
         glob = self.global_proj(local.amax(dim=1, keepdim=True)).expand(-1, local.shape[1], -1)
         feat = nn.functional.normalize(self.fuse(torch.cat([local, glob], dim=-1)), dim=-1)
-        emb = nn.functional.normalize(part_embeddings, dim=-1)
+        emb = nn.functional.normalize(self.text_proj(part_embeddings), dim=-1)
         return self.logit_scale.exp() * feat @ emb.T

@@ -1,19 +1,58 @@
-"""Part-name embeddings that condition the student's head."""
+"""Part-name embeddings that condition the student's head: a CLIP text encoder when one is given
+(hub id or local folder), else fixed per-name random vectors that the student's projection learns to
+use. Either way the same name always maps to the same vector, so a checkpoint trained with "leg"
+finds "leg" again."""
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 import torch
 
+HASHED_DIM = 64
 
-def hashed_embeddings(part_names: list[str] | tuple[str, ...], dim: int) -> torch.Tensor:
-    """(P, dim) float32 fixed random unit vectors, one per name, seeded by the name itself, so the
-    same name always gets the same vector (a checkpoint trained with "leg" finds "leg" again).
-    Used when no text encoder is loaded; the head learns to align point features to them."""
+
+def hashed_embeddings(part_names: Sequence[str], dim: int = HASHED_DIM) -> torch.Tensor:
+    """(P, dim) float32 unit vectors seeded by each (lower-cased) name."""
     out = []
     for name in part_names:
         g = torch.Generator().manual_seed(zlib.crc32(name.strip().lower().encode()))
         out.append(torch.randn(dim, generator=g))
     e = torch.stack(out)
     return e / e.norm(dim=-1, keepdim=True)
+
+
+class PartEmbedder:
+    """``PartEmbedder("")`` -> hashed vectors; ``PartEmbedder("openai/clip-vit-base-patch32")`` or a
+    local folder -> CLIP text embeddings of ``template.format(part=name)``."""
+
+    def __init__(self, text_encoder: str = "", template: str = "a {part}", device: str | torch.device = "cpu"):
+        self.source = text_encoder
+        self.template = template
+        self._model = self._tokenizer = None
+        self.device = torch.device(device)
+        if text_encoder:
+            from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+            from ..teachers.base import TeacherUnavailableError
+
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(text_encoder)
+                self._model = CLIPTextModelWithProjection.from_pretrained(text_encoder).to(self.device).eval()
+            except Exception as e:
+                raise TeacherUnavailableError("clip text encoder", text_encoder, str(e), option="--text-encoder") from e
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.config.projection_dim) if self._model is not None else HASHED_DIM
+
+    def __call__(self, part_names: Sequence[str]) -> torch.Tensor:
+        """(P, dim) float32 on ``self.device``."""
+        if self._model is None:
+            return hashed_embeddings(part_names).to(self.device)
+        texts = [self.template.format(part=n) for n in part_names]
+        tok = self._tokenizer(texts, padding=True, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            e = self._model(**tok).text_embeds.float()
+        return (e / e.norm(dim=-1, keepdim=True)).clone()

@@ -62,7 +62,22 @@ def make_teacher(name: str, model: str = "", *, sam_model: str | None = None, **
     return SamRefinedTeacher(teacher, SamRefiner(sam, device=device))
 
 
+def teacher_from_options(options) -> Teacher:
+    """The teacher a ``SegmentOptions`` asks for (name, model, thresholds, prompt template, SAM)."""
+    return make_teacher(
+        options.teacher,
+        options.teacher_model,
+        device=options.device,
+        box_threshold=options.box_threshold,
+        text_threshold=options.text_threshold,
+        prompt_template=options.prompt_template,
+        object_name=options.object_name or None,
+        sam_model=options.sam_model,
+    )
+
+
 __all__ = [
+    "teacher_from_options",
     "DEFAULT_PROMPT_TEMPLATE",
     "DEFAULT_SAM_MODEL",
     "Teacher",

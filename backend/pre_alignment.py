@@ -1,0 +1,110 @@
+"""Pre-alignment (the paper's "Pre"): distil one student over many unlabelled shapes of a category
+once, save it, then label new shapes with the student alone — no teacher, no rendering needed.
+Few-shot: shapes with labelled faces add units of confidence 1 that backward distillation never lowers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..shared.capture import Capture, Mesh
+from ..shared.detections import Detections
+from ..shared.errors import ValidationError
+from ..shared.options import SegmentOptions
+from ..shared.result import SegmentationResult
+from .cancel import Cancelled
+from .checkpoint import Checkpoint
+from .distill import distill
+from .engine import distill_config, label_faces, make_detections, part_embedder, resolve_device
+from .shape_prep import prepare_points, prepare_shape
+from .students.edge_point_net import EdgePointNet
+
+
+@dataclass
+class TrainingShape:
+    """One shape to learn from: its capture and either detections (or a teacher, given to ``fit``)
+    and/or few-shot ``labelled_faces (F,) int32`` (-1 = unknown)."""
+
+    capture: Capture
+    detections: Detections | None = None
+    labelled_faces: np.ndarray | None = None
+
+
+def fit(
+    shapes: Sequence[TrainingShape],
+    part_names: Sequence[str],
+    options: SegmentOptions | None = None,
+    *,
+    teacher=None,
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Checkpoint:
+    """Distil one student over ``shapes``; returns the checkpoint (save it with ``save_checkpoint``)."""
+    options = (options or SegmentOptions()).validate()
+    names = tuple(part_names)
+    if not shapes:
+        raise ValidationError("shapes", "fit needs at least one shape")
+    t0 = time.perf_counter()
+    torch.set_flush_denormal(True)  # see engine.segment
+    torch.manual_seed(options.seed)
+    device = resolve_device(options.device)
+    embedder = part_embedder(options.text_encoder, str(device))
+    emb = embedder(names)
+    student = EdgePointNet(text_dim=embedder.dim).to(device)
+    prepared, stats = [], {"n_detections": 0}
+    for i, s in enumerate(shapes):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        det = s.detections
+        if det is not None or teacher is not None:
+            det = make_detections(s.capture, names, options, det, teacher, None, cancel, {}, stats)
+        if det is None and s.labelled_faces is None:
+            raise ValidationError(f"shapes[{i}]", "has neither detections (or a teacher) nor labelled faces")
+        prepared.append(
+            prepare_shape(s.capture, det, options.n_points, options.seed + i, device, student.k, s.labelled_faces)
+        )
+        if progress is not None:
+            progress(i + 1, len(shapes), "lift")
+    rep = distill(
+        lambda i: student(prepared[i].xyz, prepared[i].normals, emb, prepared[i].nbr)[0].float().cpu(),
+        list(student.parameters()),
+        [p.units for p in prepared],
+        len(names),
+        distill_config(options),
+        seed=options.seed,
+        progress=progress,
+        cancel=cancel,
+    )
+    meta = {
+        "training": {
+            "n_shapes": len(shapes),
+            "n_units": int(sum(p.units.n_units for p in prepared)),
+            "epochs_run": len(rep.loss),
+            "trigger_epoch": rep.trigger_epoch,
+            "loss": [round(x, 5) for x in rep.loss],
+            "seconds": round(time.perf_counter() - t0, 2),
+            "options": options.to_dict(),
+        }
+    }
+    return Checkpoint(student.eval(), names, options.text_encoder, options.n_points, meta)
+
+
+def predict(mesh: Mesh | Capture, ckpt: Checkpoint, *, seed: int = 0, device: str = "auto") -> SegmentationResult:
+    """Label a shape with a pre-aligned student alone (no teacher, no views needed)."""
+    mesh = mesh.mesh if isinstance(mesh, Capture) else mesh
+    mesh.validate()
+    t = time.perf_counter()
+    torch.set_flush_denormal(True)
+    dev = resolve_device(device)
+    student = ckpt.student.to(dev)
+    emb = part_embedder(ckpt.text_encoder, str(dev))(ckpt.part_names)
+    shape = prepare_points(mesh, ckpt.n_points, seed, dev, student.k)
+    timings = {"prepare": time.perf_counter() - t}
+    stats = {"method": "pre", "n_faces": mesh.n_faces, "n_points": shape.points.n}
+    result = label_faces(student, shape, emb, ckpt.part_names, stats, timings)
+    result.timings["total"] = time.perf_counter() - t
+    return result

@@ -1,0 +1,112 @@
+"""Pre-alignment (fit once over many shapes, predict with the student alone) and few-shot units."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from synthetic import assemble, capture_of
+
+from partdistill.backend import cli, engine
+from partdistill.backend.checkpoint import load_checkpoint, save_checkpoint
+from partdistill.backend.metrics import shape_miou
+from partdistill.backend.pre_alignment import TrainingShape, fit, predict
+from partdistill.backend.shape_prep import few_shot_units
+from partdistill.backend.sampling import sample_surface
+from partdistill.backend.teachers.simulated import simulate_detections
+from partdistill.shared.bundle import save_bundle
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import SegmentOptions
+
+NAMES = ("top", "leg")
+
+
+def table(width: float, height: float, leg: float):
+    parts = [(0, ((-width, -0.6, height), (width, 0.6, height + 0.1)))]
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            cx, cy = sx * (width - 0.15), sy * 0.45
+            parts.append((1, ((cx - leg, cy - leg, 0.0), (cx + leg, cy + leg, height))))
+    mesh, gt = assemble(parts)
+    return capture_of(mesh, gt, NAMES, n_views=6, size=72)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return [table(w, h, l) for w, h, l in [(1.0, 0.9, 0.06), (1.2, 0.7, 0.05), (0.8, 1.0, 0.08), (1.1, 0.8, 0.07)]]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tables, tmp_path_factory):
+    shapes = [TrainingShape(c, simulate_detections(c)) for c in tables[:3]]
+    ckpt = fit(shapes, NAMES, SegmentOptions(n_points=1024, epochs=40))
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), ckpt)
+
+
+def test_checkpoint_holds_safetensors_weights_and_json_metadata(checkpoint):
+    meta = json.loads((checkpoint / "partdistill.json").read_text())
+    assert meta["part_names"] == list(NAMES) and meta["format"] == "partdistill-student"
+    assert meta["training"]["n_shapes"] == 3 and len(meta["training"]["loss"]) == meta["training"]["epochs_run"]
+    assert (checkpoint / "model.safetensors").read_bytes()[8:9] == b"{"  # safetensors: u64 length + JSON header
+
+
+def test_predict_labels_a_held_out_shape_without_any_teacher(checkpoint, tables, monkeypatch):
+    def no_teacher(*a, **k):
+        raise AssertionError("predict must not load a teacher")
+
+    import partdistill.backend.teachers as teachers
+
+    monkeypatch.setattr(teachers, "make_teacher", no_teacher)
+    held_out = tables[3]
+    res = predict(held_out, load_checkpoint(checkpoint))
+    assert res.face_labels.shape == (held_out.mesh.n_faces,) and res.stats["method"] == "pre"
+    assert shape_miou(res.face_labels, held_out.gt_face_labels, 2, held_out.mesh.face_areas()) > 0.8
+
+
+def test_loading_a_broken_checkpoint_names_the_problem(tmp_path, checkpoint):
+    with pytest.raises(ValidationError, match="not a partdistill checkpoint"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "partdistill.json").write_text((checkpoint / "partdistill.json").read_text())
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValidationError, match="cannot load"):
+        load_checkpoint(tmp_path)
+
+
+def test_few_shot_units_have_confidence_one_and_survive_backward_distillation(tables):
+    cap = tables[0]
+    labelled = np.full(cap.mesh.n_faces, -1, np.int32)
+    labelled[:4] = cap.gt_face_labels[:4]  # a few painted faces of the top
+    labelled[-2:] = cap.gt_face_labels[-2:]  # and of a leg
+    pts = sample_surface(cap.mesh, 2000, seed=0)
+    units = few_shot_units(pts, labelled)
+    assert units.fixed.all() and (units.confidence == 1).all() and set(units.part) == {0, 1}
+    res = engine.segment(cap, NAMES, options=SegmentOptions(n_points=2000, epochs=60),
+                         detections=simulate_detections(cap), labelled_faces=labelled)  # fmt: skip
+    assert res.stats["trigger_epoch"] is not None
+    after = np.array(res.stats["unit_weights_after"])
+    assert (after[-2:] == 1.0).all()  # the two few-shot units come last and keep confidence 1
+
+
+def test_few_shot_labels_alone_segment_a_shape(tables):
+    cap = tables[1]
+    labelled = np.full(cap.mesh.n_faces, -1, np.int32)
+    top = np.nonzero(cap.gt_face_labels == 0)[0][:6]
+    leg = np.nonzero(cap.gt_face_labels == 1)[0][::3]
+    labelled[top], labelled[leg] = 0, 1
+    res = engine.segment(cap, NAMES, options=SegmentOptions(n_points=2000, epochs=60), labelled_faces=labelled)
+    assert shape_miou(res.face_labels, cap.gt_face_labels, 2, cap.mesh.face_areas()) > 0.8
+
+
+def test_cli_fit_then_predict(tables, tmp_path):
+    for i, cap in enumerate(tables[:2]):
+        save_bundle(tmp_path / "train" / f"t{i}.npz", cap)
+        simulate_detections(cap).save_json(tmp_path / "train" / f"t{i}.detections.json")
+    save_bundle(tmp_path / "new.npz", tables[3])
+    model, out = tmp_path / "model", tmp_path / "out"
+    assert cli.main(["fit", str(tmp_path / "train"), "--parts", "top,leg", "--out", str(model),
+                     "--points", "1024", "--epochs", "30", "--quiet"]) == 0  # fmt: skip
+    assert cli.main(["predict", str(tmp_path / "new.npz"), "--model", str(model), "--out", str(out), "--quiet"]) == 0
+    z = np.load(out / "labels.npz")
+    assert z["face_labels"].shape == (tables[3].mesh.n_faces,)
+    assert (out / "segmented.glb").exists() and (out / "preview.png").exists()
