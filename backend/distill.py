@@ -17,13 +17,18 @@ import torch
 
 from .lifting import KnowledgeUnits
 
+MIN_PART_AGREEMENT = 0.05
+
 
 @dataclass
 class DistillConfig:
     """epochs: maximum optimisation steps (full batch). lr: Adam learning rate.
     backward: run backward distillation. ma_window / ma_tolerance: trigger when the moving average of
     the loss over ``ma_window`` epochs changes by less than ``ma_tolerance`` (relative) between epochs.
-    min_epochs: never trigger before this. post_epochs: training after re-scoring (0 = on to
+    min_epochs: never trigger before this many epochs, nor before ``min_fraction`` of ``epochs`` (a
+    young student's snapshot entrenches its own mistakes: on the benchmark a trigger at 30 of 100
+    epochs lost to forward-only, one at 50 gained); at ``max_fraction`` the trigger is forced.
+    post_epochs: training after re-scoring (0 = on to
     ``epochs``). rescale_per_part: keep each part's mean weight when
     re-scoring (re-rank units within a part, not between parts)."""
 
@@ -32,7 +37,9 @@ class DistillConfig:
     backward: bool = True
     ma_window: int = 5
     ma_tolerance: float = 0.005
-    min_epochs: int = 30
+    min_epochs: int = 10
+    min_fraction: float = 0.4
+    max_fraction: float = 0.6
     post_epochs: int = 0
     rescale_per_part: bool = True
     class_balance: bool = True
@@ -74,25 +81,34 @@ def rescore(pred: np.ndarray, units: KnowledgeUnits, rescale_per_part: bool = Tr
     """New unit weights (U,) float32 from the student's argmax ``pred`` (N,) over the points.
 
     IoU of unit u = |{i ∈ P_u : pred_i = l_u}| / |P_u| (the student's prediction restricted to the unit's
-    points vs the unit itself). New weight = confidence · IoU; with ``rescale_per_part`` each part's
-    re-scored weights are rescaled to keep that part's mean original confidence, so units are re-ranked
-    within a part (thin parts, whose boxes always contain background of other parts, do not shrink
-    as a whole). Fixed units keep their confidence."""
+    points vs the unit itself). Plain re-scoring: new weight = confidence · IoU.
+
+    With ``rescale_per_part`` the IoU is taken relative to the mean IoU r_p of the units of the same
+    part: new weight = confidence · min(1, IoU / r_p). Units are re-ranked within a part, not between
+    parts: a thin part's boxes always contain many points of the part behind them, so plain IoU lowers
+    all of them and the part shrinks, while here only the units worse than their part's average lose
+    weight. A part the student does not predict at all (r_p < ``MIN_PART_AGREEMENT``) keeps its
+    confidences: the snapshot has no opinion on it, and zeroing it would erase the part for good.
+    Fixed (few-shot) units keep their confidence."""
     u = units.n_units
     ent_unit = units.unit_of_entry()
     agree = pred[units.idx] == units.part[ent_unit]
     size = np.diff(units.ptr)
     iou = np.bincount(ent_unit, weights=agree, minlength=u) / np.maximum(size, 1)
     iou[size == 0] = 0.0
-    new = units.confidence.astype(np.float64) * iou
+    conf = units.confidence.astype(np.float64)
     if rescale_per_part:
+        factor = np.ones(u)
         for p in np.unique(units.part):
-            m = (units.part == p) & ~units.fixed
-            s = new[m].sum()
-            if s > 0:
-                new[m] *= units.confidence[m].sum() / s
-    new = np.where(units.fixed, units.confidence, new)
-    return new.astype(np.float32)
+            m = (units.part == p) & ~units.fixed & (size > 0)
+            ref = iou[m].mean() if m.any() else 0.0
+            if ref >= MIN_PART_AGREEMENT:
+                factor[m] = np.minimum(1.0, iou[m] / ref)
+        factor[size == 0] = 0.0
+        new = conf * factor
+    else:
+        new = conf * iou
+    return np.where(units.fixed, units.confidence, new).astype(np.float32)
 
 
 def _class_weights(units: KnowledgeUnits, n_parts: int) -> torch.Tensor:
@@ -156,7 +172,8 @@ def distill(
             window = report.loss[-config.ma_window :]
             ma.append(sum(window) / len(window))
             settled = len(ma) > config.ma_window and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(ma[-2], 1e-8)
-            if epoch + 1 >= config.min_epochs and (settled or epoch + 1 >= config.epochs // 2):
+            earliest = max(config.min_epochs, int(config.min_fraction * config.epochs))
+            if epoch + 1 >= earliest and (settled or epoch + 1 >= int(config.max_fraction * config.epochs)):
                 with torch.no_grad():
                     for k, i in enumerate(active):
                         pred = forward(i).argmax(dim=-1).cpu().numpy()

@@ -58,9 +58,24 @@ def test_rescoring_lowers_the_wrong_unit_and_keeps_the_right_ones():
     plain = rescore(pred, units, rescale_per_part=False)
     np.testing.assert_allclose(plain, [0.9, 0.9, 0.8, 0.0])
     ranked = rescore(pred, units, rescale_per_part=True)
-    # within part 1 the wrong unit goes to 0, the right one takes the part's whole mean weight
-    np.testing.assert_allclose(ranked, [0.9, 0.9, 1.6, 0.0], rtol=1e-6)
-    assert ranked[3] < units.confidence[3] and (ranked[:3] >= units.confidence[:3]).all()
+    # part 1: IoUs 1 and 0, mean 0.5 -> factors min(1, 1/0.5) = 1 and 0; part 0: both at the mean
+    np.testing.assert_allclose(ranked, [0.9, 0.9, 0.8, 0.0], rtol=1e-6)
+    assert ranked[3] < units.confidence[3] and (ranked[:3] == units.confidence[:3]).all()
+
+
+def test_rescoring_keeps_a_part_the_student_does_not_predict_yet():
+    pred = np.zeros(6, np.int64)  # the snapshot predicts part 0 everywhere
+    units = units_from([[0, 1, 2], [3, 4], [5]], [0, 1, 1], [0.9, 0.7, 0.6], 6)
+    np.testing.assert_allclose(rescore(pred, units, rescale_per_part=True), [0.9, 0.7, 0.6], rtol=1e-6)
+    np.testing.assert_allclose(rescore(pred, units, rescale_per_part=False), [0.9, 0.0, 0.0], rtol=1e-6)
+
+
+def test_rescoring_ranks_units_within_a_part_by_relative_agreement():
+    pred = np.array([1, 1, 1, 1, 0, 0, 1, 0])
+    # part 1 units: points 0-3 all agree (IoU 1); of points 4-7 only point 6 does (IoU 0.25)
+    units = units_from([[0, 1, 2, 3], [4, 5, 6, 7]], [1, 1], [0.8, 0.8], 8)
+    # IoUs 1.0 and 0.25, mean 0.625 -> factors 1 and 0.4
+    np.testing.assert_allclose(rescore(pred, units), [0.8, 0.32], rtol=1e-6)
 
 
 def test_rescoring_uses_iou_with_partial_agreement_and_never_touches_fixed_units():
@@ -80,7 +95,7 @@ def test_distill_triggers_backward_once_and_records_the_curve():
     good1 = np.nonzero(truth == 1)[0]
     wrong = good0[:5]
     units = units_from([good0, good1, wrong], [0, 1, 1], [0.9, 0.9, 0.9], n)
-    cfg = DistillConfig(epochs=200, lr=0.05, min_epochs=20, class_balance=False)
+    cfg = DistillConfig(epochs=200, lr=0.05, min_epochs=20, min_fraction=0.1, class_balance=False)
     rep = distill(lambda i: layer(x), list(layer.parameters()), [units], 2, cfg)
     assert rep.trigger_epoch is not None and 20 <= rep.trigger_epoch <= 100
     assert len(rep.loss) > rep.trigger_epoch

@@ -6,18 +6,17 @@ import json
 
 import numpy as np
 import pytest
-from synthetic import assemble, capture_of
-
 from partdistill.backend import cli, engine
 from partdistill.backend.checkpoint import load_checkpoint, save_checkpoint
 from partdistill.backend.metrics import shape_miou
 from partdistill.backend.pre_alignment import TrainingShape, fit, predict
-from partdistill.backend.shape_prep import few_shot_units
 from partdistill.backend.sampling import sample_surface
+from partdistill.backend.shape_prep import few_shot_units
 from partdistill.backend.teachers.simulated import simulate_detections
 from partdistill.shared.bundle import save_bundle
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
+from synthetic import assemble, capture_of
 
 NAMES = ("top", "leg")
 

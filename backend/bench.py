@@ -1,0 +1,315 @@
+"""Benchmarks: ``partdistill bench quality`` and ``partdistill bench speed``.
+
+quality: over procedurally generated shape families (ground truth by construction, captured through
+the real headless-Blender path and cached), with SIMULATED teachers (``teachers/simulated.py``: a
+B-VLM-like box teacher and a P-VLM-like mask teacher at their documented default noise), it measures
+per category, in the layout of the seed's Table A: multi-view voting, TTA without backward
+distillation, TTA with it, and Pre (one student fitted on the train shapes, predicting the test
+shapes alone); plus mIoU2D (seed Eq. A-D) before/after backward distillation, the loss curves with
+the trigger epoch (seed Fig. B) and a grid of coloured segmentations. Outputs JSON, Markdown, PNGs.
+
+speed: CPU (or GPU) cost of TTA and Pre prediction on a ~10k-face mesh with 10 views of 512²,
+printed as figures and as ratios against voting measured in the same run (machines are shared and
+noisy: never assert on seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..shared.options import SegmentOptions
+from .bench_dataset import DatasetEntry, build_dataset, load_dataset
+from .engine import segment
+from .metrics import shape_miou
+from .metrics2d import miou2d_from_capture
+from .pre_alignment import TrainingShape, fit, predict
+from .teachers.base import drop_whole_object_boxes
+from .teachers.simulated import DEFAULT_BOX_NOISE, DEFAULT_MASK_NOISE, simulate_detections
+
+TEACHERS = {"box": DEFAULT_BOX_NOISE, "mask": DEFAULT_MASK_NOISE}
+METHODS = ("vote", "tta_forward", "tta", "pre")
+METHOD_TITLES = {"vote": "Voting", "tta_forward": "TTA (no BD)", "tta": "TTA", "pre": "Pre"}
+
+
+def simulated(capture, teacher: str, seed: int):
+    return simulate_detections(capture, TEACHERS[teacher], seed=seed, mode=teacher)
+
+
+def quality(
+    data: Path,
+    out: Path,
+    *,
+    families: Sequence[str] | None = None,
+    per_family: int = 12,
+    n_test: int = 4,
+    views: int = 10,
+    resolution: int = 512,
+    teachers: Sequence[str] = ("box", "mask"),
+    options: SegmentOptions | None = None,
+    pre_epochs: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Run the quality benchmark; returns the results dict (also written to ``out/results.json``)."""
+    options = (options or SegmentOptions()).validate()
+    t0 = time.perf_counter()
+    entries = _dataset(data, families, per_family, n_test, views, resolution, log)
+    fams = sorted({e.family for e in entries}, key=[e.family for e in entries].index)
+    results: dict = {"settings": {"families": fams, "per_family": per_family, "n_test": n_test, "views": views,
+                                  "resolution": resolution, "options": options.to_dict(),
+                                  "noise": {t: TEACHERS[t].as_dict() for t in teachers}},  # fmt: skip
+                     "miou": {}, "miou2d": {}, "curves": {}, "per_shape": []}  # fmt: skip
+    grid: list[tuple] = []
+    for teacher in teachers:
+        results["miou"][teacher] = {m: {} for m in METHODS}
+        results["miou2d"][teacher] = {"before": {}, "after": {}}
+        for fam in fams:
+            train = [e for e in entries if e.family == fam and e.split == "train"]
+            test = [e for e in entries if e.family == fam and e.split == "test"]
+            scores = {m: [] for m in METHODS}
+            m2d = {"before": [], "after": []}
+            ckpt = fit(
+                [TrainingShape(c, simulated(c, teacher, e.seed)) for e, c in ((e, e.load()) for e in train)],
+                test[0].part_names,
+                replace(options, epochs=pre_epochs or options.epochs),
+            )
+            if fam == fams[0]:
+                results["curves"][f"{teacher}/pre"] = {
+                    "loss": ckpt.meta["training"]["loss"], "trigger_epoch": ckpt.meta["training"]["trigger_epoch"]
+                }  # fmt: skip
+            for e in test:
+                cap = e.load()
+                n = len(e.part_names)
+                det = simulated(cap, teacher, e.seed)
+                area = cap.mesh.face_areas()
+                res = {
+                    "vote": segment(cap, e.part_names, options=replace(options, method="vote"), detections=det),
+                    "tta_forward": segment(cap, e.part_names, options=replace(options, backward=False), detections=det),
+                    "tta": segment(cap, e.part_names, options=options, detections=det),
+                    "pre": predict(cap, ckpt, device=options.device),
+                }
+                row = {"teacher": teacher, "family": fam, "seed": e.seed}
+                for m, r in res.items():
+                    scores[m].append(shape_miou(r.face_labels, cap.gt_face_labels, n, area))
+                    row[m] = round(100 * scores[m][-1], 2)
+                kept = drop_whole_object_boxes(det, cap.face_id >= 0, options.whole_object_cover)
+                for when, key in (("before", "unit_weights_before"), ("after", "unit_weights_after")):
+                    m2d[when].append(miou2d_from_capture(cap, kept, res["tta"].stats[key], n))
+                    row[f"miou2d_{when}"] = round(100 * m2d[when][-1], 2)
+                results["per_shape"].append(row)
+                if e is test[0] and teacher == teachers[0]:
+                    grid.append((fam, cap, {m: r.face_labels for m, r in res.items()}, e.part_names))
+                if e is test[0] and fam == fams[0]:
+                    results["curves"][f"{teacher}/tta"] = {
+                        "loss": res["tta"].stats["loss"], "trigger_epoch": res["tta"].stats["trigger_epoch"]
+                    }  # fmt: skip
+            for m in METHODS:
+                results["miou"][teacher][m][fam] = 100 * float(np.mean(scores[m]))
+            for when in m2d:
+                results["miou2d"][teacher][when][fam] = 100 * float(np.nanmean(m2d[when]))
+            log(
+                f"[{teacher}] {fam}: "
+                + ", ".join(f"{METHOD_TITLES[m]} {results['miou'][teacher][m][fam]:.1f}" for m in METHODS)  # fmt: skip
+                + f"; mIoU2D {results['miou2d'][teacher]['before'][fam]:.1f} -> "
+                f"{results['miou2d'][teacher]['after'][fam]:.1f}"
+            )
+        for m in METHODS:
+            results["miou"][teacher][m]["Overall"] = float(np.mean([results["miou"][teacher][m][f] for f in fams]))
+        for when in ("before", "after"):
+            d = results["miou2d"][teacher][when]
+            d["Overall"] = float(np.mean([d[f] for f in fams]))
+    results["targets"] = targets(results, fams)
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    write_outputs(out, results, grid, fams)
+    log(markdown(results, fams))
+    return results
+
+
+def targets(results: dict, fams: Sequence[str]) -> dict:
+    """The issue's targets, checked on the box teacher (B-VLM-like) and the mask teacher alike."""
+    out = {}
+    for t, r in results["miou"].items():
+        gain = {f: r["tta"][f] - r["vote"][f] for f in fams}
+        out[t] = {
+            "tta_minus_vote_overall": round(r["tta"]["Overall"] - r["vote"]["Overall"], 2),
+            "families_where_tta_beats_vote_by_5": sum(g >= 5 for g in gain.values()),
+            "backward_gain_3d_overall": round(r["tta"]["Overall"] - r["tta_forward"]["Overall"], 2),
+            "backward_gain_2d_overall": round(
+                results["miou2d"][t]["after"]["Overall"] - results["miou2d"][t]["before"]["Overall"], 2
+            ),
+            "pre_minus_tta_overall": round(r["pre"]["Overall"] - r["tta"]["Overall"], 2),
+        }
+    return out
+
+
+def markdown(results: dict, fams: Sequence[str]) -> str:
+    teachers = list(results["miou"])
+    head = "| Category | " + " | ".join(f"{METHOD_TITLES[m]} ({t})" for t in teachers for m in METHODS) + " |"
+    lines = [
+        "## 3D mIoU (%) per category, SIMULATED teachers (layout of the seed's Table A)",
+        "",
+        head,
+        "|---" * (1 + len(teachers) * len(METHODS)) + "|",
+    ]
+    for f in [*fams, "Overall"]:
+        cells = []
+        for t in teachers:
+            vals = {m: results["miou"][t][m][f] for m in METHODS}
+            best = max(vals.values())
+            cells += [f"**{v:.1f}**" if v == best else f"{v:.1f}" for v in vals.values()]
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    lines += ["", "## mIoU2D (%) before / after backward distillation (seed Eq. A-D)", "",
+              "| Category | " + " | ".join(f"{t}: before | {t}: after" for t in teachers) + " |",
+              "|---" * (1 + 2 * len(teachers)) + "|"]  # fmt: skip
+    for f in [*fams, "Overall"]:
+        cells = [f"{results['miou2d'][t][w][f]:.1f}" for t in teachers for w in ("before", "after")]
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    lines += ["", "## Targets", "", "```", json.dumps(results["targets"], indent=1), "```"]
+    return "\n".join(lines)
+
+
+def write_outputs(out: Path, results: dict, grid: list, fams: Sequence[str]) -> None:
+    from .preview import colour_views
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.md").write_text(markdown(results, fams) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = results["curves"]
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.2), dpi=100, squeeze=False)
+    for ax, (name, c) in zip(axes[0], curves.items(), strict=True):
+        ax.plot(np.arange(1, len(c["loss"]) + 1), c["loss"], color="#377eb8")
+        if c["trigger_epoch"]:
+            ax.axvline(c["trigger_epoch"], color="#e41a1c", linestyle="--", label=f"BD from epoch {c['trigger_epoch']}")
+            ax.legend()
+        ax.set_title(f"{fams[0]}: {name}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+    fig.tight_layout()
+    fig.savefig(out / "loss_curves.png")
+    plt.close(fig)
+    if grid:
+        from PIL import Image, ImageDraw
+
+        cols = ["gt", *METHODS]
+        tile = 160
+        canvas = Image.new("RGB", (tile * len(cols) + 90, tile * len(grid) + 20), "white")
+        draw = ImageDraw.Draw(canvas)
+        for j, c in enumerate(cols):
+            draw.text((90 + j * tile + 4, 4), "ground truth" if c == "gt" else METHOD_TITLES[c], fill="black")
+        for i, (fam, cap, labels, _names) in enumerate(grid):
+            draw.text((4, 20 + i * tile + tile // 2), fam, fill="black")
+            for j, c in enumerate(cols):
+                lab = cap.gt_face_labels if c == "gt" else labels[c]
+                img = Image.fromarray(colour_views(cap, lab)[0]).resize((tile, tile))
+                canvas.paste(img, (90 + j * tile, 20 + i * tile))
+        canvas.save(out / "segmentations.png")
+
+
+def _dataset(data, families, per_family, n_test, views, resolution, log) -> list[DatasetEntry]:
+    manifest = Path(data) / "manifest.json"
+    if manifest.exists():
+        entries = load_dataset(data)
+        m = json.loads(manifest.read_text())
+        ok = m.get("views") == views and m.get("resolution") == resolution and m.get("per_family", 0) >= per_family
+        fams_ok = families is None or set(families) <= {e.family for e in entries}
+        if ok and fams_ok:
+            keep = [e for e in entries if (families is None or e.family in families) and e.seed < per_family]
+            return [replace(e, split="test" if e.seed >= per_family - n_test else "train") for e in keep]
+    log(f"capturing the benchmark shapes into {data} (headless Blender, cached) ...")
+    return build_dataset(data, families, per_family, n_test, views, resolution)
+
+
+# ---- speed -----------------------------------------------------------------------------------
+
+
+def speed(data: Path, *, repeats: int = 3, options: SegmentOptions | None = None, log=print) -> dict:
+    """Time TTA and Pre prediction on a ~10k-face mesh with 10 views of 512² (captured once, cached)."""
+    options = (options or SegmentOptions()).validate()
+    cap = _speed_capture(Path(data))
+    det = simulated(cap, "box", 0)
+    names = cap.part_names
+    figures: dict[str, list[float]] = {"vote": [], "tta": [], "pre_predict": []}
+    ckpt = None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        segment(cap, names, options=replace(options, method="vote"), detections=det)
+        figures["vote"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        segment(cap, names, options=options, detections=det)
+        figures["tta"].append(time.perf_counter() - t)
+        if ckpt is None:
+            ckpt = fit([TrainingShape(cap, det)], names, replace(options, epochs=10))
+        t = time.perf_counter()
+        predict(cap, ckpt, device=options.device)
+        figures["pre_predict"].append(time.perf_counter() - t)
+    med = {k: float(np.median(v)) for k, v in figures.items()}
+    out = {
+        "mesh_faces": cap.mesh.n_faces, "views": cap.n_views, "image": list(cap.image_size),
+        "device": "cuda" if torch.cuda.is_available() and options.device != "cpu" else "cpu",
+        "threads": torch.get_num_threads(), "median_seconds": med,
+        "ratio_to_vote": {k: med[k] / med["vote"] for k in ("tta", "pre_predict")},
+    }  # fmt: skip
+    log(f"{out['mesh_faces']} faces, {out['views']} views of {out['image'][1]}x{out['image'][0]}, {out['device']}, "
+        f"{out['threads']} threads, median of {repeats}:")  # fmt: skip
+    for k, v in med.items():
+        log(
+            f"  {k:>12}: {v:7.3f} s"
+            + (f"   ({out['ratio_to_vote'][k]:.1f}x voting)" if k in out["ratio_to_vote"] else "")
+        )
+    return out
+
+
+def _speed_capture(data: Path):
+    """A chair subdivided to ~10k faces, captured with 10 views of 512² (cached)."""
+    from ..shared.bundle import load_bundle
+    from .bench_dataset import attach_ground_truth
+    from .cli import capture_in_blender
+    from .shape_families import make_shape
+
+    path = data / "speed" / "chair_10k_v10_r512.npz"
+    if path.exists():
+        return load_bundle(path)
+    shape = _subdivide_to(make_shape("chair", 0), 10_000)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj = shape.write_obj(path.with_suffix(".obj"))
+    capture_in_blender(obj, path, views=10, resolution=512, quiet=True)
+    cap = attach_ground_truth(load_bundle(path), shape)
+    from ..shared.bundle import save_bundle
+
+    save_bundle(path, cap)
+    return cap
+
+
+def _subdivide_to(shape, n_faces: int):
+    """Split every quad into 4 until the triangle count reaches ``n_faces`` (labels carried along)."""
+    from .shapes import LabelledShape
+
+    while len(shape.triangles()[0]) < n_faces:
+        verts = [tuple(v) for v in shape.vertices]
+        polys, labels = [], []
+        for poly, lab in zip(shape.polygons, shape.labels, strict=True):
+            if len(poly) != 4:
+                polys.append(poly)
+                labels.append(lab)
+                continue
+            a, b, c, d = (np.asarray(verts[i]) for i in poly)
+            new = [(a + b) / 2, (b + c) / 2, (c + d) / 2, (d + a) / 2, (a + b + c + d) / 4]
+            ids = list(range(len(verts), len(verts) + 5))
+            verts += [tuple(p) for p in new]
+            ab, bc, cd, da, m = ids
+            for q in ([poly[0], ab, m, da], [ab, poly[1], bc, m], [m, bc, poly[2], cd], [da, m, cd, poly[3]]):
+                polys.append(q)
+                labels.append(lab)
+        shape = LabelledShape(shape.part_names, np.asarray(verts, np.float32), polys, np.asarray(labels, np.int32))
+    return shape
