@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--detections", type=Path, help="2D detections JSON (format in the README); no teacher then")
     s.add_argument("--teacher", default=None, help=f"2D teacher when no --detections (default {DEFAULT_TEACHER})")
     s.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
+    s.add_argument("--prompt-template", default="{part}", help='text per part, e.g. "the {part} of a {object}"')
+    s.add_argument("--object", default="", help="object name for {object} in the prompt template")
+    s.add_argument("--sam-model", default=None, help="refine boxes into masks with SAM ('default' or hub id/folder)")
+    s.add_argument("--text-encoder", default="", help="CLIP text encoder (hub id/folder) for part-name embeddings")
+    s.add_argument("--labels", type=Path, help="few-shot: a labels.npz (face_labels, part_names) of faces you labelled")
     s.add_argument("--method", choices=("distill", "vote"), default="distill")
     s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
     s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
@@ -157,6 +162,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
         method=args.method,
         teacher=None if args.detections is not None else (args.teacher or DEFAULT_TEACHER),
         teacher_model=args.teacher_model,
+        prompt_template=args.prompt_template,
+        object_name=args.object,
+        sam_model=None if args.sam_model is None else ("" if args.sam_model == "default" else args.sam_model),
+        text_encoder=args.text_encoder,
         box_threshold=args.box_threshold,
         n_points=args.points,
         epochs=args.epochs,
@@ -170,6 +179,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     detections = None
     if args.detections is not None:
         detections = Detections.load_json(args.detections).validate(capture.n_views, capture.image_size)
+    labelled = _few_shot_labels(args.labels, capture, names) if args.labels is not None else None
 
     with _Progress(args.quiet) as bar:
         if args.backend:
@@ -177,14 +187,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
             key = args.server_key.read_bytes().strip() if args.server_key else None
             client = BackendClient(args.backend, timeout_s=args.timeout, server_public_key=key)
-            result = client.segment(capture, names, options, detections, on_progress=bar.client_update)
+            result = client.segment(
+                capture, names, options, detections, on_progress=bar.client_update, labelled_faces=labelled
+            )
         else:
             from .engine import segment
 
             teacher = _teacher(options) if detections is None else None
             result = segment(
-                capture, names, options=options, detections=detections, teacher=teacher, progress=bar.update
-            )
+                capture, names, options=options, detections=detections, teacher=teacher, labelled_faces=labelled,
+                progress=bar.update,
+            )  # fmt: skip
     result.timings = {"capture": t_capture, **result.timings, "total": time.perf_counter() - t0}
     written = write_outputs(args.out, capture, result)
     _summary(result, written, capture)

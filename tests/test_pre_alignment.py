@@ -109,3 +109,18 @@ def test_cli_fit_then_predict(tables, tmp_path):
     z = np.load(out / "labels.npz")
     assert z["face_labels"].shape == (tables[3].mesh.n_faces,)
     assert (out / "segmented.glb").exists() and (out / "preview.png").exists()
+
+
+def test_cli_segment_takes_few_shot_labels(tables, tmp_path):
+    cap = tables[2]
+    save_bundle(tmp_path / "t.npz", cap)
+    simulate_detections(cap).save_json(tmp_path / "d.json")
+    labels = np.full(cap.mesh.n_faces, -1, np.int32)
+    labels[:3] = 0
+    np.savez(tmp_path / "painted.npz", face_labels=labels, part_names=np.array(["top", "leg"]))
+    out = tmp_path / "out"
+    assert cli.main(["segment", str(tmp_path / "t.npz"), "--parts", "top,leg", "--detections", str(tmp_path / "d.json"),
+                     "--labels", str(tmp_path / "painted.npz"), "--out", str(out), "--points", "1024",
+                     "--epochs", "20", "--quiet"]) == 0  # fmt: skip
+    stats = json.loads((out / "labels.json").read_text())["stats"]
+    assert stats["n_units"] == stats["n_detections"] + 1  # one few-shot unit for the painted part
