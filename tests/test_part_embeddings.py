@@ -1,0 +1,47 @@
+"""Part-name embeddings: hashed vectors by default, a CLIP text encoder loaded offline from a folder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from partdistill.backend.engine import segment
+from partdistill.backend.students.part_embeddings import HASHED_DIM, PartEmbedder, hashed_embeddings
+from partdistill.backend.teachers.base import TeacherUnavailableError
+from partdistill.backend.teachers.simulated import simulate_detections
+from partdistill.shared.options import SegmentOptions
+from synthetic import capture_of, table
+from tiny_models import build_tiny_clip_text
+
+
+def test_hashed_embeddings_are_stable_per_name_and_unit_length():
+    a = hashed_embeddings(["leg", "Seat "])
+    b = hashed_embeddings(["seat", "leg"])
+    assert a.shape == (2, HASHED_DIM) and torch.allclose(a.norm(dim=-1), torch.ones(2))
+    assert torch.equal(a[0], b[1]) and torch.equal(a[1], b[0])  # case and spaces don't matter
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    return build_tiny_clip_text(tmp_path_factory.mktemp("clip_text"), words=["top", "leg", "a"])
+
+
+def test_clip_text_encoder_loads_offline_and_embeds_each_name(tiny_clip, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    emb = PartEmbedder(str(tiny_clip))
+    e = emb(["top", "leg"])
+    assert emb.dim == 24 and e.shape == (2, 24)
+    assert torch.allclose(e.norm(dim=-1), torch.ones(2), atol=1e-5) and not torch.allclose(e[0], e[1])
+    assert torch.allclose(emb(["leg"])[0], e[1], atol=1e-5)
+
+
+def test_engine_conditions_the_student_on_clip_embeddings(tiny_clip):
+    mesh, gt, names = table()
+    cap = capture_of(mesh, gt, names, n_views=4, size=64)
+    res = segment(cap, names, options=SegmentOptions(n_points=1024, epochs=20, text_encoder=str(tiny_clip)),
+                  detections=simulate_detections(cap))  # fmt: skip
+    assert res.face_labels.shape == (mesh.n_faces,)
+
+
+def test_missing_text_encoder_is_a_clear_error(tmp_path):
+    with pytest.raises(TeacherUnavailableError, match="--text-encoder"):
+        PartEmbedder(str(tmp_path / "nothing-here"))
