@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,9 +27,12 @@ from .base import (
     CancelFn,
     ProgressFn,
     Teacher,
-    TeacherUnavailableError,
     check_cancel,
+    check_positive_int,
+    check_unit,
+    load_pretrained,
     report_progress,
+    resolve_device,
 )
 
 if TYPE_CHECKING:
@@ -153,31 +155,6 @@ def part_scores(probs: torch.Tensor, token_part: torch.Tensor, n_parts: int) -> 
 # ---- the teacher ----------------------------------------------------------------------------------
 
 
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
-        raise ValidationError("device", f"must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValidationError("device", f"{device!r} requested but CUDA is not available on this machine")
-    return device
-
-
-def _looks_like_path(model: str) -> bool:
-    # Hub ids are "name" or "org/name"; anything else that names the file system is a folder.
-    return (
-        model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or Path(model).expanduser().exists()
-    )
-
-
-def _check_unit(name: str, v: object) -> float:
-    if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
-        raise ValidationError(name, f"must be a number in [0, 1], got {v!r}")
-    return float(v)
-
-
 class GroundingDinoTeacher(Teacher):
     """Grounding DINO box teacher.
 
@@ -204,13 +181,11 @@ class GroundingDinoTeacher(Teacher):
         object_name: str | None = None,
     ):
         super().__init__(prompt_template=prompt_template, object_name=object_name)
-        self.box_threshold = _check_unit("box_threshold", box_threshold)
-        self.text_threshold = _check_unit("text_threshold", text_threshold)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValidationError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
-        self.batch_size = batch_size
+        self.box_threshold = check_unit("box_threshold", box_threshold)
+        self.text_threshold = check_unit("text_threshold", text_threshold)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         self.model_name = model or DEFAULT_MODEL
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.processor, self.model = self._load(self.model_name)
         self.max_text_len = int(getattr(self.model.config, "max_text_len", 256))
         tok_max = getattr(self.processor.tokenizer, "model_max_length", None)
@@ -218,42 +193,14 @@ class GroundingDinoTeacher(Teacher):
             self.max_text_len = tok_max
 
     def _load(self, model: str) -> tuple[Any, Any]:
-        if _looks_like_path(model):
-            folder = Path(model).expanduser()
-            if not folder.is_dir():
-                raise TeacherUnavailableError(
-                    self.name, model, f"no such folder: {folder}", default_model=DEFAULT_MODEL
-                )
-            source = str(folder)
-        else:
-            source = model
-        try:
-            from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
-
-            processor = AutoProcessor.from_pretrained(source)
-            net = AutoModelForZeroShotObjectDetection.from_pretrained(source)
-        except Exception as e:  # OSError, hub errors, bad configs: all mean "no usable model here"
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise TeacherUnavailableError(
-                self.name, model, f"{type(e).__name__}: {first}", default_model=DEFAULT_MODEL
-            ) from e
-        model_type = getattr(net.config, "model_type", "")
-        if model_type not in _MODEL_TYPES:
-            raise TeacherUnavailableError(
-                self.name,
-                model,
-                f"it holds a {model_type!r} model, not Grounding DINO",
-                default_model=DEFAULT_MODEL,
-            )
-        if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
-            raise TeacherUnavailableError(
-                self.name,
-                model,
-                "its processor lacks a tokenizer or an image processor",
-                default_model=DEFAULT_MODEL,
-            )
-        net.eval().to(self.device)
-        return processor, net
+        return load_pretrained(
+            self.name,
+            model,
+            default_model=DEFAULT_MODEL,
+            auto_model="AutoModelForZeroShotObjectDetection",
+            model_types=_MODEL_TYPES,
+            device=self.device,
+        )
 
     # ---- text ----
 
