@@ -24,7 +24,7 @@ class Checkpoint:
     student: EdgePointNet
     part_names: tuple[str, ...]
     text_encoder: str = ""
-    n_points: int = 8192
+    n_points: int = 4096
     meta: dict = field(default_factory=dict)
 
 

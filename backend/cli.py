@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sam-model", default=None, help="refine boxes into masks with SAM ('default' or hub id/folder)")
     s.add_argument("--text-encoder", default="", help="CLIP text encoder (hub id/folder) for part-name embeddings")
     s.add_argument("--labels", type=Path, help="few-shot: a labels.npz (face_labels, part_names) of faces you labelled")
+    s.add_argument("--whole-object-cover", type=float, default=SegmentOptions.whole_object_cover,
+                   help="drop boxes covering this much of the object (PartSLIP); above 1 keeps all")  # fmt: skip
     s.add_argument("--method", choices=("distill", "vote"), default="distill")
     s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
     s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
@@ -166,6 +168,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         object_name=args.object,
         sam_model=None if args.sam_model is None else ("" if args.sam_model == "default" else args.sam_model),
         text_encoder=args.text_encoder,
+        whole_object_cover=args.whole_object_cover,
         box_threshold=args.box_threshold,
         n_points=args.points,
         epochs=args.epochs,

@@ -112,3 +112,42 @@ def lift(
         pixels=np.asarray(pixels, dtype=np.int64).reshape(u),
         n_points=points.n,
     )
+
+
+@dataclass
+class FaceUnits:
+    """The same knowledge units over faces instead of points: unit u covers faces
+    ``face[ptr[u]:ptr[u+1]]`` with ``pixels[...]`` of its foreground pixels on each (so a big face
+    only partly inside a box is only partly covered: weigh by pixels, not by face)."""
+
+    part: np.ndarray
+    confidence: np.ndarray
+    view: np.ndarray
+    ptr: np.ndarray
+    face: np.ndarray
+    pixels: np.ndarray
+
+
+def lift_to_faces(capture: Capture, detections: Detections) -> FaceUnits:
+    """Detections -> knowledge units over the mesh's faces (pixel counts per face)."""
+    parts, confs, views, faces, counts, sizes = [], [], [], [], [], []
+    for v, dets in enumerate(detections.views):
+        fid = capture.face_id[v]
+        for d in dets:
+            region = detection_region(capture, v, d.box, d.mask)
+            f, c = np.unique(fid[region], return_counts=True)
+            parts.append(d.part)
+            confs.append(d.score)
+            views.append(v)
+            faces.append(f.astype(np.int64))
+            counts.append(c.astype(np.int64))
+            sizes.append(len(f))
+    u = len(parts)
+    return FaceUnits(
+        part=np.asarray(parts, dtype=np.int64).reshape(u),
+        confidence=np.asarray(confs, dtype=np.float32).reshape(u),
+        view=np.asarray(views, dtype=np.int32).reshape(u),
+        ptr=np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64),
+        face=np.concatenate(faces) if faces else np.zeros(0, np.int64),
+        pixels=np.concatenate(counts) if counts else np.zeros(0, np.int64),
+    )

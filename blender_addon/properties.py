@@ -50,7 +50,7 @@ class PartDistillSettings(bpy.types.PropertyGroup):
     )  # type: ignore[valid-type]
     n_views: IntProperty(name="Views", default=10, min=1, max=64)  # type: ignore[valid-type]
     resolution: IntProperty(name="Resolution", default=512, min=64, max=4096, subtype="PIXEL")  # type: ignore[valid-type]
-    epochs: IntProperty(name="Epochs", default=120, min=1, max=100000)  # type: ignore[valid-type]
+    epochs: IntProperty(name="Epochs", default=100, min=1, max=100000)  # type: ignore[valid-type]
     timeout: FloatProperty(name="Timeout", default=30.0, min=1.0, max=3600.0, subtype="TIME_ABSOLUTE")  # type: ignore[valid-type]
 
 

@@ -42,8 +42,8 @@ class SegmentOptions:
     backward_tolerance: float = 0.005
     box_threshold: float = 0.25
     text_threshold: float = 0.2
-    n_points: int = 8192
-    epochs: int = 120
+    n_points: int = 4096
+    epochs: int = 100
     backward: bool = True
     device: str = "auto"
     seed: int = 0

@@ -93,3 +93,18 @@ def _bare_capture(fid):
         np.tile(np.eye(3), (n, 1, 1)),
         np.tile(np.eye(4), (n, 1, 1)),
     )
+
+
+def test_units_over_faces_count_the_foreground_pixels_of_each_face():
+    from partdistill.backend.lifting import lift_to_faces
+
+    fid = np.full((1, 4, 6), -1, np.int32)
+    fid[0, :, 0:2] = 0
+    fid[0, :, 2:4] = 1
+    cap = _bare_capture(fid)
+    det = Detections(("a", "b"), [[Detection(1, 0.7, np.array([1, 0, 3, 2], np.float32))]])
+    fu = lift_to_faces(cap, det)
+    # columns 1-2, rows 0-1: face 0 gets column 1 (2 px), face 1 column 2 (2 px)
+    np.testing.assert_array_equal(fu.face, [0, 1])
+    np.testing.assert_array_equal(fu.pixels, [2, 2])
+    assert fu.part.tolist() == [1] and fu.ptr.tolist() == [0, 2] and fu.confidence[0] == np.float32(0.7)
