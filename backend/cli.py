@@ -28,6 +28,7 @@ from ..shared.detections import Detections
 from ..shared.errors import ValidationError
 from ..shared.options import SegmentOptions
 from ..shared.result import SegmentationResult
+from ..shared.validation import parse_part_names
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend")
 DEFAULT_TEACHER = "grounding_dino"
@@ -444,10 +445,10 @@ def _few_shot_labels(path: Path, cap: Capture, names: tuple[str, ...]) -> np.nda
 
 
 def _part_names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise CliError("--parts needs at least one part name")
-    return names
+    try:
+        return parse_part_names(text)
+    except ValidationError:
+        raise CliError("--parts needs at least one part name") from None
 
 
 def _teacher(options: SegmentOptions):

@@ -31,11 +31,10 @@ Progress = Callable[[int, int, str], None]
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValidationError("options.device", "cuda was asked for but no CUDA device is available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """ "auto" -> CUDA when present; an explicit "cuda" without a GPU is a ValidationError."""
+    from .teachers.base import resolve_device as resolve
+
+    return torch.device(resolve(name))
 
 
 @lru_cache(maxsize=4)

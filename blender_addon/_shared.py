@@ -30,6 +30,7 @@ Mesh = _module("capture").Mesh
 ValidationError = _module("errors").ValidationError
 palette = _module("palette").palette
 check_part_names = _module("validation").check_part_names
+parse_part_names = _module("validation").parse_part_names
 SegmentOptions = _module("options").SegmentOptions
 SegmentationResult = _module("result").SegmentationResult
 Detections = _module("detections").Detections
@@ -56,6 +57,7 @@ __all__ = [
     "limits",
     "load_bundle",
     "palette",
+    "parse_part_names",
     "project_points",
     "save_bundle",
 ]

@@ -181,11 +181,3 @@ class SegmentJob:
         if self._session is not None:
             session, self._session = self._session, None
             session.__exit__(None, None, None)
-
-
-def parse_part_names(text: str) -> tuple[str, ...]:
-    """ "seat, back, leg" -> ("seat", "back", "leg")."""
-    names = tuple(n.strip() for n in text.replace(";", ",").split(",") if n.strip())
-    if not names:
-        raise ValidationError("part_names", "type the part names, separated by commas (e.g. seat, back, leg)")
-    return names

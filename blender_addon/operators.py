@@ -6,9 +6,17 @@ from pathlib import Path
 
 import bpy
 
-from ._shared import BackendClient, BackendError, BackendTimeout, Detections, SegmentOptions, ValidationError
+from ._shared import (
+    BackendClient,
+    BackendError,
+    BackendTimeout,
+    Detections,
+    SegmentOptions,
+    ValidationError,
+    parse_part_names,
+)
 from .apply import remove_result
-from .job import CANCELLED, DONE, JobSettings, SegmentJob, parse_part_names
+from .job import CANCELLED, DONE, JobSettings, SegmentJob
 
 
 def job_settings(scene: bpy.types.Scene) -> JobSettings:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .capture import Capture, Mesh
 from .errors import ValidationError
+from .validation import optional_scalar_int
 
 REQUIRED_KEYS = ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam")
 OPTIONAL_KEYS = ("face_to_polygon", "polygon_count", "orthographic", "part_names", "gt_face_labels")
@@ -74,7 +75,12 @@ def load_bundle(path: str | Path) -> Capture:
             raise ValidationError("part_names", "must be a 1-D array of strings")
         names = tuple(str(s) for s in pn)
     return Capture(
-        Mesh(data["vertices"], data["faces"], data.get("face_to_polygon"), _scalar(data, "polygon_count")),
+        Mesh(
+            data["vertices"],
+            data["faces"],
+            data.get("face_to_polygon"),
+            optional_scalar_int("polygon_count", data.get("polygon_count")),
+        ),
         data["rgb"],
         data["face_id"],
         data["K"],
@@ -83,12 +89,3 @@ def load_bundle(path: str | Path) -> Capture:
         part_names=names,
         gt_face_labels=data.get("gt_face_labels"),
     ).validate()
-
-
-def _scalar(data: dict, key: str) -> int | None:
-    if key not in data:
-        return None
-    a = data[key]
-    if a.shape != () or a.dtype.kind not in "iu":
-        raise ValidationError(key, f"must be a scalar integer, got {a.dtype} {a.shape}")
-    return int(a)

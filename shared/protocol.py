@@ -37,7 +37,7 @@ from .detections import Detections
 from .errors import ValidationError
 from .options import SegmentOptions
 from .result import SegmentationResult
-from .validation import check_array, check_index_range, check_part_names
+from .validation import check_array, check_index_range, check_part_names, optional_scalar_int
 
 PROTOCOL_VERSION = 1
 
@@ -262,7 +262,12 @@ def parse_segment_request(
     names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
     options = SegmentOptions.from_dict(msg.fields["options"])
     capture = Capture(
-        Mesh(a["vertices"], a["faces"], a.get("face_to_polygon"), _scalar(a, "polygon_count")),
+        Mesh(
+            a["vertices"],
+            a["faces"],
+            a.get("face_to_polygon"),
+            optional_scalar_int("arrays.polygon_count", a.get("polygon_count"), np.int64),
+        ),
         a["rgb"],
         a["face_id"],
         a["K"],
@@ -279,15 +284,6 @@ def parse_segment_request(
     if detections is None and options.teacher is None and (labelled is None or options.method == "vote"):
         raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
     return capture, names, options, detections, labelled
-
-
-def _scalar(arrays: dict, name: str) -> int | None:
-    if name not in arrays:
-        return None
-    a = arrays[name]
-    if a.shape != () or a.dtype != np.int64:
-        raise ValidationError(f"arrays.{name}", "must be a scalar int64")
-    return int(a)
 
 
 def result_message(job: str, result: SegmentationResult) -> Message:

@@ -66,5 +66,24 @@ def check_part_names(field: str, names: Sequence[str], limit: int, max_chars: in
     return out
 
 
+def optional_scalar_int(field: str, value: object, dtype: np.dtype | type | None = None) -> int | None:
+    """A 0-d integer array (of exactly ``dtype`` when given) as an int; None stays None."""
+    if value is None:
+        return None
+    a = np.asarray(value)
+    if a.shape != () or a.dtype.kind not in "iu" or (dtype is not None and a.dtype != np.dtype(dtype)):
+        want = np.dtype(dtype).name if dtype is not None else "integer"
+        raise ValidationError(field, f"must be a scalar {want}, got {a.dtype} {a.shape}")
+    return int(a)
+
+
+def parse_part_names(text: str) -> tuple[str, ...]:
+    """ "seat, back; leg" -> ("seat", "back", "leg") — what people type in a text field or on a command line."""
+    names = tuple(n.strip() for n in text.replace(";", ",").split(",") if n.strip())
+    if not names:
+        raise ValidationError("part_names", "type the part names, separated by commas (e.g. seat, back, leg)")
+    return names
+
+
 def _fmt(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
