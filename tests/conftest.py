@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
+# Test helpers (synthetic captures, tiny models) live beside this file; the tests in the package
+# folders below (tests/shared, tests/backend, ...) import them by name.
+sys.path.insert(0, str(Path(__file__).parent))
+
 
 @pytest.fixture(scope="session")
 def tiny_grounding_dino(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder with a tiny random Grounding DINO (model + processor), built once per session;
     load it with ``GroundingDinoTeacher(model=str(path))``."""
-    # tests/ may or may not be a package; import the builder from its folder either way.
-    sys.path.insert(0, str(Path(__file__).parent))
     from tiny_models import build_tiny_grounding_dino
 
     return build_tiny_grounding_dino(tmp_path_factory.mktemp("tiny_grounding_dino"))
@@ -45,7 +47,6 @@ def bpy_empty():
 
 
 def _tiny_builder(name: str):
-    sys.path.insert(0, str(Path(__file__).parent))
     import tiny_models
 
     return getattr(tiny_models, name)

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("bpy")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_extension_zip_registers_standalone_with_its_own_copy_of_shared(tmp_path):

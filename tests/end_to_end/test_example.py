@@ -14,7 +14,7 @@ from partdistill.backend import cli  # noqa: E402
 from partdistill.backend.metrics import shape_miou  # noqa: E402
 from partdistill.backend.shapes import chair  # noqa: E402
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "chair"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chair"
 
 
 def test_example_chair_segments_with_its_shipped_detections(tmp_path, capsys):

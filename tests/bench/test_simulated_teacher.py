@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +16,7 @@ from partdistill.backend.teachers.simulated import (
 )
 from partdistill.shared.errors import ValidationError
 from scipy import ndimage
-
-sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import capture_of, table  # noqa: E402
+from synthetic import capture_of, table
 
 
 @pytest.fixture(scope="module")
