@@ -1,5 +1,6 @@
-"""The partdistill backend: teachers, lifting, students, distillation, the engine, the ZeroMQ server
-and the CLI. Never imports bpy."""
+"""The partdistill backend: teachers, the pipeline (detect, lift, distill, label, vote), students,
+test-time alignment and pre-alignment, the ZeroMQ server, inputs/outputs and the CLI. Never imports
+bpy."""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -12,7 +13,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 def __getattr__(name: str):
     # ``from partdistill.backend import segment`` without importing torch for every submodule import
     if name == "segment":
-        from .engine import segment
+        from .tta import segment
 
         return segment
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

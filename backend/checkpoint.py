@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from partdistill.shared.errors import ValidationError
 
-from ..shared.errors import ValidationError
 from .students.edge_point_net import EdgePointNet
 
 FORMAT = "partdistill-student"

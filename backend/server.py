@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import zmq
+from partdistill.shared import protocol
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import SegmentOptions
 
-from ..shared import protocol
-from ..shared.errors import ValidationError
-from ..shared.options import SegmentOptions
 from .cancel import Cancelled
 
 log = logging.getLogger("partdistill.server")
 
-DEFAULT_BIND = "tcp://127.0.0.1:5555"
+DEFAULT_BIND = protocol.DEFAULT_ADDRESS
 
 
 @dataclass
@@ -243,8 +243,8 @@ class Server:
             push.close(0)
 
     def _run(self, job: Job, push: zmq.Socket) -> protocol.Message:
-        from .engine import segment
-        from .teachers.base import TeacherUnavailableError
+        from .teachers.loading import TeacherUnavailableError
+        from .tta import segment
 
         capture, names, options, detections, labelled = job.payload
         job.payload = ()  # the arrays are no longer needed once the engine has them

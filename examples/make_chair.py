@@ -1,7 +1,7 @@
 """Regenerates the bundled example: ``chair/chair.obj`` (a procedural chair whose parts are known by
 construction) and ``chair/chair.detections-SIMULATED.json``.
 
-The detections come from the SIMULATED teacher (``backend/teachers/simulated.py``): the chair's
+The detections come from the SIMULATED teacher (``bench/simulated.py``): the chair's
 ground-truth parts projected into the 10 default ring views (512 px) and degraded with mild,
 documented noise. They are NOT the output of a vision-language model; they exist so that the README's
 main command runs offline. Run from the repository root (needs bpy):
@@ -14,9 +14,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from partdistill.backend.cli import capture_in_blender
-from partdistill.backend.shapes import chair
-from partdistill.backend.teachers.simulated import SimulatedNoise, simulate_detections
+from partdistill.backend.io.inputs import capture_in_blender
+from partdistill.bench.shapes import chair
+from partdistill.bench.simulated import SimulatedNoise, simulate_detections
 from partdistill.shared.bundle import load_bundle
 
 HERE = Path(__file__).parent / "chair"

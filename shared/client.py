@@ -16,7 +16,7 @@ from .errors import ValidationError
 from .options import SegmentOptions
 from .result import SegmentationResult
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+DEFAULT_ADDRESS = protocol.DEFAULT_ADDRESS
 
 
 class BackendError(RuntimeError):

@@ -204,6 +204,24 @@ class Detections:
         path.write_text(json.dumps(doc, indent=1))
 
 
+def box_pixel_span(box: np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
+    """Rows ``r0:r1`` and columns ``c0:c1`` of the pixels whose centre lies inside ``box`` (xyxy px),
+    the rule of this format: pixel (i, j) spans [i, i+1) x [j, j+1) and is inside a box when its centre is."""
+    x0, y0, x1, y1 = (float(x) for x in box)
+    c0, c1 = int(np.clip(np.ceil(x0 - 0.5), 0, w)), int(np.clip(np.ceil(x1 - 0.5), 0, w))
+    r0, r1 = int(np.clip(np.ceil(y0 - 0.5), 0, h)), int(np.clip(np.ceil(y1 - 0.5), 0, h))
+    return r0, r1, c0, c1
+
+
+def box_mask(box: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` bool: the pixels whose centre is inside ``box`` (``box_pixel_span``)."""
+    h, w = size
+    r0, r1, c0, c1 = box_pixel_span(np.asarray(box), h, w)
+    out = np.zeros((h, w), dtype=bool)
+    out[r0:r1, c0:c1] = True
+    return out
+
+
 def _validate_detection(f: str, d: Detection, n_parts: int, image_size: tuple[int, int] | None) -> None:
     if not 0 <= d.part < n_parts:
         raise ValidationError(f"{f}.part", f"index {d.part} out of range for {n_parts} parts")

@@ -40,6 +40,8 @@ from .result import SegmentationResult
 from .validation import check_array, check_index_range, check_part_names, optional_scalar_int
 
 PROTOCOL_VERSION = 1
+#: Where a client looks for the backend and where ``partdistill serve`` binds unless told otherwise.
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
 ALLOWED_DTYPES = frozenset({"uint8", "int32", "int64", "float32", "float64", "bool"})
 

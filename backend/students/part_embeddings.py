@@ -35,7 +35,7 @@ class PartEmbedder:
         if text_encoder:
             from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
-            from ..teachers.base import TeacherUnavailableError
+            from ..teachers.loading import TeacherUnavailableError
 
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(text_encoder)

@@ -11,13 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import (
-    DEFAULT_PROMPT_TEMPLATE,
-    Teacher,
-    TeacherCancelled,
-    TeacherUnavailableError,
-    make_prompts,
-)
+from .base import Teacher, TeacherCancelled
+from .loading import TeacherUnavailableError
+from .prompts import DEFAULT_PROMPT_TEMPLATE, make_prompts
 
 # name -> (module, class); modules are imported on first use.
 _REGISTRY: dict[str, tuple[str, str]] = {

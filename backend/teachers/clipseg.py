@@ -23,20 +23,19 @@ from collections.abc import Sequence
 import numpy as np
 from partdistill.shared.detections import Detection, Detections
 
+from ..device import flush_denormals, resolve_device
 from .base import (
-    DEFAULT_PROMPT_TEMPLATE,
     CancelFn,
     ProgressFn,
     Teacher,
     check_cancel,
     check_positive_int,
     check_unit,
-    flush_denormals,
     limit_per_view,
-    load_pretrained,
     report_progress,
-    resolve_device,
 )
+from .loading import load_pretrained
+from .prompts import DEFAULT_PROMPT_TEMPLATE
 
 DEFAULT_MODEL = "CIDAS/clipseg-rd64-refined"
 _MODEL_TYPES = ("clipseg",)

@@ -22,18 +22,10 @@ from partdistill.shared import limits
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
 
-from .base import (
-    DEFAULT_PROMPT_TEMPLATE,
-    CancelFn,
-    ProgressFn,
-    Teacher,
-    check_cancel,
-    check_positive_int,
-    check_unit,
-    load_pretrained,
-    report_progress,
-    resolve_device,
-)
+from ..device import resolve_device
+from .base import CancelFn, ProgressFn, Teacher, check_cancel, check_positive_int, check_unit, report_progress
+from .loading import load_pretrained
+from .prompts import DEFAULT_PROMPT_TEMPLATE
 
 if TYPE_CHECKING:
     import torch

@@ -22,20 +22,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from partdistill.shared.detections import Detection, Detections
 
+from ..device import flush_denormals, resolve_device
 from .base import (
-    DEFAULT_PROMPT_TEMPLATE,
     CancelFn,
     ProgressFn,
     Teacher,
     check_cancel,
     check_positive_int,
     check_unit,
-    flush_denormals,
     limit_per_view,
-    load_pretrained,
     report_progress,
-    resolve_device,
 )
+from .loading import load_pretrained
+from .prompts import DEFAULT_PROMPT_TEMPLATE
 
 if TYPE_CHECKING:
     import torch

@@ -21,34 +21,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
-from partdistill.shared.detections import Detection, Detections
+from partdistill.shared.detections import Detection, Detections, box_mask
 from partdistill.shared.errors import ValidationError
 
-from .base import (
-    CancelFn,
-    ProgressFn,
-    Teacher,
-    box_pixel_span,
-    check_cancel,
-    check_images,
-    check_positive_int,
-    flush_denormals,
-    load_pretrained,
-    report_progress,
-    resolve_device,
-)
+from ..device import flush_denormals, resolve_device
+from .base import CancelFn, ProgressFn, Teacher, check_cancel, check_images, check_positive_int, report_progress
+from .loading import load_pretrained
 
 DEFAULT_MODEL = "facebook/sam-vit-base"
 _MODEL_TYPES = ("sam",)
-
-
-def box_mask(box: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``(H, W)`` bool: the pixels whose centre is inside ``box`` (the lifting's convention)."""
-    h, w = size
-    r0, r1, c0, c1 = box_pixel_span(np.asarray(box), h, w)
-    out = np.zeros((h, w), dtype=bool)
-    out[r0:r1, c0:c1] = True
-    return out
 
 
 class SamRefiner:

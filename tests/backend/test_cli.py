@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from partdistill.backend import cli
-from partdistill.backend.export_glb import read_glb_json
+from partdistill.backend.cli.keys import load_server_keys
+from partdistill.backend.io.glb import read_glb_json
 from partdistill.backend.metrics import shape_miou
-from partdistill.backend.teachers.simulated import simulate_detections
+from partdistill.bench.simulated import simulate_detections
 from partdistill.shared.bundle import save_bundle
 from partdistill.shared.detections import Detections
 from PIL import Image
@@ -289,7 +290,7 @@ def test_keys_writes_a_curve_key_pair_with_a_private_secret(tmp_path):
     assert len(public) == len(secret) == 40  # Z85 of 32 bytes
     assert zmq.curve_public(secret) == public
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
-    assert cli.load_server_keys(tmp_path / "keys") == (secret, public)
+    assert load_server_keys(tmp_path / "keys") == (secret, public)
 
 
 def test_serve_with_missing_keys_is_a_user_error(tmp_path):

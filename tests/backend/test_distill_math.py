@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import torch
-from partdistill.backend.distill import DistillConfig, UnitLoss, distill, rescore
-from partdistill.backend.lifting import KnowledgeUnits
 from partdistill.backend.metrics import part_ious, shape_miou
+from partdistill.backend.pipeline.distill import DistillConfig, UnitLoss, distill, rescore
+from partdistill.backend.pipeline.lift import KnowledgeUnits
 
 
 def units_from(lists, parts, conf, n_points, fixed=None):

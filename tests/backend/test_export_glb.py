@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from partdistill.backend.export_glb import read_glb_json, write_glb
+from partdistill.backend.io.glb import read_glb_json, write_glb
 from partdistill.shared.palette import part_color
 from synthetic import table
 

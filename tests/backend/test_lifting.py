@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from partdistill.backend.lifting import compute_visibility, detection_region, lift
-from partdistill.backend.sampling import sample_surface
+from partdistill.backend.pipeline.detect import detection_region
+from partdistill.backend.pipeline.lift import lift
+from partdistill.backend.pipeline.sample import sample_surface
+from partdistill.backend.pipeline.visibility import compute_visibility
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detection, Detections
 from synthetic import assemble, look_at, raycast
@@ -95,16 +97,13 @@ def _bare_capture(fid):
     )
 
 
-def test_units_over_faces_count_the_foreground_pixels_of_each_face():
-    from partdistill.backend.lifting import lift_to_faces
-
+def test_a_box_claims_the_foreground_pixels_whose_centres_it_contains():
     fid = np.full((1, 4, 6), -1, np.int32)
     fid[0, :, 0:2] = 0
     fid[0, :, 2:4] = 1
     cap = _bare_capture(fid)
-    det = Detections(("a", "b"), [[Detection(1, 0.7, np.array([1, 0, 3, 2], np.float32))]])
-    fu = lift_to_faces(cap, det)
+    region = detection_region(cap, 0, np.array([1, 0, 3, 2], np.float32), None)
     # columns 1-2, rows 0-1: face 0 gets column 1 (2 px), face 1 column 2 (2 px)
-    np.testing.assert_array_equal(fu.face, [0, 1])
-    np.testing.assert_array_equal(fu.pixels, [2, 2])
-    assert fu.part.tolist() == [1] and fu.ptr.tolist() == [0, 2] and fu.confidence[0] == np.float32(0.7)
+    faces, pixels = np.unique(fid[0][region], return_counts=True)
+    np.testing.assert_array_equal(faces, [0, 1])
+    np.testing.assert_array_equal(pixels, [2, 2])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from partdistill.backend.engine import segment
 from partdistill.backend.students.part_embeddings import HASHED_DIM, PartEmbedder, hashed_embeddings
-from partdistill.backend.teachers.base import TeacherUnavailableError
-from partdistill.backend.teachers.simulated import simulate_detections
+from partdistill.backend.teachers.loading import TeacherUnavailableError
+from partdistill.backend.tta import segment
+from partdistill.bench.simulated import simulate_detections
 from partdistill.shared.options import SegmentOptions
 from synthetic import capture_of, table
 from tiny_models import build_tiny_clip_text

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from partdistill.backend import cli, engine
+from partdistill.backend import cli, tta
 from partdistill.backend.checkpoint import load_checkpoint, save_checkpoint
 from partdistill.backend.metrics import shape_miou
-from partdistill.backend.pre_alignment import TrainingShape, fit, predict
-from partdistill.backend.sampling import sample_surface
-from partdistill.backend.shape_prep import few_shot_units
-from partdistill.backend.teachers.simulated import simulate_detections
+from partdistill.backend.pipeline.lift import few_shot_units
+from partdistill.backend.pipeline.sample import sample_surface
+from partdistill.backend.pre import TrainingShape, fit, predict
+from partdistill.bench.simulated import simulate_detections
 from partdistill.shared.bundle import save_bundle
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
@@ -80,7 +80,7 @@ def test_few_shot_units_have_confidence_one_and_survive_backward_distillation(ta
     pts = sample_surface(cap.mesh, 2000, seed=0)
     units = few_shot_units(pts, labelled)
     assert units.fixed.all() and (units.confidence == 1).all() and set(units.part) == {0, 1}
-    res = engine.segment(cap, NAMES, options=SegmentOptions(n_points=2000, epochs=60),
+    res = tta.segment(cap, NAMES, options=SegmentOptions(n_points=2000, epochs=60),
                          detections=simulate_detections(cap), labelled_faces=labelled)  # fmt: skip
     assert res.stats["trigger_epoch"] is not None
     after = np.array(res.stats["unit_weights_after"])
@@ -93,7 +93,7 @@ def test_few_shot_labels_alone_segment_a_shape(tables):
     top = np.nonzero(cap.gt_face_labels == 0)[0][:6]
     leg = np.nonzero(cap.gt_face_labels == 1)[0][::3]
     labelled[top], labelled[leg] = 0, 1
-    res = engine.segment(cap, NAMES, options=SegmentOptions(n_points=2000, epochs=60), labelled_faces=labelled)
+    res = tta.segment(cap, NAMES, options=SegmentOptions(n_points=2000, epochs=60), labelled_faces=labelled)
     assert shape_miou(res.face_labels, cap.gt_face_labels, 2, cap.mesh.face_areas()) > 0.8
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from partdistill.backend.preview import colour_views, save_loss_curve, save_preview
+from partdistill.backend.io.preview import colour_views, save_loss_curve, save_preview
 from partdistill.shared.capture import Capture
 from partdistill.shared.palette import part_color
 from PIL import Image

@@ -11,7 +11,7 @@ import pytest
 import zmq
 from partdistill.backend.metrics import shape_miou
 from partdistill.backend.server import Server, is_loopback
-from partdistill.backend.teachers.simulated import simulate_detections
+from partdistill.bench.simulated import simulate_detections
 from partdistill.shared import protocol
 from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
 from partdistill.shared.options import SegmentOptions

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from partdistill.backend.teachers import Teacher, TeacherCancelled, TeacherUnavailableError, make_teacher
-from partdistill.backend.teachers.sam import SamRefinedTeacher, SamRefiner, box_mask
-from partdistill.shared.detections import Detection, Detections
+from partdistill.backend.teachers.sam import SamRefinedTeacher, SamRefiner
+from partdistill.shared.detections import Detection, Detections, box_mask
 from partdistill.shared.errors import ValidationError
 
 PARTS = ["seat", "back", "leg"]

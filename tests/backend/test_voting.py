@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from partdistill.backend.voting import vote
+from partdistill.backend.pipeline.vote import vote
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detection, Detections
 from synthetic import assemble

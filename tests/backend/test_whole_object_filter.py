@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from partdistill.backend.teachers.base import drop_whole_object_boxes, whole_object_box
+from partdistill.backend.pipeline.detect import drop_whole_object_boxes, whole_object_box
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
 

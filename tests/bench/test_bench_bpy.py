@@ -11,7 +11,7 @@ from PIL import Image
 pytest.importorskip("bpy")
 
 from partdistill.backend import cli  # noqa: E402
-from partdistill.backend.bench import METHODS  # noqa: E402
+from partdistill.bench.quality import METHODS  # noqa: E402
 
 
 def test_bench_quality_reduced_writes_table_json_and_pictures(tmp_path, capsys):

@@ -12,10 +12,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from partdistill.backend import bench_dataset
-from partdistill.backend.bench_dataset import attach_ground_truth, build_dataset, load_dataset
-from partdistill.backend.shape_families import OPTIONAL_PARTS, make_shape
-from partdistill.backend.shapes import LabelledShape
+from partdistill.bench import dataset as bench_dataset
+from partdistill.bench.dataset import attach_ground_truth, build_dataset, load_dataset
+from partdistill.bench.families import OPTIONAL_PARTS, make_shape
+from partdistill.bench.shapes import LabelledShape
 from partdistill.shared.capture import Capture, Mesh
 
 FAMILIES = ["lamp", "mug"]  # the lamp's cord and the mug's handle are thin parts
@@ -99,7 +99,7 @@ def test_capture_many_keeps_going_after_a_bad_file(tmp_path):
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture-many", str(tmp_path / "jobs.json"),
            "--views", "2", "--resolution", "32"]  # fmt: skip
-    from partdistill.backend.cli import _blender_env
+    from partdistill.backend.io.inputs import blender_env as _blender_env
 
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_blender_env(), timeout=300)
     assert proc.returncode == 2

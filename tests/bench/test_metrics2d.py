@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from partdistill.backend.metrics2d import (
+from partdistill.bench.metrics2d import (
     gt_label_maps,
     iou2d_part,
     iou2d_table,

@@ -7,14 +7,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from partdistill.backend.shape_families import (
+from partdistill.bench.families import (
     FAMILIES,
     MAX_TRIANGLES,
     MIN_TRIANGLES,
     OPTIONAL_PARTS,
     make_shape,
 )
-from partdistill.backend.shapes import LabelledShape, ShapeBuilder
+from partdistill.bench.shapes import LabelledShape, ShapeBuilder
 
 SEEDS = range(8)
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from partdistill.backend.teachers.simulated import (
+from partdistill.bench.simulated import (
     DEFAULT_BOX_NOISE,
     DEFAULT_MASK_NOISE,
     SimulatedNoise,

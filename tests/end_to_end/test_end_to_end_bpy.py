@@ -19,8 +19,8 @@ bpy = pytest.importorskip("bpy")
 import partdistill.blender_addon as addon  # noqa: E402
 from partdistill.backend import cli  # noqa: E402
 from partdistill.backend.metrics import shape_miou  # noqa: E402
-from partdistill.backend.shapes import chair  # noqa: E402
-from partdistill.backend.teachers.simulated import simulate_detections  # noqa: E402
+from partdistill.bench.shapes import chair  # noqa: E402
+from partdistill.bench.simulated import simulate_detections  # noqa: E402
 from partdistill.blender_addon.apply import PART_ATTRIBUTE, result_labels  # noqa: E402
 from partdistill.blender_addon.capture import capture_object  # noqa: E402
 from partdistill.blender_addon.job import JobSettings, SegmentJob  # noqa: E402

@@ -12,7 +12,7 @@ pytest.importorskip("bpy")
 
 from partdistill.backend import cli  # noqa: E402
 from partdistill.backend.metrics import shape_miou  # noqa: E402
-from partdistill.backend.shapes import chair  # noqa: E402
+from partdistill.bench.shapes import chair  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chair"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
-from partdistill.backend.teachers.simulated import simulate_detections
+from partdistill.bench.simulated import simulate_detections
 from partdistill.shared import protocol
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions

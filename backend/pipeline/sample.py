@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from ..shared.capture import Mesh
+from partdistill.shared.capture import Mesh
 
 
 @dataclass
@@ -26,7 +25,7 @@ class SurfacePoints:
 def sample_surface(mesh: Mesh, n: int, seed: int = 0) -> SurfacePoints:
     """Area-weighted uniform samples. Degenerate (zero-area) faces get none, but every face with
     area gets at least... nothing guaranteed: faces without samples are labelled from their neighbours
-    later (see ``transfer``)."""
+    later (see ``label``)."""
     rng = np.random.default_rng(seed)
     v = mesh.vertices.astype(np.float64)
     tri = v[mesh.faces]
@@ -34,7 +33,7 @@ def sample_surface(mesh: Mesh, n: int, seed: int = 0) -> SurfacePoints:
     area = 0.5 * np.linalg.norm(cross, axis=1)
     total = area.sum()
     if not np.isfinite(total) or total <= 0:
-        from ..shared.errors import ValidationError
+        from partdistill.shared.errors import ValidationError
 
         raise ValidationError("faces", "the mesh has zero surface area (all faces degenerate)")
     face = rng.choice(len(area), size=n, p=area / total).astype(np.int32)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from partdistill.shared.capture import Capture
+from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
 
-from ..shared.capture import Capture
-from ..shared.detections import Detections
-from .projection import visible_pixels
-from .sampling import SurfacePoints
+from .detect import detection_region
+from .sample import SurfacePoints
+from .visibility import Visibility, compute_visibility
 
 
 @dataclass
@@ -51,38 +53,6 @@ class KnowledgeUnits:
         return np.bincount(self.idx, minlength=self.n_points)
 
 
-@dataclass
-class Visibility:
-    """Per view, the visible points and their pixels: lists of (M_v,) int64 arrays."""
-
-    points: list[np.ndarray]
-    rows: list[np.ndarray]
-    cols: list[np.ndarray]
-
-
-def compute_visibility(capture: Capture, points: SurfacePoints) -> Visibility:
-    vis = [visible_pixels(capture, points, v) for v in range(capture.n_views)]
-    return Visibility([a for a, _, _ in vis], [b for _, b, _ in vis], [c for _, _, c in vis])
-
-
-def detection_region(capture: Capture, view: int, box: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
-    """(H, W) bool: the foreground pixels a detection claims (box ∩ mask ∩ foreground, whichever given)."""
-    fg = capture.face_id[view] >= 0
-    region = fg.copy()
-    if box is not None:
-        h, w = fg.shape
-        x0, y0, x1, y1 = (float(x) for x in box)
-        # pixel (i, j) is inside when its centre (i + 0.5, j + 0.5) is inside the box
-        c0, c1 = int(np.clip(np.ceil(x0 - 0.5), 0, w)), int(np.clip(np.ceil(x1 - 0.5), 0, w))
-        r0, r1 = int(np.clip(np.ceil(y0 - 0.5), 0, h)), int(np.clip(np.ceil(y1 - 0.5), 0, h))
-        inside = np.zeros_like(fg)
-        inside[r0:r1, c0:c1] = True
-        region &= inside
-    if mask is not None:
-        region &= mask
-    return region
-
-
 def lift(
     capture: Capture, detections: Detections, points: SurfacePoints, vis: Visibility | None = None
 ) -> KnowledgeUnits:
@@ -114,40 +84,39 @@ def lift(
     )
 
 
-@dataclass
-class FaceUnits:
-    """The same knowledge units over faces instead of points: unit u covers faces
-    ``face[ptr[u]:ptr[u+1]]`` with ``pixels[...]`` of its foreground pixels on each (so a big face
-    only partly inside a box is only partly covered: weigh by pixels, not by face)."""
-
-    part: np.ndarray
-    confidence: np.ndarray
-    view: np.ndarray
-    ptr: np.ndarray
-    face: np.ndarray
-    pixels: np.ndarray
-
-
-def lift_to_faces(capture: Capture, detections: Detections) -> FaceUnits:
-    """Detections -> knowledge units over the mesh's faces (pixel counts per face)."""
-    parts, confs, views, faces, counts, sizes = [], [], [], [], [], []
-    for v, dets in enumerate(detections.views):
-        fid = capture.face_id[v]
-        for d in dets:
-            region = detection_region(capture, v, d.box, d.mask)
-            f, c = np.unique(fid[region], return_counts=True)
-            parts.append(d.part)
-            confs.append(d.score)
-            views.append(v)
-            faces.append(f.astype(np.int64))
-            counts.append(c.astype(np.int64))
-            sizes.append(len(f))
+def few_shot_units(points: SurfacePoints, face_labels: np.ndarray, n_parts: int | None = None) -> KnowledgeUnits:
+    """Labelled faces (F,) int32 (-1 = not labelled) -> one unit per labelled part covering the points on
+    its faces, with confidence 1 and ``fixed`` (backward distillation never lowers them): labels a user
+    painted, or the ground truth of a few labelled shapes."""
+    labels = face_labels[points.face]
+    if n_parts is not None and face_labels.size and face_labels.max() >= n_parts:
+        raise ValidationError("labelled_faces", f"labels must be < {n_parts} (the number of parts)")
+    parts = [int(p) for p in np.unique(labels) if p >= 0]
+    chunks = [np.nonzero(labels == p)[0].astype(np.int64) for p in parts]
     u = len(parts)
-    return FaceUnits(
+    return KnowledgeUnits(
         part=np.asarray(parts, dtype=np.int64).reshape(u),
-        confidence=np.asarray(confs, dtype=np.float32).reshape(u),
-        view=np.asarray(views, dtype=np.int32).reshape(u),
-        ptr=np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64),
-        face=np.concatenate(faces) if faces else np.zeros(0, np.int64),
-        pixels=np.concatenate(counts) if counts else np.zeros(0, np.int64),
+        confidence=np.ones(u, np.float32),
+        weight=np.ones(u, np.float32),
+        view=np.full(u, -1, np.int32),
+        fixed=np.ones(u, bool),
+        ptr=np.concatenate([[0], np.cumsum([len(c) for c in chunks], dtype=np.int64)]).astype(np.int64),
+        idx=np.concatenate(chunks) if chunks else np.zeros(0, np.int64),
+        pixels=np.zeros(u, np.int64),
+        n_points=points.n,
+    )
+
+
+def concat_units(a: KnowledgeUnits, b: KnowledgeUnits) -> KnowledgeUnits:
+    assert a.n_points == b.n_points
+    return KnowledgeUnits(
+        part=np.concatenate([a.part, b.part]),
+        confidence=np.concatenate([a.confidence, b.confidence]),
+        weight=np.concatenate([a.weight, b.weight]),
+        view=np.concatenate([a.view, b.view]),
+        fixed=np.concatenate([a.fixed, b.fixed]),
+        ptr=np.concatenate([a.ptr, a.ptr[-1] + b.ptr[1:]]),
+        idx=np.concatenate([a.idx, b.idx]),
+        pixels=np.concatenate([a.pixels, b.pixels]),
+        n_points=a.n_points,
     )

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from partdistill.shared.capture import Capture, Mesh
+from partdistill.shared.detections import Detections
 
-from ..shared.capture import Capture, Mesh
-from ..shared.detections import Detections
-from ..shared.errors import ValidationError
-from .lifting import KnowledgeUnits, compute_visibility, lift
-from .sampling import SurfacePoints, sample_surface
-from .students.edge_point_net import knn
+from ..students.edge_point_net import knn
+from .lift import KnowledgeUnits, concat_units, few_shot_units, lift
+from .sample import SurfacePoints, sample_surface
+from .visibility import compute_visibility
 
 
 @dataclass
@@ -65,41 +65,3 @@ def prepare_shape(
         units = few if units is None else concat_units(units, few)
     shape.units = units
     return shape
-
-
-def few_shot_units(points: SurfacePoints, face_labels: np.ndarray, n_parts: int | None = None) -> KnowledgeUnits:
-    """Labelled faces (F,) int32 (-1 = not labelled) -> one unit per labelled part covering the points on
-    its faces, with confidence 1 and ``fixed`` (backward distillation never lowers them): labels a user
-    painted, or the ground truth of a few labelled shapes."""
-    labels = face_labels[points.face]
-    if n_parts is not None and face_labels.size and face_labels.max() >= n_parts:
-        raise ValidationError("labelled_faces", f"labels must be < {n_parts} (the number of parts)")
-    parts = [int(p) for p in np.unique(labels) if p >= 0]
-    chunks = [np.nonzero(labels == p)[0].astype(np.int64) for p in parts]
-    u = len(parts)
-    return KnowledgeUnits(
-        part=np.asarray(parts, dtype=np.int64).reshape(u),
-        confidence=np.ones(u, np.float32),
-        weight=np.ones(u, np.float32),
-        view=np.full(u, -1, np.int32),
-        fixed=np.ones(u, bool),
-        ptr=np.concatenate([[0], np.cumsum([len(c) for c in chunks], dtype=np.int64)]).astype(np.int64),
-        idx=np.concatenate(chunks) if chunks else np.zeros(0, np.int64),
-        pixels=np.zeros(u, np.int64),
-        n_points=points.n,
-    )
-
-
-def concat_units(a: KnowledgeUnits, b: KnowledgeUnits) -> KnowledgeUnits:
-    assert a.n_points == b.n_points
-    return KnowledgeUnits(
-        part=np.concatenate([a.part, b.part]),
-        confidence=np.concatenate([a.confidence, b.confidence]),
-        weight=np.concatenate([a.weight, b.weight]),
-        view=np.concatenate([a.view, b.view]),
-        fixed=np.concatenate([a.fixed, b.fixed]),
-        ptr=np.concatenate([a.ptr, a.ptr[-1] + b.ptr[1:]]),
-        idx=np.concatenate([a.idx, b.idx]),
-        pixels=np.concatenate([a.pixels, b.pixels]),
-        n_points=a.n_points,
-    )

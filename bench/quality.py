@@ -1,16 +1,10 @@
-"""Benchmarks: ``partdistill bench quality`` and ``partdistill bench speed``.
-
-quality: over procedurally generated shape families (ground truth by construction, captured through
-the real headless-Blender path and cached), with SIMULATED teachers (``teachers/simulated.py``: a
-B-VLM-like box teacher and a P-VLM-like mask teacher at their documented default noise), it measures
-per category, in the layout of the seed's Table A: multi-view voting, TTA without backward
-distillation, TTA with it, and Pre (one student fitted on the train shapes, predicting the test
-shapes alone); plus mIoU2D (seed Eq. A-D) before/after backward distillation, the loss curves with
-the trigger epoch (seed Fig. B) and a grid of coloured segmentations. Outputs JSON, Markdown, PNGs.
-
-speed: CPU (or GPU) cost of TTA and Pre prediction on a ~10k-face mesh with 10 views of 512²,
-printed as figures and as ratios against voting measured in the same run (machines are shared and
-noisy: never assert on seconds).
+"""``partdistill bench quality``: over procedurally generated shape families (ground truth by
+construction, captured through the real headless-Blender path and cached), with SIMULATED teachers
+(``bench/simulated.py``: a B-VLM-like box teacher and a P-VLM-like mask teacher at their documented
+default noise), it measures per category, in the layout of the seed's Table A: multi-view voting, TTA
+without backward distillation, TTA with it, and Pre (one student fitted on the train shapes, predicting
+the test shapes alone); plus mIoU2D (seed Eq. A-D) before/after backward distillation, the loss curves
+with the trigger epoch (seed Fig. B) and a grid of coloured segmentations. Outputs JSON, Markdown, PNGs.
 """
 
 from __future__ import annotations
@@ -22,16 +16,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
+from partdistill.backend.metrics import shape_miou
+from partdistill.backend.pipeline.detect import drop_whole_object_boxes
+from partdistill.backend.pre import TrainingShape, fit, predict
+from partdistill.backend.tta import segment
+from partdistill.shared.options import SegmentOptions
 
-from ..shared.options import SegmentOptions
-from .bench_dataset import DatasetEntry, build_dataset, load_dataset
-from .engine import segment
-from .metrics import shape_miou
+from .dataset import DatasetEntry, build_dataset, load_dataset
 from .metrics2d import miou2d_from_capture
-from .pre_alignment import TrainingShape, fit, predict
-from .teachers.base import drop_whole_object_boxes
-from .teachers.simulated import DEFAULT_BOX_NOISE, DEFAULT_MASK_NOISE, simulate_detections
+from .simulated import DEFAULT_BOX_NOISE, DEFAULT_MASK_NOISE, simulate_detections
 
 TEACHERS = {"box": DEFAULT_BOX_NOISE, "mask": DEFAULT_MASK_NOISE}
 METHODS = ("vote", "tta_forward", "tta", "pre")
@@ -175,7 +168,7 @@ def markdown(results: dict, fams: Sequence[str]) -> str:
 
 
 def write_outputs(out: Path, results: dict, grid: list, fams: Sequence[str]) -> None:
-    from .preview import colour_views
+    from partdistill.backend.io.preview import colour_views
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -228,88 +221,3 @@ def _dataset(data, families, per_family, n_test, views, resolution, log) -> list
             return [replace(e, split="test" if e.seed >= per_family - n_test else "train") for e in keep]
     log(f"capturing the benchmark shapes into {data} (headless Blender, cached) ...")
     return build_dataset(data, families, per_family, n_test, views, resolution)
-
-
-# ---- speed -----------------------------------------------------------------------------------
-
-
-def speed(data: Path, *, repeats: int = 3, options: SegmentOptions | None = None, log=print) -> dict:
-    """Time TTA and Pre prediction on a ~10k-face mesh with 10 views of 512² (captured once, cached)."""
-    options = (options or SegmentOptions()).validate()
-    cap = _speed_capture(Path(data))
-    det = simulated(cap, "box", 0)
-    names = cap.part_names
-    figures: dict[str, list[float]] = {"vote": [], "tta": [], "pre_predict": []}
-    ckpt = None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        segment(cap, names, options=replace(options, method="vote"), detections=det)
-        figures["vote"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        segment(cap, names, options=options, detections=det)
-        figures["tta"].append(time.perf_counter() - t)
-        if ckpt is None:
-            ckpt = fit([TrainingShape(cap, det)], names, replace(options, epochs=10))
-        t = time.perf_counter()
-        predict(cap, ckpt, device=options.device)
-        figures["pre_predict"].append(time.perf_counter() - t)
-    med = {k: float(np.median(v)) for k, v in figures.items()}
-    out = {
-        "mesh_faces": cap.mesh.n_faces, "views": cap.n_views, "image": list(cap.image_size),
-        "device": "cuda" if torch.cuda.is_available() and options.device != "cpu" else "cpu",
-        "threads": torch.get_num_threads(), "median_seconds": med,
-        "ratio_to_vote": {k: med[k] / med["vote"] for k in ("tta", "pre_predict")},
-    }  # fmt: skip
-    log(f"{out['mesh_faces']} faces, {out['views']} views of {out['image'][1]}x{out['image'][0]}, {out['device']}, "
-        f"{out['threads']} threads, median of {repeats}:")  # fmt: skip
-    for k, v in med.items():
-        log(
-            f"  {k:>12}: {v:7.3f} s"
-            + (f"   ({out['ratio_to_vote'][k]:.1f}x voting)" if k in out["ratio_to_vote"] else "")
-        )
-    return out
-
-
-def _speed_capture(data: Path):
-    """A chair subdivided to ~10k faces, captured with 10 views of 512² (cached)."""
-    from ..shared.bundle import load_bundle
-    from .bench_dataset import attach_ground_truth
-    from .cli import capture_in_blender
-    from .shape_families import make_shape
-
-    path = data / "speed" / "chair_10k_v10_r512.npz"
-    if path.exists():
-        return load_bundle(path)
-    shape = _subdivide_to(make_shape("chair", 0), 10_000)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    obj = shape.write_obj(path.with_suffix(".obj"))
-    capture_in_blender(obj, path, views=10, resolution=512, quiet=True)
-    cap = attach_ground_truth(load_bundle(path), shape)
-    from ..shared.bundle import save_bundle
-
-    save_bundle(path, cap)
-    return cap
-
-
-def _subdivide_to(shape, n_faces: int):
-    """Split every quad into 4 until the triangle count reaches ``n_faces`` (labels carried along)."""
-    from .shapes import LabelledShape
-
-    while len(shape.triangles()[0]) < n_faces:
-        verts = [tuple(v) for v in shape.vertices]
-        polys, labels = [], []
-        for poly, lab in zip(shape.polygons, shape.labels, strict=True):
-            if len(poly) != 4:
-                polys.append(poly)
-                labels.append(lab)
-                continue
-            a, b, c, d = (np.asarray(verts[i]) for i in poly)
-            new = [(a + b) / 2, (b + c) / 2, (c + d) / 2, (d + a) / 2, (a + b + c + d) / 4]
-            ids = list(range(len(verts), len(verts) + 5))
-            verts += [tuple(p) for p in new]
-            ab, bc, cd, da, m = ids
-            for q in ([poly[0], ab, m, da], [ab, poly[1], bc, m], [m, bc, poly[2], cd], [da, m, cd, poly[3]]):
-                polys.append(q)
-                labels.append(lab)
-        shape = LabelledShape(shape.part_names, np.asarray(verts, np.float32), polys, np.asarray(labels, np.int32))
-    return shape

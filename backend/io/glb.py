@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from ..shared.palette import part_color
+from partdistill.shared.palette import part_color
 
 
 def write_glb(

@@ -9,19 +9,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from partdistill.shared.capture import Capture, Mesh
+from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import SegmentOptions
+from partdistill.shared.result import SegmentationResult
 
-from ..shared.capture import Capture, Mesh
-from ..shared.detections import Detections
-from ..shared.errors import ValidationError
-from ..shared.options import SegmentOptions
-from ..shared.result import SegmentationResult
 from .cancel import Cancelled
 from .checkpoint import Checkpoint
-from .distill import distill
-from .engine import distill_config, label_faces, make_detections, part_embedder, resolve_device
-from .shape_prep import prepare_points, prepare_shape
-from .students.edge_point_net import EdgePointNet
+from .device import prepare_torch
+from .pipeline.detect import make_detections
+from .pipeline.distill import DistillConfig, distill
+from .pipeline.label import label_faces
+from .pipeline.shape import prepare_points, prepare_shape
+from .students.build import new_student, part_embedder
 
 
 @dataclass
@@ -49,12 +50,8 @@ def fit(
     if not shapes:
         raise ValidationError("shapes", "fit needs at least one shape")
     t0 = time.perf_counter()
-    torch.set_flush_denormal(True)  # see engine.segment
-    torch.manual_seed(options.seed)
-    device = resolve_device(options.device)
-    embedder = part_embedder(options.text_encoder, str(device))
-    emb = embedder(names)
-    student = EdgePointNet(text_dim=embedder.dim).to(device)
+    setup = new_student(names, options.text_encoder, options.device, options.seed)
+    device, emb, student = setup.device, setup.embeddings, setup.student
     prepared, stats = [], {"n_detections": 0}
     for i, s in enumerate(shapes):
         if cancel is not None and cancel():
@@ -74,7 +71,7 @@ def fit(
         list(student.parameters()),
         [p.units for p in prepared],
         len(names),
-        distill_config(options),
+        DistillConfig.from_options(options),
         seed=options.seed,
         progress=progress,
         cancel=cancel,
@@ -98,8 +95,7 @@ def predict(mesh: Mesh | Capture, ckpt: Checkpoint, *, seed: int = 0, device: st
     mesh = mesh.mesh if isinstance(mesh, Capture) else mesh
     mesh.validate()
     t = time.perf_counter()
-    torch.set_flush_denormal(True)
-    dev = resolve_device(device)
+    dev = prepare_torch(device, seed)
     student = ckpt.student.to(dev)
     emb = part_embedder(ckpt.text_encoder, str(dev))(ckpt.part_names)
     shape = prepare_points(mesh, ckpt.n_points, seed, dev, student.k)

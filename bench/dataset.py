@@ -1,4 +1,4 @@
-"""The benchmark dataset: procedural shapes (``shape_families``) captured through the real headless
+"""The benchmark dataset: procedural shapes (``families``) captured through the real headless
 Blender capture path, with ground-truth part labels attached, cached on disk.
 
 Layout under ``root``::
@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from partdistill.backend.io.inputs import blender_env
+from partdistill.shared.bundle import load_bundle, save_bundle
+from partdistill.shared.capture import Capture
 
-from ..shared.bundle import load_bundle, save_bundle
-from ..shared.capture import Capture
-from .shape_families import FAMILIES, make_shape
+from .families import FAMILIES, make_shape
 from .shapes import LabelledShape
 
 ProgressFn = Callable[[int, int, str], None]
@@ -82,7 +83,7 @@ def build_dataset(
     order and writes ``root/manifest.json``. Shapes whose bundle exists are not captured again, so a
     second call with the same arguments starts no Blender at all.
 
-    families: names from ``shape_families.FAMILIES`` (default: all). workers: Blender processes run
+    families: names from ``families.FAMILIES`` (default: all). workers: Blender processes run
     at once (default: one per two cores, at most 8; on a 2-core machine a second process gained
     nothing: ~3.1 s per shape at 10 views of 512 px either way, as rendering and the parent's
     compression already use the second core). progress: ``progress(done, total, message)``."""
@@ -287,12 +288,10 @@ def _capture_many(
 
 
 def _start_blender(jobs_file: Path, views: int, resolution: int) -> subprocess.Popen:
-    from .cli import _blender_env  # the CLI's environment for Blender children (shader cache, user dir)
-
     cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture-many", str(jobs_file),
            "--views", str(views), "--resolution", str(resolution), "--no-compress"]  # fmt: skip
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_blender_env(), bufsize=1
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=blender_env(), bufsize=1
     )
 
 

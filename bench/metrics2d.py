@@ -16,7 +16,7 @@ Interpretation choices (the seed leaves them open; these are ours):
 
 - **Regions.** For a B-VLM unit s^i = F(b^i): the foreground pixels inside its box (background excluded).
   For a P-VLM unit s^i is its mask. ``miou2d_from_capture`` builds both with
-  ``lifting.detection_region`` (box ∩ mask ∩ foreground: the pixels the unit was lifted from); with
+  ``pipeline.detect.detection_region`` (box ∩ mask ∩ foreground: the pixels the unit was lifted from); with
   ``mask_background=True`` a mask keeps its background pixels (the seed's literal P-VLM s^i), which then
   count in lambda.
 - **Avg(C^i).** A unit's confidence is a scalar here, so Avg(C^i) = C^i. When a confidence is given as a
@@ -46,10 +46,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from ..shared.capture import Capture
-from ..shared.detections import Detections
-from .lifting import detection_region
+from partdistill.backend.pipeline.detect import detection_region
+from partdistill.shared.capture import Capture
+from partdistill.shared.detections import Detections, box_mask
 
 
 def _avg_conf(conf, region: np.ndarray) -> float:
@@ -223,21 +222,10 @@ def unit_regions(capture: Capture, detections: Detections, mask_background: bool
         for d in dets:
             if mask_background and d.mask is not None:
                 region = np.asarray(d.mask, dtype=bool)
-                out.append(region if d.box is None else region & _box_pixels(region.shape, d.box))
+                out.append(region if d.box is None else region & box_mask(d.box, region.shape))
             else:
                 out.append(detection_region(capture, v, d.box, d.mask))
     return out
-
-
-def _box_pixels(shape: tuple[int, int], box) -> np.ndarray:
-    """(H, W) bool pixels whose centre lies in the box, foreground or not (``detection_region``'s box rule)."""
-    h, w = shape
-    x0, y0, x1, y1 = (float(x) for x in box)
-    c0, c1 = int(np.clip(np.ceil(x0 - 0.5), 0, w)), int(np.clip(np.ceil(x1 - 0.5), 0, w))
-    r0, r1 = int(np.clip(np.ceil(y0 - 0.5), 0, h)), int(np.clip(np.ceil(y1 - 0.5), 0, h))
-    inside = np.zeros((h, w), dtype=bool)
-    inside[r0:r1, c0:c1] = True
-    return inside
 
 
 def miou2d_from_capture(

@@ -18,11 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
+from partdistill.shared.capture import Capture
+from partdistill.shared.detections import Detection, Detections
+from partdistill.shared.errors import ValidationError
 from scipy import ndimage
-
-from ...shared.capture import Capture
-from ...shared.detections import Detection, Detections
-from ...shared.errors import ValidationError
 
 MODES = ("box", "mask")
 

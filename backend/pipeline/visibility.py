@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from ..shared.camera import camera_centre, project_points, view_direction
-from ..shared.capture import Capture
-from .sampling import SurfacePoints
+import numpy as np
+from partdistill.shared.camera import camera_centre, project_points, view_direction
+from partdistill.shared.capture import Capture
+
+from .sample import SurfacePoints
+
+
+@dataclass
+class Visibility:
+    """Per view, the visible points and their pixels: lists of (M_v,) int64 arrays."""
+
+    points: list[np.ndarray]
+    rows: list[np.ndarray]
+    cols: list[np.ndarray]
+
+
+def compute_visibility(capture: Capture, points: SurfacePoints) -> Visibility:
+    vis = [visible_pixels(capture, points, v) for v in range(capture.n_views)]
+    return Visibility([a for a, _, _ in vis], [b for _, b, _ in vis], [c for _, _, c in vis])
 
 
 def visible_pixels(capture: Capture, points: SurfacePoints, view: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from partdistill.shared.options import SegmentOptions
 
-from .lifting import KnowledgeUnits
+from .lift import KnowledgeUnits
 
 MIN_PART_AGREEMENT = 0.05
 
@@ -43,6 +44,16 @@ class DistillConfig:
     post_epochs: int = 0
     rescale_per_part: bool = True
     class_balance: bool = True
+
+    @classmethod
+    def from_options(cls, options: SegmentOptions) -> DistillConfig:
+        """The job options' distillation settings (the rest keep their defaults)."""
+        return cls(
+            epochs=options.epochs,
+            backward=options.backward,
+            ma_window=options.backward_window,
+            ma_tolerance=options.backward_tolerance,
+        )
 
 
 @dataclass
@@ -157,7 +168,7 @@ def distill(
         total = 0.0
         for j in rng.permutation(len(active)) if len(active) > 1 else (0,):
             if cancel is not None and cancel():
-                from .cancel import Cancelled
+                from ..cancel import Cancelled
 
                 raise Cancelled()
             opt.zero_grad(set_to_none=True)

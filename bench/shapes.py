@@ -1,6 +1,6 @@
 """Procedural shapes whose part labels are known by construction: primitives (boxes, cylinders,
 lofts, lathes, tubes, slabs) assembled into objects. ``chair()`` here is the bundled example's chair;
-the benchmark's randomised families live in ``shape_families``."""
+the benchmark's randomised families live in ``families``."""
 
 from __future__ import annotations
 

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from ..shared.capture import Capture
-from ..shared.palette import part_color
+from partdistill.shared.capture import Capture
+from partdistill.shared.palette import part_color
 
 
 def colour_views(capture: Capture, face_labels: np.ndarray, alpha: float = 0.65) -> np.ndarray:

@@ -1,12 +1,18 @@
-"""From per-point predictions to per-face and per-polygon labels."""
+"""Label: the student's per-point prediction carried to faces and to the source polygons."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import torch
+from partdistill.shared.capture import Mesh
+from partdistill.shared.result import SegmentationResult
 from scipy.spatial import cKDTree
 
-from ..shared.capture import Mesh
-from .sampling import SurfacePoints
+from ..students.edge_point_net import EdgePointNet
+from .sample import SurfacePoints
+from .shape import PreparedShape
 
 
 def points_to_faces(mesh: Mesh, points: SurfacePoints, probs: np.ndarray, k: int = 3) -> np.ndarray:
@@ -42,3 +48,18 @@ def faces_to_polygons(mesh: Mesh, face_scores: np.ndarray, face_labels: np.ndarr
     out = acc.argmax(axis=1).astype(np.int32)
     out[acc.sum(axis=1) <= 0] = -1
     return out
+
+
+def label_faces(
+    student: EdgePointNet, shape: PreparedShape, emb: torch.Tensor, names: tuple[str, ...], stats: dict, timings: dict
+) -> SegmentationResult:
+    """Run the student on the shape's points and carry its prediction to faces and polygons."""
+    t = time.perf_counter()
+    with torch.inference_mode():
+        probs = torch.softmax(student(shape.xyz, shape.normals, emb, shape.nbr)[0].float(), dim=-1).cpu().numpy()
+    face_scores = points_to_faces(shape.mesh, shape.points, probs)
+    labels = face_scores.argmax(axis=1).astype(np.int32)
+    confidence = face_scores.max(axis=1).astype(np.float32).clip(0, 1)
+    polygons = faces_to_polygons(shape.mesh, face_scores, labels)
+    timings["label"] = time.perf_counter() - t
+    return SegmentationResult(names, labels, confidence, polygons, stats, timings).validate()

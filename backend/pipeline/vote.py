@@ -6,10 +6,10 @@ the small parts in front of it). Faces seen in no view, or claimed by no part, s
 from __future__ import annotations
 
 import numpy as np
+from partdistill.shared.capture import Capture
+from partdistill.shared.detections import Detections
 
-from ..shared.capture import Capture
-from ..shared.detections import Detections
-from .lifting import detection_region
+from .detect import detection_region
 
 
 def vote(capture: Capture, detections: Detections, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,65 @@
+"""``partdistill``: segment meshes, pre-align category students, capture, serve the backend, make keys.
+
+partdistill segment INPUT --parts seat,back,leg --out DIR [--detections FILE.json]
+                    [--teacher grounding_dino] [--teacher-model ID|DIR] [--method distill|vote]
+                    [--backend tcp://host:port] [--views 10] [--resolution 512]
+partdistill fit INPUTS... --parts ... --out MODEL_DIR
+partdistill predict INPUT --model MODEL_DIR --out DIR
+partdistill capture MESH --out BUNDLE.npz [--views 10] [--resolution 512]
+partdistill serve [--bind tcp://127.0.0.1:5555] [--curve-keys DIR]
+partdistill keys DIR
+
+Other installed packages add commands through the ``partdistill.commands`` entry-point group (the
+evaluation tools add ``partdistill bench``): the product never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import entry_points
+
+from partdistill.shared.errors import ValidationError
+
+from ..io import InputError
+from . import capture, fit, keys, predict, segment, serve
+
+COMMANDS = (segment, fit, predict, capture, serve, keys)
+PLUGIN_GROUP = "partdistill.commands"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return args.func(args)
+    except (InputError, ValidationError) as e:
+        print(f"partdistill: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("partdistill: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from partdistill.shared.client import BackendError, BackendTimeout
+
+        from ..teachers.loading import TeacherUnavailableError
+
+        if isinstance(e, TeacherUnavailableError | BackendError | BackendTimeout):
+            print(f"partdistill: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="partdistill", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        ep.load()(sub)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Command-line arguments several commands share, and turning them into engine inputs."""
+
+from __future__ import annotations
+
+import argparse
+
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import SegmentOptions
+from partdistill.shared.validation import parse_part_names
+
+from ..io import InputError
+
+DEFAULT_TEACHER = "grounding_dino"
+
+
+def add_capture_args(p: argparse.ArgumentParser, what: str = "when capturing a mesh file") -> None:
+    p.add_argument("--views", type=int, default=10, help=f"camera-ring views {what}")
+    p.add_argument("--resolution", type=int, default=512, help=f"view size in pixels {what}")
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--points", type=int, default=SegmentOptions.n_points, help="surface points for the student")
+    p.add_argument("--epochs", type=int, default=SegmentOptions.epochs, help="maximum distillation epochs")
+    p.add_argument("--no-backward", action="store_true", help="forward distillation only")
+
+
+def add_run_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    if seed:
+        p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def part_names(text: str) -> tuple[str, ...]:
+    """``--parts`` as a tuple of names."""
+    try:
+        return parse_part_names(text)
+    except ValidationError:
+        raise InputError("--parts needs at least one part name") from None
+
+
+def teacher(options: SegmentOptions):
+    """The teacher ``options`` ask for, loaded (see ``teachers.teacher_from_options``)."""
+    from ..teachers import teacher_from_options
+
+    return teacher_from_options(options)

@@ -1,0 +1,53 @@
+"""``partdistill fit``: pre-align one student over many shapes of a category (the paper's Pre)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from partdistill.shared.detections import Detections
+from partdistill.shared.options import SegmentOptions
+
+from ..io.inputs import expand_inputs, read_few_shot_labels, read_input
+from .arguments import DEFAULT_TEACHER, add_capture_args, add_run_args, add_training_args, part_names, teacher
+from .console import ProgressBars
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    f = sub.add_parser("fit", help="pre-align one student over many shapes of a category (Pre)")
+    f.add_argument("inputs", type=Path, nargs="+", help="mesh files, capture bundles, or folders of them")
+    f.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
+    f.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    f.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher for inputs without <stem>.detections.json")
+    f.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
+    add_capture_args(f)
+    add_training_args(f)
+    add_run_args(f)
+    f.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import save_checkpoint
+    from ..pre import TrainingShape, fit
+
+    names = part_names(args.parts)
+    options = SegmentOptions(
+        teacher=args.teacher, teacher_model=args.teacher_model, n_points=args.points, epochs=args.epochs,
+        backward=not args.no_backward, device=args.device, seed=args.seed,
+    ).validate()  # fmt: skip
+    shapes, need_teacher = [], False
+    for path in expand_inputs(args.inputs):
+        cap = read_input(path, views=args.views, resolution=args.resolution, quiet=args.quiet)
+        det_file = path.with_name(path.stem + ".detections.json")
+        det = Detections.load_json(det_file).validate(cap.n_views, cap.image_size) if det_file.exists() else None
+        lab_file = path.with_name(path.stem + ".labels.npz")
+        labels = read_few_shot_labels(lab_file, cap, names) if lab_file.exists() else None
+        need_teacher |= det is None and labels is None
+        shapes.append(TrainingShape(cap, det, labels))
+    with ProgressBars(args.quiet) as bar:
+        ckpt = fit(shapes, names, options, teacher=teacher(options) if need_teacher else None, progress=bar.update)
+    save_checkpoint(args.out, ckpt)
+    tr = ckpt.meta["training"]
+    print(f"fitted on {tr['n_shapes']} shapes ({tr['n_units']} knowledge units) in {tr['seconds']:.1f} s; "
+          f"backward distillation from epoch {tr['trigger_epoch']}; wrote {args.out}")  # fmt: skip
+    return 0

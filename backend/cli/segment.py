@@ -1,0 +1,100 @@
+"""``partdistill segment``: a mesh file or capture bundle -> labels, coloured mesh, previews."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from partdistill.shared.detections import Detections
+from partdistill.shared.options import SegmentOptions
+
+from ..io import InputError
+from ..io.inputs import MESH_SUFFIXES, read_few_shot_labels, read_input
+from ..io.outputs import write_outputs
+from .arguments import (
+    DEFAULT_TEACHER,
+    add_capture_args,
+    add_run_args,
+    add_training_args,
+    part_names,
+    teacher,
+)
+from .console import ProgressBars, print_summary
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("segment", help="segment a mesh file or a capture bundle into named parts")
+    s.add_argument("input", type=Path, help=f"a mesh file ({' '.join(MESH_SUFFIXES)}) or a capture bundle .npz")
+    s.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
+    s.add_argument("--out", type=Path, required=True, help="output folder")
+    s.add_argument("--detections", type=Path, help="2D detections JSON (format in the README); no teacher then")
+    s.add_argument("--teacher", default=None, help=f"2D teacher when no --detections (default {DEFAULT_TEACHER})")
+    s.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
+    s.add_argument("--prompt-template", default="{part}", help='text per part, e.g. "the {part} of a {object}"')
+    s.add_argument("--object", default="", help="object name for {object} in the prompt template")
+    s.add_argument("--sam-model", default=None, help="refine boxes into masks with SAM ('default' or hub id/folder)")
+    s.add_argument("--text-encoder", default="", help="CLIP text encoder (hub id/folder) for part-name embeddings")
+    s.add_argument("--labels", type=Path, help="few-shot: a labels.npz (face_labels, part_names) of faces you labelled")
+    s.add_argument("--whole-object-cover", type=float, default=SegmentOptions.whole_object_cover,
+                   help="drop boxes covering this much of the object (PartSLIP); above 1 keeps all")  # fmt: skip
+    s.add_argument("--method", choices=("distill", "vote"), default="distill")
+    s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
+    s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
+    s.add_argument("--timeout", type=float, default=30.0, help="seconds of backend silence before giving up")
+    add_capture_args(s)
+    add_training_args(s)
+    s.add_argument("--box-threshold", type=float, default=SegmentOptions.box_threshold)
+    add_run_args(s)
+    s.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = part_names(args.parts)
+    if args.detections is not None and args.teacher is not None:
+        raise InputError("give either --detections or --teacher, not both")
+    options = SegmentOptions(
+        method=args.method,
+        teacher=None if args.detections is not None else (args.teacher or DEFAULT_TEACHER),
+        teacher_model=args.teacher_model,
+        prompt_template=args.prompt_template,
+        object_name=args.object,
+        sam_model=None if args.sam_model is None else ("" if args.sam_model == "default" else args.sam_model),
+        text_encoder=args.text_encoder,
+        whole_object_cover=args.whole_object_cover,
+        box_threshold=args.box_threshold,
+        n_points=args.points,
+        epochs=args.epochs,
+        backward=not args.no_backward,
+        device=args.device,
+        seed=args.seed,
+    ).validate()
+    t0 = time.perf_counter()
+    capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet)
+    t_capture = time.perf_counter() - t0
+    detections = None
+    if args.detections is not None:
+        detections = Detections.load_json(args.detections).validate(capture.n_views, capture.image_size)
+    labelled = read_few_shot_labels(args.labels, capture, names) if args.labels is not None else None
+
+    with ProgressBars(args.quiet) as bar:
+        if args.backend:
+            from partdistill.shared.client import BackendClient
+
+            key = args.server_key.read_bytes().strip() if args.server_key else None
+            client = BackendClient(args.backend, timeout_s=args.timeout, server_public_key=key)
+            result = client.segment(
+                capture, names, options, detections, on_progress=bar.client_update, labelled_faces=labelled
+            )
+        else:
+            from ..tta import segment
+
+            result = segment(
+                capture, names, options=options, detections=detections,
+                teacher=teacher(options) if detections is None else None, labelled_faces=labelled,
+                progress=bar.update,
+            )  # fmt: skip
+    result.timings = {"capture": t_capture, **result.timings, "total": time.perf_counter() - t0}
+    written = write_outputs(args.out, capture, result)
+    print_summary(result, written, capture)
+    return 0

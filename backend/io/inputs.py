@@ -1,0 +1,93 @@
+"""Inputs: capture bundles read directly, mesh files captured with headless Blender in a child
+process (bpy and torch stay in separate processes; a crash in Blender cannot take the engine down),
+folders expanded, few-shot label files re-indexed onto the requested parts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from partdistill.shared.bundle import load_bundle
+from partdistill.shared.capture import Capture
+
+from . import InputError
+
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend")
+
+
+def read_input(path: Path, *, views: int = 10, resolution: int = 512, quiet: bool = False) -> Capture:
+    """A capture bundle is read directly; a mesh file is captured with headless Blender in a child
+    process (bpy and torch stay in separate processes; a crash in Blender cannot take the engine down)."""
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return load_bundle(path)
+    if suffix not in MESH_SUFFIXES:
+        raise InputError(
+            f"unknown input type {path.suffix!r}: expected a capture bundle .npz or a mesh file {MESH_SUFFIXES}"
+        )
+    with tempfile.TemporaryDirectory(prefix="partdistill-capture-") as tmp:
+        bundle = Path(tmp) / "capture.npz"
+        capture_in_blender(path, bundle, views=views, resolution=resolution, quiet=quiet)
+        return load_bundle(bundle)
+
+
+def capture_in_blender(mesh: Path, bundle: Path, *, views: int, resolution: int, quiet: bool = False) -> None:
+    cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(mesh), str(bundle),
+           "--views", str(views), "--resolution", str(resolution)]  # fmt: skip
+    if not quiet:
+        print(f"capturing {mesh} ({views} views, {resolution} px) with headless Blender ...", file=sys.stderr)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=blender_env())
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        if "No module named 'bpy'" in (proc.stderr or ""):
+            last = "Blender as a Python module (bpy) is not installed: `pip install 'partdistill[blender]'`"
+        raise InputError(f"capturing {mesh} failed: {last.removeprefix('partdistill: error: ')}")
+
+
+def blender_env() -> dict[str, str]:
+    """The environment of every headless-Blender child: a persistent shader cache and an empty user folder."""
+    env = dict(os.environ)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "partdistill"
+    env.setdefault("XDG_CACHE_HOME", str(cache.parent))  # keeps compiled Workbench shaders between runs
+    env.setdefault("BLENDER_USER_RESOURCES", str(cache / "blender-user"))
+    return env
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders -> their bundles and mesh files (sorted), detections files skipped."""
+    out = []
+    for p in inputs:
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in (".npz", *MESH_SUFFIXES)
+                          and not f.name.endswith(".labels.npz"))  # fmt: skip
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError(f"input not found: {p}")
+    if not out:
+        raise InputError("no mesh files or capture bundles among the inputs")
+    return out
+
+
+def read_few_shot_labels(path: Path, cap: Capture, names: tuple[str, ...]) -> np.ndarray:
+    """``<stem>.labels.npz`` (the ``labels.npz`` format: face_labels + part_names) -> (F,) int32 labels
+    re-indexed onto ``names``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels, their = z["face_labels"].astype(np.int32), [str(n) for n in z["part_names"]]
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"{path}: not a labels file with face_labels and part_names ({e})") from None
+    if labels.shape != (cap.mesh.n_faces,):
+        raise InputError(f"{path}: {labels.shape[0]} face labels for a mesh of {cap.mesh.n_faces} faces")
+    unknown = [n for n in their if n not in names]
+    if unknown:
+        raise InputError(f"{path}: parts {unknown} are not among --parts")
+    remap = np.array([names.index(n) for n in their] + [-1], dtype=np.int32)
+    return remap[np.where(labels >= 0, labels, len(their))]

@@ -1,0 +1,43 @@
+"""Outputs of a segmentation: ``labels.npz``, ``labels.json``, ``segmented.glb``, ``preview.png`` and,
+after distillation, ``loss.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from partdistill.shared.capture import Capture
+from partdistill.shared.result import SegmentationResult
+
+
+def write_outputs(out: Path, capture: Capture, result: SegmentationResult) -> dict[str, Path]:
+    """labels.npz, labels.json, segmented.glb, preview.png (and loss.png after distillation)."""
+    from .glb import write_glb
+    from .preview import save_loss_curve, save_preview
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    written["labels"] = out / "labels.npz"
+    np.savez_compressed(
+        written["labels"],
+        face_labels=result.face_labels,
+        face_confidence=result.face_confidence,
+        polygon_labels=result.polygon_labels,
+        part_names=np.array(result.part_names, dtype=np.str_),
+    )
+    written["json"] = out / "labels.json"
+    written["json"].write_text(json.dumps({
+        "part_names": list(result.part_names),
+        "face_labels": result.face_labels.tolist(),
+        "polygon_labels": result.polygon_labels.tolist(),
+        "face_confidence": [round(float(c), 4) for c in result.face_confidence],
+        "stats": {k: v for k, v in result.stats.items() if k != "loss"},
+        "timings": {k: round(float(v), 4) for k, v in result.timings.items()},
+    }))  # fmt: skip
+    m = capture.mesh
+    written["mesh"] = write_glb(out / "segmented.glb", m.vertices, m.faces, result.face_labels, result.part_names)
+    written["preview"] = save_preview(out / "preview.png", capture, result.face_labels, result.part_names)
+    if result.stats.get("loss"):
+        written["loss"] = save_loss_curve(out / "loss.png", result.stats["loss"], result.stats.get("trigger_epoch"))
+    return written

@@ -1,0 +1,117 @@
+"""Loading a teacher's model from a Hugging Face hub id or a local ``save_pretrained`` folder, and the
+one error every loading failure becomes (it tells the user the three ways to provide a model)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+class TeacherUnavailableError(RuntimeError):
+    """The teacher's model cannot be loaded (offline without a cached copy, a missing folder, ...).
+
+    The message is meant for the user as is: it names the model, the reason, and the three ways to
+    provide a teacher (hub id, local folder, or detections brought as JSON). ``teacher``, ``model``
+    and ``reason`` are kept as attributes. ``option`` is the command-line option that names the
+    model (``--teacher-model``; ``--sam-model`` for the SAM refiner).
+    """
+
+    def __init__(
+        self,
+        teacher: str,
+        model: str,
+        reason: str,
+        *,
+        default_model: str | None = None,
+        option: str = "--teacher-model",
+    ):
+        self.teacher = teacher
+        self.model = model
+        self.reason = reason
+        example = default_model or model or "<hub-id>"
+        offline = ""
+        if any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in _OFFLINE_VARS):
+            offline = " (offline mode is on: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set)"
+        super().__init__(
+            f"Cannot load the {teacher} teacher model {model!r}: {reason}{offline}\n"
+            "Provide the teacher's model in one of these ways:\n"
+            f"  - a hub id, downloaded on first use when this machine is online: {option} {example}\n"
+            "  - a local folder holding the weights and processor files (config.json, model.safetensors, "
+            f"tokenizer/processor configs), e.g. made with save_pretrained: {option} /path/to/folder\n"
+            "  - or no teacher at all: bring 2D detections as a JSON file: --detections FILE.json "
+            "(format in the README)"
+        )
+
+
+def looks_like_path(model: str) -> bool:
+    """True when ``model`` names the file system rather than a hub id ("name" or "org/name")."""
+    return (
+        model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or Path(model).expanduser().exists()
+    )
+
+
+
+def load_pretrained(
+    teacher: str,
+    model: str,
+    *,
+    default_model: str,
+    auto_model: str,
+    model_types: Sequence[str],
+    processor_parts: Sequence[str] = ("tokenizer", "image_processor"),
+    device: str = "cpu",
+    option: str = "--teacher-model",
+) -> tuple[Any, Any]:
+    """Load ``(processor, model)`` from a hub id or a local folder (``save_pretrained`` layout).
+
+    auto_model: the name of a transformers auto class (``"AutoModelForZeroShotObjectDetection"``) or
+    model class. model_types: the ``config.model_type`` values accepted. processor_parts: attributes
+    the processor must have. Every failure (missing folder, offline without a cache, wrong model
+    type, bad files) becomes a ``TeacherUnavailableError`` that tells the user how to provide a
+    model (``option``: the command-line option that names it). The model is put in eval mode on
+    ``device``.
+    """
+    if looks_like_path(model):
+        folder = Path(model).expanduser()
+        if not folder.is_dir():
+            raise TeacherUnavailableError(
+                teacher, model, f"no such folder: {folder}", default_model=default_model, option=option
+            )
+        source = str(folder)
+    else:
+        source = model
+    try:
+        import transformers
+
+        processor = transformers.AutoProcessor.from_pretrained(source)
+        net = getattr(transformers, auto_model).from_pretrained(source)
+    except Exception as e:  # OSError, hub errors, bad configs: all mean "no usable model here"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TeacherUnavailableError(
+            teacher, model, f"{type(e).__name__}: {first}", default_model=default_model, option=option
+        ) from e
+    model_type = getattr(net.config, "model_type", "")
+    if model_type not in model_types:
+        raise TeacherUnavailableError(
+            teacher,
+            model,
+            f"it holds a {model_type!r} model, not one of {list(model_types)}",
+            default_model=default_model,
+            option=option,
+        )
+    missing = [p for p in processor_parts if getattr(processor, p, None) is None]
+    if missing:
+        raise TeacherUnavailableError(
+            teacher,
+            model,
+            f"its processor lacks {' and '.join(missing)}",
+            default_model=default_model,
+            option=option,
+        )
+    net.eval().to(device)
+    return processor, net
+

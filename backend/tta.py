@@ -1,0 +1,110 @@
+"""Test-time alignment (TTA): a student distilled for this one shape, the product's main path.
+
+teacher(views, part names) -> detections          (or detections brought by the user)   pipeline.detect
+lift(detections, face-id maps) -> knowledge units over surface points                  pipeline.lift
+distill(student, units)                                                                pipeline.distill
+student -> per-point -> per-face -> per-polygon labels + confidences                   pipeline.label
+(``method="vote"``: the multi-view voting baseline instead of a student)               pipeline.vote
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from partdistill.shared.capture import Capture
+from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import SegmentOptions
+from partdistill.shared.result import SegmentationResult
+from partdistill.shared.validation import check_array, check_index_range
+
+from .cancel import Cancelled
+from .pipeline.detect import make_detections
+from .pipeline.distill import DistillConfig, distill
+from .pipeline.label import faces_to_polygons, label_faces
+from .pipeline.shape import prepare_shape
+from .pipeline.vote import vote
+from .students.build import new_student
+
+Progress = Callable[[int, int, str], None]
+
+
+def segment(
+    capture: Capture,
+    part_names: Sequence[str],
+    *,
+    options: SegmentOptions | None = None,
+    detections: Detections | None = None,
+    teacher=None,
+    labelled_faces: np.ndarray | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> SegmentationResult:
+    """Segment ``capture`` into ``part_names`` (test-time alignment: a student distilled for this shape).
+
+    Give ``detections`` or a ``teacher`` (``partdistill.backend.teachers.base.Teacher``). ``labelled_faces``
+    (F,) int32 (-1 = unknown), optional: few-shot labels (faces a user painted) that enter as units of
+    confidence 1 which backward distillation never lowers."""
+    options = (options or SegmentOptions()).validate()
+    capture.validate()
+    names = tuple(part_names)
+    timings: dict[str, float] = {}
+    stats: dict[str, object] = {"method": options.method, "n_views": capture.n_views, "n_faces": capture.mesh.n_faces}
+
+    def report(done: int, total: int, stage: str) -> None:
+        if cancel is not None and cancel():
+            raise Cancelled()
+        if progress is not None:
+            progress(done, total, stage)
+
+    if labelled_faces is not None:
+        _check_labelled_faces(labelled_faces, capture.mesh.n_faces, len(names))
+    if detections is not None or teacher is not None or labelled_faces is None or options.method == "vote":
+        detections = make_detections(capture, names, options, detections, teacher, report, cancel, timings, stats)
+    report(0, 1, "lift")
+
+    if options.method == "vote":
+        t = time.perf_counter()
+        labels, scores = vote(capture, detections)
+        timings["vote"] = time.perf_counter() - t
+        confidence = np.where(labels >= 0, scores.max(axis=1), 0.0).astype(np.float32)
+        polygons = faces_to_polygons(capture.mesh, scores, labels)
+        return SegmentationResult(names, labels, confidence, polygons, stats, timings).validate()
+
+    t = time.perf_counter()
+    setup = new_student(names, options.text_encoder, options.device, options.seed)
+    student, emb = setup.student, setup.embeddings
+    shape = prepare_shape(capture, detections, options.n_points, options.seed, setup.device, student.k, labelled_faces)
+    units = shape.units
+    timings["lift"] = time.perf_counter() - t
+    covered = int((units.coverage() > 0).sum())
+    stats.update(n_units=units.n_units, n_points=shape.points.n, covered_points=covered)
+    if units.n_units == 0 or covered == 0:
+        raise ValidationError("detections", "no detection covers any visible part of the mesh: nothing to learn from")
+
+    t = time.perf_counter()
+    rep = distill(
+        lambda i: student(shape.xyz, shape.normals, emb, shape.nbr)[0].float().cpu(),
+        list(student.parameters()),
+        [units],
+        len(names),
+        DistillConfig.from_options(options),
+        seed=options.seed,
+        progress=report,
+        cancel=cancel,
+    )
+    timings["distill"] = time.perf_counter() - t
+    stats.update(
+        trigger_epoch=rep.trigger_epoch, epochs_run=len(rep.loss), final_loss=rep.loss[-1] if rep.loss else None
+    )
+    stats["loss"] = [round(x, 5) for x in rep.loss]
+    stats["unit_weights_before"] = [round(float(x), 4) for x in rep.weights_before]
+    stats["unit_weights_after"] = [round(float(x), 4) for x in rep.weights_after]
+    return label_faces(student, shape, emb, names, stats, timings)
+
+
+def _check_labelled_faces(labels: np.ndarray, n_faces: int, n_parts: int) -> None:
+    check_array("labelled_faces", labels, np.int32, (n_faces,))
+    check_index_range("labelled_faces", labels, -1, n_parts)
