@@ -25,8 +25,10 @@ from collections.abc import Sequence
 
 import bpy
 import numpy as np
-
-from ._shared import ValidationError, check_part_names, limits, palette
+from partdistill.shared import limits
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.palette import palette
+from partdistill.shared.validation import check_part_names
 
 PART_ATTRIBUTE = "partdistill_part"
 BEFORE_ATTRIBUTE = "partdistill_material_before"

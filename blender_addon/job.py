@@ -16,16 +16,12 @@ import threading
 from dataclasses import dataclass, field
 
 import bpy
+from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
+from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import SegmentOptions
+from partdistill.shared.result import SegmentationResult
 
-from ._shared import (
-    BackendClient,
-    BackendError,
-    BackendTimeout,
-    Detections,
-    SegmentationResult,
-    SegmentOptions,
-    ValidationError,
-)
 from .apply import apply_result
 from .capture import CaptureSession
 

@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
+from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
+from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import SegmentOptions
+from partdistill.shared.validation import parse_part_names
 
-from ._shared import (
-    BackendClient,
-    BackendError,
-    BackendTimeout,
-    Detections,
-    SegmentOptions,
-    ValidationError,
-    parse_part_names,
-)
 from .apply import remove_result
 from .job import CANCELLED, DONE, JobSettings, SegmentJob
 

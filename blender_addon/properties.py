@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
-
-from ._shared import DEFAULT_ADDRESS
+from partdistill.shared.client import DEFAULT_ADDRESS
 
 
 class PartDistillSettings(bpy.types.PropertyGroup):

@@ -60,6 +60,3 @@ def build_parser() -> argparse.ArgumentParser:
         ep.load()(sub)
     return p
 
-
-if __name__ == "__main__":
-    sys.exit(main())

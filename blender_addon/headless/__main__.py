@@ -20,7 +20,8 @@ import json
 import sys
 from pathlib import Path
 
-from ._shared import ValidationError, save_bundle
+from partdistill.shared.bundle import save_bundle
+from partdistill.shared.errors import ValidationError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "capture-many":
         return _capture_many(args.jobs, args.views, args.resolution, compress=not args.no_compress)
     try:
-        from .capture import capture_file
+        from .mesh_import import capture_file
 
         def progress(done: int, total: int, message: str) -> None:
             print(f"captured {message}", file=sys.stderr, flush=True)
@@ -68,7 +69,7 @@ def _read_jobs(path: Path) -> list[tuple[Path, Path]]:
 def _capture_many(jobs_file: Path, views: int, resolution: int, *, compress: bool) -> int:
     try:
         jobs = _read_jobs(jobs_file)
-        from .capture import capture_file
+        from .mesh_import import capture_file
     except ValidationError as e:
         print(f"partdistill: error: {e}", file=sys.stderr)
         return 2

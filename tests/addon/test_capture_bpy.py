@@ -12,6 +12,9 @@ bpy = pytest.importorskip("bpy")
 
 from mathutils import Vector  # noqa: E402
 from partdistill.blender_addon import capture as cap_mod  # noqa: E402
+from partdistill.blender_addon.capture import face_ids as cap_face_ids  # noqa: E402
+from partdistill.blender_addon.capture import render as cap_render  # noqa: E402
+from partdistill.blender_addon.headless.mesh_import import capture_file  # noqa: E402
 from partdistill.shared.camera import project_points  # noqa: E402
 from partdistill.shared.errors import ValidationError  # noqa: E402
 
@@ -109,7 +112,7 @@ def test_face_ids_agree_with_rendered_colours(bpy_empty, setup):
     bvh = BVHTree.FromPolygons(c.mesh.vertices.tolist(), c.mesh.faces.tolist(), all_triangles=True)
     aabb = np.stack([c.mesh.vertices.min(0), c.mesh.vertices.max(0)]).astype(np.float64)
     args = (c.K[0], c.world_to_cam[0], tuple(c.meta["clip"][0]), c.is_orthographic(0), (96, 80))
-    assert np.array_equal(cap_mod._cast_face_ids(bvh, aabb, *args), c.face_id[0])
+    assert np.array_equal(cap_face_ids._cast_face_ids(bvh, aabb, *args), c.face_id[0])
 
 
 @pytest.mark.parametrize("setup", list(CAMERA_SETUPS))
@@ -458,7 +461,7 @@ f 5 6 7
 def test_capture_file_formats(bpy_empty, tmp_path):
     obj_path = tmp_path / "two_parts.obj"
     obj_path.write_text(OBJ_TWO_PARTS)
-    c = cap_mod.capture_file(obj_path, n_views=2, resolution=24)
+    c = capture_file(obj_path, n_views=2, resolution=24)
     assert c.meta["object_name"] == "two_parts"
     assert c.mesh.n_faces == 3 and c.meta["n_polygons"] == 2
     assert c.n_views == 2
@@ -477,7 +480,7 @@ def test_capture_file_formats(bpy_empty, tmp_path):
     for ext, export in exports.items():
         export(tmp_path / f"model{ext}")
     for ext in exports:
-        c = cap_mod.capture_file(tmp_path / f"model{ext}", n_views=1, resolution=16)
+        c = capture_file(tmp_path / f"model{ext}", n_views=1, resolution=16)
         assert c.mesh.n_faces == 3, ext
         assert bpy.data.objects[c.meta["object_name"]].type == "MESH"
         assert len([o for o in bpy.context.scene.objects if o.type == "MESH"]) == 1
@@ -488,22 +491,22 @@ def test_capture_file_rejects_broken_files(bpy_empty, tmp_path, ext):
     path = tmp_path / f"broken{ext}"
     path.write_bytes(bytes(range(256)) * 8)
     with pytest.raises(ValidationError, match="^input: .*broken"):
-        cap_mod.capture_file(path)
+        capture_file(path)
 
 
 def test_capture_file_rejects_unknown_and_missing(bpy_empty, tmp_path):
     with pytest.raises(ValidationError, match="unsupported file type '.xyz'"):
         (tmp_path / "a.xyz").write_text("1 2 3")
-        cap_mod.capture_file(tmp_path / "a.xyz")
+        capture_file(tmp_path / "a.xyz")
     with pytest.raises(ValidationError, match="no such file"):
-        cap_mod.capture_file(tmp_path / "missing.obj")
+        capture_file(tmp_path / "missing.obj")
 
 
 def test_workbench_probe_says_no_when_the_child_cannot_run(monkeypatch):
     if bpy.app.binary_path:
         pytest.skip("inside the Blender executable the probe runs that, not sys.executable")
-    monkeypatch.setattr(cap_mod.sys, "executable", "/nonexistent/python")
-    assert cap_mod._probe_workbench() is (not bpy.app.background)
+    monkeypatch.setattr(cap_render.sys, "executable", "/nonexistent/python")
+    assert cap_render._probe_workbench() is (not bpy.app.background)
 
 
 def test_object_in_edit_mode(bpy_empty):

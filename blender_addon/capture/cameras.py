@@ -1,0 +1,104 @@
+"""Cameras of a capture: the default ring around the object, and OpenCV ``K`` / ``world_to_cam``
+of a Blender camera (see the package docstring for the conventions)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import bpy
+import numpy as np
+from mathutils import Vector
+
+#: Elevations (degrees) the default ring cycles through, as in PartSLIP-style multi-view setups:
+#: mostly slightly above, some from high up, some from below.
+RING_ELEVATIONS_DEG = (10.0, 40.0, -20.0)
+
+# Blender camera frame (x right, y up, looking down -z) -> OpenCV (x right, y down, z forward).
+_FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def ring_cameras(
+    obj: bpy.types.Object,
+    n_views: int = 10,
+    *,
+    collection: bpy.types.Collection | None = None,
+    bounds: tuple[Sequence[float], float] | None = None,
+    elevations_deg: Sequence[float] = RING_ELEVATIONS_DEG,
+    lens_mm: float = 50.0,
+    margin: float = 1.1,
+) -> list[bpy.types.Object]:
+    """Create ``n_views`` perspective cameras around ``obj``, all looking at its bounding sphere.
+
+    View ``k`` sits at azimuth ``360 k / n_views`` degrees (0 = front, -Y) and elevation
+    ``elevations_deg[k % len(elevations_deg)]``, far enough that the sphere (times ``margin``) fits
+    the field of view of a ``lens_mm`` lens on a 36 mm sensor. bounds: ``(center, radius)`` in world
+    space; default: the bounding sphere of the evaluated object. The cameras are linked into
+    ``collection`` (default: the context scene's master collection); the caller removes them
+    (``bpy.data.objects.remove`` and ``bpy.data.cameras.remove``).
+    """
+    if bounds is None:
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        obj_eval = obj.evaluated_get(depsgraph)
+        corners = np.array([obj_eval.matrix_world @ Vector(c) for c in obj_eval.bound_box])
+        center, radius = _bounding_sphere(corners)
+    else:
+        center, radius = np.asarray(bounds[0], np.float64), float(bounds[1])
+    radius = max(radius, 1e-6)
+    if collection is None:
+        collection = bpy.context.scene.collection
+    half_fov = math.atan(18.0 / lens_mm)
+    dist = radius * margin / math.sin(half_fov)
+    cams = []
+    for k in range(n_views):
+        az = math.radians(360.0 * k / n_views)
+        el = math.radians(elevations_deg[k % len(elevations_deg)])
+        offset = Vector((math.cos(el) * math.sin(az), -math.cos(el) * math.cos(az), math.sin(el)))
+        data = bpy.data.cameras.new(f"partdistill ring {k:02d}")
+        data.lens, data.sensor_width, data.sensor_fit = lens_mm, 36.0, "AUTO"
+        data.clip_start = max(dist - 2.0 * radius, dist * 1e-3)
+        data.clip_end = dist + 2.0 * radius
+        cam = bpy.data.objects.new(data.name, data)
+        cam.location = Vector(center) + dist * offset
+        cam.rotation_euler = (-offset).to_track_quat("-Z", "Y").to_euler()
+        collection.objects.link(cam)
+        cams.append(cam)
+    return cams
+
+
+def camera_matrices(
+    cam: bpy.types.Object, depsgraph: bpy.types.Depsgraph, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """OpenCV ``K (3, 3) float64``, ``world_to_cam (4, 4) float64`` and whether the camera is
+    orthographic (then ``K`` is affine, see the package docstring), for ``cam`` rendering a
+    ``width`` x ``height`` image (square pixels; sensor fit and lens shift included)."""
+    P = np.array(cam.calc_matrix_camera(depsgraph, x=width, y=height, scale_x=1.0, scale_y=1.0), np.float64)
+    K = np.eye(3)
+    K[0, 0] = P[0, 0] * width / 2.0
+    K[1, 1] = P[1, 1] * height / 2.0
+    if cam.data.type == "ORTHO":
+        K[0, 2] = width / 2.0 * (1.0 + P[0, 3])
+        K[1, 2] = height / 2.0 * (1.0 - P[1, 3])
+    else:
+        K[0, 2] = width / 2.0 * (1.0 - P[0, 2])
+        K[1, 2] = height / 2.0 * (1.0 + P[1, 2])
+    view = np.array(cam.matrix_world.normalized().inverted(), np.float64)
+    return K, _FLIP_YZ @ view, cam.data.type == "ORTHO"
+
+
+def _bounding_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre of the axis-aligned box and the radius reaching the farthest point."""
+    p = np.asarray(points, np.float64)
+    center = (p.min(0) + p.max(0)) / 2.0
+    return center, float(np.linalg.norm(p - center, axis=1).max())
+
+
+def _remove_objects(objects: Sequence[bpy.types.Object]) -> None:
+    """Remove objects made for a capture (ring cameras, the Cycles sun) and their orphaned data."""
+    for o in objects:
+        data = o.data
+        bpy.data.objects.remove(o)
+        if isinstance(data, bpy.types.Camera) and data.users == 0:
+            bpy.data.cameras.remove(data)
+        elif isinstance(data, bpy.types.Light) and data.users == 0:
+            bpy.data.lights.remove(data)

@@ -1,0 +1,97 @@
+"""Mesh files into a fresh bpy session (headless batch use only: it replaces the session's data),
+and the import-then-capture-with-a-ring step the ``capture`` / ``capture-many`` commands run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+from partdistill.shared.capture import Capture
+from partdistill.shared.errors import ValidationError
+
+from ..capture import capture_object
+
+
+def import_mesh_file(path: str | os.PathLike) -> bpy.types.Object:
+    """Load a mesh file into a fresh empty session and return one mesh object.
+
+    Formats: .obj .ply .stl .glb .gltf .fbx .blend (mesh objects are appended; hidden ones only
+    when nothing else is there). Several mesh objects are joined into one, modifiers applied, named
+    after the file. This *replaces the current bpy session's data* (``read_homefile``): it is meant
+    for headless batch use. Raises ``ValidationError("input", ...)`` for a missing, unknown or
+    unreadable file, or one without faces.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValidationError("input", f"no such file: {p}")
+    ext = p.suffix.lower()
+    importers = {
+        ".obj": lambda: bpy.ops.wm.obj_import(filepath=str(p)),
+        ".ply": lambda: bpy.ops.wm.ply_import(filepath=str(p)),
+        ".stl": lambda: bpy.ops.wm.stl_import(filepath=str(p)),
+        ".glb": lambda: bpy.ops.import_scene.gltf(filepath=str(p)),
+        ".gltf": lambda: bpy.ops.import_scene.gltf(filepath=str(p)),
+        ".fbx": lambda: bpy.ops.import_scene.fbx(filepath=str(p)),
+        ".blend": lambda: _append_blend_meshes(p),
+    }
+    if ext not in importers:
+        raise ValidationError(
+            "input",
+            f"unsupported file type {ext or '(none)'!r} for {p.name}; use one of {', '.join(importers)}",
+        )
+    bpy.ops.wm.read_homefile(use_empty=True)
+    try:
+        importers[ext]()
+    except (RuntimeError, OSError, ValueError) as e:
+        lines = str(e).strip().splitlines()
+        first = lines[-1].removeprefix("Error: ") if lines else type(e).__name__
+        raise ValidationError("input", f"could not read {p.name}: {first}") from e
+    scene = bpy.context.scene
+    meshes = [o for o in scene.objects if o.type == "MESH" and len(o.data.polygons) > 0]
+    if not meshes:
+        raise ValidationError("input", f"{p.name} contains no mesh with faces (is the file broken or empty?)")
+    meshes = [o for o in meshes if not o.hide_render] or meshes
+    for o in scene.objects:
+        o.hide_viewport = o.hide_select = False
+        o.hide_set(False)
+        o.select_set(o in meshes)
+    view_layer = bpy.context.view_layer
+    view_layer.objects.active = meshes[0]
+    for o in meshes:
+        if o.data.users > 1:  # instanced meshes: convert/join need single-user data
+            o.data = o.data.copy()
+    # Bake modifiers (an armature pose, a mirror, ...) while the objects they use still exist;
+    # join would keep only the active object's.
+    bpy.ops.object.convert(target="MESH")
+    for o in meshes:
+        world = o.matrix_world.copy()
+        o.parent = None
+        o.matrix_world = world
+    for o in [o for o in scene.objects if o not in meshes]:
+        bpy.data.objects.remove(o)
+    if len(meshes) > 1:
+        bpy.ops.object.join()
+    target = view_layer.objects.active
+    target.name = p.stem
+    return target
+
+
+def capture_file(path: str | os.PathLike, **kwargs: object) -> Capture:
+    """Import a mesh file (see :func:`import_mesh_file`, which replaces the session's data) and
+    capture it with a camera ring. ``kwargs`` go to :func:`capture_object` (``ring`` defaults to
+    True); ``meta["object_name"]`` names the object left in the scene for applying results."""
+    obj = import_mesh_file(path)
+    kwargs.setdefault("ring", True)
+    return capture_object(obj, **kwargs)  # type: ignore[arg-type]
+
+
+def _append_blend_meshes(path: Path) -> None:
+    with bpy.data.libraries.load(str(path), link=False) as (src, dst):
+        dst.objects = list(src.objects)
+    scene = bpy.context.scene
+    # Only meshes are linked into the scene; their parents and modifier targets stay appended but
+    # unlinked, so transforms and modifiers still evaluate.
+    for o in dst.objects:
+        if o is not None and o.type == "MESH":
+            scene.collection.objects.link(o)
