@@ -21,6 +21,7 @@ from .device import prepare_torch
 from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import label_faces
+from .pipeline.review import review
 from .pipeline.shape import prepare_points, prepare_shape
 from .students.build import new_student, part_embedder
 
@@ -103,4 +104,4 @@ def predict(mesh: Mesh | Capture, ckpt: Checkpoint, *, seed: int = 0, device: st
     stats = {"method": "pre", "n_faces": mesh.n_faces, "n_points": shape.points.n}
     result = label_faces(student, shape, emb, ckpt.part_names, stats, timings)
     result.timings["total"] = time.perf_counter() - t
-    return result
+    return review(result, mesh).validate()

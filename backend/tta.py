@@ -25,6 +25,7 @@ from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import faces_to_polygons, label_faces
 from .pipeline.shape import prepare_shape
+from .pipeline.review import review
 from .pipeline.vote import vote
 from .students.build import new_student
 
@@ -71,7 +72,8 @@ def segment(
         timings["vote"] = time.perf_counter() - t
         confidence = np.where(labels >= 0, scores.max(axis=1), 0.0).astype(np.float32)
         polygons = faces_to_polygons(capture.mesh, scores, labels)
-        return SegmentationResult(names, labels, confidence, polygons, stats, timings).validate()
+        result = SegmentationResult(names, labels, confidence, polygons, stats, timings)
+        return review(result, capture.mesh, detections).validate()
 
     t = time.perf_counter()
     setup = new_student(names, options.text_encoder, options.device, options.seed)
@@ -102,7 +104,7 @@ def segment(
     stats["loss"] = [round(x, 5) for x in rep.loss]
     stats["unit_weights_before"] = [round(float(x), 4) for x in rep.weights_before]
     stats["unit_weights_after"] = [round(float(x), 4) for x in rep.weights_after]
-    return label_faces(student, shape, emb, names, stats, timings)
+    return review(label_faces(student, shape, emb, names, stats, timings), capture.mesh, detections).validate()
 
 
 def _check_labelled_faces(labels: np.ndarray, n_faces: int, n_parts: int) -> None:

@@ -59,6 +59,7 @@ class SegmentJob:
         self.message = "capturing views"
         self.error: str | None = None
         self.result: SegmentationResult | None = None
+        self.warnings: list[str] = []  # the result's warnings, for the operator to report
         self._cancel = threading.Event()
         self._events: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -167,6 +168,7 @@ class SegmentJob:
         self.state, self.progress = DONE, 1.0
         counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]
         self.message = "segmented: " + ", ".join(f"{n} {c}" for n, c in zip(result.part_names, counts, strict=True))
+        self.warnings = list(result.warnings)
 
     def _fail(self, message: str) -> None:
         self._cancel.set()

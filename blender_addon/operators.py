@@ -107,6 +107,8 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
         job = self._job
         if final == DONE:
             self.report({"INFO"}, job.message)
+            for w in job.warnings:
+                self.report({"WARNING"}, f"partdistill: {w}")
             return {"FINISHED"}  # one undo step: the applied result
         if final == CANCELLED:
             self.report({"WARNING"}, "partdistill: cancelled")

@@ -11,3 +11,5 @@ MAX_DETECTIONS_PER_VIEW = 1000
 MAX_HEADER_BYTES = 1 << 20  # 1 MiB of msgpack
 MAX_MESSAGE_BYTES = 4 << 30  # all frames of one message
 MAX_ARRAYS_PER_MESSAGE = 64
+MAX_WARNINGS = 32  # per result
+MAX_WARNING_CHARS = 1000

@@ -18,7 +18,7 @@ Types and their fields (client -> server):
   cancel   {target: job id}                           -> status ... ; the target job ends with error code "cancelled"
 Server -> client:
   progress {done, total, stage, message}   (also sent as a heartbeat while a job runs)
-  result   {part_names, stats, timings} + face_labels, face_confidence, polygon_labels arrays
+  result   {part_names, stats, timings, warnings} + face_labels, face_confidence, polygon_labels arrays
   error    {code, field, message}  codes: invalid, unknown_type, cancelled, teacher_unavailable, busy, internal
 """
 
@@ -56,7 +56,7 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "segment": {"part_names": list, "options": dict, "has_detections": bool},
     "cancel": {"target": str},
     "progress": {"done": int, "total": int, "stage": str, "message": str},
-    "result": {"part_names": list, "stats": dict, "timings": dict},
+    "result": {"part_names": list, "stats": dict, "timings": dict, "warnings": list},
     "error": {"code": str, "field": str, "message": str},
 }
 MESSAGE_TYPES = tuple(_FIELDS)
@@ -296,6 +296,7 @@ def result_message(job: str, result: SegmentationResult) -> Message:
             "part_names": list(result.part_names),
             "stats": _plain(result.stats),
             "timings": _plain(result.timings),
+            "warnings": list(result.warnings),
         },
         {
             "face_labels": result.face_labels,
@@ -317,6 +318,7 @@ def parse_result(msg: Message) -> SegmentationResult:
         msg.arrays["polygon_labels"],
         dict(msg.fields["stats"]),
         dict(msg.fields["timings"]),
+        list(msg.fields["warnings"]),
     ).validate()
 
 

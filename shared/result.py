@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import limits
 from .errors import ValidationError
 from .validation import check_array, check_index_range
 
@@ -17,7 +18,9 @@ class SegmentationResult:
     face_labels: (F,) int32 index into part_names, -1 = unlabelled.
     face_confidence: (F,) float32 in [0, 1].
     polygon_labels: (P,) int32 — one label per source polygon (area-weighted vote of its triangles).
-    stats: plain numbers (knowledge units, trigger epoch, losses); timings: seconds per stage.
+    stats: plain numbers (knowledge units, trigger epoch, losses, per-part coverage); timings: seconds
+    per stage. warnings: one line each for a result that is probably wrong (one part on nearly every
+    face, a part the teacher saw often that got no face, ...): show them to the user.
     """
 
     part_names: tuple[str, ...]
@@ -26,6 +29,7 @@ class SegmentationResult:
     polygon_labels: np.ndarray
     stats: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def validate(self) -> SegmentationResult:
         f = check_array("face_labels", self.face_labels, np.int32, (None,))
@@ -35,4 +39,9 @@ class SegmentationResult:
             raise ValidationError("face_confidence", "values must lie in [0, 1]")
         p = check_array("polygon_labels", self.polygon_labels, np.int32, (None,))
         check_index_range("polygon_labels", p, -1, len(self.part_names))
+        if not isinstance(self.warnings, list) or len(self.warnings) > limits.MAX_WARNINGS:
+            raise ValidationError("warnings", f"must be a list of at most {limits.MAX_WARNINGS} strings")
+        for i, w in enumerate(self.warnings):
+            if not isinstance(w, str) or len(w) > limits.MAX_WARNING_CHARS:
+                raise ValidationError(f"warnings[{i}]", f"must be a string of at most {limits.MAX_WARNING_CHARS} chars")
         return self

@@ -57,5 +57,7 @@ def print_summary(result: SegmentationResult, written: dict[str, Path], capture:
         miou = shape_miou(result.face_labels, capture.gt_face_labels, len(result.part_names), capture.mesh.face_areas())
         print(f"mIoU against the bundle's ground truth: {100 * miou:.1f}")
     print("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
+    for w in result.warnings:
+        print(f"partdistill: warning: {w}", file=sys.stderr)
     for kind, path in written.items():
         print(f"wrote {kind}: {path}")

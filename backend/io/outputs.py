@@ -32,7 +32,9 @@ def write_outputs(out: Path, capture: Capture, result: SegmentationResult) -> di
         "face_labels": result.face_labels.tolist(),
         "polygon_labels": result.polygon_labels.tolist(),
         "face_confidence": [round(float(c), 4) for c in result.face_confidence],
-        "stats": {k: v for k, v in result.stats.items() if k != "loss"},
+        "warnings": list(result.warnings),
+        "coverage": result.stats.get("coverage", {}),
+        "stats": {k: v for k, v in result.stats.items() if k not in ("loss", "coverage")},
         "timings": {k: round(float(v), 4) for k, v in result.timings.items()},
     }))  # fmt: skip
     m = capture.mesh

@@ -9,6 +9,7 @@ import json
 import re
 import stat
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,10 @@ def _check_labels(out: Path, n_faces: int, n_polygons: int) -> dict:
     assert doc["polygon_labels"] == labels["polygon_labels"].tolist()
     np.testing.assert_allclose(doc["face_confidence"], labels["face_confidence"], atol=1e-4)
     assert "total" in doc["timings"]
+    assert isinstance(doc["warnings"], list)
+    assert set(doc["coverage"]) >= {"top", "leg"}
+    assert sum(c["faces"] for c in doc["coverage"].values()) == n_faces
+    assert abs(sum(c["area"] for c in doc["coverage"].values()) - 1) < 1e-3
     glb = read_glb_json(out / "segmented.glb")
     assert glb["meshes"][0]["extras"]["part_names"] == ["top", "leg"]
     with Image.open(out / "preview.png") as im:
@@ -296,3 +301,18 @@ def test_keys_writes_a_curve_key_pair_with_a_private_secret(tmp_path):
 def test_serve_with_missing_keys_is_a_user_error(tmp_path):
     rc, _, err = _run(["serve", "--bind", "tcp://127.0.0.1:0", "--curve-keys", tmp_path / "nokeys"])
     _assert_one_line_error(rc, err, "partdistill keys")
+
+
+def test_a_probably_wrong_result_prints_a_warning_and_keeps_it_in_labels_json(inputs, tmp_path):
+    d = inputs["detections"]
+    # every detection relabelled "leg": the vote gives every seen face to the legs
+    legs = Detections(d.part_names, [[replace(x, part=1) for x in v] for v in d.views], d.image_size)
+    legs.save_json(tmp_path / "legs.json")
+    out = tmp_path / "out"
+    rc, _, err = _run(["segment", inputs["bundle"], "--parts", "top,leg", "--detections", tmp_path / "legs.json",
+                       "--method", "vote", "--out", out, "--quiet"])  # fmt: skip
+    assert rc == 0
+    assert "partdistill: warning: 'leg' covers" in err
+    doc = json.loads((out / "labels.json").read_text())
+    assert any("'leg' covers" in w for w in doc["warnings"])
+    assert doc["coverage"]["top"]["faces"] == 0

@@ -48,11 +48,12 @@ def test_segment_request_round_trips_capture_options_and_detections(capture):
 def test_result_round_trips():
     res = SegmentationResult(
         ("a", "b"), np.array([0, 1, -1], np.int32), np.array([0.5, 1, 0], np.float32), np.array([0, 1], np.int32),
-        {"n_units": np.int64(4), "loss": [0.5, 0.25]}, {"distill": 1.5},
+        {"n_units": np.int64(4), "loss": [0.5, 0.25]}, {"distill": 1.5}, ["'a' covers 99% of the surface"],
     )  # fmt: skip
     back = protocol.parse_result(roundtrip(protocol.result_message("j", res)))
     np.testing.assert_array_equal(back.face_labels, res.face_labels)
     assert back.stats == {"n_units": 4, "loss": [0.5, 0.25]} and back.timings == {"distill": 1.5}
+    assert back.warnings == ["'a' covers 99% of the surface"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,60 @@
+"""Review of a result: per-part coverage and the warnings of a result that is probably wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+from partdistill.backend.pipeline.review import coverage, review
+from partdistill.shared.capture import Mesh
+from partdistill.shared.detections import Detection, Detections
+from partdistill.shared.result import SegmentationResult
+
+BOX = np.array([0, 0, 4, 4], np.float32)
+
+
+def _strip(n_faces: int) -> Mesh:
+    """``n_faces`` unit right triangles side by side (each of area 0.5)."""
+    v = np.array([[x, y, 0] for x in range(n_faces + 1) for y in (0, 1)], np.float32)
+    f = np.array([[2 * i, 2 * i + 2, 2 * i + 1] for i in range(n_faces)], np.int32)
+    return Mesh(v, f)
+
+
+def _result(labels, names=("a", "b")) -> SegmentationResult:
+    labels = np.asarray(labels, np.int32)
+    return SegmentationResult(names, labels, np.ones(len(labels), np.float32), labels.copy())
+
+
+def test_coverage_counts_faces_and_surface_shares_of_each_part_and_the_unlabelled():
+    cov = coverage(_strip(4), np.array([0, 0, 1, -1], np.int32), ("a", "b", "c"))
+    assert cov == {
+        "a": {"faces": 2, "area": 0.5},
+        "b": {"faces": 1, "area": 0.25},
+        "c": {"faces": 0, "area": 0.0},
+        "(unlabelled)": {"faces": 1, "area": 0.25},
+    }
+
+
+def test_a_balanced_result_gets_no_warning_and_carries_its_coverage():
+    res = review(_result([0, 0, 1, 1]), _strip(4))
+    assert res.warnings == []
+    assert res.stats["coverage"]["a"] == {"faces": 2, "area": 0.5}
+
+
+def test_one_part_on_nearly_every_face_is_a_warning():
+    res = review(_result([1] * 20), _strip(20))
+    assert len(res.warnings) == 1 and "'b' covers 100% of the surface" in res.warnings[0]
+    # with a single part asked for, one part everywhere is the answer, not a failure
+    assert review(_result([0] * 20, ("a",)), _strip(20)).warnings == []
+
+
+def test_a_part_detected_in_several_views_without_any_face_is_a_warning():
+    det = Detections(("a", "b"), [[Detection(1, 0.9, BOX)], [Detection(1, 0.8, BOX)], [Detection(0, 0.9, BOX)]])
+    res = review(_result([0, 0, 0, -1] * 5), _strip(20), det)
+    assert any("'b' was detected in 2 views but no face" in w for w in res.warnings)
+    # seen in one view only: not enough to call it missing
+    det1 = Detections(("a", "b"), [[Detection(1, 0.9, BOX)], [], [Detection(0, 0.9, BOX)]])
+    assert not any("'b' was detected" in w for w in review(_result([0, 0, 0, -1] * 5), _strip(20), det1).warnings)
+
+
+def test_much_unlabelled_surface_is_a_warning():
+    res = review(_result([0, 1, -1, -1]), _strip(4))
+    assert res.warnings == ["50% of the surface is left unlabelled (seen in no view or claimed by no part)"]
