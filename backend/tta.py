@@ -24,8 +24,8 @@ from .cancel import Cancelled
 from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import faces_to_polygons, label_faces
-from .pipeline.shape import prepare_shape
 from .pipeline.review import review
+from .pipeline.shape import prepare_shape
 from .pipeline.vote import vote
 from .students.build import new_student
 
