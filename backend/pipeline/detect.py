@@ -21,11 +21,15 @@ Progress = Callable[[int, int, str], None]
 
 
 def detection_region(capture: Capture, view: int, box: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
-    """(H, W) bool: the foreground pixels a detection claims (box ∩ mask ∩ foreground, whichever given)."""
-    fg = capture.face_id[view] >= 0
-    region = fg.copy()
+    """(H, W) bool: the foreground pixels a detection claims in ``view`` (see ``claimed_region``)."""
+    return claimed_region(capture.face_id[view] >= 0, box, mask)
+
+
+def claimed_region(foreground: np.ndarray, box: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
+    """(H, W) bool: box ∩ mask ∩ ``foreground`` (H, W) bool, whichever of box and mask are given."""
+    region = foreground.copy()
     if box is not None:
-        region &= box_mask(box, fg.shape)
+        region &= box_mask(box, foreground.shape)
     if mask is not None:
         region &= mask
     return region
@@ -96,18 +100,30 @@ def whole_object_box(box: np.ndarray, foreground: np.ndarray, max_cover: float =
     return int(fg[r0:r1, c0:c1].sum()) >= max_cover * int(fg.sum())
 
 
+#: A candidate whole-object box must hold at least this share of another part's detection (in its
+#: view) to count as spanning several parts.
+HOLDS_OTHER_PART = 0.5
+
+
 def drop_whole_object_boxes(
     detections: Detections, foreground_masks: np.ndarray, max_cover: float = 0.85
 ) -> Detections:
-    """Drop the boxes that cover (nearly) the whole object, as PartSLIP does.
+    """Drop the boxes that cover (nearly) the whole object, as PartSLIP does, unless they are a part's
+    only evidence.
 
     A box VLM asked for "leg" often answers with a box around the whole chair. Such a box says
-    nothing about where the part is, and lifted it labels the whole shape with that part. A box is
-    dropped when it contains at least ``max_cover`` of the area of the foreground's bounding box AND
-    at least ``max_cover`` of the foreground pixels of its view (see ``whole_object_box``). Both are
-    needed: a part seen large (a table top from above) may hold most of the object's pixels without
-    spanning its bounding box, and a thin diagonal box may span the bounding box while holding few
-    of its pixels.
+    nothing about where the part is, and lifted it labels the whole shape with that part. But a part
+    that fills most of the object (a mug's body, a vase) has exactly such boxes, and they are all the
+    evidence there is for it. So a box of part p in view v is dropped only when all three hold:
+
+    1. it covers the whole object of view v: at least ``max_cover`` of the area of the foreground's
+       bounding box AND at least ``max_cover`` of the foreground pixels (``whole_object_box``; both
+       are needed: a part seen large, a table top from above, may hold most of the pixels without
+       spanning the bounding box, and a thin diagonal box may span the bounding box while holding
+       few of its pixels);
+    2. it spans several parts: it holds at least ``HOLDS_OTHER_PART`` of the region of a detection
+       of another part in view v;
+    3. part p has evidence elsewhere: some detection of p, in any view, is not such a candidate.
 
     detections: one list per view. foreground_masks: ``(N, H, W)`` bool, the object's pixels per view
     (``face_id >= 0`` of a capture). max_cover: in (0, 1]. Detections without a box (masks only) are
@@ -123,8 +139,32 @@ def drop_whole_object_boxes(
     if not isinstance(max_cover, int | float) or isinstance(max_cover, bool) or not 0.0 < float(max_cover) <= 1.0:
         raise ValidationError("max_cover", f"must be a number in (0, 1], got {max_cover!r}")
     fg = fg.astype(bool, copy=False)
-    views = [
-        [d for d in dets if d.box is None or not whole_object_box(np.asarray(d.box), fg[n], float(max_cover))]
+    candidate = [
+        [d.box is not None and whole_object_box(np.asarray(d.box), fg[n], float(max_cover)) for d in dets]
         for n, dets in enumerate(detections.views)
     ]
+    other_evidence = {
+        d.part for dets, cand in zip(detections.views, candidate, strict=True) for d, c in zip(dets, cand, strict=True)
+        if not c
+    }  # fmt: skip
+    views = []
+    for n, (dets, cand) in enumerate(zip(detections.views, candidate, strict=True)):
+        kept = []
+        for i, d in enumerate(dets):
+            drop = cand[i] and d.part in other_evidence and _holds_another_part(d, dets, fg[n])
+            if not drop:
+                kept.append(d)
+        views.append(kept)
     return Detections(detections.part_names, views, detections.image_size)
+
+
+def _holds_another_part(box_det: Detection, dets: list[Detection], fg: np.ndarray) -> bool:
+    inside = box_mask(box_det.box, fg.shape)
+    for d in dets:
+        if d.part == box_det.part:
+            continue
+        region = claimed_region(fg, d.box, d.mask)
+        n = int(region.sum())
+        if n and int((region & inside).sum()) >= HOLDS_OTHER_PART * n:
+            return True
+    return False

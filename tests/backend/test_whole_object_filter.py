@@ -81,3 +81,42 @@ def test_drop_whole_object_boxes_checks_inputs() -> None:
         drop_whole_object_boxes(dets, np.zeros((4, 4), dtype=bool))
     with pytest.raises(ValidationError, match="max_cover"):
         drop_whole_object_boxes(dets, np.zeros((1, 4, 4), dtype=bool), max_cover=0.0)
+
+
+def _mug() -> np.ndarray:
+    """A 20 x 20 view of a mug: a body (columns 4-13, rows 2-17: 160 px) and a handle on its right
+    (column 14, rows 6-11: 6 px)."""
+    fg = np.zeros((20, 20), dtype=bool)
+    fg[2:18, 4:14] = True
+    fg[6:12, 14] = True
+    return fg
+
+
+def test_a_part_that_fills_most_of_the_object_keeps_its_only_boxes() -> None:
+    # seen from the handle's side, the handle lies in front of the body: the body's box is the whole
+    # object's box and it holds the handle's box, in every view; yet it is all the evidence there is
+    # for the body, so it stays
+    front = np.zeros((20, 20), dtype=bool)
+    front[2:18, 4:14] = True
+    fg = np.stack([front, _mug()])
+    body = [Detection(0, 0.9, _box(4, 2, 14, 18)) for _ in range(2)]
+    handle = [Detection(1, 0.8, _box(8, 6, 10, 12)), Detection(1, 0.8, _box(14, 6, 15, 12))]
+    dets = Detections(("body", "handle"), [[body[0], handle[0]], [body[1], handle[1]]], image_size=(20, 20))
+    assert whole_object_box(body[0].box, fg[0]) and whole_object_box(body[1].box, fg[1])
+    out = drop_whole_object_boxes(dets, fg)
+    assert [len(v) for v in out.views] == [2, 2]
+
+
+def test_a_whole_object_box_of_a_part_seen_elsewhere_is_dropped_only_where_it_spans_other_parts() -> None:
+    fg = np.stack([_mug(), _mug(), _mug()])
+    handle_proper = Detection(1, 0.8, _box(14, 6, 15, 12))
+    handle_whole = Detection(1, 0.7, _box(3, 1, 16, 19))  # "handle" around the whole mug
+    body = Detection(0, 0.9, _box(4, 2, 14, 18))
+    lonely_whole = Detection(1, 0.6, _box(3, 1, 16, 19))  # a view where nothing else was detected
+    dets = Detections(
+        ("body", "handle"), [[handle_proper], [handle_whole, body], [lonely_whole]], image_size=(20, 20)
+    )
+    out = drop_whole_object_boxes(dets, fg)
+    # view 1: the handle has evidence in view 0 and its box holds the body's: dropped (the body's own
+    # box holds no other part's detection there, so it stays); view 2: it holds no other part: kept
+    assert [[id(d) for d in v] for v in out.views] == [[id(handle_proper)], [id(body)], [id(lonely_whole)]]
