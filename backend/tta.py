@@ -4,7 +4,7 @@ teacher(views, part names) -> detections          (or detections brought by the 
 lift(detections, face-id maps) -> knowledge units over surface points                  pipeline.lift
 distill(student, units)                                                                pipeline.distill
 student -> per-point -> per-face -> per-polygon labels + confidences                   pipeline.label
-(``method="vote"``: the multi-view voting baseline instead of a student)               pipeline.vote
+(``method`` "vote", "vote-fill", "superpoint": voting baselines instead of a student)   pipeline.vote
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import VOTING_METHODS, SegmentOptions
 from partdistill.shared.result import SegmentationResult
 from partdistill.shared.validation import check_array, check_index_range
 
@@ -26,7 +26,7 @@ from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import faces_to_polygons, label_faces
 from .pipeline.review import review
 from .pipeline.shape import prepare_shape
-from .pipeline.vote import vote
+from .pipeline.vote import superpoint_vote, vote, vote_fill
 from .students.build import new_student
 
 Progress = Callable[[int, int, str], None]
@@ -62,13 +62,15 @@ def segment(
 
     if labelled_faces is not None:
         _check_labelled_faces(labelled_faces, capture.mesh.n_faces, len(names))
-    if detections is not None or teacher is not None or labelled_faces is None or options.method == "vote":
+    voting = options.method in VOTING_METHODS
+    if detections is not None or teacher is not None or labelled_faces is None or voting:
         detections = make_detections(capture, names, options, detections, teacher, report, cancel, timings, stats)
     report(0, 1, "lift")
 
-    if options.method == "vote":
+    if voting:
         t = time.perf_counter()
-        labels, scores = vote(capture, detections)
+        how = {"vote": vote, "vote-fill": vote_fill, "superpoint": superpoint_vote}[options.method]
+        labels, scores = how(capture, detections)
         timings["vote"] = time.perf_counter() - t
         confidence = np.where(labels >= 0, scores.max(axis=1), 0.0).astype(np.float32)
         polygons = faces_to_polygons(capture.mesh, scores, labels)

@@ -19,7 +19,9 @@ class PartDistillSettings(bpy.types.PropertyGroup):
         name="Method",
         items=[
             ("distill", "Distill", "2D teacher -> knowledge units -> 3D student (PartDistill)"),
-            ("vote", "Vote", "Multi-view voting of the teacher's boxes (fast baseline)"),
+            ("vote", "Vote", "Thresholded multi-view vote of the teacher's boxes (baseline; may leave gaps)"),
+            ("vote-fill", "Vote + fill", "Score-weighted vote per face, gaps filled along the surface (baseline)"),
+            ("superpoint", "Superpoint vote", "Votes pooled over geometric patches, as PartSLIP does (baseline)"),
         ],
     )  # type: ignore[valid-type]
     teacher: EnumProperty(

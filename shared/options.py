@@ -6,14 +6,19 @@ from dataclasses import asdict, dataclass, fields
 
 from .errors import ValidationError
 
-METHODS = ("distill", "vote")
+#: "distill": the student (the product's method); the others are baselines without a student.
+METHODS = ("distill", "vote", "vote-fill", "superpoint")
+VOTING_METHODS = ("vote", "vote-fill", "superpoint")
 
 
 @dataclass
 class SegmentOptions:
     """How to segment.
 
-    method: "distill" (teacher -> knowledge units -> 3D student) or "vote" (multi-view voting baseline).
+    method: "distill" (teacher -> knowledge units -> 3D student), or a voting baseline without a student:
+    "vote" (thresholded per-face vote, unlabelled faces stay -1), "vote-fill" (score-weighted per-face
+    argmax, unvoted faces filled along the surface), "superpoint" (the same votes pooled over geometric
+    superpoints, as PartSLIP does).
     teacher: None (use given detections) or a teacher name ("grounding_dino", "owlv2", "clipseg").
     teacher_model: hub id or local folder of the teacher's weights ("" = the teacher's default).
     prompt_template: the text per part, e.g. "{part}" or "the {part} of a {object}" (object_name fills it).

@@ -35,7 +35,7 @@ from . import limits
 from .capture import Capture, Mesh
 from .detections import Detections
 from .errors import ValidationError
-from .options import SegmentOptions
+from .options import VOTING_METHODS, SegmentOptions
 from .result import SegmentationResult
 from .validation import check_array, check_index_range, check_part_names, optional_scalar_int
 
@@ -283,7 +283,7 @@ def parse_segment_request(
     if labelled is not None:
         check_array("labelled_faces", labelled, np.int32, (capture.mesh.n_faces,))
         check_index_range("labelled_faces", labelled, -1, len(names))
-    if detections is None and options.teacher is None and (labelled is None or options.method == "vote"):
+    if detections is None and options.teacher is None and (labelled is None or options.method in VOTING_METHODS):
         raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
     return capture, names, options, detections, labelled
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from partdistill.shared.detections import Detections
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import METHODS, SegmentOptions
 
 from ..io import InputError
 from ..io.inputs import MESH_SUFFIXES, read_few_shot_labels, read_input
@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--labels", type=Path, help="few-shot: a labels.npz (face_labels, part_names) of faces you labelled")
     s.add_argument("--whole-object-cover", type=float, default=SegmentOptions.whole_object_cover,
                    help="drop boxes covering this much of the object (PartSLIP); above 1 keeps all")  # fmt: skip
-    s.add_argument("--method", choices=("distill", "vote"), default="distill")
+    s.add_argument("--method", choices=METHODS, default="distill",
+                   help="distill (the student) or a baseline without one: vote, vote-fill, superpoint")  # fmt: skip
     s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
     s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds of backend silence before giving up")

@@ -138,12 +138,15 @@ def test_segment_prints_the_miou_against_the_bundles_ground_truth(inputs, distil
     assert "segmented 60 faces into 2 parts" in distilled["stdout"]
 
 
-def test_segment_by_voting_writes_no_loss_curve(inputs, tmp_path):
-    rc, stdout, stderr = _segment(inputs, tmp_path, "--method", "vote")
+@pytest.mark.parametrize("method", ["vote", "vote-fill", "superpoint"])
+def test_segment_by_a_voting_baseline_writes_no_loss_curve(inputs, tmp_path, method):
+    rc, stdout, stderr = _segment(inputs, tmp_path, "--method", method)
     assert rc == 0, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.json", "labels.npz", "preview.png", "segmented.glb"]
-    _check_labels(tmp_path, 60, 30)
+    labels = _check_labels(tmp_path, 60, 30)
     assert _printed_miou(stdout) > 50
+    if method != "vote":  # the filling baselines label every face
+        assert (labels["face_labels"] >= 0).all()
 
 
 # ---- user errors: exit status 2, one line on stderr, no traceback --------------------------------
