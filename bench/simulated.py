@@ -23,6 +23,8 @@ from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
 from scipy import ndimage
 
+from .regions import morph_mask
+
 MODES = ("box", "mask")
 
 
@@ -155,34 +157,6 @@ def simulate_mask_detections(capture: Capture, noise: SimulatedNoise | None = No
     erosion/dilation by up to ``noise.mask_morph`` pixels). With no noise the masks are exactly the
     regions. Same as ``simulate_detections(capture, noise, seed, mode="mask")``."""
     return simulate_detections(capture, noise, seed, mode="mask")
-
-
-def morph_mask(mask: np.ndarray, k: int) -> np.ndarray:
-    """``mask`` (H, W) bool dilated (k > 0) or eroded (k < 0) by a disk of radius |k| pixels.
-
-    Erosion treats pixels beyond the image edge as inside, so a region cut by the frame is not
-    eroded from the frame. Works on the mask's bounding box plus a margin, so it costs little for
-    small regions of large views."""
-    mask = np.asarray(mask, dtype=bool)
-    if k == 0 or not mask.any():
-        return mask.copy()
-    r = abs(int(k))
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    h, w = mask.shape
-    r0, r1 = max(rows[0] - r - 1, 0), min(rows[-1] + r + 2, h)
-    c0, c1 = max(cols[0] - r - 1, 0), min(cols[-1] + r + 2, w)
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    disk = xx * xx + yy * yy <= r * r
-    crop = mask[r0:r1, c0:c1]
-    if k > 0:
-        crop = ndimage.binary_dilation(crop, structure=disk)
-    else:
-        # Outside the crop counts as inside (border_value=1). Where the crop ends inside the image it
-        # has a background margin wider than the disk, so this only affects the image's own edges.
-        crop = ndimage.binary_erosion(crop, structure=disk, border_value=1)
-    out = np.zeros_like(mask)
-    out[r0:r1, c0:c1] = crop
-    return out
 
 
 # ---- internals -------------------------------------------------------------------------------

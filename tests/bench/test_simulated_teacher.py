@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from partdistill.bench.regions import morph_mask
 from partdistill.bench.simulated import (
     DEFAULT_BOX_NOISE,
     DEFAULT_MASK_NOISE,
     SimulatedNoise,
-    morph_mask,
     simulate_detections,
     simulate_mask_detections,
 )
