@@ -12,8 +12,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from partdistill.bench import dataset as bench_dataset
-from partdistill.bench.dataset import attach_ground_truth, build_dataset, load_dataset
+from partdistill.bench import capture as bench_capture
+from partdistill.bench.capture import attach_ground_truth
+from partdistill.bench.dataset import build_dataset, load_dataset
 from partdistill.bench.families import OPTIONAL_PARTS, make_shape
 from partdistill.bench.shapes import LabelledShape
 from partdistill.shared.capture import Capture, Mesh
@@ -72,7 +73,7 @@ def test_second_call_reuses_the_cache_without_blender(built, monkeypatch):
     def no_blender(*args, **kwargs):
         raise AssertionError("Blender was started for a cached dataset")
 
-    monkeypatch.setattr(bench_dataset, "_start_blender", no_blender)
+    monkeypatch.setattr(bench_capture, "_start_blender", no_blender)
     calls = []
     t0 = time.perf_counter()
     again = build_dataset(root, **SMALL, progress=lambda *a: calls.append(a))
