@@ -40,13 +40,15 @@ class LabelledShape:
         path.write_text(self.obj_text(path.stem))
         return path
 
-    def obj_text(self, name: str = "shape") -> str:
-        """The text :meth:`write_obj` writes, with object name ``name``."""
-        lines = ["# partdistill procedural shape; materials name the ground-truth parts", f"o {name}"]
+    def obj_text(self, name: str = "shape", materials: bool = True) -> str:
+        """The text :meth:`write_obj` writes, with object name ``name``; without ``materials`` no
+        ``usemtl`` line names the parts (as in a user's mesh)."""
+        head = "# partdistill procedural shape; materials name the ground-truth parts" if materials else "# partdistill"
+        lines = [head, f"o {name}"]
         lines += [f"v {x:.6f} {z:.6f} {-y:.6f}" for x, y, z in self.vertices]
         current = None
         for poly, label in zip(self.polygons, self.labels, strict=True):
-            if label != current:
+            if materials and label != current:
                 lines.append(f"usemtl {self.part_names[label]}")
                 current = label
             lines.append("f " + " ".join(str(i + 1) for i in poly))

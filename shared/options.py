@@ -9,6 +9,7 @@ from .errors import ValidationError
 #: "distill": the student (the product's method); the others are baselines without a student.
 METHODS = ("distill", "vote", "vote-fill", "superpoint")
 VOTING_METHODS = ("vote", "vote-fill", "superpoint")
+BACKWARD_RULES = ("part-relative", "paper")
 
 
 @dataclass
@@ -29,6 +30,8 @@ class SegmentOptions:
     text_encoder: hub id or folder of a CLIP text encoder for the part names ("" = hashed names).
     backward_window / backward_tolerance: backward distillation starts when the moving average of the
     loss over ``backward_window`` epochs changes by less than ``backward_tolerance`` (relative).
+    backward_rule: "part-relative" (ours: the trigger above, units re-ranked within their part by
+    precision) or "paper" (PartDistill as published: absolute 0.01 trigger, confidence x IoU).
     n_points: points sampled on the surface for lifting and the student.
     epochs: maximum training epochs of the student; backward: run backward distillation.
     device: "auto", "cpu" or "cuda".
@@ -45,6 +48,7 @@ class SegmentOptions:
     text_encoder: str = ""
     backward_window: int = 5
     backward_tolerance: float = 0.005
+    backward_rule: str = "part-relative"
     box_threshold: float = 0.25
     text_threshold: float = 0.2
     n_points: int = 4096
@@ -85,6 +89,9 @@ class SegmentOptions:
                 raise ValidationError(f"options.{name}", f"must be an integer in [{lo}, {hi}], got {v!r}")
         if not isinstance(self.backward, bool):
             raise ValidationError("options.backward", "must be true or false")
+        if self.backward_rule not in BACKWARD_RULES:
+            rules = ", ".join(BACKWARD_RULES)
+            raise ValidationError("options.backward_rule", f"must be one of {rules}, got {self.backward_rule!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValidationError("options.device", f"must be auto, cpu or cuda, got {self.device!r}")
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import BACKWARD_RULES, SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 from ..io import InputError
@@ -22,6 +22,8 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--points", type=int, default=SegmentOptions.n_points, help="surface points for the student")
     p.add_argument("--epochs", type=int, default=SegmentOptions.epochs, help="maximum distillation epochs")
     p.add_argument("--no-backward", action="store_true", help="forward distillation only")
+    p.add_argument("--backward-rule", choices=BACKWARD_RULES, default=SegmentOptions.backward_rule,
+                   help="backward distillation: part-relative (ours) or paper (PartDistill as published)")  # fmt: skip
 
 
 def add_run_args(p: argparse.ArgumentParser, seed: bool = True) -> None:

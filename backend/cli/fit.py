@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     names = part_names(args.parts)
     options = SegmentOptions(
         teacher=args.teacher, teacher_model=args.teacher_model, n_points=args.points, epochs=args.epochs,
-        backward=not args.no_backward, device=args.device, seed=args.seed,
+        backward=not args.no_backward, backward_rule=args.backward_rule, device=args.device, seed=args.seed,
     ).validate()  # fmt: skip
     shapes, need_teacher = [], False
     for path in expand_inputs(args.inputs):

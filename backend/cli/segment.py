@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         n_points=args.points,
         epochs=args.epochs,
         backward=not args.no_backward,
+        backward_rule=args.backward_rule,
         device=args.device,
         seed=args.seed,
     ).validate()

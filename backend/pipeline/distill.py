@@ -2,9 +2,17 @@
 
 Forward: a confidence-weighted cross-entropy between the student's prediction on each unit's points
 and the unit's label, averaged over the units covering each point; uncovered points contribute nothing.
-Backward: once the loss has settled, re-score every unit once from a snapshot of the student (the
-IoU between the student's argmax on the unit's points and the unit), then train on with the new
-weights. The trigger and the snapshot come from the loss alone (no ground truth at test time).
+Backward: once the loss has settled, re-score every unit once from a snapshot of the student, then
+train on with the new weights. The trigger and the snapshot come from the loss alone (no ground truth
+at test time). Two rules (``DistillConfig.rule``):
+
+- ``"part-relative"`` (ours, the default): trigger when the 5-epoch moving average of the loss
+  changes by less than 0.5 % (relative), never before 40 % of the epochs and at the latest at 60 %;
+  new weight = confidence x min(1, precision / the mean precision of that part's units), where a
+  unit's precision is the share of its points the student gives its part.
+- ``"paper"`` (PartDistill as published): trigger when the 5-epoch moving average changes by less
+  than 0.01 (absolute); new weight = confidence x IoU between the points of the unit's view the
+  student gives the unit's part (the student's projected mask) and the unit's points.
 """
 
 from __future__ import annotations
@@ -14,11 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import BACKWARD_RULES, SegmentOptions
 
 from .lift import KnowledgeUnits
 
 MIN_PART_AGREEMENT = 0.05
+PAPER_MA_CHANGE = 0.01
 
 
 @dataclass
@@ -29,9 +38,10 @@ class DistillConfig:
     min_epochs: never trigger before this many epochs, nor before ``min_fraction`` of ``epochs`` (a
     young student's snapshot entrenches its own mistakes: on the benchmark a trigger at 30 of 100
     epochs lost to forward-only, one at 50 gained); at ``max_fraction`` the trigger is forced.
-    post_epochs: training after re-scoring (0 = on to
-    ``epochs``). rescale_per_part: keep each part's mean weight when
-    re-scoring (re-rank units within a part, not between parts)."""
+    post_epochs: training after re-scoring (0 = on to ``epochs``). rescale_per_part: keep each
+    part's mean weight when re-scoring (re-rank units within a part, not between parts). rule:
+    "part-relative" (the fields above) or "paper" (absolute trigger ``PAPER_MA_CHANGE``, no earliest
+    or latest epoch, IoU re-scoring; see the module docstring)."""
 
     epochs: int = 200
     lr: float = 5e-3
@@ -44,6 +54,7 @@ class DistillConfig:
     post_epochs: int = 0
     rescale_per_part: bool = True
     class_balance: bool = True
+    rule: str = "part-relative"
 
     @classmethod
     def from_options(cls, options: SegmentOptions) -> DistillConfig:
@@ -53,6 +64,7 @@ class DistillConfig:
             backward=options.backward,
             ma_window=options.backward_window,
             ma_tolerance=options.backward_tolerance,
+            rule=options.backward_rule,
         )
 
 
@@ -88,37 +100,69 @@ class UnitLoss:
         return (w * ce).sum() / self.n_covered
 
 
-def rescore(pred: np.ndarray, units: KnowledgeUnits, rescale_per_part: bool = True) -> np.ndarray:
-    """New unit weights (U,) float32 from the student's argmax ``pred`` (N,) over the points.
-
-    IoU of unit u = |{i ∈ P_u : pred_i = l_u}| / |P_u| (the student's prediction restricted to the unit's
-    points vs the unit itself). Plain re-scoring: new weight = confidence · IoU.
-
-    With ``rescale_per_part`` the IoU is taken relative to the mean IoU r_p of the units of the same
-    part: new weight = confidence · min(1, IoU / r_p). Units are re-ranked within a part, not between
-    parts: a thin part's boxes always contain many points of the part behind them, so plain IoU lowers
-    all of them and the part shrinks, while here only the units worse than their part's average lose
-    weight. A part the student does not predict at all (r_p < ``MIN_PART_AGREEMENT``) keeps its
-    confidences: the snapshot has no opinion on it, and zeroing it would erase the part for good.
-    Fixed (few-shot) units keep their confidence."""
-    u = units.n_units
+def unit_precision(pred: np.ndarray, units: KnowledgeUnits) -> np.ndarray:
+    """(U,) float64: the share of each unit's points the student's argmax ``pred`` (N,) gives the
+    unit's part, |{i in P_u : pred_i = l_u}| / |P_u| (0 for an empty unit)."""
     ent_unit = units.unit_of_entry()
     agree = pred[units.idx] == units.part[ent_unit]
     size = np.diff(units.ptr)
-    iou = np.bincount(ent_unit, weights=agree, minlength=u) / np.maximum(size, 1)
-    iou[size == 0] = 0.0
+    hits = np.bincount(ent_unit, weights=agree, minlength=units.n_units)
+    return np.where(size > 0, hits / np.maximum(size, 1), 0.0)
+
+
+def unit_view_iou(pred: np.ndarray, units: KnowledgeUnits) -> np.ndarray:
+    """(U,) float64: per unit u of view v and part p, the IoU between A, the points visible in v that
+    the student's argmax ``pred`` (N,) gives p (its projected mask of p in that view), and B, the
+    unit's own points: |A ∩ B| / |A ∪ B|. Units without a view (few-shot) get their precision."""
+    precision = unit_precision(pred, units)
+    if units.visible is None:
+        return precision
+    size = np.diff(units.ptr)
+    inter = precision * size
+    out = precision.copy()
+    for v in np.unique(units.view[units.view >= 0]):
+        predicted = np.bincount(pred[units.visible[v]], minlength=int(units.part.max()) + 1)
+        m = units.view == v
+        union = predicted[units.part[m]] + size[m] - inter[m]
+        out[m] = np.where(union > 0, inter[m] / np.maximum(union, 1), 0.0)
+    return out
+
+
+def rescore(
+    pred: np.ndarray, units: KnowledgeUnits, rescale_per_part: bool = True, rule: str = "part-relative"
+) -> np.ndarray:
+    """New unit weights (U,) float32 from the student's argmax ``pred`` (N,) over the points.
+
+    ``rule="paper"``: new weight = confidence · ``unit_view_iou``.
+
+    ``rule="part-relative"``: from each unit's precision (``unit_precision``). With
+    ``rescale_per_part`` the precision is taken relative to the mean precision r_p of the units of
+    the same part: new weight = confidence · min(1, precision / r_p). Units are re-ranked within a
+    part, not between parts: a thin part's boxes always contain many points of the part behind them,
+    so plain precision lowers all of them and the part shrinks, while here only the units worse than
+    their part's average lose weight. A part the student does not predict at all (r_p <
+    ``MIN_PART_AGREEMENT``) keeps its confidences: the snapshot has no opinion on it, and zeroing it
+    would erase the part for good. Without ``rescale_per_part``: confidence · precision.
+
+    Fixed (few-shot) units keep their confidence."""
+    if rule not in BACKWARD_RULES:
+        raise ValueError(f"rule must be one of {BACKWARD_RULES}, got {rule!r}")
     conf = units.confidence.astype(np.float64)
-    if rescale_per_part:
-        factor = np.ones(u)
+    size = np.diff(units.ptr)
+    if rule == "paper":
+        new = conf * unit_view_iou(pred, units)
+    elif rescale_per_part:
+        precision = unit_precision(pred, units)
+        factor = np.ones(units.n_units)
         for p in np.unique(units.part):
             m = (units.part == p) & ~units.fixed & (size > 0)
-            ref = iou[m].mean() if m.any() else 0.0
+            ref = precision[m].mean() if m.any() else 0.0
             if ref >= MIN_PART_AGREEMENT:
-                factor[m] = np.minimum(1.0, iou[m] / ref)
+                factor[m] = np.minimum(1.0, precision[m] / ref)
         factor[size == 0] = 0.0
         new = conf * factor
     else:
-        new = conf * iou
+        new = conf * unit_precision(pred, units)
     return np.where(units.fixed, units.confidence, new).astype(np.float32)
 
 
@@ -182,16 +226,25 @@ def distill(
         if config.backward and report.trigger_epoch is None:
             window = report.loss[-config.ma_window :]
             ma.append(sum(window) / len(window))
-            settled = len(ma) > config.ma_window and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(ma[-2], 1e-8)
-            earliest = max(config.min_epochs, int(config.min_fraction * config.epochs))
-            if epoch + 1 >= earliest and (settled or epoch + 1 >= int(config.max_fraction * config.epochs)):
+            if _triggers(config, ma, epoch + 1):
                 with torch.no_grad():
                     for k, i in enumerate(active):
                         pred = forward(i).argmax(dim=-1).cpu().numpy()
-                        units[i].weight = rescore(pred, units[i], config.rescale_per_part)
+                        units[i].weight = rescore(pred, units[i], config.rescale_per_part, config.rule)
                         weights[k] = torch.as_tensor(units[i].weight, dtype=torch.float32)
                 report.trigger_epoch = epoch + 1
                 if config.post_epochs:
                     end = min(config.epochs, epoch + 1 + config.post_epochs)
     report.weights_after = np.concatenate([u.weight for u in units])
     return report
+
+
+def _triggers(config: DistillConfig, ma: list[float], epochs_done: int) -> bool:
+    """Whether backward distillation starts after ``epochs_done`` epochs, from the loss's moving
+    averages ``ma`` (one per epoch so far)."""
+    full = len(ma) > config.ma_window
+    if config.rule == "paper":
+        return full and abs(ma[-1] - ma[-2]) < PAPER_MA_CHANGE
+    settled = full and abs(ma[-1] - ma[-2]) < config.ma_tolerance * max(ma[-2], 1e-8)
+    earliest = max(config.min_epochs, int(config.min_fraction * config.epochs))
+    return epochs_done >= earliest and (settled or epochs_done >= int(config.max_fraction * config.epochs))

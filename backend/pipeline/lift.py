@@ -28,6 +28,8 @@ class KnowledgeUnits:
     view: (U,) int32. fixed: (U,) bool — never re-scored (few-shot / user-painted units).
     ptr: (U+1,) int64, idx: (nnz,) int64 — unit u covers points idx[ptr[u]:ptr[u+1]].
     pixels: (U,) int64 count of foreground pixels of the unit in its view (F(b) or mask ∩ foreground).
+    visible: per view, the (M_v,) int64 points visible in it (None for units without views): what
+    the paper's backward distillation compares a unit with.
     """
 
     part: np.ndarray
@@ -39,6 +41,7 @@ class KnowledgeUnits:
     idx: np.ndarray
     pixels: np.ndarray
     n_points: int
+    visible: list[np.ndarray] | None = None
 
     @property
     def n_units(self) -> int:
@@ -81,6 +84,7 @@ def lift(
         idx=np.concatenate(chunks).astype(np.int64) if chunks else np.zeros(0, np.int64),
         pixels=np.asarray(pixels, dtype=np.int64).reshape(u),
         n_points=points.n,
+        visible=vis.points,
     )
 
 
@@ -119,4 +123,5 @@ def concat_units(a: KnowledgeUnits, b: KnowledgeUnits) -> KnowledgeUnits:
         idx=np.concatenate([a.idx, b.idx]),
         pixels=np.concatenate([a.pixels, b.pixels]),
         n_points=a.n_points,
+        visible=a.visible if a.visible is not None else b.visible,
     )

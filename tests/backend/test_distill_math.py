@@ -111,3 +111,33 @@ def test_part_ious_and_absent_parts_count_one():
     assert abs(shape_miou(pred, gt, 3) - (0.5 + 2 / 3 + 1) / 3) < 1e-12
     w = np.array([1.0, 3.0, 1.0, 1.0, 1.0])
     np.testing.assert_allclose(part_ious(pred, gt, 2, w), [1 / 4, 2 / 5])
+
+
+def test_paper_rescoring_is_confidence_times_the_iou_with_the_students_mask_in_the_units_view():
+    # 6 points; view 0 sees points 0-3, view 1 sees 2-5. The student predicts part 0 on 0, 1, 2, 4
+    # and part 1 on 3, 5.
+    pred = np.array([0, 0, 0, 1, 0, 1])
+    units = units_from([[0, 1], [2, 3], [4, 5]], [0, 0, 1], [1.0, 0.8, 0.5], 6)
+    units.view = np.array([0, 0, 1], np.int32)
+    units.visible = [np.array([0, 1, 2, 3]), np.array([2, 3, 4, 5])]
+    w = rescore(pred, units, rule="paper")
+    # u0 (view 0, part 0): the student's part-0 mask in view 0 = {0, 1, 2}; unit = {0, 1}: IoU 2/3
+    # u1 (view 0, part 0): mask {0, 1, 2}; unit = {2, 3}: IoU 1/4
+    # u2 (view 1, part 1): the student's part-1 mask in view 1 = {3, 5}; unit = {4, 5}: IoU 1/3
+    np.testing.assert_allclose(w, [1.0 * 2 / 3, 0.8 / 4, 0.5 / 3], rtol=1e-6)
+    # ours takes the precision relative to the part's mean: u0 1/1 and u1 1/2 (mean 3/4) -> 1, 2/3
+    np.testing.assert_allclose(rescore(pred, units), [1.0, 0.8 * (0.5 / 0.75), 0.5], rtol=1e-6)
+
+
+def test_paper_trigger_is_an_absolute_change_of_the_moving_average():
+    from partdistill.backend.pipeline.distill import _triggers
+
+    paper = DistillConfig(epochs=100, rule="paper", ma_window=2)
+    ours = DistillConfig(epochs=100, ma_window=2)
+    # moving averages of a loss settling around 1.0: changes of 0.5, 0.2, 0.05, 0.009
+    ma = [3.0, 2.5, 2.3, 2.25, 2.241]
+    assert [_triggers(paper, ma[:k], k) for k in range(1, 6)] == [False, False, False, False, True]
+    # ours waits for 40 % of the epochs whatever the loss does, and is forced at 60 %
+    assert not _triggers(ours, ma, 5) and _triggers(ours, ma, 60)
+    # the paper's rule has no latest epoch: a loss that never settles never triggers
+    assert not _triggers(paper, [3.0, 2.0, 1.0, 0.0], 99)
