@@ -1,5 +1,6 @@
-"""``partdistill bench ...``: added to the product's CLI through the ``partdistill.commands`` entry
-point (the product never imports the evaluation tools). Heavy modules load only when a benchmark runs."""
+"""``partdistill bench quality|speed|real``: added to the product's CLI through the
+``partdistill.commands`` entry point (the product never imports the evaluation tools). Heavy modules
+load only when a benchmark runs."""
 
 from __future__ import annotations
 
@@ -13,41 +14,67 @@ from partdistill.shared.options import SegmentOptions
 
 def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="quality / speed benchmarks with SIMULATED teachers (see README)")
-    b.add_argument("which", choices=("quality", "speed"))
-    b.add_argument("--data", type=Path, default=Path(".cache/bench"), help="cached benchmark captures")
-    b.add_argument("--out", type=Path, default=Path("out/bench"))
-    b.add_argument("--families", default=None, help="comma-separated subset (default: all)")
-    b.add_argument("--per-family", type=int, default=12)
-    b.add_argument("--n-test", type=int, default=4)
-    b.add_argument("--views", type=int, default=10)
-    b.add_argument("--resolution", type=int, default=512)
-    b.add_argument("--teachers", default="box,mask", help="simulated teachers: box (B-VLM-like), mask (P-VLM-like)")
-    b.add_argument("--points", type=int, default=SegmentOptions.n_points)
-    b.add_argument("--epochs", type=int, default=SegmentOptions.epochs)
-    b.add_argument("--pre-epochs", type=int, default=None, help="epochs of the Pre fit (default: --epochs)")
-    b.add_argument("--repeats", type=int, default=3, help="speed: runs per figure (the median is printed)")
-    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    b.set_defaults(func=run)
+    which = b.add_subparsers(dest="which", required=True)
+    q = which.add_parser("quality", help="procedural shape families (Table A layout)")
+    q.add_argument("--data", type=Path, default=Path(".cache/bench"), help="cached benchmark captures")
+    q.add_argument("--out", type=Path, default=Path("out/bench"))
+    q.add_argument("--families", default=None, help="comma-separated subset (default: all)")
+    q.add_argument("--per-family", type=int, default=12)
+    q.add_argument("--n-test", type=int, default=4)
+    q.add_argument("--teachers", default="box,mask", help="simulated teachers: box (B-VLM-like), mask (P-VLM-like)")
+    q.add_argument("--pre-epochs", type=int, default=None, help="epochs of the Pre fit (default: --epochs)")
+    q.set_defaults(func=run_quality)
+    s = which.add_parser("speed", help="seconds of TTA and Pre against voting on a 10k-face mesh")
+    s.add_argument("--data", type=Path, default=Path(".cache/bench"), help="cached benchmark captures")
+    s.add_argument("--out", type=Path, default=Path("out/bench"))
+    s.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is printed)")
+    s.set_defaults(func=run_speed)
+    r = which.add_parser("real", help="every method on real meshes (validation and test splits apart)")
+    r.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
+    r.add_argument("--data", type=Path, default=Path(".cache/bench-real"), help="cached captures")
+    r.add_argument("--out", type=Path, default=Path("out/bench-real"))
+    r.add_argument("--split", choices=("val", "test", "all"), default="all")
+    r.add_argument("--categories", default=None, help="comma-separated subset (default: all 10)")
+    r.add_argument("--per-category", type=int, default=None, help="shapes per category and split (default: all 4)")
+    r.add_argument("--teachers", default="box,mask")
+    r.add_argument("--levels", default="perfect,realistic", help="perfect, mild, realistic, hard")
+    r.add_argument("--methods", default=None, help="comma-separated (default: all)")
+    r.set_defaults(func=run_real)
+    for p in (q, s, r):
+        p.add_argument("--views", type=int, default=10)
+        p.add_argument("--resolution", type=int, default=512)
+        p.add_argument("--points", type=int, default=SegmentOptions.n_points)
+        p.add_argument("--epochs", type=int, default=SegmentOptions.epochs)
+        p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
-def run(args: argparse.Namespace) -> int:
-    options = SegmentOptions(n_points=args.points, epochs=args.epochs, device=args.device).validate()
-    if args.which == "speed":
-        from .speed import speed
+def _options(args: argparse.Namespace) -> SegmentOptions:
+    return SegmentOptions(n_points=args.points, epochs=args.epochs, device=args.device).validate()
 
-        figures = speed(args.data, repeats=args.repeats, options=options)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "speed.json").write_text(json.dumps(figures, indent=1))
-        print(f"wrote {args.out / 'speed.json'}")
-        return 0
+
+def _list(text: str | None) -> tuple[str, ...] | None:
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    from .speed import speed
+
+    figures = speed(args.data, repeats=args.repeats, options=_options(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps(figures, indent=1))
+    print(f"wrote {args.out / 'speed.json'}")
+    return 0
+
+
+def run_quality(args: argparse.Namespace) -> int:
     from . import quality
     from .families import FAMILIES
 
-    teachers = tuple(t.strip() for t in args.teachers.split(",") if t.strip())
+    teachers = _list(args.teachers) or ()
     unknown = [t for t in teachers if t not in quality.TEACHERS]
     if unknown or not teachers:
         raise InputError(f"--teachers must be among {sorted(quality.TEACHERS)}")
-    families = tuple(f.strip() for f in args.families.split(",")) if args.families else None
+    families = _list(args.families)
     bad = [f for f in families or () if f not in FAMILIES]
     if bad:
         raise InputError(f"unknown families {bad}; known: {sorted(FAMILIES)}")
@@ -55,7 +82,32 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--n-test must be at least 1 and smaller than --per-family")
     quality.quality(
         args.data, args.out, families=families, per_family=args.per_family, n_test=args.n_test, views=args.views,
-        resolution=args.resolution, teachers=teachers, options=options, pre_epochs=args.pre_epochs,
+        resolution=args.resolution, teachers=teachers, options=_options(args), pre_epochs=args.pre_epochs,
     )  # fmt: skip
     print(f"wrote {args.out}/results.json, results.md, loss_curves.png, segmentations.png")
+    return 0
+
+
+def run_real(args: argparse.Namespace) -> int:
+    from . import psb, real, report
+
+    data = args.psb or psb.default_data_dir()
+    if not psb.available(data):
+        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    kw = {}
+    for name, value in (("categories", args.categories), ("teachers", args.teachers), ("levels", args.levels),
+                        ("methods", args.methods)):  # fmt: skip
+        if value:
+            kw[name] = _list(value)
+    try:
+        rows = real.run(
+            data, args.data, args.out, splits=("val", "test") if args.split == "all" else (args.split,),
+            per_category=args.per_category, options=_options(args), views=args.views, resolution=args.resolution,
+            **kw,
+        )  # fmt: skip
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    report.write(args.out, rows)
+    print((args.out / "results.md").read_text())
+    print(f"wrote {args.out}/results.json, results.md, segmentations_*.png, runs.jsonl")
     return 0

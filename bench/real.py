@@ -1,0 +1,194 @@
+"""``partdistill bench real``: every method on the real-mesh set (``psb.py``), with SIMULATED teachers
+(``levels.py``) at several noise levels, the validation and test splits apart.
+
+Each run (a shape, a teacher, a level, a method) is one line of ``runs.jsonl`` in the output folder:
+its mIoU, seconds, warnings, mIoU2D before/after backward distillation and how often its faces are
+right per confidence bin. A run already there is not run again, so an interrupted benchmark resumes,
+and a later call with other levels or methods adds to the same tables. ``report.py`` turns the lines
+into the tables (the seed's Table A layout), pictures and figures.
+
+Methods (``METHODS``) are product options, nothing else: what the benchmark measures is what users get.
+"Pre" fits one student per category on the (unlabelled) shapes of the split, then predicts each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from partdistill.backend.metrics import shape_miou
+from partdistill.backend.pipeline.detect import drop_whole_object_boxes
+from partdistill.backend.pipeline.mesh_graph import face_graph
+from partdistill.backend.pre import TrainingShape, fit, predict
+from partdistill.backend.tta import segment
+from partdistill.shared.options import SegmentOptions
+from partdistill.shared.result import SegmentationResult
+
+from .levels import LEVELS, simulate
+from .metrics2d import miou2d_from_capture
+from .psb import CATEGORIES, RealShape, real_shapes
+
+#: name -> the options that make it (on top of the run's base options); "pre" is fit + predict.
+METHODS: dict[str, dict] = {
+    "vote": {"method": "vote"},
+    "vote-fill": {"method": "vote-fill"},
+    "superpoint": {"method": "superpoint"},
+    "distill-forward": {"backward": False},
+    "distill-paper": {"backward_rule": "paper"},
+    "distill": {},
+    "pre": {},
+}
+BASELINES = ("vote", "vote-fill", "superpoint")
+TEACHERS = ("box", "mask")
+CONFIDENCE_BINS = 10
+
+Log = Callable[[str], None]
+
+
+def run(
+    data: Path,
+    cache: Path,
+    out: Path,
+    *,
+    categories: Sequence[str] = CATEGORIES,
+    splits: Sequence[str] = ("val", "test"),
+    per_category: int | None = None,
+    teachers: Sequence[str] = TEACHERS,
+    levels: Sequence[str] = ("perfect", "realistic"),
+    methods: Sequence[str] = tuple(METHODS),
+    options: SegmentOptions | None = None,
+    views: int = 10,
+    resolution: int = 512,
+    log: Log = print,
+) -> list[dict]:
+    """Run what is missing from ``out/runs.jsonl`` and return every line that matches the request."""
+    options = (options or SegmentOptions()).validate()
+    bad = [m for m in methods if m not in METHODS] + [lv for lv in levels if lv not in LEVELS]
+    bad += [t for t in teachers if t not in TEACHERS]
+    if bad:
+        raise ValueError(f"unknown methods, levels or teachers: {bad}")
+    out.mkdir(parents=True, exist_ok=True)
+    runs_file = out / "runs.jsonl"
+    done = _read_runs(runs_file)
+    shapes = [
+        s
+        for split in splits
+        for s in real_shapes(data, cache, categories=categories, split=split, per_category=per_category,
+                             views=views, resolution=resolution, progress=lambda d, n, m: log(f"capture {d}/{n} {m}"))
+    ]  # fmt: skip
+    rows, t0 = [], time.perf_counter()
+    for teacher in teachers:
+        for level in levels:
+            for split in splits:
+                for cat in categories:
+                    group = [s for s in shapes if s.split == split and s.category == cat]
+                    rows += _run_group(group, teacher, level, methods, options, done, runs_file, log)
+    log(f"{len(rows)} runs in {time.perf_counter() - t0:.0f} s")
+    return rows
+
+
+def run_key(shape: RealShape, teacher: str, level: str, method: str, options: SegmentOptions) -> str:
+    """What identifies a run: the shape, the teacher, the level, the method and every option."""
+    opts = json.dumps(_options(method, options).to_dict(), sort_keys=True)
+    return f"{shape.key}/{teacher}/{level}/{method}/" + hashlib.sha1(opts.encode()).hexdigest()[:8]
+
+
+def _options(method: str, options: SegmentOptions) -> SegmentOptions:
+    return replace(options, **METHODS[method])
+
+
+def _run_group(group, teacher, level, methods, options, done, runs_file, log) -> list[dict]:
+    rows, pre_train = [], []
+    for s in group:
+        keys = {m: run_key(s, teacher, level, m, options) for m in methods}
+        rows += [done[k] for k in keys.values() if k in done]
+        missing = [m for m in methods if keys[m] not in done]
+        if not missing:
+            continue
+        cap = s.load()
+        det = simulate(cap, level, teacher, seed=s.seed, graph=face_graph(cap.mesh))
+        for m in missing:
+            if m == "pre":
+                pre_train.append((s, cap, det, keys[m]))
+                continue
+            t = time.perf_counter()
+            res = segment(cap, s.part_names, options=_options(m, options), detections=det)
+            row = _row(s, cap, det, res, teacher, level, m, time.perf_counter() - t, options, keys[m])
+            _keep_labels(runs_file.parent, s is group[0], row, res)
+            _append(runs_file, row, done, rows)
+            log(f"{s.key:>12} {teacher:4} {level:9} {m:16} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
+    if pre_train:  # one student per category, fitted on the split's shapes (all of them, unlabelled)
+        train = []
+        for s in group:
+            c = s.load()
+            train.append(TrainingShape(c, simulate(c, level, teacher, seed=s.seed, graph=face_graph(c.mesh))))
+        t = time.perf_counter()
+        ckpt = fit(train, group[0].part_names, _options("pre", options))
+        fit_s = (time.perf_counter() - t) / len(group)
+        for s, cap, det, key in pre_train:
+            t = time.perf_counter()
+            res = predict(cap, ckpt, device=options.device)
+            row = _row(s, cap, det, res, teacher, level, "pre", fit_s + time.perf_counter() - t, options, key)
+            _keep_labels(runs_file.parent, s is group[0], row, res)
+            _append(runs_file, row, done, rows)
+            log(f"{s.key:>12} {teacher:4} {level:9} {'pre':16} mIoU {row['miou']:5.1f}")
+    return rows
+
+
+def _row(s: RealShape, cap, det, res: SegmentationResult, teacher, level, method, seconds, options, key) -> dict:
+    n = len(s.part_names)
+    gt = cap.gt_face_labels
+    row = {
+        "key": key, "shape": s.key, "category": s.category, "split": s.split, "teacher": teacher, "level": level,
+        "method": method, "miou": round(100 * shape_miou(res.face_labels, gt, n, cap.mesh.face_areas()), 2),
+        "seconds": round(seconds, 3), "n_faces": cap.mesh.n_faces, "warnings": list(res.warnings),
+        "trigger_epoch": res.stats.get("trigger_epoch"), "bundle": str(s.path),
+    }  # fmt: skip
+    if "unit_weights_before" in res.stats:
+        opts = _options(method, options)
+        kept = drop_whole_object_boxes(det, cap.face_id >= 0, opts.whole_object_cover)
+        for when in ("before", "after"):
+            v = miou2d_from_capture(cap, kept, res.stats[f"unit_weights_{when}"], n)
+            row[f"miou2d_{when}"] = None if np.isnan(v) else round(100 * v, 2)
+    # how often faces are right at each confidence: (bins,) counts of faces and of right ones
+    b = np.minimum((res.face_confidence * CONFIDENCE_BINS).astype(int), CONFIDENCE_BINS - 1)
+    right = res.face_labels == gt
+    row["confidence_faces"] = np.bincount(b, minlength=CONFIDENCE_BINS).tolist()
+    row["confidence_right"] = np.bincount(b, weights=right, minlength=CONFIDENCE_BINS).astype(int).tolist()
+    return row
+
+
+def labels_path(out: Path, row: dict) -> Path:
+    """Where the face labels of a run are kept (the first shape of each category and split only, for
+    the pictures)."""
+    return out / "labels" / (row["key"].replace("/", "__") + ".npy")
+
+
+def _keep_labels(out: Path, first: bool, row: dict, res: SegmentationResult) -> None:
+    if first:
+        path = labels_path(out, row)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, res.face_labels.astype(np.int8))
+
+
+def _read_runs(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out[row["key"]] = row
+    return out
+
+
+def _append(path: Path, row: dict, done: dict, rows: list) -> None:
+    with path.open("a") as fh:  # one line per run: an interrupted benchmark loses at most one run
+        fh.write(json.dumps(row) + "\n")
+    done[row["key"]] = row
+    rows.append(row)
