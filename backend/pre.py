@@ -91,8 +91,11 @@ def fit(
     return Checkpoint(student.eval(), names, options.text_encoder, options.n_points, meta)
 
 
-def predict(mesh: Mesh | Capture, ckpt: Checkpoint, *, seed: int = 0, device: str = "auto") -> SegmentationResult:
-    """Label a shape with a pre-aligned student alone (no teacher, no views needed)."""
+def predict(
+    mesh: Mesh | Capture, ckpt: Checkpoint, *, seed: int = 0, device: str = "auto", refine: str = SegmentOptions.refine
+) -> SegmentationResult:
+    """Label a shape with a pre-aligned student alone (no teacher, no views needed); ``refine`` as in
+    ``SegmentOptions``."""
     mesh = mesh.mesh if isinstance(mesh, Capture) else mesh
     mesh.validate()
     t = time.perf_counter()
@@ -102,6 +105,6 @@ def predict(mesh: Mesh | Capture, ckpt: Checkpoint, *, seed: int = 0, device: st
     shape = prepare_points(mesh, ckpt.n_points, seed, dev, student.k)
     timings = {"prepare": time.perf_counter() - t}
     stats = {"method": "pre", "n_faces": mesh.n_faces, "n_points": shape.points.n}
-    result = label_faces(student, shape, emb, ckpt.part_names, stats, timings)
+    result = label_faces(student, shape, emb, ckpt.part_names, stats, timings, refine)
     result.timings["total"] = time.perf_counter() - t
     return review(result, mesh).validate()

@@ -106,7 +106,8 @@ def segment(
     stats["loss"] = [round(x, 5) for x in rep.loss]
     stats["unit_weights_before"] = [round(float(x), 4) for x in rep.weights_before]
     stats["unit_weights_after"] = [round(float(x), 4) for x in rep.weights_after]
-    return review(label_faces(student, shape, emb, names, stats, timings), capture.mesh, detections).validate()
+    result = label_faces(student, shape, emb, names, stats, timings, options.refine)
+    return review(result, capture.mesh, detections).validate()
 
 
 def _check_labelled_faces(labels: np.ndarray, n_faces: int, n_parts: int) -> None:

@@ -132,7 +132,7 @@ def _run_group(group, teacher, level, methods, options, done, runs_file, log) ->
         fit_s = (time.perf_counter() - t) / len(group)
         for s, cap, det, key in pre_train:
             t = time.perf_counter()
-            res = predict(cap, ckpt, device=options.device)
+            res = predict(cap, ckpt, device=options.device, refine=options.refine)
             row = _row(s, cap, det, res, teacher, level, "pre", fit_s + time.perf_counter() - t, options, key)
             _keep_labels(runs_file.parent, s is group[0], row, res)
             _append(runs_file, row, done, rows)

@@ -10,6 +10,9 @@ from .errors import ValidationError
 METHODS = ("distill", "vote", "vote-fill", "superpoint")
 VOTING_METHODS = ("vote", "vote-fill", "superpoint")
 BACKWARD_RULES = ("part-relative", "paper")
+#: How the student's prediction is carried onto the mesh: "none" (the student's argmax, as the paper),
+#: "superpoints" (pooled over superpoints) or "graph-cut" (pooled, then a Potts graph cut over faces).
+REFINES = ("none", "superpoints", "graph-cut")
 
 
 @dataclass
@@ -32,6 +35,7 @@ class SegmentOptions:
     loss over ``backward_window`` epochs changes by less than ``backward_tolerance`` (relative).
     backward_rule: "part-relative" (ours: the trigger above, units re-ranked within their part by
     precision) or "paper" (PartDistill as published: absolute 0.01 trigger, confidence x IoU).
+    refine: how the student's prediction is carried onto the mesh (``REFINES``).
     n_points: points sampled on the surface for lifting and the student.
     epochs: maximum training epochs of the student; backward: run backward distillation.
     device: "auto", "cpu" or "cuda".
@@ -49,6 +53,7 @@ class SegmentOptions:
     backward_window: int = 5
     backward_tolerance: float = 0.005
     backward_rule: str = "part-relative"
+    refine: str = "graph-cut"
     box_threshold: float = 0.25
     text_threshold: float = 0.2
     n_points: int = 4096
@@ -92,6 +97,8 @@ class SegmentOptions:
         if self.backward_rule not in BACKWARD_RULES:
             rules = ", ".join(BACKWARD_RULES)
             raise ValidationError("options.backward_rule", f"must be one of {rules}, got {self.backward_rule!r}")
+        if self.refine not in REFINES:
+            raise ValidationError("options.refine", f"must be one of {', '.join(REFINES)}, got {self.refine!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValidationError("options.device", f"must be auto, cpu or cuda, got {self.device!r}")
         return self

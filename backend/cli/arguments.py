@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.options import BACKWARD_RULES, SegmentOptions
+from partdistill.shared.options import BACKWARD_RULES, REFINES, SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 from ..io import InputError
@@ -24,6 +24,13 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-backward", action="store_true", help="forward distillation only")
     p.add_argument("--backward-rule", choices=BACKWARD_RULES, default=SegmentOptions.backward_rule,
                    help="backward distillation: part-relative (ours) or paper (PartDistill as published)")  # fmt: skip
+    add_refine_arg(p)
+
+
+def add_refine_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--refine", choices=REFINES, default=SegmentOptions.refine,
+                   help="the student's prediction on the mesh: none (its argmax, as in the paper), superpoints "
+                        "(pooled over superpoints) or graph-cut (pooled, then a graph cut over the faces)")  # fmt: skip
 
 
 def add_run_args(p: argparse.ArgumentParser, seed: bool = True) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..io.inputs import read_input
 from ..io.outputs import write_outputs
-from .arguments import add_capture_args, add_run_args
+from .arguments import add_capture_args, add_refine_arg, add_run_args
 from .console import print_summary
 
 
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--model", type=Path, required=True, help="checkpoint folder made by `partdistill fit`")
     r.add_argument("--out", type=Path, required=True)
     add_capture_args(r, "rendered for the preview of a mesh file")
+    add_refine_arg(r)
     add_run_args(r, seed=False)
     r.set_defaults(func=run)
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet)
     t_capture = time.perf_counter() - t0
-    result = predict(capture, ckpt, device=args.device)
+    result = predict(capture, ckpt, device=args.device, refine=args.refine)
     result.timings = {"capture": t_capture, **result.timings}
     written = write_outputs(args.out, capture, result)
     print_summary(result, written, capture)

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         backward=not args.no_backward,
         backward_rule=args.backward_rule,
+        refine=args.refine,
         device=args.device,
         seed=args.seed,
     ).validate()

@@ -11,8 +11,11 @@ from partdistill.shared.result import SegmentationResult
 from scipy.spatial import cKDTree
 
 from ..students.edge_point_net import EdgePointNet
+from .mesh_graph import face_graph
+from .refine import graph_cut, pool
 from .sample import SurfacePoints
 from .shape import PreparedShape
+from .superpoints import superpoints
 
 
 def points_to_faces(mesh: Mesh, points: SurfacePoints, probs: np.ndarray, k: int = 3) -> np.ndarray:
@@ -51,15 +54,36 @@ def faces_to_polygons(mesh: Mesh, face_scores: np.ndarray, face_labels: np.ndarr
 
 
 def label_faces(
-    student: EdgePointNet, shape: PreparedShape, emb: torch.Tensor, names: tuple[str, ...], stats: dict, timings: dict
+    student: EdgePointNet,
+    shape: PreparedShape,
+    emb: torch.Tensor,
+    names: tuple[str, ...],
+    stats: dict,
+    timings: dict,
+    refine: str = "none",
 ) -> SegmentationResult:
-    """Run the student on the shape's points and carry its prediction to faces and polygons."""
+    """Run the student on the shape's points, carry its prediction to faces (``refine``: "none",
+    "superpoints" or "graph-cut", see ``refine_faces``) and to polygons."""
     t = time.perf_counter()
     with torch.inference_mode():
         probs = torch.softmax(student(shape.xyz, shape.normals, emb, shape.nbr)[0].float(), dim=-1).cpu().numpy()
-    face_scores = points_to_faces(shape.mesh, shape.points, probs)
-    labels = face_scores.argmax(axis=1).astype(np.int32)
-    confidence = face_scores.max(axis=1).astype(np.float32).clip(0, 1)
+    labels, face_scores = refine_faces(shape.mesh, points_to_faces(shape.mesh, shape.points, probs), refine)
+    confidence = face_scores[np.arange(len(labels)), labels].astype(np.float32).clip(0, 1)
     polygons = faces_to_polygons(shape.mesh, face_scores, labels)
     timings["label"] = time.perf_counter() - t
     return SegmentationResult(names, labels, confidence, polygons, stats, timings).validate()
+
+
+def refine_faces(mesh: Mesh, face_scores: np.ndarray, refine: str) -> tuple[np.ndarray, np.ndarray]:
+    """face_scores (F, P) -> labels (F,) int32 and scores (F, P) float32. "none": the argmax;
+    "superpoints": the argmax of the scores pooled over superpoints; "graph-cut": the pooled scores'
+    Potts graph cut (``refine``)."""
+    if refine == "none":
+        return face_scores.argmax(axis=1).astype(np.int32), face_scores
+    graph = face_graph(mesh)
+    face_scores = pool(face_scores, superpoints(graph), graph.areas)
+    if refine == "superpoints":
+        return face_scores.argmax(axis=1).astype(np.int32), face_scores
+    labels = graph_cut(graph, face_scores)
+    # polygons follow the cut: every triangle votes for its own label only
+    return labels, np.where(np.arange(face_scores.shape[1]) == labels[:, None], face_scores, 0.0).astype(np.float32)
