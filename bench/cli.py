@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--teachers", default="box,mask")
     r.add_argument("--levels", default="perfect,realistic", help="perfect, mild, realistic, hard")
     r.add_argument("--methods", default=None, help="comma-separated (default: all)")
+    r.add_argument("--fit-calibration", action="store_true",
+                   help="refit the product's confidence calibration on the validation runs of distill")  # fmt: skip
     r.set_defaults(func=run_real)
     for p in (q, s, r):
         p.add_argument("--views", type=int, default=10)
@@ -107,6 +109,16 @@ def run_real(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ValueError as e:
         raise InputError(str(e)) from None
+    if args.fit_calibration:
+        from partdistill.backend.pipeline import calibration
+
+        from . import calibrate
+
+        try:
+            fitted = calibrate.write(calibration.TABLE, rows)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        print(f"refitted {calibration.TABLE} on {fitted['fitted_on']}")
     report.write(args.out, rows)
     print((args.out / "results.md").read_text())
     print(f"wrote {args.out}/results.json, results.md, segmentations_*.png, runs.jsonl")

@@ -45,7 +45,7 @@ METHODS: dict[str, dict] = {
 }
 BASELINES = ("vote", "vote-fill", "superpoint")
 TEACHERS = ("box", "mask")
-CONFIDENCE_BINS = 10
+CONFIDENCE_BINS = 20
 
 Log = Callable[[str], None]
 

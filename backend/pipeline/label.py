@@ -11,6 +11,7 @@ from partdistill.shared.result import SegmentationResult
 from scipy.spatial import cKDTree
 
 from ..students.edge_point_net import EdgePointNet
+from .calibration import calibrate
 from .mesh_graph import face_graph
 from .refine import graph_cut, pool
 from .sample import SurfacePoints
@@ -68,7 +69,7 @@ def label_faces(
     with torch.inference_mode():
         probs = torch.softmax(student(shape.xyz, shape.normals, emb, shape.nbr)[0].float(), dim=-1).cpu().numpy()
     labels, face_scores = refine_faces(shape.mesh, points_to_faces(shape.mesh, shape.points, probs), refine)
-    confidence = face_scores[np.arange(len(labels)), labels].astype(np.float32).clip(0, 1)
+    confidence = calibrate(face_scores[np.arange(len(labels)), labels])  # see calibration.py
     polygons = faces_to_polygons(shape.mesh, face_scores, labels)
     timings["label"] = time.perf_counter() - t
     return SegmentationResult(names, labels, confidence, polygons, stats, timings).validate()
