@@ -147,7 +147,7 @@ def _row(s: RealShape, cap, det, res: SegmentationResult, teacher, level, method
         "key": key, "shape": s.key, "category": s.category, "split": s.split, "teacher": teacher, "level": level,
         "method": method, "miou": round(100 * shape_miou(res.face_labels, gt, n, cap.mesh.face_areas()), 2),
         "seconds": round(seconds, 3), "n_faces": cap.mesh.n_faces, "warnings": list(res.warnings),
-        "trigger_epoch": res.stats.get("trigger_epoch"), "bundle": str(s.path),
+        "trigger_epoch": res.stats.get("trigger_epoch"), "bundle": str(s.path), "seed": s.seed,
     }  # fmt: skip
     if "unit_weights_before" in res.stats:
         opts = _options(method, options)

@@ -94,13 +94,24 @@ def markdown(tables: dict) -> str:
     return "\n".join(lines)
 
 
-def write(out: Path, rows: Sequence[dict], cache_rows: Sequence[dict] | None = None) -> dict:
-    """results.json, results.md and one picture grid per (split, teacher, level) into ``out``."""
+def write(out: Path, rows: Sequence[dict]) -> dict:
+    """results.json, results.md, one picture grid per (split, teacher, level) and, for the first shape,
+    a picture of the SIMULATED teacher's detections at every level, into ``out``."""
+    from partdistill.shared.bundle import load_bundle
+
+    from .pictures import teacher_levels
+
     tables = summarise(rows)
     (out / "results.json").write_text(json.dumps(tables, indent=1))
     (out / "results.md").write_text(markdown(tables))
     for name in tables:
         picture_grid(out, [r for r in rows if f"{r['split']}/{r['teacher']}/{r['level']}" == name], name)
+    if rows:
+        first = rows[0]
+        for teacher in dict.fromkeys(r["teacher"] for r in rows):
+            path = out / f"teacher_{first['shape']}_{teacher}.png"
+            if not path.is_file():
+                teacher_levels(load_bundle(first["bundle"]), first["shape"], teacher, first["seed"], path)
     return tables
 
 

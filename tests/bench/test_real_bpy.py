@@ -32,7 +32,7 @@ def test_bench_real_small_runs_every_method_and_writes_tables_and_pictures(tmp_p
     t = tables["val/box/realistic"]
     assert t["categories"] == ["Bird", "Glasses"] and set(t["methods"]) == set(METHODS)
     assert t["versus_baseline"]["strongest_baseline"] in ("vote", "vote-fill", "superpoint")
-    assert (out / "segmentations_val_box_realistic.png").is_file()
+    assert (out / "segmentations_val_box_realistic.png").is_file() and (out / "teacher_Bird_241_box.png").is_file()
     md = (out / "results.md").read_text()
     assert "| Overall |" in md and "strongest baseline" in md
     # a second call finds every run done and starts no training
