@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from ..students.edge_point_net import EdgePointNet
 from .calibration import calibrate
 from .mesh_graph import face_graph
-from .refine import graph_cut, pool
+from .refine import POOL_MIX, graph_cut, pool
 from .sample import SurfacePoints
 from .shape import PreparedShape
 from .superpoints import superpoints
@@ -77,14 +77,15 @@ def label_faces(
 
 def refine_faces(mesh: Mesh, face_scores: np.ndarray, refine: str) -> tuple[np.ndarray, np.ndarray]:
     """face_scores (F, P) -> labels (F,) int32 and scores (F, P) float32. "none": the argmax;
-    "superpoints": the argmax of the scores pooled over superpoints; "graph-cut": the pooled scores'
-    Potts graph cut (``refine``)."""
+    "superpoints": the argmax of the scores pooled over superpoints; "graph-cut": the Potts graph cut
+    of the scores half pooled (``refine``)."""
     if refine == "none":
         return face_scores.argmax(axis=1).astype(np.int32), face_scores
     graph = face_graph(mesh)
-    face_scores = pool(face_scores, superpoints(graph), graph.areas)
     if refine == "superpoints":
+        face_scores = pool(face_scores, superpoints(graph), graph.areas)
         return face_scores.argmax(axis=1).astype(np.int32), face_scores
+    face_scores = pool(face_scores, superpoints(graph), graph.areas, POOL_MIX)
     labels = graph_cut(graph, face_scores)
     # polygons follow the cut: every triangle votes for its own label only
     return labels, np.where(np.arange(face_scores.shape[1]) == labels[:, None], face_scores, 0.0).astype(np.float32)

@@ -25,6 +25,8 @@ def test_pool_gives_each_face_its_patch_mean_weighted_by_area():
     scores = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
     out = pool(scores, np.array([0, 0, 1]), np.array([3.0, 1.0, 2.0]))
     np.testing.assert_allclose(out, [[0.75, 0.25], [0.75, 0.25], [0.5, 0.5]])
+    half = pool(scores, np.array([0, 0, 1]), np.array([3.0, 1.0, 2.0]), mix=0.5)  # half its own, half the patch's
+    np.testing.assert_allclose(half, [[0.875, 0.125], [0.375, 0.625], [0.5, 0.5]])
 
 
 def test_graph_cut_finds_the_minimum_energy_of_two_labels_by_brute_force():
