@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from partdistill.shared import limits
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import VOTING_METHODS, SegmentOptions
 from partdistill.shared.result import SegmentationResult
-from partdistill.shared.validation import check_array, check_index_range
+from partdistill.shared.validation import check_array, check_index_range, check_part_names
 
 from .cancel import Cancelled
 from .pipeline.detect import make_detections
@@ -50,7 +51,7 @@ def segment(
     confidence 1 which backward distillation never lowers."""
     options = (options or SegmentOptions()).validate()
     capture.validate()
-    names = tuple(part_names)
+    names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
     timings: dict[str, float] = {}
     stats: dict[str, object] = {"method": options.method, "n_views": capture.n_views, "n_faces": capture.mesh.n_faces}
 

@@ -8,6 +8,7 @@ import bpy
 from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.keys import read_key
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
@@ -20,7 +21,7 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
     detections = None
     if s.detections.strip():
         detections = Detections.load_json(bpy.path.abspath(s.detections))
-    key = Path(bpy.path.abspath(s.server_key)).read_bytes().strip() if s.server_key.strip() else None
+    key = _server_key(s)
     return JobSettings(
         part_names=parse_part_names(s.parts),
         address=s.backend.strip(),
@@ -37,6 +38,11 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
         timeout_s=s.timeout,
         server_public_key=key,
     )
+
+
+def _server_key(s) -> bytes | None:
+    """The backend's public key from the panel's key file (certificate or bare Z85), or None."""
+    return read_key(Path(bpy.path.abspath(s.server_key))) if s.server_key.strip() else None
 
 
 class PARTDISTILL_OT_segment(bpy.types.Operator):
@@ -141,11 +147,11 @@ class PARTDISTILL_OT_check_backend(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         s = context.scene.partdistill
         try:
-            key = Path(bpy.path.abspath(s.server_key)).read_bytes().strip() if s.server_key.strip() else None
+            key = _server_key(s)
             client = BackendClient(s.backend.strip(), timeout_s=min(s.timeout, 5.0), server_public_key=key)
             hello = client.hello()
             rtt = client.ping()
-        except (BackendError, BackendTimeout, OSError) as e:
+        except (BackendError, BackendTimeout, ValidationError, OSError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         self.report(

@@ -32,13 +32,24 @@ class BackendTimeout(TimeoutError):
     """No message from the backend within the timeout (it is not running, not reachable, or stuck)."""
 
 
+class _NoAnswer(Exception):
+    """The job went silent (its server or worker gone, or never there): worth sending it once more."""
+
+
 class BackendClient:
     """Talks to ``partdistill serve``.
 
     Every call opens its own DEALER socket (cheap), so a client object can be used from any thread
     and a timed-out call leaves nothing behind. ``timeout_s`` bounds the silence between two
-    messages: a running job streams progress (and heartbeats), so long jobs don't time out.
-    CurveZMQ: pass ``server_public_key`` (z85 bytes) to encrypt and authenticate the server.
+    messages: a running job streams progress (and heartbeats), so long jobs don't time out. While it
+    waits for a job the client pings every ``heartbeat_s``: a backend that stops hearing from it
+    cancels the job. A job that hears nothing within ``timeout_s`` is sent once more (``retries``):
+    behind a broker it lands on another worker.
+
+    CurveZMQ: ``server_public_key`` (z85 bytes) encrypts and authenticates the server;
+    ``client_public_key`` / ``client_secret_key`` authenticate this client to a server that lets in
+    only listed clients (otherwise a throwaway pair is made per call). Every message carries this
+    client's session token, so jobs, status and cancel are this client's own across calls.
     """
 
     def __init__(
@@ -47,11 +58,26 @@ class BackendClient:
         *,
         timeout_s: float = 10.0,
         server_public_key: bytes | None = None,
+        client_public_key: bytes | None = None,
+        client_secret_key: bytes | None = None,
+        heartbeat_s: float = 1.0,
+        retries: int = 1,
         context: zmq.Context | None = None,
     ):
-        self.address = address
+        self.address = protocol.check_address(address, "backend address")
         self.timeout_s = timeout_s
-        self.server_public_key = server_public_key
+        self.heartbeat_s = heartbeat_s
+        self.retries = retries
+        self.server_public_key = (
+            None if server_public_key is None else protocol.check_curve_key(server_public_key, "server key")
+        )
+        self._client_keys = None
+        if client_public_key is not None or client_secret_key is not None:
+            self._client_keys = (
+                protocol.check_curve_key(client_public_key, "client public key"),
+                protocol.check_curve_key(client_secret_key, "client secret key"),
+            )
+        self.session = uuid.uuid4().hex
         self._ctx = context or zmq.Context.instance()
 
     # ---- simple requests ------------------------------------------------------------------
@@ -87,20 +113,36 @@ class BackendClient:
         result. When ``should_cancel()`` turns true a cancel is sent and BackendError('cancelled')
         ends the call once the backend confirms. ``labelled_faces`` (F,) int32: few-shot labels, -1 = unknown."""
         job = job or uuid.uuid4().hex
-        msg = protocol.segment_request(job, capture, part_names, options, detections, labelled_faces)
+        msg = self._stamp(protocol.segment_request(job, capture, part_names, options, detections, labelled_faces))
+        frames = protocol.encode(msg)
+        for attempt in range(self.retries + 1):
+            try:
+                return self._run_job(job, frames, on_progress, should_cancel)
+            except _NoAnswer:
+                if attempt == self.retries:
+                    raise BackendTimeout(self._silence()) from None
+
+    def _run_job(self, job, frames, on_progress, should_cancel) -> SegmentationResult:
         sock = self._socket()
         try:
-            sock.send_multipart(protocol.encode(msg), copy=False)
+            sock.send_multipart(frames, copy=False)
             cancel_sent = False
+            next_ping = time.monotonic() + self.heartbeat_s
             while True:
                 if should_cancel is not None and should_cancel() and not cancel_sent:
-                    sock.send_multipart(protocol.encode(protocol.Message("cancel", fields={"target": job})))
+                    cancel = protocol.Message("cancel", fields={"target": job})
+                    sock.send_multipart(protocol.encode(self._stamp(cancel)))
                     cancel_sent = True
-                reply = self._recv(sock, poll_s=0.1 if should_cancel else None)
-                if reply is None:
-                    continue
-                if reply.job != job:
-                    continue  # the cancel's own status reply, or a stale message
+                if time.monotonic() >= next_ping:  # the backend cancels the jobs of clients it stops hearing
+                    sock.send_multipart(protocol.encode(self._stamp(protocol.Message("ping", job))))
+                    next_ping = time.monotonic() + self.heartbeat_s
+                try:
+                    reply = self._recv(sock, poll_s=min(0.1, self.heartbeat_s))
+                except BackendTimeout:
+                    raise _NoAnswer() from None
+                if reply is None or reply.job != job or reply.type == "pong":
+                    continue  # a pong, the cancel's own status reply, or a stale message
+                self._deadline = time.monotonic() + self.timeout_s  # the job is alive
                 if reply.type == "progress":
                     if on_progress is not None:
                         f = reply.fields
@@ -113,11 +155,23 @@ class BackendClient:
             sock.close(linger=0)
 
     # ---- plumbing -------------------------------------------------------------------------
+    def _stamp(self, msg: protocol.Message) -> protocol.Message:
+        msg.fields["session"] = self.session
+        return msg
+
+    def _silence(self) -> str:
+        text = f"no answer from the backend at {self.address} within {self.timeout_s:g} s"
+        if self.server_public_key is not None:
+            return text + " — is the server key right (and, where only listed clients get in, is this client's?)"
+        return text + " (is `partdistill serve` running there?)"
+
     def _socket(self) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)  # libzmq drops the connection of a dead peer
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
         if self.server_public_key is not None:
-            pub, sec = zmq.curve_keypair()
+            pub, sec = self._client_keys or zmq.curve_keypair()
             sock.curve_publickey, sock.curve_secretkey = pub, sec
             sock.curve_serverkey = self.server_public_key
         sock.connect(self.address)
@@ -126,6 +180,7 @@ class BackendClient:
 
     def _request(self, msg: protocol.Message) -> protocol.Message:
         msg.job = msg.job or uuid.uuid4().hex
+        self._stamp(msg)
         sock = self._socket()
         try:
             sock.send_multipart(protocol.encode(msg))
@@ -140,20 +195,16 @@ class BackendClient:
             sock.close(linger=0)
 
     def _recv(self, sock: zmq.Socket, poll_s: float | None = None) -> protocol.Message | None:
-        """The next message, None after ``poll_s`` without one; BackendTimeout after ``timeout_s`` of
-        silence."""
+        """The next message, None after ``poll_s`` without one; BackendTimeout once the deadline
+        (``timeout_s`` after the last message that concerned the call) has passed."""
         wait = self._deadline - time.monotonic()
         if poll_s is not None:
             wait = min(wait, poll_s)
         if wait <= 0 or not sock.poll(int(wait * 1000)):
             if time.monotonic() >= self._deadline:
-                raise BackendTimeout(
-                    f"no answer from the backend at {self.address} within {self.timeout_s:g} s "
-                    "(is `partdistill serve` running there?)"
-                )
+                raise BackendTimeout(self._silence())
             return None
         frames = sock.recv_multipart(copy=False)
-        self._deadline = time.monotonic() + self.timeout_s
         try:
             return protocol.decode(frames)
         except ValidationError as e:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import limits
-from .errors import ValidationError
+from .errors import ValidationError, shown
 from .validation import check_part_names
 
 
@@ -155,7 +155,8 @@ class Detections:
                 if not isinstance(r, dict):
                     raise ValidationError(f, "must be an object")
                 if r.get("part") not in index:
-                    raise ValidationError(f"{f}.part", f"{r.get('part')!r} is not one of the part names {list(names)}")
+                    bad = shown(r.get("part"))
+                    raise ValidationError(f"{f}.part", f"{bad} is not one of the part names {list(names)}")
                 score = r.get("score", 1.0)
                 if not isinstance(score, int | float) or isinstance(score, bool):
                     raise ValidationError(f"{f}.score", "must be a number")

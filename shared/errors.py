@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import reprlib
+
 
 class ValidationError(ValueError):
     """Input that breaks a documented rule. ``field`` names what was wrong (e.g. ``"faces"``,
@@ -11,3 +13,13 @@ class ValidationError(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 2, 60, 60, 6, 4
+
+
+def shown(value: object) -> str:
+    """A short repr of anything a message may carry, for error messages: never long, never deep
+    (a hostile, deeply nested value must not turn a clear error into a crash)."""
+    return _SHORT.repr(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .errors import ValidationError
+from .errors import ValidationError, shown
 
 #: "distill": the student (the product's method); the others are baselines without a student.
 METHODS = ("distill", "vote", "vote-fill", "superpoint")
@@ -64,7 +64,7 @@ class SegmentOptions:
 
     def validate(self) -> SegmentOptions:
         if self.method not in METHODS:
-            raise ValidationError("options.method", f"must be one of {METHODS}, got {self.method!r}")
+            raise ValidationError("options.method", f"must be one of {METHODS}, got {shown(self.method)}")
         if self.teacher is not None and not isinstance(self.teacher, str):
             raise ValidationError("options.teacher", "must be a teacher name or null")
         for name in ("teacher_model", "prompt_template", "object_name", "text_encoder"):
@@ -77,11 +77,11 @@ class SegmentOptions:
         for name, lo, hi in (("whole_object_cover", 0.0, 2.0), ("backward_tolerance", 0.0, 1.0)):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= float(v) <= hi:
-                raise ValidationError(f"options.{name}", f"must be a number in [{lo}, {hi}], got {v!r}")
+                raise ValidationError(f"options.{name}", f"must be a number in [{lo}, {hi}], got {shown(v)}")
         for name in ("box_threshold", "text_threshold"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
-                raise ValidationError(f"options.{name}", f"must be a number in [0, 1], got {v!r}")
+                raise ValidationError(f"options.{name}", f"must be a number in [0, 1], got {shown(v)}")
         ints = (
             ("n_points", 64, 1_000_000),
             ("epochs", 1, 100_000),
@@ -91,16 +91,16 @@ class SegmentOptions:
         for name, lo, hi in ints:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                raise ValidationError(f"options.{name}", f"must be an integer in [{lo}, {hi}], got {v!r}")
+                raise ValidationError(f"options.{name}", f"must be an integer in [{lo}, {hi}], got {shown(v)}")
         if not isinstance(self.backward, bool):
             raise ValidationError("options.backward", "must be true or false")
         if self.backward_rule not in BACKWARD_RULES:
             rules = ", ".join(BACKWARD_RULES)
-            raise ValidationError("options.backward_rule", f"must be one of {rules}, got {self.backward_rule!r}")
+            raise ValidationError("options.backward_rule", f"must be one of {rules}, got {shown(self.backward_rule)}")
         if self.refine not in REFINES:
-            raise ValidationError("options.refine", f"must be one of {', '.join(REFINES)}, got {self.refine!r}")
+            raise ValidationError("options.refine", f"must be one of {', '.join(REFINES)}, got {shown(self.refine)}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValidationError("options.device", f"must be auto, cpu or cuda, got {self.device!r}")
+            raise ValidationError("options.device", f"must be auto, cpu or cuda, got {shown(self.device)}")
         return self
 
     def to_dict(self) -> dict:
@@ -108,8 +108,8 @@ class SegmentOptions:
 
     @classmethod
     def from_dict(cls, d: object) -> SegmentOptions:
-        if not isinstance(d, dict):
-            raise ValidationError("options", "must be a map")
+        if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
+            raise ValidationError("options", "must be a map with string keys")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

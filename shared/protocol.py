@@ -13,7 +13,9 @@ Types and their fields (client -> server):
   hello    {client: str}                              -> hello {server: str, version, teachers, device}
   ping     {}                                         -> pong {}
   status   {}                                         -> status {jobs: [{job, state, stage}], busy}
-  segment  {part_names, options, has_detections} + capture arrays (+ det_* arrays)
+  segment  {part_names, options, has_detections, [detections: {part_names, n_views, image_size}]}
+           + capture arrays (+ det_* arrays; a detection's part indexes detections.part_names, and the
+           backend matches them to the job's part_names by name)
                                                       -> progress* then result | error
   cancel   {target: job id}                           -> status ... ; the target job ends with error code "cancelled"
 Server -> client:
@@ -25,6 +27,7 @@ Server -> client:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,7 +37,7 @@ import numpy as np
 from . import limits
 from .capture import Capture, Mesh
 from .detections import Detections
-from .errors import ValidationError
+from .errors import ValidationError, shown
 from .options import VOTING_METHODS, SegmentOptions
 from .result import SegmentationResult
 from .validation import check_array, check_index_range, check_part_names, optional_scalar_int
@@ -42,6 +45,30 @@ from .validation import check_array, check_index_range, check_part_names, option
 PROTOCOL_VERSION = 1
 #: Where a client looks for the backend and where ``partdistill serve`` binds unless told otherwise.
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+
+
+def check_address(address: object, field: str = "address") -> str:
+    """A ZeroMQ endpoint a client can connect to: ``tcp://host:port``, ``ipc://path`` or ``inproc://name``."""
+    pattern = r"tcp://(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}|(ipc|inproc)://\S+"
+    if not isinstance(address, str) or not re.fullmatch(pattern, address):
+        raise ValidationError(field, f"{shown(address)} is not a backend address like tcp://127.0.0.1:5555")
+    if address.startswith("tcp://") and not 0 < int(address.rsplit(":", 1)[1]) < 65536:
+        raise ValidationError(field, f"{shown(address)}: the port must lie in 1..65535")
+    return address
+
+
+def check_curve_key(key: object, field: str = "key") -> bytes:
+    """A CurveZMQ key as ``partdistill keys`` writes it: 40 characters of Z85 text."""
+    import zmq.utils.z85
+
+    raw = key.strip() if isinstance(key, bytes | bytearray) else None
+    try:
+        if raw is None or len(raw) != 40 or len(zmq.utils.z85.decode(raw)) != 32:
+            raise ValueError
+    except ValueError:
+        raise ValidationError(field, "not a CurveZMQ key (40 Z85 characters, as `partdistill keys` writes)") from None
+    return bytes(raw)
+
 
 ALLOWED_DTYPES = frozenset({"uint8", "int32", "int64", "float32", "float64", "bool"})
 
@@ -122,9 +149,9 @@ def decode(frames: Sequence) -> Message:
     if not isinstance(header, dict):
         raise ValidationError("header", f"must be a msgpack map, got {type(header).__name__}")
     v = header.get("v")
-    if v != PROTOCOL_VERSION:
+    if type(v) is not int or v != PROTOCOL_VERSION:  # True and 1.0 equal 1, but are not a version
         raise ValidationError(
-            "header.v", f"protocol version {v!r} is not supported (this side speaks {PROTOCOL_VERSION})"
+            "header.v", f"protocol version {shown(v)} is not supported (this side speaks {PROTOCOL_VERSION})"
         )
     mtype = header.get("type")
     if not isinstance(mtype, str):
@@ -178,7 +205,7 @@ def _check_spec(i: int, spec: object) -> tuple[str, str, tuple[int, ...]]:
     if not isinstance(name, str) or not name or len(name) > 64:
         raise ValidationError(f"{f}.name", "must be a non-empty string")
     if dtype not in ALLOWED_DTYPES:
-        raise ValidationError(f"{f}.dtype", f"{dtype!r} is not one of {sorted(ALLOWED_DTYPES)}")
+        raise ValidationError(f"{f}.dtype", f"{shown(dtype)} is not one of {sorted(ALLOWED_DTYPES)}")
     if (
         not isinstance(shape, list)
         or len(shape) > 6
@@ -232,12 +259,16 @@ def segment_request(
     if labelled_faces is not None:
         arrays["labelled_faces"] = labelled_faces
     opts = (options or SegmentOptions()).validate()
-    return Message(
-        "segment",
-        job,
-        {"part_names": list(part_names), "options": opts.to_dict(), "has_detections": detections is not None},
-        arrays,
-    )
+    fields = {"part_names": list(part_names), "options": opts.to_dict(), "has_detections": detections is not None}
+    if detections is not None:
+        # checked here, before anything is sent: a file made for other views fails now, not as garbage labels
+        detections.validate(capture.n_views, capture.image_size)
+        fields["detections"] = {
+            "part_names": list(detections.part_names),
+            "n_views": len(detections.views),
+            "image_size": None if detections.image_size is None else list(detections.image_size),
+        }
+    return Message("segment", job, fields, arrays)
 
 
 def parse_segment_request(
@@ -278,7 +309,7 @@ def parse_segment_request(
     ).validate()
     detections = None
     if msg.fields["has_detections"]:
-        detections = Detections.from_arrays(names, capture.n_views, a).validate(capture.n_views, capture.image_size)
+        detections = _detections(msg.fields.get("detections"), capture, a)
     labelled = a.get("labelled_faces")
     if labelled is not None:
         check_array("labelled_faces", labelled, np.int32, (capture.mesh.n_faces,))
@@ -286,6 +317,28 @@ def parse_segment_request(
     if detections is None and options.teacher is None and (labelled is None or options.method in VOTING_METHODS):
         raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
     return capture, names, options, detections, labelled
+
+
+def _detections(meta: object, capture: Capture, arrays: dict[str, np.ndarray]) -> Detections:
+    """The detections of a segment request, by their own part names (the backend matches those to the
+    job's parts by name), checked against the capture's views."""
+    if not isinstance(meta, dict) or set(meta) != {"part_names", "n_views", "image_size"}:
+        raise ValidationError("header.detections", "must be a map with part_names, n_views and image_size")
+    names = check_part_names("detections.part_names", meta["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+    n_views, size = meta["n_views"], meta["image_size"]
+    if not isinstance(n_views, int) or isinstance(n_views, bool):
+        raise ValidationError("detections.n_views", "must be an integer")
+    if n_views != capture.n_views:
+        raise ValidationError(
+            "detections.n_views", f"the detections are for {n_views} views, the capture has {capture.n_views}"
+        )
+    if size is not None and not (
+        isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in size)
+    ):
+        raise ValidationError("detections.image_size", "must be [height, width] or null")
+    det = Detections.from_arrays(names, capture.n_views, arrays)
+    det.image_size = None if size is None else (size[0], size[1])
+    return det.validate(capture.n_views, capture.image_size)
 
 
 def result_message(job: str, result: SegmentationResult) -> Message:

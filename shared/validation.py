@@ -82,7 +82,9 @@ def parse_part_names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.replace(";", ",").split(",") if n.strip())
     if not names:
         raise ValidationError("part_names", "type the part names, separated by commas (e.g. seat, back, leg)")
-    return names
+    from . import limits
+
+    return check_part_names("part_names", names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
 
 
 def _fmt(shape: Sequence[int | None]) -> str:

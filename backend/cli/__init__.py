@@ -59,4 +59,3 @@ def build_parser() -> argparse.ArgumentParser:
     for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         ep.load()(sub)
     return p
-

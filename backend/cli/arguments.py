@@ -44,8 +44,10 @@ def part_names(text: str) -> tuple[str, ...]:
     """``--parts`` as a tuple of names."""
     try:
         return parse_part_names(text)
-    except ValidationError:
-        raise InputError("--parts needs at least one part name") from None
+    except ValidationError as e:
+        if e.field == "part_names":
+            raise InputError("--parts needs at least one part name") from None
+        raise InputError(f"--parts: {e.problem}") from None
 
 
 def teacher(options: SegmentOptions):

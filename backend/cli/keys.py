@@ -1,37 +1,52 @@
-"""``partdistill keys``: CurveZMQ key pairs for an encrypted backend off loopback, and reading them."""
+"""``partdistill keys``: CurveZMQ key pairs (ZeroMQ certificate files) for an encrypted backend and for
+the clients it lets in, and reading them."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import zmq.auth
+from partdistill.shared.errors import ValidationError
+
 from ..io import InputError
+from ..service.auth import read_key as _read_key
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    k = sub.add_parser("keys", help="make CurveZMQ key pairs for an encrypted non-loopback backend")
+    k = sub.add_parser("keys", help="make CurveZMQ key pairs: the server's, or a client's (--client NAME)")
     k.add_argument("folder", type=Path)
+    k.add_argument("--client", default=None, help="make a client key pair NAME.key / NAME.key_secret instead")
     k.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import zmq
-
+    name = args.client or "server"
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise InputError("--client: use letters, digits, - and _ for the name")
     args.folder.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.curve_keypair()
-    (args.folder / "server.key").write_bytes(public)
-    sec = args.folder / "server.key_secret"
-    sec.write_bytes(secret)
-    sec.chmod(0o600)
-    print(f"wrote {args.folder}/server.key (give it to clients) and server.key_secret (keep it on the server)")
+    if (args.folder / f"{name}.key").exists():
+        raise InputError(f"{args.folder / (name + '.key')} exists already: keys are never overwritten")
+    public, secret = zmq.auth.create_certificates(str(args.folder), name)
+    Path(secret).chmod(0o600)
+    if args.client:
+        print(f"wrote {public} (copy it into the server's --clients folder) and {secret} (the client's: "
+              "`partdistill segment ... --client-key` or the add-on's preferences)")  # fmt: skip
+    else:
+        print(f"wrote {public} (give it to clients) and {secret} (keep it on the server)")
     return 0
 
 
-def load_server_keys(folder: Path) -> tuple[bytes, bytes]:
-    """(secret, public) z85 keys of the server from a folder made by ``partdistill keys``."""
+def read_key(path: Path, secret: bool = False) -> bytes:
+    """A key from a key file (certificate or bare Z85); a one-line error when missing or not a key."""
     try:
-        return (folder / "server.key_secret").read_bytes().strip(), (folder / "server.key").read_bytes().strip()
-    except FileNotFoundError as e:
-        raise InputError(
-            f"CurveZMQ keys not found: {e.filename} (make them with `partdistill keys {folder}`)"
-        ) from None
+        return _read_key(path, secret)
+    except ValidationError as e:
+        raise InputError(str(e)) from None
+
+
+def load_server_keys(folder: Path) -> tuple[bytes, bytes]:
+    """(secret, public) keys of the server from a folder made by ``partdistill keys``."""
+    if not (folder / "server.key_secret").exists():
+        raise InputError(f"CurveZMQ keys not found in {folder} (make them with `partdistill keys {folder}`)")
+    return read_key(folder / "server.key_secret", secret=True), read_key(folder / "server.key")

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..io.inputs import read_input
-from ..io.outputs import write_outputs
+from ..io.outputs import prepare_out_dir, write_outputs
 from .arguments import add_capture_args, add_refine_arg, add_run_args
 from .console import print_summary
 
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..pre import predict
 
+    prepare_out_dir(args.out)
     ckpt = load_checkpoint(args.model, device=resolve_device(args.device))
     t0 = time.perf_counter()
     capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from partdistill.shared.detections import Detections
 from partdistill.shared.options import METHODS, SegmentOptions
+from partdistill.shared.protocol import check_address
 
 from ..io import InputError
 from ..io.inputs import MESH_SUFFIXES, read_few_shot_labels, read_input
-from ..io.outputs import write_outputs
+from ..io.outputs import prepare_out_dir, write_outputs
 from .arguments import (
     DEFAULT_TEACHER,
     add_capture_args,
@@ -21,6 +22,7 @@ from .arguments import (
     teacher,
 )
 from .console import ProgressBars, print_summary
+from .keys import read_key
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="distill (the student) or a baseline without one: vote, vote-fill, superpoint")  # fmt: skip
     s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
     s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
+    s.add_argument("--client-key", type=Path, help="this client's NAME.key_secret (`partdistill keys --client`)")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds of backend silence before giving up")
     add_capture_args(s)
     add_training_args(s)
@@ -72,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     ).validate()
+    if args.backend:
+        check_address(args.backend, "--backend")
+    prepare_out_dir(args.out)
     t0 = time.perf_counter()
     capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet)
     t_capture = time.perf_counter() - t0
@@ -84,8 +90,12 @@ def run(args: argparse.Namespace) -> int:
         if args.backend:
             from partdistill.shared.client import BackendClient
 
-            key = args.server_key.read_bytes().strip() if args.server_key else None
-            client = BackendClient(args.backend, timeout_s=args.timeout, server_public_key=key)
+            key = read_key(args.server_key) if args.server_key else None
+            mine = (None, None)
+            if args.client_key:
+                mine = (read_key(args.client_key), read_key(args.client_key, secret=True))
+            client = BackendClient(args.backend, timeout_s=args.timeout, server_public_key=key,
+                                   client_public_key=mine[0], client_secret_key=mine[1])  # fmt: skip
             result = client.segment(
                 capture, names, options, detections, on_progress=bar.client_update, labelled_faces=labelled
             )

@@ -42,7 +42,8 @@ def capture_in_blender(mesh: Path, bundle: Path, *, views: int, resolution: int,
            "--views", str(views), "--resolution", str(resolution)]  # fmt: skip
     if not quiet:
         print(f"capturing {mesh} ({views} views, {resolution} px) with headless Blender ...", file=sys.stderr)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=blender_env())
+    # errors=replace: Blender may echo bytes of a broken file that are not UTF-8
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=blender_env())
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
         last = lines[-1] if lines else f"exit status {proc.returncode}"

@@ -4,15 +4,46 @@ after distillation, ``loss.png``."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from partdistill.shared.capture import Capture
 from partdistill.shared.result import SegmentationResult
 
+from . import InputError
+
+OUTPUTS = ("labels.npz", "labels.json", "segmented.glb", "preview.png", "loss.png")
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Make sure ``out`` is (or can become) a folder we can write, before any long work: a one-line
+    error otherwise. Creates nothing: a run that fails later on its input leaves no empty folder."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    if out.is_dir():
+        try:
+            with tempfile.NamedTemporaryFile(dir=out, prefix=".partdistill-"):
+                pass
+        except OSError as e:
+            raise InputError(f"cannot write to --out {out}: {e.strerror or e}") from None
+        return
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot make --out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot make --out {out}: {parent} is not writable")
+
 
 def write_outputs(out: Path, capture: Capture, result: SegmentationResult) -> dict[str, Path]:
-    """labels.npz, labels.json, segmented.glb, preview.png (and loss.png after distillation)."""
+    """labels.npz, labels.json, segmented.glb, preview.png (and loss.png after distillation). Our
+    files left in ``out`` by an earlier run are removed first: what is there after a run is this run's."""
+    prepare_out_dir(out)
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
     from .glb import write_glb
     from .preview import save_loss_curve, save_preview
 

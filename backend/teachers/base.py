@@ -8,6 +8,7 @@ Nothing here imports torch or transformers, so the registry and the CLI's help s
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -50,6 +51,23 @@ class Teacher(abc.ABC):
         """The text prompt of each part, in the order of ``part_names``."""
         return make_prompts(part_names, self.prompt_template, self.object_name)
 
+    #: Settings a job may change without loading the model again (``with_settings``).
+    PER_CALL = ("box_threshold", "text_threshold", "prompt_template", "object_name")
+
+    def with_settings(self, **settings) -> Teacher:
+        """A shallow copy sharing this teacher's loaded model, with some of ``PER_CALL`` changed
+        (unknown names and settings this teacher does not have are ignored): a server keeps one
+        model in memory whatever thresholds its jobs ask for."""
+        out = copy.copy(self)
+        for name, value in settings.items():
+            if name in self.PER_CALL and hasattr(self, name):
+                if name in ("box_threshold", "text_threshold"):
+                    value = check_unit(name, value)
+                setattr(out, name, value)
+        out.prompt_template = check_prompt_template(out.prompt_template)
+        make_prompts(["part"], out.prompt_template, out.object_name)
+        return out
+
     @abc.abstractmethod
     def detect(
         self,
@@ -72,7 +90,6 @@ class Teacher(abc.ABC):
         images = check_images(images)
         names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
         return images, names
-
 
 
 def check_images(images: object) -> np.ndarray:
@@ -103,7 +120,6 @@ def check_cancel(cancel: CancelFn | None) -> None:
         raise TeacherCancelled("detection cancelled")
 
 
-
 def check_unit(name: str, v: object) -> float:
     """A number in [0, 1] (thresholds), as float; ValidationError naming ``name`` otherwise."""
     if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
@@ -117,11 +133,9 @@ def check_positive_int(name: str, v: object, minimum: int = 1) -> int:
     return v
 
 
-
 def limit_per_view(dets: list[Detection]) -> list[Detection]:
     """Keep at most ``limits.MAX_DETECTIONS_PER_VIEW`` detections, the best scored, in their order."""
     if len(dets) <= limits.MAX_DETECTIONS_PER_VIEW:
         return dets
     keep = sorted(range(len(dets)), key=lambda i: -dets[i].score)[: limits.MAX_DETECTIONS_PER_VIEW]
     return [dets[i] for i in sorted(keep)]
-

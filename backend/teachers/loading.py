@@ -4,9 +4,12 @@ one error every loading failure becomes (it tells the user the three ways to pro
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -54,6 +57,36 @@ def looks_like_path(model: str) -> bool:
     )
 
 
+HUB_PROBE_S = 3.0
+_probe: dict[str, tuple[float, bool]] = {}
+
+
+def hub_unreachable(repo_id: str) -> str:
+    """Why ``repo_id`` cannot come from the hub right now ("" when it may): not in the local cache and
+    the hub does not answer within ``HUB_PROBE_S`` (or offline mode is on). Checked before loading, so
+    that an offline machine fails in seconds instead of waiting out the hub client's retries."""
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # a malformed id: from_pretrained will say what is wrong with it
+        return ""
+    if isinstance(cached, str):
+        return ""
+    if constants.HF_HUB_OFFLINE:
+        return "it is not in the local cache and offline mode is on"
+    endpoint = constants.ENDPOINT
+    now = time.monotonic()
+    if endpoint not in _probe or now - _probe[endpoint][0] > 60:
+        host = urlparse(endpoint).hostname or "huggingface.co"
+        port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
+        try:
+            socket.create_connection((host, port), timeout=HUB_PROBE_S).close()
+            _probe[endpoint] = (now, True)
+        except OSError:
+            _probe[endpoint] = (now, False)
+    return "" if _probe[endpoint][1] else f"it is not in the local cache and {endpoint} does not answer"
+
 
 def load_pretrained(
     teacher: str,
@@ -84,6 +117,9 @@ def load_pretrained(
         source = str(folder)
     else:
         source = model
+        why = hub_unreachable(model)
+        if why:
+            raise TeacherUnavailableError(teacher, model, why, default_model=default_model, option=option)
     try:
         import transformers
 
@@ -114,4 +150,3 @@ def load_pretrained(
         )
     net.eval().to(device)
     return processor, net
-

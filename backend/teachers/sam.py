@@ -162,6 +162,11 @@ class SamRefinedTeacher(Teacher):
     def prompts(self, part_names: Sequence[str]) -> list[str]:
         return self.base.prompts(part_names)
 
+    def with_settings(self, **settings) -> Teacher:
+        out = super().with_settings(**settings)
+        out.base = self.base.with_settings(**settings)
+        return out
+
     def detect(
         self,
         images: np.ndarray,

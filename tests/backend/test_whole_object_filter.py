@@ -113,9 +113,7 @@ def test_a_whole_object_box_of_a_part_seen_elsewhere_is_dropped_only_where_it_sp
     handle_whole = Detection(1, 0.7, _box(3, 1, 16, 19))  # "handle" around the whole mug
     body = Detection(0, 0.9, _box(4, 2, 14, 18))
     lonely_whole = Detection(1, 0.6, _box(3, 1, 16, 19))  # a view where nothing else was detected
-    dets = Detections(
-        ("body", "handle"), [[handle_proper], [handle_whole, body], [lonely_whole]], image_size=(20, 20)
-    )
+    dets = Detections(("body", "handle"), [[handle_proper], [handle_whole, body], [lonely_whole]], image_size=(20, 20))
     out = drop_whole_object_boxes(dets, fg)
     # view 1: the handle has evidence in view 0 and its box holds the body's: dropped (the body's own
     # box holds no other part's detection there, so it stays); view 2: it holds no other part: kept

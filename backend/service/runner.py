@@ -1,0 +1,98 @@
+"""The server's two working threads, away from its network loop (which must keep answering pings and
+cancels, and must never stall on a big job):
+
+- the checker validates each segment request down to every array value (a 20-view job of a
+  200k-face mesh takes a second), resolves its model names against the server's allow-list and
+  applies the server's limits, then hands the job on, or answers with the error;
+- the worker runs the jobs one at a time (loading teachers through the cache), streaming progress.
+
+Both answer through ``send(envelope, message)``, which queues the frames for the loop to send.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+import traceback
+from collections.abc import Callable
+
+from partdistill.shared import protocol
+from partdistill.shared.errors import ValidationError
+
+from ..cancel import Cancelled
+from ..teachers.loading import TeacherUnavailableError
+from ..tta import segment
+from .jobs import Job, JobBook, Limits
+from .models import ModelPolicy, TeacherCache
+
+log = logging.getLogger("partdistill.server")
+
+Send = Callable[[list[bytes], protocol.Message], None]
+
+
+def check_jobs(
+    inbox: queue.Queue, outbox: queue.Queue, book: JobBook, policy: ModelPolicy, limits: Limits, send: Send
+) -> None:
+    """The checker thread: ``inbox`` holds unchecked jobs (None stops it); checked ones go to ``outbox``."""
+    while (job := inbox.get()) is not None:
+        try:
+            capture, names, options, detections, labelled = protocol.parse_segment_request(job.request)
+            options = policy.resolve(options)
+            limits.check_options(options)
+            job.payload, job.request = (capture, names, options, detections, labelled), None
+        except ValidationError as e:
+            book.remove(job.id)
+            send(job.envelope, protocol.error_message(job.id, "invalid", e.field, str(e)))
+            continue
+        except Exception as e:  # a message must never take the server down
+            book.remove(job.id)
+            log.error("checking job %s failed:\n%s", job.id, traceback.format_exc())
+            send(job.envelope, protocol.error_message(job.id, "internal", "", f"{type(e).__name__}: {e}"))
+            continue
+        outbox.put(job)
+    outbox.put(None)
+
+
+def run_jobs(inbox: queue.Queue, book: JobBook, teachers: TeacherCache, private: bool, send: Send) -> None:
+    """The worker thread: runs the checked jobs in ``inbox`` (None stops it) one at a time."""
+    while (job := inbox.get()) is not None:
+        reply = run_job(job, teachers, private, send)
+        book.remove(job.id)
+        send(job.envelope, reply)
+
+
+def run_job(job: Job, teachers: TeacherCache, private: bool, send: Send) -> protocol.Message:
+    capture, names, options, detections, labelled = job.payload
+    job.payload = ()  # the arrays are no longer needed once the engine has them
+    last = [0.0]
+
+    def progress(done: int, total: int, stage: str) -> None:
+        job.done, job.total, job.stage = done, total, stage
+        now = time.monotonic()
+        if now - last[0] >= 0.1 or done == total:
+            last[0] = now
+            send(job.envelope, protocol.progress_message(job.id, done, total, stage))
+
+    try:
+        if job.cancel.is_set():
+            raise Cancelled()
+        job.state, job.started = "running", time.monotonic()
+        teacher = None
+        if detections is None and options.teacher is not None:
+            job.stage = "loading teacher"
+            teacher = teachers.get(options, job.cancel.is_set, private)
+        result = segment(
+            capture, names, options=options, detections=detections, teacher=teacher, labelled_faces=labelled,
+            progress=progress, cancel=job.cancel.is_set,
+        )  # fmt: skip
+        return protocol.result_message(job.id, result)
+    except Cancelled:
+        return protocol.error_message(job.id, "cancelled", "", job.why_cancelled)
+    except ValidationError as e:
+        return protocol.error_message(job.id, "invalid", e.field, str(e))
+    except TeacherUnavailableError as e:
+        return protocol.error_message(job.id, "teacher_unavailable", "options.teacher_model", str(e))
+    except Exception as e:
+        log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+        return protocol.error_message(job.id, "internal", "", f"{type(e).__name__}: {e}")

@@ -1,0 +1,292 @@
+"""The ZeroMQ backend: one socket loop that validates every message header and answers at once, a
+checker thread that validates job requests in full, and a worker thread that runs the jobs.
+
+Only the loop thread touches the network socket (ZeroMQ sockets are not thread-safe): the other
+threads hand their replies to it through an inproc PUSH/PULL pair.
+
+A server either binds (clients and the add-on connect to it) or, with ``connect=``, dials out to a
+broker's back end (``partdistill broker``) as one of many workers behind one address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import queue
+import threading
+import time
+import uuid
+from urllib.parse import urlparse
+
+import zmq
+from partdistill.shared import limits as wire_limits
+from partdistill.shared import protocol
+from partdistill.shared.errors import ValidationError
+
+from .auth import client_key_of, start_authenticator
+from .jobs import Busy, Job, JobBook, Limits
+from .models import ModelPolicy, TeacherCache
+from .runner import check_jobs, run_jobs
+
+log = logging.getLogger("partdistill.server")
+
+DEFAULT_BIND = protocol.DEFAULT_ADDRESS
+ZMTP_HEARTBEAT_MS = 2000  # libzmq's own peer heartbeats: a dead peer's connection is dropped
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a zmq endpoint only listens on this machine (tcp to a loopback address, ipc, inproc)."""
+    u = urlparse(address)
+    if u.scheme in ("ipc", "inproc"):
+        return True
+    host = (u.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Server:
+    """``Server(bind).serve_forever()``, or ``Server(connect=broker_backend)`` for a worker.
+
+    curve_secret_key / curve_public_key: the server's CurveZMQ keys (z85), required off loopback.
+    client_keys: z85 public keys of the clients allowed in (ZAP); None lets in any client that knows
+    the server key. models: which models clients may name (default: any on loopback, else only the
+    teachers' defaults). limits: jobs, bytes, epochs, points and seconds this server accepts.
+    heartbeat_s: how often clients hear from their jobs. teacher_loader: loads a teacher from
+    options (tests)."""
+
+    def __init__(
+        self,
+        bind: str | None = DEFAULT_BIND,
+        *,
+        connect: str | None = None,
+        curve_secret_key: bytes | None = None,
+        curve_public_key: bytes | None = None,
+        client_keys: list[bytes] | None = None,
+        models: ModelPolicy | None = None,
+        limits: Limits | None = None,
+        heartbeat_s: float = 2.0,
+        teacher_cache: int = 2,
+        teacher_loader=None,
+        context: zmq.Context | None = None,
+    ):
+        address = connect or bind
+        if not address:
+            raise ValueError("give an address to bind or a broker to connect to")
+        if not is_loopback(address) and curve_secret_key is None:
+            raise ValueError(
+                f"refusing to use {address} without encryption: off loopback a server needs CurveZMQ keys "
+                "(`partdistill keys DIR`, then `partdistill serve ... --curve-keys DIR`)"
+            )
+        if client_keys and curve_secret_key is None:
+            raise ValueError("authenticating clients needs the server's CurveZMQ keys (--curve-keys)")
+        self.address, self.connect = address, connect is not None
+        self.heartbeat_s = heartbeat_s
+        self.limits = limits or Limits()
+        if self.connect:
+            self.limits.client_timeout_s = 0  # behind a broker a client's pings reach any worker
+        self.models = models or ModelPolicy(open=is_loopback(address) and client_keys is None)
+        self._ctx = context or zmq.Context.instance()
+        self._curve = (curve_secret_key, curve_public_key)
+        self._client_keys = client_keys
+        self._teachers = TeacherCache(teacher_cache, teacher_loader)
+        self.book = JobBook(self.limits)
+        self._checks: queue.Queue[Job | None] = queue.Queue()
+        self._runs: queue.Queue[Job | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._outbox = f"inproc://partdistill-outbox-{uuid.uuid4().hex}"
+        self._local = threading.local()
+        self._ready = threading.Event()
+        self.endpoint: str | None = None
+        # torch and the engine load now, not on the first job (that took the loop ~1 s)
+        from .. import tta  # noqa: F401
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        auth = start_authenticator(self._ctx, {"*": self._client_keys}) if self._client_keys else None
+        sock = self._ctx.socket(zmq.DEALER if self.connect else zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, wire_limits.MAX_MESSAGE_BYTES + wire_limits.MAX_HEADER_BYTES)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, ZMTP_HEARTBEAT_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * ZMTP_HEARTBEAT_MS)
+        if self._curve[0] is not None:
+            if self.connect:  # a worker is the broker's client: it proves who it is with its keys
+                sock.curve_publickey, sock.curve_secretkey = self._curve[1], self._curve[0]
+                sock.curve_serverkey = self._curve[1]
+            else:
+                sock.curve_server = True
+                sock.curve_secretkey, sock.curve_publickey = self._curve
+        pull = self._ctx.socket(zmq.PULL)
+        pull.bind(self._outbox)
+        try:
+            if self.connect:
+                sock.connect(self.address)
+                self.endpoint = self.address
+            else:
+                sock.bind(self.address)
+                self.endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        except zmq.ZMQError:
+            sock.close(0)
+            pull.close(0)
+            if auth is not None:
+                auth.stop()
+            raise
+        threads = [
+            threading.Thread(target=check_jobs, name="partdistill-checker", daemon=True,
+                             args=(self._checks, self._runs, self.book, self.models, self.limits, self._send)),
+            threading.Thread(target=run_jobs, name="partdistill-worker", daemon=True,
+                             args=(self._runs, self.book, self._teachers, not self.models.open, self._send)),
+        ]  # fmt: skip
+        for t in threads:
+            t.start()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        self._ready.set()
+        log.info("partdistill backend %s %s", "connected to" if self.connect else "listening on", self.endpoint)
+        next_beat = time.monotonic() + self.heartbeat_s
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(100))
+                if sock in events:
+                    for _ in range(64):  # drain, but don't starve the outbox
+                        try:
+                            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(sock, frames)
+                if pull in events:
+                    while True:
+                        try:
+                            sock.send_multipart(pull.recv_multipart(zmq.NOBLOCK, copy=False), copy=False)
+                        except zmq.Again:
+                            break
+                if time.monotonic() >= next_beat:
+                    self._heartbeat(sock)
+                    next_beat = time.monotonic() + self.heartbeat_s
+        finally:
+            self._shut_down(sock)
+            self._checks.put(None)
+            for t in threads:
+                t.join(timeout=10)
+            sock.close(0)
+            pull.close(0)
+            if auth is not None:
+                auth.stop()
+
+    def start(self) -> threading.Thread:
+        """Serve in a background thread (tests, embedding); returns once the socket is ready."""
+        t = threading.Thread(target=self.serve_forever, name="partdistill-server", daemon=True)
+        t.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("server did not start")
+        return t
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _shut_down(self, sock: zmq.Socket) -> None:
+        """Tell every waiting client that its job ends here, then let the threads go."""
+        for job in self.book.all():
+            job.stop("the backend is shutting down")
+            msg = protocol.error_message(job.id, "cancelled", "", "the backend is shutting down")
+            try:
+                sock.send_multipart([*job.envelope, *protocol.encode(msg)], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+
+    # ---- the loop's side ------------------------------------------------------------------
+    def _handle(self, sock: zmq.Socket, frames: list) -> None:
+        envelope = [frames[0].bytes]
+        job_id = ""
+        try:
+            if len(frames) < 2:
+                raise ValidationError("message", "no frames after the routing frame")
+            msg = protocol.decode(frames[1:])
+            job_id = msg.job
+            owner = self._owner(frames[1], msg, envelope[0])
+            self.book.seen(owner)
+            reply = self._dispatch(envelope, owner, msg, sum(len(f) for f in frames))
+        except ValidationError as e:
+            code = "unknown_type" if e.field == "header.type" and "unknown" in e.problem else "invalid"
+            reply = protocol.error_message(job_id, code, e.field, str(e))
+        except Busy as e:
+            reply = protocol.error_message(job_id, "busy", "", str(e))
+        except Exception as e:  # the loop must survive anything a message can provoke
+            log.exception("error handling a message")
+            reply = protocol.error_message(job_id, "internal", "", f"{type(e).__name__}: {e}")
+        if reply is not None:
+            sock.send_multipart([*envelope, *protocol.encode(reply)], copy=False)
+
+    def _owner(self, header_frame: zmq.Frame, msg: protocol.Message, identity: bytes) -> str:
+        """Who the message is from: the authenticated client key; else the client's session token."""
+        key = client_key_of(header_frame)
+        if key:
+            return "key:" + key
+        session = msg.fields.get("session")
+        if session is not None and (not isinstance(session, str) or not 8 <= len(session) <= 64):
+            raise ValidationError("header.session", "must be a string of 8 to 64 characters")
+        return "session:" + (session or identity.hex())
+
+    def _dispatch(self, envelope: list[bytes], owner: str, msg: protocol.Message, nbytes: int):
+        if msg.type == "ping":
+            return protocol.Message("pong", msg.job)
+        if msg.type == "hello":
+            return protocol.Message("hello", msg.job, self._hello())
+        if msg.type == "status":
+            return protocol.Message("status", msg.job, self._status(owner))
+        if msg.type == "cancel":
+            target = msg.fields["target"]
+            job = self.book.get(target, owner)
+            if job is None:
+                raise ValidationError("header.target", f"no running or queued job {target!r} of yours")
+            job.stop("the job was cancelled")
+            return protocol.Message("status", msg.job, self._status(owner))
+        if msg.type == "segment":
+            if not msg.job:
+                raise ValidationError("header.job", "a segment request needs a job id")
+            job = Job(msg.job, envelope, owner, nbytes, request=msg)
+            self.book.add(job)
+            self._checks.put(job)
+            return protocol.progress_message(msg.job, 0, 0, "queued", f"{len(self.book.all())} jobs held")
+        raise ValidationError("header.type", f"a {msg.type!r} message is not a request the backend accepts")
+
+    def _hello(self) -> dict:
+        import torch
+
+        from .. import __version__
+        from ..teachers import teacher_names
+
+        lim = self.limits
+        return {
+            "server": "partdistill",
+            "version": __version__,
+            "protocol": protocol.PROTOCOL_VERSION,
+            "teachers": list(teacher_names()),
+            "models": "any" if self.models.open else self.models.names(),
+            "limits": {"max_epochs": lim.max_epochs, "max_points": lim.max_points, "max_job_s": lim.max_job_s},
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+        }
+
+    def _status(self, owner: str) -> dict:
+        jobs = [j.status() for j in self.book.owned_by(owner)]
+        return {"jobs": jobs, "busy": any(j.state == "running" for j in self.book.all())}
+
+    def _heartbeat(self, sock: zmq.Socket) -> None:
+        for j in self.book.expire():
+            log.info("job %s: %s", j.id, j.why_cancelled)
+        for j in self.book.all():
+            msg = protocol.progress_message(j.id, j.done, j.total, j.stage, "heartbeat")
+            sock.send_multipart([*j.envelope, *protocol.encode(msg)])
+
+    # ---- the other threads' side ------------------------------------------------------------
+    def _send(self, envelope: list[bytes], msg: protocol.Message) -> None:
+        push = getattr(self._local, "push", None)
+        if push is None:
+            push = self._local.push = self._ctx.socket(zmq.PUSH)
+            push.setsockopt(zmq.LINGER, 1000)
+            push.connect(self._outbox)
+        push.send_multipart([*envelope, *protocol.encode(msg)], copy=False)
