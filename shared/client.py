@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol
 from .capture import Capture
@@ -30,6 +31,14 @@ class BackendError(RuntimeError):
 
 class BackendTimeout(TimeoutError):
     """No message from the backend within the timeout (it is not running, not reachable, or stuck)."""
+
+
+class BackendRefused(BackendError):
+    """The backend turned this client away in the handshake (its key is not on the server's list)."""
+
+
+class BackendGone(BackendTimeout):
+    """The connection to the backend dropped while waiting (the server, worker or broker stopped)."""
 
 
 class _NoAnswer(Exception):
@@ -123,26 +132,28 @@ class BackendClient:
                     raise BackendTimeout(self._silence()) from None
 
     def _run_job(self, job, frames, on_progress, should_cancel) -> SegmentationResult:
-        sock = self._socket()
+        call = self._call()
         try:
-            sock.send_multipart(frames, copy=False)
+            call.sock.send_multipart(frames, copy=False)
             cancel_sent = False
             next_ping = time.monotonic() + self.heartbeat_s
             while True:
                 if should_cancel is not None and should_cancel() and not cancel_sent:
                     cancel = protocol.Message("cancel", fields={"target": job})
-                    sock.send_multipart(protocol.encode(self._stamp(cancel)))
+                    call.sock.send_multipart(protocol.encode(self._stamp(cancel)))
                     cancel_sent = True
                 if time.monotonic() >= next_ping:  # the backend cancels the jobs of clients it stops hearing
-                    sock.send_multipart(protocol.encode(self._stamp(protocol.Message("ping", job))))
+                    call.sock.send_multipart(protocol.encode(self._stamp(protocol.Message("ping", job))))
                     next_ping = time.monotonic() + self.heartbeat_s
                 try:
-                    reply = self._recv(sock, poll_s=min(0.1, self.heartbeat_s))
+                    reply = call.recv(poll_s=min(0.1, self.heartbeat_s))
+                except BackendGone:
+                    raise
                 except BackendTimeout:
                     raise _NoAnswer() from None
                 if reply is None or reply.job != job or reply.type == "pong":
                     continue  # a pong, the cancel's own status reply, or a stale message
-                self._deadline = time.monotonic() + self.timeout_s  # the job is alive
+                call.deadline = time.monotonic() + self.timeout_s  # the job is alive
                 if reply.type == "progress":
                     if on_progress is not None:
                         f = reply.fields
@@ -152,7 +163,7 @@ class BackendClient:
                 elif reply.type == "error":
                     raise BackendError(reply.fields["code"], reply.fields["field"], reply.fields["message"])
         finally:
-            sock.close(linger=0)
+            call.close()
 
     # ---- plumbing -------------------------------------------------------------------------
     def _stamp(self, msg: protocol.Message) -> protocol.Message:
@@ -165,7 +176,7 @@ class BackendClient:
             return text + " — is the server key right (and, where only listed clients get in, is this client's?)"
         return text + " (is `partdistill serve` running there?)"
 
-    def _socket(self) -> zmq.Socket:
+    def _call(self) -> _Call:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)  # libzmq drops the connection of a dead peer
@@ -174,37 +185,70 @@ class BackendClient:
             pub, sec = self._client_keys or zmq.curve_keypair()
             sock.curve_publickey, sock.curve_secretkey = pub, sec
             sock.curve_serverkey = self.server_public_key
-        sock.connect(self.address)
-        self._deadline = time.monotonic() + self.timeout_s
-        return sock
+        return _Call(sock, self.address, self.timeout_s, self._silence())
 
     def _request(self, msg: protocol.Message) -> protocol.Message:
         msg.job = msg.job or uuid.uuid4().hex
         self._stamp(msg)
-        sock = self._socket()
+        call = self._call()
         try:
-            sock.send_multipart(protocol.encode(msg))
+            call.sock.send_multipart(protocol.encode(msg))
             while True:
-                reply = self._recv(sock)
+                reply = call.recv()
                 if reply is None or reply.job != msg.job:
                     continue
                 if reply.type == "error":
                     raise BackendError(reply.fields["code"], reply.fields["field"], reply.fields["message"])
                 return reply
         finally:
-            sock.close(linger=0)
+            call.close()
 
-    def _recv(self, sock: zmq.Socket, poll_s: float | None = None) -> protocol.Message | None:
+
+class _Call:
+    """One call's socket and what its connection went through. The connection's own events (a
+    monitor socket) tell a dropped peer or a refused key at once, not after the timeout."""
+
+    def __init__(self, sock: zmq.Socket, address: str, timeout_s: float, silence: str):
+        self.sock, self.address, self.timeout_s, self.silence = sock, address, timeout_s, silence
+        events = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        self.monitor = sock.get_monitor_socket(events)
+        self.connected = False
+        sock.connect(address)
+        self.deadline = time.monotonic() + timeout_s
+
+    def close(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(linger=0)
+        self.sock.close(linger=0)
+
+    def events(self) -> None:
+        """BackendRefused when the server turned this client's key away; BackendGone when an
+        established connection dropped (the server, or the broker, stopped or crashed)."""
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.connected = True
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                raise BackendRefused(
+                    "refused", "", f"the backend at {self.address} does not let this client in (its key is not listed)"
+                )
+            elif event == zmq.EVENT_DISCONNECTED and self.connected:
+                raise BackendGone(f"lost the connection to the backend at {self.address}: it stopped or crashed")
+
+    def recv(self, poll_s: float | None = None) -> protocol.Message | None:
         """The next message, None after ``poll_s`` without one; BackendTimeout once the deadline
         (``timeout_s`` after the last message that concerned the call) has passed."""
-        wait = self._deadline - time.monotonic()
-        if poll_s is not None:
-            wait = min(wait, poll_s)
-        if wait <= 0 or not sock.poll(int(wait * 1000)):
-            if time.monotonic() >= self._deadline:
-                raise BackendTimeout(self._silence())
-            return None
-        frames = sock.recv_multipart(copy=False)
+        end = self.deadline if poll_s is None else min(self.deadline, time.monotonic() + poll_s)
+        while True:  # in slices, so that a dropped connection is noticed within 0.1 s
+            self.events()
+            left = end - time.monotonic()
+            if left > 0 and self.sock.poll(max(1, int(min(left, 0.1) * 1000))):
+                break
+            if time.monotonic() >= end:
+                if time.monotonic() >= self.deadline:
+                    raise BackendTimeout(self.silence)
+                return None
+        frames = self.sock.recv_multipart(copy=False)
         try:
             return protocol.decode(frames)
         except ValidationError as e:

@@ -4,6 +4,7 @@ broker; ``partdistill broker``: many workers behind one address."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                         limits=limits)  # fmt: skip
     except (ValueError, ValidationError) as e:
         raise InputError(str(e)) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     where = f"worker of the broker at {args.connect}" if args.connect else f"backend on {server.address}"
     print(f"partdistill {where} (Ctrl+C to stop)", file=sys.stderr)
     try:

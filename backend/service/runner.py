@@ -57,8 +57,10 @@ def check_jobs(
 def run_jobs(inbox: queue.Queue, book: JobBook, teachers: TeacherCache, private: bool, send: Send) -> None:
     """The worker thread: runs the checked jobs in ``inbox`` (None stops it) one at a time."""
     while (job := inbox.get()) is not None:
+        log.info("job %s: running", job.id)
         reply = run_job(job, teachers, private, send)
         book.remove(job.id)
+        log.info("job %s: %s", job.id, reply.type if reply.type != "error" else reply.fields["code"])
         send(job.envelope, reply)
 
 
