@@ -1,4 +1,4 @@
-"""``partdistill bench quality|speed|real``: added to the product's CLI through the
+"""``partdistill bench quality|speed|real|fuzz``: added to the product's CLI through the
 ``partdistill.commands`` entry point (the product never imports the evaluation tools). Heavy modules
 load only when a benchmark runs."""
 
@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--fit-calibration", action="store_true",
                    help="refit the product's confidence calibration on the validation runs of distill")  # fmt: skip
     r.set_defaults(func=run_real)
+    z = which.add_parser("fuzz", help="hostile messages against a live backend: replies, crashes, hangs, RSS")
+    z.add_argument("--n", type=int, default=10000, help="messages to send")
+    z.add_argument("--seed", type=int, default=0)
+    z.set_defaults(func=run_fuzz)
     for p in (q, s, r):
         p.add_argument("--views", type=int, default=10)
         p.add_argument("--resolution", type=int, default=512)
@@ -56,6 +60,15 @@ def _options(args: argparse.Namespace) -> SegmentOptions:
 
 def _list(text: str | None) -> tuple[str, ...] | None:
     return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+
+
+def run_fuzz(args: argparse.Namespace) -> int:
+    from .fuzz import print_report
+    from .fuzz import run_fuzz as fuzz
+
+    rep = fuzz(args.n, args.seed)
+    print_report(rep)
+    return 1 if rep.crashed or rep.hangs or rep.replies.get("error:internal") else 0
 
 
 def run_speed(args: argparse.Namespace) -> int:
