@@ -1,4 +1,4 @@
-"""``partdistill bench quality|speed|real|fuzz``: added to the product's CLI through the
+"""``partdistill bench quality|speed|real|fuzz|load``: added to the product's CLI through the
 ``partdistill.commands`` entry point (the product never imports the evaluation tools). Heavy modules
 load only when a benchmark runs."""
 
@@ -46,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     z.add_argument("--n", type=int, default=10000, help="messages to send")
     z.add_argument("--seed", type=int, default=0)
     z.set_defaults(func=run_fuzz)
+    ld = which.add_parser("load", help="a served backend under load and faults: concurrent clients, kills, RSS")
+    ld.add_argument("--out", type=Path, default=Path("out/bench-load"), help="the servers' logs")
+    ld.add_argument("--example", type=Path, default=Path("examples/chair"), help="folder of the example chair")
+    ld.add_argument("--clients", type=int, default=8)
+    ld.add_argument("--jobs", type=int, default=5, help="jobs per client")
+    ld.add_argument("--consecutive", type=int, default=200, help="jobs one after another (RSS)")
+    ld.add_argument("--large-faces", type=int, default=200_000, help="faces of the large job (20 views)")
+    ld.set_defaults(func=run_load)
     for p in (q, s, r):
         p.add_argument("--views", type=int, default=10)
         p.add_argument("--resolution", type=int, default=512)
@@ -69,6 +77,13 @@ def run_fuzz(args: argparse.Namespace) -> int:
     rep = fuzz(args.n, args.seed)
     print_report(rep)
     return 1 if rep.crashed or rep.hangs or rep.replies.get("error:internal") else 0
+
+
+def run_load(args: argparse.Namespace) -> int:
+    from .load import run_load as load
+
+    load(args.out, args.example, args.clients, args.jobs, args.consecutive, args.large_faces)
+    return 0
 
 
 def run_speed(args: argparse.Namespace) -> int:

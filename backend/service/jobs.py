@@ -24,7 +24,7 @@ class Limits:
     max_epochs: int = 2000
     max_points: int = 65536
     max_job_s: float = 3600.0
-    client_timeout_s: float = 10.0
+    client_timeout_s: float = 5.0
 
     def check_options(self, options: SegmentOptions) -> None:
         for name, value, limit in (("epochs", options.epochs, self.max_epochs),
