@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from partdistill.shared.capture import Capture, Mesh
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
@@ -18,6 +19,7 @@ from partdistill.shared.result import SegmentationResult
 from .cancel import Cancelled
 from .checkpoint import Checkpoint
 from .device import prepare_torch
+from .parallel import DataParallel
 from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import label_faces
@@ -37,15 +39,22 @@ class TrainingShape:
 
 
 def fit(
-    shapes: Sequence[TrainingShape],
+    shapes: Sequence[TrainingShape | None],
     part_names: Sequence[str],
     options: SegmentOptions | None = None,
     *,
     teacher=None,
     progress: Callable[[int, int, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    shapes_per_step: int = 1,
+    parallel: DataParallel | None = None,
 ) -> Checkpoint:
-    """Distil one student over ``shapes``; returns the checkpoint (save it with ``save_checkpoint``)."""
+    """Distil one student over ``shapes``; returns the checkpoint (save it with ``save_checkpoint``).
+
+    ``shapes_per_step``: shapes per optimiser step (their mean loss). ``parallel``: this process's
+    place in a data-parallel job (``partdistill.backend.parallel``): ``shapes`` is the whole
+    collection's list, the entries of other processes' shapes may be None and are not touched, and
+    a step takes one shape per process; every process returns the same student."""
     options = (options or SegmentOptions()).validate()
     names = tuple(part_names)
     if not shapes:
@@ -53,8 +62,10 @@ def fit(
     t0 = time.perf_counter()
     setup = new_student(names, options.text_encoder, options.device, options.seed)
     device, emb, student = setup.device, setup.embeddings, setup.student
-    prepared, stats = [], {"n_detections": 0}
+    prepared, ids, stats = [], [], {"n_detections": 0}
     for i, s in enumerate(shapes):
+        if parallel is not None and not parallel.owns(i):
+            continue
         if cancel is not None and cancel():
             raise Cancelled()
         det = s.detections
@@ -65,6 +76,7 @@ def fit(
         prepared.append(
             prepare_shape(s.capture, det, options.n_points, options.seed + i, device, student.k, s.labelled_faces)
         )
+        ids.append(i)
         if progress is not None:
             progress(i + 1, len(shapes), "lift")
     rep = distill(
@@ -76,11 +88,20 @@ def fit(
         seed=options.seed,
         progress=progress,
         cancel=cancel,
+        shapes_per_step=shapes_per_step,
+        parallel=parallel,
+        shape_ids=ids,
+        n_shapes=len(shapes),
     )
+    n_units = torch.tensor([float(sum(p.units.n_units for p in prepared))])
+    if parallel is not None:
+        parallel.sum_(n_units)
     meta = {
         "training": {
             "n_shapes": len(shapes),
-            "n_units": int(sum(p.units.n_units for p in prepared)),
+            "n_units": int(n_units.item()),
+            "processes": 1 if parallel is None else parallel.world,
+            "shapes_per_step": shapes_per_step if parallel is None else parallel.world,
             "epochs_run": len(rep.loss),
             "trigger_epoch": rep.trigger_epoch,
             "loss": [round(x, 5) for x in rep.loss],

@@ -8,6 +8,7 @@ from pathlib import Path
 from partdistill.shared.detections import Detections
 from partdistill.shared.options import SegmentOptions
 
+from ..io import InputError
 from ..io.inputs import expand_inputs, read_few_shot_labels, read_input
 from .arguments import DEFAULT_TEACHER, add_capture_args, add_run_args, add_training_args, part_names, teacher
 from .console import ProgressBars
@@ -20,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     f.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher for inputs without <stem>.detections.json")
     f.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
+    f.add_argument("--shapes-per-step", type=int, default=1,
+                   help="shapes per optimiser step (under torchrun: one per process)")  # fmt: skip
     add_capture_args(f)
     add_training_args(f)
     add_run_args(f)
@@ -28,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import save_checkpoint
+    from ..parallel import DataParallel
     from ..pre import TrainingShape, fit
 
     names = part_names(args.parts)
@@ -35,19 +39,29 @@ def run(args: argparse.Namespace) -> int:
         teacher=args.teacher, teacher_model=args.teacher_model, n_points=args.points, epochs=args.epochs,
         backward=not args.no_backward, backward_rule=args.backward_rule, device=args.device, seed=args.seed,
     ).validate()  # fmt: skip
+    if args.shapes_per_step < 1:
+        raise InputError("--shapes-per-step must be at least 1")
+    parallel = DataParallel.from_env(args.device)  # under torchrun: this process's share of the shapes
+    quiet = args.quiet or (parallel is not None and parallel.rank > 0)
     shapes, need_teacher = [], False
-    for path in expand_inputs(args.inputs):
-        cap = read_input(path, views=args.views, resolution=args.resolution, quiet=args.quiet)
+    for g, path in enumerate(expand_inputs(args.inputs)):
+        if parallel is not None and not parallel.owns(g):
+            shapes.append(None)
+            continue
+        cap = read_input(path, views=args.views, resolution=args.resolution, quiet=quiet)
         det_file = path.with_name(path.stem + ".detections.json")
         det = Detections.load_json(det_file).validate(cap.n_views, cap.image_size) if det_file.exists() else None
         lab_file = path.with_name(path.stem + ".labels.npz")
         labels = read_few_shot_labels(lab_file, cap, names) if lab_file.exists() else None
         need_teacher |= det is None and labels is None
         shapes.append(TrainingShape(cap, det, labels))
-    with ProgressBars(args.quiet) as bar:
-        ckpt = fit(shapes, names, options, teacher=teacher(options) if need_teacher else None, progress=bar.update)
-    save_checkpoint(args.out, ckpt)
-    tr = ckpt.meta["training"]
-    print(f"fitted on {tr['n_shapes']} shapes ({tr['n_units']} knowledge units) in {tr['seconds']:.1f} s; "
-          f"backward distillation from epoch {tr['trigger_epoch']}; wrote {args.out}")  # fmt: skip
+    with ProgressBars(quiet) as bar:
+        ckpt = fit(shapes, names, options, teacher=teacher(options) if need_teacher else None, progress=bar.update,
+                   shapes_per_step=args.shapes_per_step, parallel=parallel)  # fmt: skip
+    if parallel is None or parallel.rank == 0:  # every process holds the same student
+        save_checkpoint(args.out, ckpt)
+        tr = ckpt.meta["training"]
+        print(f"fitted on {tr['n_shapes']} shapes ({tr['n_units']} knowledge units) in {tr['seconds']:.1f} s "
+              f"({tr['processes']} process(es)); backward distillation from epoch {tr['trigger_epoch']}; "
+              f"wrote {args.out}")  # fmt: skip
     return 0

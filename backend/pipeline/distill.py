@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from partdistill.shared.options import BACKWARD_RULES, SegmentOptions
 
+from ..parallel import DataParallel
 from .lift import KnowledgeUnits
 
 MIN_PART_AGREEMENT = 0.05
@@ -188,39 +189,68 @@ def distill(
     seed: int = 0,
     progress: Callable[[int, int, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    shapes_per_step: int = 1,
+    parallel: DataParallel | None = None,
+    shape_ids: Sequence[int] | None = None,
+    n_shapes: int | None = None,
 ) -> DistillReport:
     """Train so that ``forward(i)`` -> logits (N_i, P) of shape i agrees with its units ``units[i]``.
 
-    One shape (TTA): one full-batch step per epoch. Several shapes (Pre): one step per shape per epoch,
-    in a shuffled order; the epoch's loss is the mean over shapes. Backward distillation re-scores the
-    units of every shape once, from the same snapshot of the student. Returns the loss curve, the
-    trigger epoch and the unit weights before/after re-scoring (each ``units[i].weight`` is updated)."""
+    One shape (TTA): one full-batch step per epoch. Several shapes (Pre): each epoch shuffles the
+    shapes and takes them ``shapes_per_step`` at a time, one optimiser step on the mean of their
+    losses; the epoch's loss is the mean over shapes. Backward distillation re-scores the units of
+    every shape once, from the same snapshot of the student. Returns the loss curve, the trigger
+    epoch and the unit weights before/after re-scoring (each ``units[i].weight`` is updated).
+
+    Data-parallel (``parallel``, see ``partdistill.backend.parallel``): this process holds only its
+    shapes, ``units[i]`` being the shape of global index ``shape_ids[i]`` among ``n_shapes``; a
+    step takes ``parallel.world`` shapes of the shared order, gradients and losses are summed
+    across the processes."""
     report = DistillReport(weights_before=np.concatenate([u.weight for u in units]) if units else None)
-    active = [i for i, u in enumerate(units) if u.n_units and u.idx.size]
+    ids = list(range(len(units))) if shape_ids is None else list(shape_ids)
+    total_shapes = len(units) if n_shapes is None else n_shapes
+    has = torch.zeros(total_shapes)
+    for i, u in enumerate(units):
+        if u.n_units and u.idx.size:
+            has[ids[i]] = 1.0
+    if parallel is not None:
+        parallel.sum_(has)
+        shapes_per_step = parallel.world
+    active = [int(g) for g in torch.nonzero(has).flatten()]  # global ids of the shapes with units
+    local = {g: i for i, g in enumerate(ids)}
     if not active:
         report.weights_after = report.weights_before
         return report
     opt = torch.optim.Adam(params, lr=config.lr)
-    losses = [UnitLoss(units[i], _class_weights(units[i], n_parts) if config.class_balance else None) for i in active]
-    weights = [torch.as_tensor(units[i].weight, dtype=torch.float32) for i in active]
+    losses = {g: UnitLoss(units[local[g]], _class_weights(units[local[g]], n_parts) if config.class_balance else None)
+              for g in active if g in local}  # fmt: skip
+    weights = {g: torch.as_tensor(units[local[g]].weight, dtype=torch.float32) for g in losses}
     rng = np.random.default_rng(seed)
     end = config.epochs
     ma: list[float] = []
     for epoch in range(config.epochs):
         if epoch >= end:
             break
-        total = 0.0
-        for j in rng.permutation(len(active)) if len(active) > 1 else (0,):
+        order = [active[j] for j in rng.permutation(len(active))] if len(active) > 1 else active
+        total = torch.zeros(1)
+        for start in range(0, len(order), shapes_per_step):
+            step = order[start : start + shapes_per_step]
             if cancel is not None and cancel():
                 from ..cancel import Cancelled
 
                 raise Cancelled()
             opt.zero_grad(set_to_none=True)
-            loss = losses[j](forward(active[j]), weights[j])
-            loss.backward()
+            for g in step:
+                if g in losses:
+                    loss = losses[g](forward(local[g]), weights[g])
+                    (loss / len(step)).backward()
+                    total += float(loss.detach())
+            if parallel is not None:
+                parallel.sum_grads_(params)
             opt.step()
-            total += float(loss.detach())
-        report.loss.append(total / len(active))
+        if parallel is not None:
+            parallel.sum_(total)
+        report.loss.append(float(total) / len(active))
         if progress is not None:
             progress(epoch + 1, end, "distill")
         if config.backward and report.trigger_epoch is None:
@@ -228,10 +258,11 @@ def distill(
             ma.append(sum(window) / len(window))
             if _triggers(config, ma, epoch + 1):
                 with torch.no_grad():
-                    for k, i in enumerate(active):
+                    for g in losses:
+                        i = local[g]
                         pred = forward(i).argmax(dim=-1).cpu().numpy()
                         units[i].weight = rescore(pred, units[i], config.rescale_per_part, config.rule)
-                        weights[k] = torch.as_tensor(units[i].weight, dtype=torch.float32)
+                        weights[g] = torch.as_tensor(units[i].weight, dtype=torch.float32)
                 report.trigger_epoch = epoch + 1
                 if config.post_epochs:
                     end = min(config.epochs, epoch + 1 + config.post_epochs)
