@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--max-epochs", type=int, default=lim.max_epochs, help="the most epochs a job may ask for")
     v.add_argument("--max-points", type=int, default=lim.max_points, help="the most surface points per job")
     v.add_argument("--max-job-seconds", type=float, default=lim.max_job_s, help="a job running longer is stopped")
+    v.add_argument("--client-timeout", type=float, default=lim.client_timeout_s,
+                   help="cancel the jobs of a client silent this long (s; clients ping every second; 0: never)")  # fmt: skip
     v.set_defaults(func=run)
 
     b = sub.add_parser("broker", help="put many `partdistill serve --connect` workers behind one address")
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         models = ModelPolicy.from_file(args.models) if args.models else None
         limits = Limits(max_jobs=args.max_jobs, max_epochs=args.max_epochs, max_points=args.max_points,
-                        max_job_s=args.max_job_seconds)  # fmt: skip
+                        max_job_s=args.max_job_seconds, client_timeout_s=args.client_timeout)  # fmt: skip
         server = Server(args.bind or (None if args.connect else DEFAULT_ADDRESS), connect=args.connect,
                         curve_secret_key=secret, curve_public_key=public, client_keys=clients, models=models,
                         limits=limits)  # fmt: skip
