@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--max-points", type=int, default=lim.max_points, help="the most surface points per job")
     v.add_argument("--max-job-seconds", type=float, default=lim.max_job_s, help="a job running longer is stopped")
     v.add_argument("--client-timeout", type=float, default=lim.client_timeout_s,
-                   help="cancel the jobs of a client silent this long (s; clients ping every second; 0: never)")  # fmt: skip
+                   help="cancel the jobs of a client silent this long (s; 0: never)")  # fmt: skip
     v.set_defaults(func=run)
 
     b = sub.add_parser("broker", help="put many `partdistill serve --connect` workers behind one address")
