@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from partdistill.shared.bundle import load_bundle
 from partdistill.shared.capture import Capture
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.mesh_files import check_mesh_file
 
 from . import InputError
 
@@ -38,6 +40,10 @@ def read_input(path: Path, *, views: int = 10, resolution: int = 512, quiet: boo
 
 
 def capture_in_blender(mesh: Path, bundle: Path, *, views: int, resolution: int, quiet: bool = False) -> None:
+    try:
+        check_mesh_file(mesh)  # in seconds, before Blender starts
+    except ValidationError as e:
+        raise InputError(e.problem) from None
     cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(mesh), str(bundle),
            "--views", str(views), "--resolution", str(resolution)]  # fmt: skip
     if not quiet:

@@ -320,3 +320,60 @@ def test_a_probably_wrong_result_prints_a_warning_and_keeps_it_in_labels_json(in
     doc = json.loads((out / "labels.json").read_text())
     assert any("'leg' covers" in w for w in doc["warnings"])
     assert doc["coverage"]["top"]["faces"] == 0
+
+
+# ---- one-line errors for bad input, before the work -----------------------------------------------
+
+
+def test_png_bytes_named_obj_are_refused_by_name(tmp_path):
+    fake = tmp_path / "mesh.obj"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    rc, _, err = _run(
+        ["segment", fake, "--parts", "a", "--detections", tmp_path / "none.json", "--out", tmp_path / "o"]
+    )
+    _assert_one_line_error(rc, err, "PNG image")
+
+
+def test_an_obj_with_a_nan_vertex_is_refused(tmp_path):
+    obj = tmp_path / "nan.obj"
+    obj.write_text("v 0 0 0\nv 1 0 0\nv 0 nan 0\nf 1 2 3\n")
+    rc, _, err = _run(["capture", obj, "--out", tmp_path / "c.npz"])
+    _assert_one_line_error(rc, err, "NaN or infinite")
+
+
+def test_a_malformed_backend_address_is_a_one_line_error(inputs, tmp_path):
+    rc, _, err = _segment(inputs, tmp_path / "out", "--backend", "nonsense")
+    _assert_one_line_error(rc, err, "nonsense")
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(inputs, tmp_path):
+    (tmp_path / "out").write_text("not a folder")
+    rc, _, err = _segment(inputs, tmp_path / "out")
+    _assert_one_line_error(rc, err, "is a file")
+
+
+def test_a_reused_out_folder_keeps_no_stale_outputs(inputs, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "loss.png").write_bytes(b"from an earlier run")
+    rc, _, err = _segment(inputs, out, "--method", "vote")  # voting draws no loss curve
+    assert rc == 0, err
+    assert not (out / "loss.png").exists() and (out / "labels.npz").exists()
+
+
+def test_a_garbage_key_file_is_a_one_line_error(inputs, tmp_path):
+    key = tmp_path / "server.key"
+    key.write_text("this is not a key")
+    rc, _, err = _segment(inputs, tmp_path / "out", "--backend", "tcp://127.0.0.1:5999", "--server-key", key)
+    _assert_one_line_error(rc, err, "server.key")
+
+
+def test_serving_on_a_port_in_use_is_a_one_line_error():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        rc, _, err = _run(["serve", "--bind", f"tcp://127.0.0.1:{s.getsockname()[1]}"])
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("partdistill: error: ") and "in use" in err
