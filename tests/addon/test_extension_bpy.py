@@ -126,3 +126,17 @@ def test_extension_zip_registers_standalone_with_the_shared_wheel(tmp_path):
         cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
+
+
+def test_blenders_own_extension_validator_accepts_the_zip(tmp_path):
+    import bpy
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_extension.py"), "--out", str(tmp_path), "--no-wheels"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    zpath = Path(proc.stdout.split()[-1])
+    scripts = Path(bpy.utils.resource_path("LOCAL")) / "scripts"
+    validator = next(scripts.glob("addons_core/bl_pkg/cli/blender_ext.py"))
+    res = subprocess.run([sys.executable, str(validator), "validate", str(zpath)], capture_output=True, text=True)
+    assert res.returncode == 0 and "FATAL" not in res.stdout + res.stderr, res.stdout + res.stderr
