@@ -53,6 +53,8 @@ class SegmentJob:
             raise ValidationError("object", f"{obj.name!r} is in Edit Mode; switch to Object Mode first")
         settings.options.validate()
         self.object_name = obj.name
+        # found again by its session id: stable through renames and undo (a Python reference is not)
+        self.object_uid = obj.session_uid
         self.settings = settings
         self.state = CAPTURING
         self.progress = 0.0
@@ -160,9 +162,14 @@ class SegmentJob:
                 return
 
     def _apply(self, result: SegmentationResult) -> None:
-        obj = bpy.data.objects.get(self.object_name)
+        obj = find_object(self.object_uid)
         if obj is None or obj.type != "MESH":
-            raise ValidationError("object", f"{self.object_name!r} was deleted or renamed while the backend worked")
+            raise ValidationError("object", f"{self.object_name!r} was deleted while the backend worked")
+        if len(obj.data.polygons) != len(result.polygon_labels):
+            raise ValidationError(
+                "object", f"{obj.name!r} was edited while the backend worked ({len(obj.data.polygons)} faces now, "
+                f"{len(result.polygon_labels)} labelled); segment it again"
+            )
         apply_result(obj, result.part_names, result.polygon_labels)
         self.result = result
         self.state, self.progress = DONE, 1.0
@@ -179,3 +186,8 @@ class SegmentJob:
         if self._session is not None:
             session, self._session = self._session, None
             session.__exit__(None, None, None)
+
+
+def find_object(session_uid: int) -> bpy.types.Object | None:
+    """The object of this Blender session with that ``session_uid``, whatever its name now."""
+    return next((o for o in bpy.data.objects if o.session_uid == session_uid), None)

@@ -13,7 +13,7 @@ from partdistill.shared.options import SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 from .apply import remove_result
-from .job import CANCELLED, DONE, JobSettings, SegmentJob
+from .job import CANCELLED, CAPTURING, DONE, JobSettings, SegmentJob
 
 
 def job_settings(scene: bpy.types.Scene) -> JobSettings:
@@ -58,12 +58,16 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         obj = context.active_object
-        return (
-            obj is not None
-            and obj.type == "MESH"
-            and obj.mode == "OBJECT"
-            and not context.window_manager.partdistill.running
-        )
+        why = None
+        if context.window_manager.partdistill.running:
+            why = "A segmentation is running: wait for it or cancel it"
+        elif obj is None or obj.type != "MESH":
+            why = "Select a mesh object to segment"
+        elif obj.mode != "OBJECT":
+            why = "Switch to Object Mode to segment"
+        if why is not None:
+            cls.poll_message_set(why)
+        return why is None
 
     def _start(self, context: bpy.types.Context) -> bool:
         try:
@@ -95,7 +99,9 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
             state.cancel_requested = False
             self._job.cancel()
         if event.type != "TIMER" and not self._job.finished:
-            return {"PASS_THROUGH"}
+            # while views are captured the private capture scene exists: no key may reach it (Ctrl+Z
+            # would undo into it); while the backend works, the user works on
+            return {"RUNNING_MODAL"} if self._job.state == CAPTURING else {"PASS_THROUGH"}
         self._job.step()
         state.progress, state.message = self._job.progress, self._job.message
         context.window_manager.progress_update(int(100 * self._job.progress))
@@ -104,10 +110,22 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
                 area.tag_redraw()
         if not self._job.finished:
             return {"RUNNING_MODAL"}
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        state.running = False
+        self._end_modal(context)
         return self._finish(context, self._job.state)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the operator itself (a file is loaded, the window closes): stop the job and
+        leave nothing behind (timer, progress, the running flag that greys Segment out)."""
+        if self._job is not None and not self._job.finished:
+            self._job.cancel()
+        self._end_modal(context)
+
+    def _end_modal(self, context: bpy.types.Context) -> None:
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        context.window_manager.progress_end()
+        context.window_manager.partdistill.running = False
 
     def _finish(self, context: bpy.types.Context, final: str) -> set[str]:
         job = self._job
@@ -131,7 +149,10 @@ class PARTDISTILL_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return context.window_manager.partdistill.running
+        if not context.window_manager.partdistill.running:
+            cls.poll_message_set("No segmentation is running")
+            return False
+        return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         context.window_manager.partdistill.cancel_requested = True
@@ -172,7 +193,13 @@ class PARTDISTILL_OT_clear(bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         obj = context.active_object
-        return obj is not None and obj.type == "MESH" and obj.mode == "OBJECT"
+        if obj is None or obj.type != "MESH":
+            cls.poll_message_set("Select a mesh object")
+            return False
+        if obj.mode != "OBJECT":
+            cls.poll_message_set("Switch to Object Mode")
+            return False
+        return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         if not remove_result(context.active_object):

@@ -1,0 +1,89 @@
+"""The add-on's operators and jobs in headless Blender: an object renamed while the backend works
+still gets its result, Blender ending the modal operator leaves nothing behind, greyed-out buttons
+say why."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import partdistill.blender_addon as addon  # noqa: E402
+from partdistill.backend.service.server import Server  # noqa: E402
+from partdistill.bench.shapes import chair  # noqa: E402
+from partdistill.bench.simulated import simulate_detections  # noqa: E402
+from partdistill.blender_addon.apply import PART_ATTRIBUTE  # noqa: E402
+from partdistill.blender_addon.capture import capture_object  # noqa: E402
+from partdistill.blender_addon.job import CANCELLED, CAPTURING, DONE, WAITING, JobSettings, SegmentJob  # noqa: E402
+from partdistill.blender_addon.operators import PARTDISTILL_OT_segment  # noqa: E402
+from partdistill.shared.options import SegmentOptions  # noqa: E402
+
+SHAPE = chair(arms=False)
+VIEWS, RES = 4, 96
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server("tcp://127.0.0.1:0", heartbeat_s=0.2)
+    t = s.start()
+    yield s
+    s.stop()
+    t.join(10)
+
+
+@pytest.fixture
+def obj(bpy_empty):
+    if not hasattr(bpy.types.Scene, "partdistill"):
+        addon.register()
+    mesh = bpy.data.meshes.new("chair")
+    mesh.from_pydata(SHAPE.vertices.tolist(), [], SHAPE.polygons)
+    o = bpy.data.objects.new("chair", mesh)
+    bpy.context.scene.collection.objects.link(o)
+    bpy.context.view_layer.objects.active = o
+    o.select_set(True)
+    return o
+
+
+def _settings(o, address: str) -> JobSettings:
+    cap = capture_object(o, ring=True, n_views=VIEWS, resolution=RES)
+    cap.part_names, cap.gt_face_labels = SHAPE.part_names, SHAPE.labels[cap.mesh.face_to_polygon]
+    return JobSettings(SHAPE.part_names, address, SegmentOptions(n_points=1024, epochs=20), simulate_detections(cap),
+                       n_views=VIEWS, resolution=RES, timeout_s=30)  # fmt: skip
+
+
+def test_an_object_renamed_while_the_backend_works_still_gets_its_result(obj, server):
+    job = SegmentJob(obj, _settings(obj, server.endpoint))
+    while job.state == CAPTURING:
+        job.step()
+    assert job.state == WAITING
+    obj.name = "renamed chair"
+    assert job.run() == DONE, job.error
+    assert PART_ATTRIBUTE in bpy.data.objects["renamed chair"].data.attributes
+
+
+def test_blender_ending_the_modal_operator_cancels_the_job_and_frees_segment(obj, server):
+    state = bpy.context.window_manager.partdistill
+    job = SegmentJob(obj, _settings(obj, server.endpoint))
+    job.step()  # one view captured: the private capture scene exists
+    scenes = len(bpy.data.scenes)
+    state.running = True
+    op = SimpleNamespace(_job=job, _timer=None)
+    op._end_modal = lambda ctx: PARTDISTILL_OT_segment._end_modal(op, ctx)
+    PARTDISTILL_OT_segment.cancel(op, bpy.context)  # what Blender calls when it ends the operator
+    assert job.state == CANCELLED and not state.running
+    assert len(bpy.data.scenes) == scenes - 1  # the private capture scene is gone
+    assert bpy.ops.partdistill.segment.poll()
+
+
+def test_segment_is_greyed_out_while_running_and_without_a_mesh(obj):
+    state = bpy.context.window_manager.partdistill
+    assert bpy.ops.partdistill.segment.poll() and not bpy.ops.partdistill.cancel.poll()
+    state.running = True
+    try:
+        assert not bpy.ops.partdistill.segment.poll() and bpy.ops.partdistill.cancel.poll()
+    finally:
+        state.running = False
+    bpy.context.view_layer.objects.active = None
+    assert not bpy.ops.partdistill.segment.poll()
