@@ -45,6 +45,22 @@ class JobSettings:
     server_public_key: bytes | None = None
 
 
+PREFLIGHT_S = 1.0  # how long the checks before capture may wait for the backend
+
+
+def preflight(settings: JobSettings) -> None:
+    """What can be known before rendering, in about a second: the address, detections that do not
+    fit the views about to be captured, a backend that does not answer, a teacher it does not have.
+    Raises ValidationError (or BackendTimeout / BackendError) naming the problem."""
+    if settings.detections is not None and not settings.use_scene_cameras:
+        settings.detections.validate(settings.n_views, (settings.resolution, settings.resolution))
+    client = BackendClient(settings.address, timeout_s=PREFLIGHT_S, server_public_key=settings.server_public_key)
+    hello = client.hello()
+    teacher = settings.options.teacher if settings.detections is None else None
+    if teacher is not None and teacher not in hello.get("teachers", ()):
+        raise ValidationError("teacher", f"the backend has no teacher {teacher!r}; it has {', '.join(hello['teachers'])}")
+
+
 class SegmentJob:
     def __init__(self, obj: bpy.types.Object, settings: JobSettings):
         if not isinstance(obj, bpy.types.Object) or obj.type != "MESH":
@@ -52,6 +68,7 @@ class SegmentJob:
         if obj.mode == "EDIT":
             raise ValidationError("object", f"{obj.name!r} is in Edit Mode; switch to Object Mode first")
         settings.options.validate()
+        preflight(settings)
         self.object_name = obj.name
         # found again by its session id: stable through renames and undo (a Python reference is not)
         self.object_uid = obj.session_uid

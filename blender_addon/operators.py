@@ -72,8 +72,8 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
     def _start(self, context: bpy.types.Context) -> bool:
         try:
             self._job = SegmentJob(context.active_object, job_settings(context.scene))
-        except (ValidationError, OSError) as e:
-            self.report({"ERROR"}, str(e))
+        except (ValidationError, BackendError, BackendTimeout, OSError) as e:
+            self.report({"ERROR"}, f"partdistill: {e}")
             return False
         return True
 

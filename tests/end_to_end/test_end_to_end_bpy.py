@@ -102,17 +102,27 @@ def test_blender_operator_segments_through_the_server_and_applies_parts(scene, b
     assert (len(bpy.data.objects), len(bpy.data.cameras)) == (n_objects, n_cameras)  # ring removed
 
 
-def test_job_reports_progress_and_a_dead_backend_fails_cleanly(scene, tmp_path):
+def test_a_dead_backend_is_reported_before_any_capture_within_a_second_or_so(scene, tmp_path):
     obj = scene
     settings = JobSettings(SHAPE.part_names, "tcp://127.0.0.1:1", SegmentOptions(teacher="grounding_dino"),
-                           n_views=2, resolution=64, timeout_s=0.5)  # fmt: skip
-    job = SegmentJob(obj, settings)
-    seen = []
-    while not job.finished:
-        job.step()
-        seen.append(job.progress)
-    assert job.state == "failed" and "partdistill serve" in job.error
-    assert max(seen) >= 0.3 and len(obj.data.materials) == 0  # nothing applied
+                           n_views=2, resolution=64, timeout_s=30)  # fmt: skip
+    scenes, t = len(bpy.data.scenes), time.monotonic()
+    with pytest.raises(BackendTimeout, match="partdistill serve"):
+        SegmentJob(obj, settings)
+    assert time.monotonic() - t < 2.5
+    assert len(bpy.data.scenes) == scenes and len(obj.data.materials) == 0  # nothing rendered, nothing applied
+
+
+def test_detections_for_other_views_are_refused_before_any_capture(scene, tmp_path, backend):
+    obj = scene
+    det = simulated_detections_file(obj, tmp_path)  # VIEWS views of RES px
+    from partdistill.shared.detections import Detections
+    from partdistill.shared.errors import ValidationError
+
+    settings = JobSettings(SHAPE.part_names, backend, SegmentOptions(), Detections.load_json(det),
+                           n_views=VIEWS + 2, resolution=RES)  # fmt: skip
+    with pytest.raises(ValidationError, match="view"):
+        SegmentJob(obj, settings)
 
 
 def test_cli_segments_a_mesh_file_in_process(scene, tmp_path):
