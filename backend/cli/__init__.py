@@ -23,9 +23,9 @@ from importlib.metadata import entry_points
 from partdistill.shared.errors import ValidationError
 
 from ..io import InputError
-from . import capture, fit, keys, predict, segment, serve
+from . import batch, capture, fit, keys, predict, segment, serve
 
-COMMANDS = (segment, fit, predict, capture, serve, keys)
+COMMANDS = (segment, batch, fit, predict, capture, serve, keys)
 PLUGIN_GROUP = "partdistill.commands"
 
 

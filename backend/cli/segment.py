@@ -31,13 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
     s.add_argument("--out", type=Path, required=True, help="output folder")
     s.add_argument("--detections", type=Path, help="2D detections JSON (format in the README); no teacher then")
+    s.add_argument("--labels", type=Path, help="few-shot: a labels.npz (face_labels, part_names) of faces you labelled")
+    add_engine_args(s)
+    s.set_defaults(func=run)
+
+
+def add_engine_args(s: argparse.ArgumentParser) -> None:
+    """The options of the teacher, the method and the backend (``segment`` and ``batch``)."""
     s.add_argument("--teacher", default=None, help=f"2D teacher when no --detections (default {DEFAULT_TEACHER})")
     s.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
     s.add_argument("--prompt-template", default="{part}", help='text per part, e.g. "the {part} of a {object}"')
     s.add_argument("--object", default="", help="object name for {object} in the prompt template")
     s.add_argument("--sam-model", default=None, help="refine boxes into masks with SAM ('default' or hub id/folder)")
     s.add_argument("--text-encoder", default="", help="CLIP text encoder (hub id/folder) for part-name embeddings")
-    s.add_argument("--labels", type=Path, help="few-shot: a labels.npz (face_labels, part_names) of faces you labelled")
     s.add_argument("--whole-object-cover", type=float, default=SegmentOptions.whole_object_cover,
                    help="drop boxes covering this much of the object (PartSLIP); above 1 keeps all")  # fmt: skip
     s.add_argument("--method", choices=METHODS, default="distill",
@@ -50,16 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_training_args(s)
     s.add_argument("--box-threshold", type=float, default=SegmentOptions.box_threshold)
     add_run_args(s)
-    s.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    names = part_names(args.parts)
-    if args.detections is not None and args.teacher is not None:
-        raise InputError("give either --detections or --teacher, not both")
-    options = SegmentOptions(
+def engine_options(args: argparse.Namespace, with_teacher: bool) -> SegmentOptions:
+    """The job options from the command line; ``with_teacher``: no detections given."""
+    return SegmentOptions(
         method=args.method,
-        teacher=None if args.detections is not None else (args.teacher or DEFAULT_TEACHER),
+        teacher=(args.teacher or DEFAULT_TEACHER) if with_teacher else None,
         teacher_model=args.teacher_model,
         prompt_template=args.prompt_template,
         object_name=args.object,
@@ -75,6 +78,25 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     ).validate()
+
+
+def backend_client(args: argparse.Namespace):
+    """A client of ``--backend`` with the key files given."""
+    from partdistill.shared.client import BackendClient
+
+    key = read_key(args.server_key) if args.server_key else None
+    mine = (None, None)
+    if args.client_key:
+        mine = (read_key(args.client_key), read_key(args.client_key, secret=True))
+    return BackendClient(args.backend, timeout_s=args.timeout, server_public_key=key,
+                         client_public_key=mine[0], client_secret_key=mine[1])  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    names = part_names(args.parts)
+    if args.detections is not None and args.teacher is not None:
+        raise InputError("give either --detections or --teacher, not both")
+    options = engine_options(args, with_teacher=args.detections is None)
     if args.backend:
         check_address(args.backend, "--backend")
     prepare_out_dir(args.out)
@@ -88,15 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     with ProgressBars(args.quiet) as bar:
         if args.backend:
-            from partdistill.shared.client import BackendClient
-
-            key = read_key(args.server_key) if args.server_key else None
-            mine = (None, None)
-            if args.client_key:
-                mine = (read_key(args.client_key), read_key(args.client_key, secret=True))
-            client = BackendClient(args.backend, timeout_s=args.timeout, server_public_key=key,
-                                   client_public_key=mine[0], client_secret_key=mine[1])  # fmt: skip
-            result = client.segment(
+            result = backend_client(args).segment(
                 capture, names, options, detections, on_progress=bar.client_update, labelled_faces=labelled
             )
         else:

@@ -1,0 +1,241 @@
+"""``partdistill batch``: label a whole collection of meshes, resumably.
+
+Inputs are files, folders or globs of every supported mesh format (and capture bundles). Each input
+gets a folder ``OUT/<name>/`` with the ``segment`` outputs; ``<stem>.detections.json`` beside an input
+is used when present, otherwise the teacher. Captures run in ``--jobs`` long-lived Blender processes
+while the engine (in process, or ``--backend``) works on the earlier ones. A failed mesh is logged
+with its reason and the run goes on. Outputs are written to a hidden folder and renamed when
+complete, so a re-run skips exactly the finished meshes. At the end: a summary, ``index.json`` and
+``index.csv`` of every input, and an exit status of 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.protocol import check_address
+
+from ..io import InputError
+from ..io.inputs import MESH_SUFFIXES
+from ..io.outputs import prepare_out_dir, write_outputs
+from .arguments import part_names, teacher
+from .segment import add_engine_args, backend_client, engine_options
+
+INDEX_FIELDS = ("input", "output", "status", "reason", "seconds", "faces", "warnings")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("batch", help="label a whole collection of meshes (resumable, with an index)")
+    b.add_argument("inputs", nargs="+", help="mesh files, capture bundles, folders or globs (quote them)")
+    b.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
+    b.add_argument("--out", type=Path, required=True, help="output folder: one sub-folder per input")
+    b.add_argument("--jobs", type=int, default=1, help="Blender processes capturing ahead of the engine")
+    b.add_argument("--fit", action="store_true",
+                   help="first pre-align one student over the whole batch (Pre), then label with it")  # fmt: skip
+    add_engine_args(b)
+    b.set_defaults(func=run)
+
+
+def collect_inputs(specs: list[str]) -> list[Path]:
+    """Files as given, folders -> their meshes and bundles (sorted), globs expanded; each once."""
+    out: list[Path] = []
+    for spec in specs:
+        matches = sorted(glob.glob(spec, recursive=True)) if glob.has_magic(spec) else [spec]
+        if not matches:
+            raise InputError(f"no file matches {spec!r}")
+        for m in map(Path, matches):
+            if m.is_dir():
+                out += sorted(f for f in m.iterdir() if _is_input(f))
+            elif m.is_file():
+                if not _is_input(m):
+                    raise InputError(f"{m}: not a mesh file ({' '.join(MESH_SUFFIXES)}) or a capture bundle .npz")
+                out.append(m)
+            else:
+                raise InputError(f"input not found: {m}")
+    seen, unique = set(), []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    if not unique:
+        raise InputError("no mesh files or capture bundles among the inputs")
+    return unique
+
+
+def _is_input(f: Path) -> bool:
+    name = f.name.lower()
+    return f.is_file() and (
+        f.suffix.lower() in MESH_SUFFIXES or (name.endswith(".npz") and not name.endswith(".labels.npz"))
+    )
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """One folder name per input: its stem, with a short hash of its path where stems repeat."""
+    stems = [p.stem for p in paths]
+    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
+            for s, p in zip(stems, paths, strict=True)]  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    names = part_names(args.parts)
+    if args.jobs < 1:
+        raise InputError("--jobs must be at least 1")
+    if args.backend:
+        check_address(args.backend, "--backend")
+    if args.fit and args.backend:
+        raise InputError("--fit pre-aligns in this process: leave out --backend")
+    inputs = collect_inputs(args.inputs)
+    prepare_out_dir(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    folders = output_names(inputs)
+    rows = {i: {"input": str(p), "output": str(args.out / folders[i]), "status": "", "reason": "", "seconds": "",
+                "faces": "", "warnings": ""} for i, p in enumerate(inputs)}  # fmt: skip
+    before = _read_index(args.out)
+    todo = []
+    for i in range(len(inputs)):
+        if (args.out / folders[i]).is_dir():  # finished by an earlier run (outputs are renamed in when complete)
+            rows[i].update({k: v for k, v in before.get(str(inputs[i]), {}).items() if k in INDEX_FIELDS})
+            rows[i]["status"] = "skipped"
+        else:
+            todo.append(i)
+    log = open(args.out / "batch.log", "a")
+    print(f"{len(inputs)} inputs: {len(inputs) - len(todo)} finished before, {len(todo)} to do", file=sys.stderr)
+    engine = _Engine(args, names)
+    t_start = time.perf_counter()
+    try:
+        _label(args, inputs, folders, todo, rows, engine, log)
+    finally:
+        log.close()
+        _write_index(args.out, [rows[i] for i in range(len(inputs))])
+    done = sum(r["status"] == "done" for r in rows.values())
+    failed = [r for r in rows.values() if r["status"] == "failed"]
+    skipped = sum(r["status"] == "skipped" for r in rows.values())
+    secs = [float(r["seconds"]) for r in rows.values() if r["status"] == "done"]
+    per = f", {sum(secs) / len(secs):.1f} s per mesh" if secs else ""
+    print(f"done {done}, failed {len(failed)}, skipped {skipped} (finished before) in "
+          f"{time.perf_counter() - t_start:.0f} s{per}; index: {args.out / 'index.csv'}")  # fmt: skip
+    for r in failed:
+        print(f"  failed: {r['input']}: {r['reason']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+class _Engine:
+    """Labels one capture: in process (teacher loaded once), through ``--backend``, or with the
+    student pre-aligned over the batch (``--fit``)."""
+
+    def __init__(self, args: argparse.Namespace, names: tuple[str, ...]):
+        self.args, self.names = args, names
+        self.client = backend_client(args) if args.backend else None
+        self.checkpoint = None
+        self._teacher = None
+
+    def label(self, capture, detections):
+        args = self.args
+        if self.checkpoint is not None:
+            from ..pre import predict
+
+            return predict(capture, self.checkpoint, seed=args.seed, device=args.device, refine=args.refine)
+        options = engine_options(args, with_teacher=detections is None)
+        if self.client is not None:
+            return self.client.segment(capture, self.names, options, detections)
+        from ..tta import segment
+
+        if detections is None and self._teacher is None:
+            self._teacher = teacher(options)
+        return segment(capture, self.names, options=options, detections=detections,
+                       teacher=None if detections is not None else self._teacher)  # fmt: skip
+
+
+def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
+    from tqdm import tqdm
+
+    from ..io.capture_pool import capture_files
+
+    stream = capture_files([inputs[i] for i in todo], views=args.views, resolution=args.resolution, workers=args.jobs)
+    if args.fit:
+        stream = _fit_first(args, inputs, todo, stream, rows, engine, log)
+    with tqdm(total=len(todo), desc="batch", unit="mesh", file=sys.stderr, disable=args.quiet) as bar:
+        for k, got in stream:
+            i = todo[k]
+            t0 = time.perf_counter()
+            try:
+                if isinstance(got, str):
+                    raise InputError(got)
+                detections = _detections_beside(inputs[i], got)
+                result = engine.label(got, detections)
+                _write_atomically(args.out, folders[i], got, result)
+                rows[i].update(status="done", seconds=f"{time.perf_counter() - t0:.2f}", faces=got.mesh.n_faces,
+                               warnings=" | ".join(result.warnings), reason="")  # fmt: skip
+            except Exception as e:  # noqa: BLE001 - one bad mesh must not stop the batch; its reason is kept
+                reason = " ".join(str(e).split()) or type(e).__name__
+                rows[i].update(status="failed", reason=reason)
+                log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} failed {inputs[i]}: {reason}\n")
+                log.flush()
+            bar.update(1)
+            bar.set_postfix(failed=sum(r["status"] == "failed" for r in rows.values()))
+
+
+def _fit_first(args, inputs, todo, stream, rows, engine: _Engine, log):
+    """Pre-align one student over every capturable input (Pre), then hand the captures on."""
+    from ..pre import TrainingShape, fit
+
+    captured, shapes = [], []
+    for k, got in stream:
+        captured.append((k, got))
+        if not isinstance(got, str):
+            try:
+                shapes.append(TrainingShape(got, _detections_beside(inputs[todo[k]], got)))
+            except (InputError, ValidationError) as e:
+                captured[-1] = (k, str(e))
+    if not shapes:
+        raise InputError("--fit: no input could be captured to fit on")
+    options = engine_options(args, with_teacher=any(s.detections is None for s in shapes))
+    need = any(s.detections is None for s in shapes)
+    print(f"pre-aligning one student over {len(shapes)} shapes ...", file=sys.stderr)
+    engine.checkpoint = fit(shapes, engine.names, options, teacher=teacher(options) if need else None)
+    return iter(captured)
+
+
+def _detections_beside(path: Path, capture) -> Detections | None:
+    f = path.with_name(path.stem + ".detections.json")
+    if not f.exists():
+        return None
+    return Detections.load_json(f).validate(capture.n_views, capture.image_size)
+
+
+def _write_atomically(out: Path, folder: str, capture, result) -> None:
+    """Write into a hidden folder, then rename it: a half-written output never looks finished."""
+    partial = out / f".partial-{folder}"
+    shutil.rmtree(partial, ignore_errors=True)
+    write_outputs(partial, capture, result)
+    os.replace(partial, out / folder)
+
+
+def _read_index(out: Path) -> dict[str, dict]:
+    try:
+        return {r["input"]: r for r in json.loads((out / "index.json").read_text())}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _write_index(out: Path, rows: list[dict]) -> None:
+    tmp = out / ".index.json"
+    tmp.write_text(json.dumps(rows, indent=1) + "\n")
+    os.replace(tmp, out / "index.json")
+    tmp = out / ".index.csv"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, out / "index.csv")
