@@ -18,11 +18,14 @@ from partdistill.shared.errors import ValidationError
 
 BASE = base_segment()
 
+# allow_subnormal=False: once bpy is imported in the same test process the CPU flushes subnormal
+# floats to zero, and hypothesis refuses to generate them then; they are not what this tests
+
 values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**64 - 1)
-    | st.floats()
+    | st.floats(allow_subnormal=False)
     | st.text(max_size=20)
     | st.binary(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
