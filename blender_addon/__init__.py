@@ -11,18 +11,19 @@ from __future__ import annotations
 def register() -> None:
     import bpy
 
-    from . import operators, properties, ui
+    from . import operators, preferences, properties, ui
 
     properties.register()
-    for c in (*operators.CLASSES, *ui.CLASSES):
+    for c in (*preferences.CLASSES, *operators.CLASSES, *ui.CLASSES):
         bpy.utils.register_class(c)
 
 
 def unregister() -> None:
     import bpy
 
-    from . import operators, properties, ui
+    from . import operators, preferences, properties, ui
 
-    for c in reversed((*operators.CLASSES, *ui.CLASSES)):
+    preferences.stop_local_backend()
+    for c in reversed((*preferences.CLASSES, *operators.CLASSES, *ui.CLASSES)):
         bpy.utils.unregister_class(c)
     properties.unregister()

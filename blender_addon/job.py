@@ -43,6 +43,13 @@ class JobSettings:
     resolution: int = 512
     timeout_s: float = 30.0
     server_public_key: bytes | None = None
+    client_public_key: bytes | None = None
+    client_secret_key: bytes | None = None
+
+    def client(self, timeout_s: float | None = None) -> BackendClient:
+        return BackendClient(self.address, timeout_s=timeout_s or self.timeout_s,
+                             server_public_key=self.server_public_key, client_public_key=self.client_public_key,
+                             client_secret_key=self.client_secret_key)  # fmt: skip
 
 
 PREFLIGHT_S = 1.0  # how long the checks before capture may wait for the backend
@@ -54,11 +61,12 @@ def preflight(settings: JobSettings) -> None:
     Raises ValidationError (or BackendTimeout / BackendError) naming the problem."""
     if settings.detections is not None and not settings.use_scene_cameras:
         settings.detections.validate(settings.n_views, (settings.resolution, settings.resolution))
-    client = BackendClient(settings.address, timeout_s=PREFLIGHT_S, server_public_key=settings.server_public_key)
-    hello = client.hello()
+    hello = settings.client(PREFLIGHT_S).hello()
     teacher = settings.options.teacher if settings.detections is None else None
     if teacher is not None and teacher not in hello.get("teachers", ()):
-        raise ValidationError("teacher", f"the backend has no teacher {teacher!r}; it has {', '.join(hello['teachers'])}")
+        raise ValidationError(
+            "teacher", f"the backend has no teacher {teacher!r}; it has {', '.join(hello['teachers'])}"
+        )
 
 
 class SegmentJob:
@@ -140,7 +148,7 @@ class SegmentJob:
     def _talk(self, capture) -> None:
         """Worker thread: no bpy here."""
         st = self.settings
-        client = BackendClient(st.address, timeout_s=st.timeout_s, server_public_key=st.server_public_key)
+        client = st.client()
         try:
             result = client.segment(
                 capture, st.part_names, st.options, st.detections,
@@ -184,8 +192,9 @@ class SegmentJob:
             raise ValidationError("object", f"{self.object_name!r} was deleted while the backend worked")
         if len(obj.data.polygons) != len(result.polygon_labels):
             raise ValidationError(
-                "object", f"{obj.name!r} was edited while the backend worked ({len(obj.data.polygons)} faces now, "
-                f"{len(result.polygon_labels)} labelled); segment it again"
+                "object",
+                f"{obj.name!r} was edited while the backend worked ({len(obj.data.polygons)} faces now, "
+                f"{len(result.polygon_labels)} labelled); segment it again",
             )
         apply_result(obj, result.part_names, result.polygon_labels)
         self.result = result

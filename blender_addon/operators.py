@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import bpy
-from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
+from partdistill.shared.client import BackendError, BackendTimeout
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.keys import read_key
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 from .apply import remove_result
 from .job import CANCELLED, CAPTURING, DONE, JobSettings, SegmentJob
+from .preferences import client as prefs_client
+from .preferences import preferences
 
 
 def job_settings(scene: bpy.types.Scene) -> JobSettings:
@@ -21,10 +20,11 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
     detections = None
     if s.detections.strip():
         detections = Detections.load_json(bpy.path.abspath(s.detections))
-    key = _server_key(s)
+    prefs = preferences()
+    c = prefs_client(prefs)  # checks the address and reads the key files
     return JobSettings(
         part_names=parse_part_names(s.parts),
-        address=s.backend.strip(),
+        address=c.address,
         options=SegmentOptions(
             method=s.method,
             teacher=None if detections is not None else s.teacher,
@@ -35,14 +35,11 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
         use_scene_cameras=s.cameras == "SCENE",
         n_views=s.n_views,
         resolution=s.resolution,
-        timeout_s=s.timeout,
-        server_public_key=key,
+        timeout_s=prefs.timeout,
+        server_public_key=c.server_public_key,
+        client_public_key=None if c.client_keys is None else c.client_keys[0],
+        client_secret_key=None if c.client_keys is None else c.client_keys[1],
     )
-
-
-def _server_key(s) -> bytes | None:
-    """The backend's public key from the panel's key file (certificate or bare Z85), or None."""
-    return read_key(Path(bpy.path.abspath(s.server_key))) if s.server_key.strip() else None
 
 
 class PARTDISTILL_OT_segment(bpy.types.Operator):
@@ -166,10 +163,9 @@ class PARTDISTILL_OT_check_backend(bpy.types.Operator):
     bl_label = "Check Backend"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        s = context.scene.partdistill
+        prefs = preferences(context)
         try:
-            key = _server_key(s)
-            client = BackendClient(s.backend.strip(), timeout_s=min(s.timeout, 5.0), server_public_key=key)
+            client = prefs_client(prefs, timeout_s=min(prefs.timeout, 5.0))
             hello = client.hello()
             rtt = client.ping()
         except (BackendError, BackendTimeout, ValidationError, OSError) as e:

@@ -1,20 +1,14 @@
-"""The add-on's settings (saved with the scene) and its runtime state (not saved)."""
+"""The add-on's per-scene settings (saved with the scene) and its runtime state (not saved); the
+machine's settings (backend, keys) are preferences (``preferences.py``)."""
 
 from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
-from partdistill.shared.client import DEFAULT_ADDRESS
 
 
 class PartDistillSettings(bpy.types.PropertyGroup):
     parts: StringProperty(name="Parts", description="Part names, separated by commas", default="seat, back, leg, arm")  # type: ignore[valid-type]
-    backend: StringProperty(name="Backend", description="Address of `partdistill serve`", default=DEFAULT_ADDRESS)  # type: ignore[valid-type]
-    server_key: StringProperty(
-        name="Server Key",
-        description="The backend's CurveZMQ public key file (server.key), for an encrypted remote backend",
-        subtype="FILE_PATH",
-    )  # type: ignore[valid-type]
     method: EnumProperty(
         name="Method",
         items=[
@@ -52,7 +46,6 @@ class PartDistillSettings(bpy.types.PropertyGroup):
     n_views: IntProperty(name="Views", default=10, min=1, max=64)  # type: ignore[valid-type]
     resolution: IntProperty(name="Resolution", default=512, min=64, max=4096, subtype="PIXEL")  # type: ignore[valid-type]
     epochs: IntProperty(name="Epochs", default=100, min=1, max=100000)  # type: ignore[valid-type]
-    timeout: FloatProperty(name="Timeout", default=30.0, min=1.0, max=3600.0, subtype="TIME_ABSOLUTE")  # type: ignore[valid-type]
 
 
 class PartDistillState(bpy.types.PropertyGroup):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .apply import result_labels
+from .preferences import preferences
 
 
 class PARTDISTILL_PT_panel(bpy.types.Panel):
@@ -19,8 +20,12 @@ class PARTDISTILL_PT_panel(bpy.types.Panel):
         s = context.scene.partdistill
         state = context.window_manager.partdistill
         layout.prop(s, "parts")
+        prefs = preferences(context)
         row = layout.row(align=True)
-        row.prop(s, "backend")
+        if isinstance(prefs, bpy.types.AddonPreferences):
+            row.prop(prefs, "backend")
+        else:
+            row.label(text=f"Backend: {prefs.backend}")
         row.operator("partdistill.check_backend", text="", icon="LINKED")
         if state.running:
             layout.progress(factor=state.progress, text=state.message)
@@ -53,7 +58,7 @@ class PARTDISTILL_PT_options(bpy.types.Panel):
         s = context.scene.partdistill
         layout.use_property_split = True
         for prop in ("method", "teacher", "teacher_model", "detections", "cameras", "n_views", "resolution",
-                     "epochs", "timeout", "server_key"):  # fmt: skip
+                     "epochs"):  # fmt: skip
             layout.prop(s, prop)
 
 

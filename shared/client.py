@@ -89,6 +89,11 @@ class BackendClient:
         self.session = uuid.uuid4().hex
         self._ctx = context or zmq.Context.instance()
 
+    @property
+    def client_keys(self) -> tuple[bytes, bytes] | None:
+        """(public, secret) keys this client authenticates with, None for a throwaway pair per call."""
+        return self._client_keys
+
     # ---- simple requests ------------------------------------------------------------------
     def hello(self) -> dict:
         return self._request(protocol.Message("hello", fields={"client": "partdistill"})).fields

@@ -84,7 +84,8 @@ import partdistill_ext
 
 partdistill_ext.register()
 assert bpy.types.Scene.bl_rna.properties.get("partdistill") is not None
-assert hasattr(bpy.context.scene, "partdistill") and bpy.context.scene.partdistill.backend.startswith("tcp://")
+assert hasattr(bpy.context.scene, "partdistill") and bpy.context.scene.partdistill.parts
+assert bpy.types.AddonPreferences.bl_rna is not None and hasattr(bpy.types, "PARTDISTILL_OT_start_local_backend")
 import partdistill.shared
 
 assert site in Path(os.path.realpath(partdistill.shared.__file__)).parents, partdistill.shared.__file__

@@ -24,6 +24,7 @@ from partdistill.bench.simulated import simulate_detections  # noqa: E402
 from partdistill.blender_addon.apply import PART_ATTRIBUTE, result_labels  # noqa: E402
 from partdistill.blender_addon.capture import capture_object  # noqa: E402
 from partdistill.blender_addon.job import JobSettings, SegmentJob  # noqa: E402
+from partdistill.blender_addon.preferences import preferences  # noqa: E402
 from partdistill.shared.bundle import load_bundle  # noqa: E402
 from partdistill.shared.client import BackendClient, BackendTimeout  # noqa: E402
 from partdistill.shared.options import SegmentOptions  # noqa: E402
@@ -81,7 +82,7 @@ def test_blender_operator_segments_through_the_server_and_applies_parts(scene, b
     obj = scene
     s = bpy.context.scene.partdistill
     s.parts = ", ".join(SHAPE.part_names)
-    s.backend = backend
+    preferences(bpy.context).backend = backend
     s.detections = str(simulated_detections_file(obj, tmp_path))
     s.n_views, s.resolution, s.epochs = VIEWS, RES, 100
     n_objects, n_cameras = len(bpy.data.objects), len(bpy.data.cameras)
