@@ -5,9 +5,34 @@ from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from partdistill.shared.presets import PARTNET_E, SHAPENET_PART
+
+
+def _preset_items() -> list[tuple[str, str, str]]:
+    items = [("CUSTOM", "Custom", "Type the part names yourself")]
+    for prefix, group, table in (("SNP", "ShapeNetPart", SHAPENET_PART), ("PNE", "PartNetE", PARTNET_E)):
+        items += [(f"{prefix}_{k}", f"{k} ({group})", f"{group} {k}: {', '.join(v)}") for k, v in table.items()]
+    return items
+
+
+PRESET_ITEMS = _preset_items()
+
+
+def preset_parts(identifier: str) -> tuple[str, ...] | None:
+    """The part names of a preset identifier ("SNP_Chair", "PNE_Kettle"), None for "CUSTOM"."""
+    prefix, _, name = identifier.partition("_")
+    return {"SNP": SHAPENET_PART, "PNE": PARTNET_E}.get(prefix, {}).get(name)
+
+
+def _apply_preset(self, context) -> None:
+    parts = preset_parts(self.preset)
+    if parts is not None:
+        self.parts = ", ".join(parts)
 
 
 class PartDistillSettings(bpy.types.PropertyGroup):
+    preset: EnumProperty(name="Preset", items=PRESET_ITEMS, update=_apply_preset,
+                         description="Fill in the part names of a ShapeNetPart or PartNetE category")  # type: ignore[valid-type]  # fmt: skip
     parts: StringProperty(name="Parts", description="Part names, separated by commas", default="seat, back, leg, arm")  # type: ignore[valid-type]
     method: EnumProperty(
         name="Method",

@@ -19,6 +19,7 @@ class PARTDISTILL_PT_panel(bpy.types.Panel):
         layout = self.layout
         s = context.scene.partdistill
         state = context.window_manager.partdistill
+        layout.prop(s, "preset")
         layout.prop(s, "parts")
         prefs = preferences(context)
         row = layout.row(align=True)

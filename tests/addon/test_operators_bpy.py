@@ -87,3 +87,13 @@ def test_segment_is_greyed_out_while_running_and_without_a_mesh(obj):
         state.running = False
     bpy.context.view_layer.objects.active = None
     assert not bpy.ops.partdistill.segment.poll()
+
+
+def test_a_preset_fills_in_the_part_names(obj):
+    s = bpy.context.scene.partdistill
+    s.preset = "SNP_Chair"
+    assert s.parts == "back, seat, leg, arm"
+    s.preset = "PNE_Kettle"
+    assert s.parts == "lid, handle, spout"
+    s.preset = "CUSTOM"
+    assert s.parts == "lid, handle, spout"  # custom keeps what is typed

@@ -11,7 +11,6 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402
-
 from partdistill.blender_addon import preferences as prefs_module  # noqa: E402
 
 MODULE = "partdistill.blender_addon"
