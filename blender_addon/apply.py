@@ -7,7 +7,8 @@ What a result leaves on the object's mesh:
   (viewport colour and Principled base colour, so Workbench, Cycles/EEVEE and glTF export agree);
 - ``material_index`` of every labelled polygon pointing at its part's slot; unlabelled polygons keep
   the material they had before;
-- face attribute ``partdistill_part`` (INT): the part index, -1 = unlabelled;
+- face attribute ``partdistill_part`` (INT): the part index, -1 = unlabelled (and, from the add-on's
+  jobs, the colour attribute ``partdistill_confidence``; see ``results.py``);
 - face attribute ``partdistill_material_before`` (INT): each polygon's material slot before the
   first result, so a second result or :func:`remove_result` can restore it;
 - custom property ``partdistill_parts`` on the mesh: the part names, in index order;
@@ -31,6 +32,7 @@ from partdistill.shared.palette import palette
 from partdistill.shared.validation import check_part_names
 
 PART_ATTRIBUTE = "partdistill_part"
+CONFIDENCE_ATTRIBUTE = "partdistill_confidence"  # written by results.write_confidence
 BEFORE_ATTRIBUTE = "partdistill_material_before"
 PARTS_PROPERTY = "partdistill_parts"
 EMPTY_SLOT_PROPERTY = "partdistill_empty_slot"
@@ -105,13 +107,15 @@ def remove_result(obj: bpy.types.Object) -> bool:
         mesh.materials.pop(index=0)
         before = np.maximum(before - 1, 0)
     mesh.polygons.foreach_set("material_index", before)
-    for name in (PART_ATTRIBUTE, BEFORE_ATTRIBUTE):
+    for name in (PART_ATTRIBUTE, BEFORE_ATTRIBUTE, CONFIDENCE_ATTRIBUTE):
         attr = mesh.attributes.get(name)
         if attr is not None:
             mesh.attributes.remove(attr)
     for prop in (PARTS_PROPERTY, EMPTY_SLOT_PROPERTY):
         if prop in mesh:
             del mesh[prop]
+    for group in [g for g in obj.vertex_groups if g.name.startswith(MATERIAL_PREFIX)]:
+        obj.vertex_groups.remove(group)
     _remove_orphans(m for m, ours in zip(old, is_ours, strict=True) if ours)
     mesh.update()
     return True

@@ -24,6 +24,7 @@ from partdistill.shared.result import SegmentationResult
 
 from .apply import apply_result
 from .capture import CaptureSession
+from .results import polygon_confidence, write_confidence
 
 CAPTURE_SHARE = 0.3  # of the progress bar; the backend's stages share the rest
 
@@ -140,6 +141,8 @@ class SegmentJob:
         if self._view < s.n_views:
             return
         capture = s.result()
+        # for per-polygon confidences when the result comes back (the capture itself is sent away)
+        self._face_to_polygon, self._face_areas = capture.mesh.face_to_polygon, capture.mesh.face_areas()
         self._close_session()
         self.state, self.message = WAITING, "sending to the backend"
         self._thread = threading.Thread(target=self._talk, args=(capture,), name="partdistill-client", daemon=True)
@@ -196,7 +199,10 @@ class SegmentJob:
                 f"{obj.name!r} was edited while the backend worked ({len(obj.data.polygons)} faces now, "
                 f"{len(result.polygon_labels)} labelled); segment it again",
             )
+        confidence = polygon_confidence(result.face_confidence, self._face_to_polygon, len(obj.data.polygons),
+                                        self._face_areas)  # fmt: skip
         apply_result(obj, result.part_names, result.polygon_labels)
+        write_confidence(obj, confidence)
         self.result = result
         self.state, self.progress = DONE, 1.0
         counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]

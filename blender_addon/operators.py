@@ -9,10 +9,11 @@ from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
-from .apply import remove_result
+from .apply import remove_result, result_labels
 from .job import CANCELLED, CAPTURING, DONE, JobSettings, SegmentJob
 from .preferences import client as prefs_client
 from .preferences import preferences
+from .results import make_vertex_groups, split_parts
 
 
 def job_settings(scene: bpy.types.Scene) -> JobSettings:
@@ -179,6 +180,45 @@ class PARTDISTILL_OT_check_backend(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class _NeedsResult:
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = context.active_object
+        if obj is None or obj.type != "MESH" or result_labels(obj) is None:
+            cls.poll_message_set("Select a mesh with a partdistill result")
+            return False
+        if obj.mode != "OBJECT":
+            cls.poll_message_set("Switch to Object Mode")
+            return False
+        return True
+
+
+class PARTDISTILL_OT_vertex_groups(_NeedsResult, bpy.types.Operator):
+    """Make one vertex group per part on the active mesh"""
+
+    bl_idname = "partdistill.vertex_groups"
+    bl_label = "Vertex Groups"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        made = make_vertex_groups(context.active_object)
+        self.report({"INFO"}, f"partdistill: {len(made)} vertex groups")
+        return {"FINISHED"}
+
+
+class PARTDISTILL_OT_split(_NeedsResult, bpy.types.Operator):
+    """Copy each part of the active mesh into an object of its own (the original is hidden)"""
+
+    bl_idname = "partdistill.split"
+    bl_label = "Split into Objects"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        made = split_parts(context.active_object, context)
+        self.report({"INFO"}, f"partdistill: {len(made)} objects, one per part")
+        return {"FINISHED"}
+
+
 class PARTDISTILL_OT_clear(bpy.types.Operator):
     """Remove the part materials and attribute from the active mesh, restoring its materials"""
 
@@ -204,4 +244,5 @@ class PARTDISTILL_OT_clear(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (PARTDISTILL_OT_segment, PARTDISTILL_OT_cancel, PARTDISTILL_OT_check_backend, PARTDISTILL_OT_clear)
+CLASSES = (PARTDISTILL_OT_segment, PARTDISTILL_OT_cancel, PARTDISTILL_OT_check_backend, PARTDISTILL_OT_vertex_groups,
+           PARTDISTILL_OT_split, PARTDISTILL_OT_clear)  # fmt: skip

@@ -40,8 +40,16 @@ class PARTDISTILL_PT_panel(bpy.types.Panel):
         if found is not None:
             names, labels = found
             box = layout.box()
-            for i, name in enumerate(names):
-                box.label(text=f"{name}: {int((labels == i).sum())} faces", icon="MATERIAL")
+            materials = {m.get("partdistill_part"): m for m in obj.data.materials if m is not None}
+            for i, name in enumerate(names):  # the legend: each part's colour swatch and face count
+                row = box.row()
+                mat = materials.get(name)
+                if mat is not None:
+                    row.prop(mat, "diffuse_color", text="")
+                row.label(text=f"{name}: {int((labels == i).sum())} faces")
+            row = box.row(align=True)
+            row.operator("partdistill.vertex_groups", icon="GROUP_VERTEX")
+            row.operator("partdistill.split", icon="MOD_EXPLODE")
             box.operator("partdistill.clear", icon="X")
 
 

@@ -60,7 +60,8 @@ def test_an_object_renamed_while_the_backend_works_still_gets_its_result(obj, se
     assert job.state == WAITING
     obj.name = "renamed chair"
     assert job.run() == DONE, job.error
-    assert PART_ATTRIBUTE in bpy.data.objects["renamed chair"].data.attributes
+    attributes = bpy.data.objects["renamed chair"].data.attributes
+    assert PART_ATTRIBUTE in attributes and "partdistill_confidence" in attributes  # confidence colours too
 
 
 def test_blender_ending_the_modal_operator_cancels_the_job_and_frees_segment(obj, server):
