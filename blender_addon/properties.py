@@ -4,7 +4,8 @@ machine's settings (backend, keys) are preferences (``preferences.py``)."""
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from partdistill.shared.options import SegmentOptions
 from partdistill.shared.presets import PARTNET_E, SHAPENET_PART
 
 
@@ -46,13 +47,21 @@ class PartDistillSettings(bpy.types.PropertyGroup):
     teacher: EnumProperty(
         name="Teacher",
         items=[
-            (
-                "grounding_dino",
-                "Grounding DINO",
-                "Box vision-language model (IDEA-Research/grounding-dino-tiny)",
-            )
+            ("grounding_dino", "Grounding DINO", "Box vision-language model (IDEA-Research/grounding-dino-tiny)"),
+            ("owlv2", "OWLv2", "Box vision-language model (google/owlv2-base-patch16-ensemble)"),
+            ("clipseg", "CLIPSeg", "Mask vision-language model (CIDAS/clipseg-rd64-refined)"),
         ],
     )  # type: ignore[valid-type]
+    sam: BoolProperty(name="SAM Masks", description="Refine the teacher's boxes into masks with SAM")  # type: ignore[valid-type]
+    sam_model: StringProperty(name="SAM Model", description="SAM's hub id or allowed name on the backend "
+                              "(empty: the default)")  # type: ignore[valid-type]  # fmt: skip
+    box_threshold: FloatProperty(name="Box Threshold", default=SegmentOptions.box_threshold, min=0.0, max=1.0,
+                                 description="Keep the teacher's boxes scoring at least this")  # type: ignore[valid-type]  # fmt: skip
+    text_threshold: FloatProperty(name="Text Threshold", default=SegmentOptions.text_threshold, min=0.0, max=1.0,
+                                  description="Grounding DINO: the least text-token score of a box's phrase")  # type: ignore[valid-type]  # fmt: skip
+    prompt_template: StringProperty(name="Prompt", default="{part}",
+                                    description='Text per part, e.g. "the {part} of a {object}"')  # type: ignore[valid-type]  # fmt: skip
+    object_name: StringProperty(name="Object", description="What {object} in the prompt stands for, e.g. chair")  # type: ignore[valid-type]
     teacher_model: StringProperty(
         name="Model", description="Hub id or folder of the teacher's weights on the backend (empty: default)"
     )  # type: ignore[valid-type]

@@ -98,3 +98,16 @@ def test_a_preset_fills_in_the_part_names(obj):
     assert s.parts == "lid, handle, spout"
     s.preset = "CUSTOM"
     assert s.parts == "lid, handle, spout"  # custom keeps what is typed
+
+
+def test_the_panels_teacher_settings_reach_the_jobs_options(obj):
+    from partdistill.blender_addon.operators import job_settings
+
+    s = bpy.context.scene.partdistill
+    s.parts, s.teacher, s.sam, s.sam_model = "seat, back", "owlv2", True, "sam-base"
+    s.box_threshold, s.prompt_template, s.object_name = 0.4, "the {part} of a {object}", "chair"
+    o = job_settings(bpy.context.scene).options
+    assert (o.teacher, o.sam_model, o.box_threshold) == ("owlv2", "sam-base", pytest.approx(0.4))
+    assert (o.prompt_template, o.object_name) == ("the {part} of a {object}", "chair")
+    s.sam = False
+    assert job_settings(bpy.context.scene).options.sam_model is None
