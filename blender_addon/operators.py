@@ -10,7 +10,7 @@ from partdistill.shared.options import SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 from .apply import remove_result, result_labels
-from .job import CANCELLED, CAPTURING, DONE, JobSettings, SegmentJob
+from .job import CANCELLED, CAPTURING, DONE, FAILED, JobSettings, SegmentJob
 from .preferences import client as prefs_client
 from .preferences import preferences
 from .results import make_vertex_groups, split_parts
@@ -49,7 +49,7 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
 
 
 class PARTDISTILL_OT_segment(bpy.types.Operator):
-    """Render views of the active mesh, send them to the partdistill backend and colour its parts"""
+    """Render views of the selected meshes, send them to the partdistill backend and colour their parts"""
 
     bl_idname = "partdistill.segment"
     bl_label = "Segment"
@@ -57,6 +57,9 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
 
     _job: SegmentJob | None = None
     _timer = None
+    _objects: list = []
+    _index = -1
+    _outcomes: list = []
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -73,18 +76,55 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
         return why is None
 
     def _start(self, context: bpy.types.Context) -> bool:
+        """Queue every selected mesh (the active one first), one job each, and start the first."""
+        active = context.active_object
+        others = [o for o in context.selected_objects if o.type == "MESH" and o != active]
+        self._objects, self._index, self._outcomes = [active, *others], -1, []
         try:
-            self._job = SegmentJob(context.active_object, job_settings(context.scene))
+            self._settings = job_settings(context.scene)
         except (ValidationError, BackendError, BackendTimeout, OSError) as e:
             self.report({"ERROR"}, f"partdistill: {e}")
             return False
+        if not self._next():
+            self._finish(context)
+            return False
         return True
 
+    def _next(self) -> bool:
+        """Start the next object's job; False when none is left (a job that cannot start is
+        reported and skipped; a backend that does not answer ends the queue)."""
+        while self._index + 1 < len(self._objects):
+            self._index += 1
+            obj = self._objects[self._index]
+            try:
+                self._job = SegmentJob(obj, self._settings)
+                return True
+            except (ValidationError, BackendError, BackendTimeout, OSError) as e:
+                self._outcomes.append((obj.name, FAILED, str(e)))
+                if isinstance(e, BackendTimeout | BackendError):
+                    return False
+        return False
+
+    def _record(self) -> None:
+        job = self._job
+        self._outcomes.append((job.object_name, job.state, job.error or job.message))
+        for w in job.warnings:
+            self.report({"WARNING"}, f"partdistill: {job.object_name}: {w}")
+        if job.state == DONE and self._index + 1 < len(self._objects):
+            try:  # one undo step per applied result (the operator's own step covers the last)
+                bpy.ops.ed.undo_push(message=f"partdistill: segment {job.object_name}")
+            except RuntimeError:
+                pass  # no window to push from (headless): the whole run is one step
+
     def execute(self, context: bpy.types.Context) -> set[str]:
-        """Blocking form, for scripts and headless Blender: runs the whole job."""
+        """Blocking form, for scripts and headless Blender: runs every job."""
         if not self._start(context):
             return {"CANCELLED"}
-        return self._finish(context, self._job.run())
+        while True:
+            self._job.run()
+            self._record()
+            if self._job.state == CANCELLED or not self._next():
+                return self._finish(context)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if not self._start(context):
@@ -101,20 +141,27 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
         if event.type == "ESC" or state.cancel_requested:
             state.cancel_requested = False
             self._job.cancel()
+            self._objects = self._objects[: self._index + 1]  # the queue ends with this job
         if event.type != "TIMER" and not self._job.finished:
             # while views are captured the private capture scene exists: no key may reach it (Ctrl+Z
             # would undo into it); while the backend works, the user works on
             return {"RUNNING_MODAL"} if self._job.state == CAPTURING else {"PASS_THROUGH"}
         self._job.step()
-        state.progress, state.message = self._job.progress, self._job.message
-        context.window_manager.progress_update(int(100 * self._job.progress))
+        n = len(self._objects)
+        progress = (self._index + self._job.progress) / n
+        prefix = f"[{self._index + 1}/{n}] {self._job.object_name}: " if n > 1 else ""
+        state.progress, state.message = progress, prefix + self._job.message
+        context.window_manager.progress_update(int(100 * progress))
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
                 area.tag_redraw()
         if not self._job.finished:
             return {"RUNNING_MODAL"}
+        self._record()
+        if self._job.state != CANCELLED and self._next():
+            return {"RUNNING_MODAL"}
         self._end_modal(context)
-        return self._finish(context, self._job.state)
+        return self._finish(context)
 
     def cancel(self, context: bpy.types.Context) -> None:
         """Blender ends the operator itself (a file is loaded, the window closes): stop the job and
@@ -130,18 +177,19 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
         context.window_manager.progress_end()
         context.window_manager.partdistill.running = False
 
-    def _finish(self, context: bpy.types.Context, final: str) -> set[str]:
-        job = self._job
-        if final == DONE:
-            self.report({"INFO"}, job.message)
-            for w in job.warnings:
-                self.report({"WARNING"}, f"partdistill: {w}")
-            return {"FINISHED"}  # one undo step: the applied result
-        if final == CANCELLED:
-            self.report({"WARNING"}, "partdistill: cancelled")
-        else:
-            self.report({"ERROR"}, f"partdistill: {job.error}")
-        return {"CANCELLED"}
+    def _finish(self, context: bpy.types.Context) -> set[str]:
+        """Report every object's outcome; FINISHED (one undo step) when any result was applied."""
+        done = [o for o in self._outcomes if o[1] == DONE]
+        for name, state, text in self._outcomes:
+            if state == DONE:
+                self.report({"INFO"}, f"partdistill: {name}: {text}" if len(self._objects) > 1 else text)
+            elif state == CANCELLED:
+                self.report({"WARNING"}, f"partdistill: {name}: cancelled")
+            else:
+                self.report(
+                    {"ERROR"}, f"partdistill: {name}: {text}" if len(self._objects) > 1 else f"partdistill: {text}"
+                )
+        return {"FINISHED"} if done else {"CANCELLED"}
 
 
 class PARTDISTILL_OT_cancel(bpy.types.Operator):

@@ -157,3 +157,21 @@ def test_tiny_teacher_through_the_server_returns_labels_of_the_right_shape(scene
     assert res.face_labels.shape == (cap.mesh.n_faces,)
     assert res.polygon_labels.shape == (len(scene.data.polygons),)
     assert res.stats["teacher"] == "grounding_dino" and res.stats["n_detections"] > 0
+
+
+def test_several_selected_meshes_are_segmented_one_job_each(scene, backend, tmp_path):
+    first = scene
+    second = first.copy()
+    second.data = first.data.copy()
+    second.name = "chair copy"
+    bpy.context.scene.collection.objects.link(second)
+    second.select_set(True)
+    s = bpy.context.scene.partdistill
+    s.parts = ", ".join(SHAPE.part_names)
+    preferences(bpy.context).backend = backend
+    s.detections = str(simulated_detections_file(first, tmp_path))
+    s.n_views, s.resolution, s.epochs = VIEWS, RES, 40
+    assert bpy.ops.partdistill.segment() == {"FINISHED"}
+    for obj in (first, second):
+        names, labels = result_labels(obj)
+        assert names == SHAPE.part_names and (labels >= 0).any()
