@@ -24,7 +24,7 @@ from partdistill.shared.validation import check_array, check_index_range, check_
 from .cancel import Cancelled
 from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
-from .pipeline.label import faces_to_polygons, label_faces
+from .pipeline.label import faces_to_polygons, keep_labelled, label_faces
 from .pipeline.review import review
 from .pipeline.shape import prepare_shape
 from .pipeline.vote import superpoint_vote, vote, vote_fill
@@ -48,7 +48,7 @@ def segment(
 
     Give ``detections`` or a ``teacher`` (``partdistill.backend.teachers.base.Teacher``). ``labelled_faces``
     (F,) int32 (-1 = unknown), optional: few-shot labels (faces a user painted) that enter as units of
-    confidence 1 which backward distillation never lowers."""
+    confidence 1 which backward distillation never lowers, and keep their labels in the result."""
     options = (options or SegmentOptions()).validate()
     capture.validate()
     names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
@@ -75,7 +75,8 @@ def segment(
         timings["vote"] = time.perf_counter() - t
         confidence = np.where(labels >= 0, scores.max(axis=1), 0.0).astype(np.float32)
         polygons = faces_to_polygons(capture.mesh, scores, labels)
-        result = SegmentationResult(names, labels, confidence, polygons, stats, timings)
+        result = keep_labelled(SegmentationResult(names, labels, confidence, polygons, stats, timings),
+                               capture.mesh, labelled_faces)  # fmt: skip
         return review(result, capture.mesh, detections).validate()
 
     t = time.perf_counter()
@@ -108,6 +109,7 @@ def segment(
     stats["unit_weights_before"] = [round(float(x), 4) for x in rep.weights_before]
     stats["unit_weights_after"] = [round(float(x), 4) for x in rep.weights_after]
     result = label_faces(student, shape, emb, names, stats, timings, options.refine)
+    result = keep_labelled(result, capture.mesh, labelled_faces)
     return review(result, capture.mesh, detections).validate()
 
 

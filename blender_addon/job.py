@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 
 import bpy
+import numpy as np
 from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
@@ -71,7 +72,9 @@ def preflight(settings: JobSettings) -> None:
 
 
 class SegmentJob:
-    def __init__(self, obj: bpy.types.Object, settings: JobSettings):
+    def __init__(self, obj: bpy.types.Object, settings: JobSettings, labelled_polygons: np.ndarray | None = None):
+        """``labelled_polygons`` (P,) int32, optional: parts the user set by hand (-1 elsewhere),
+        sent as few-shot units of full confidence that backward distillation never lowers."""
         if not isinstance(obj, bpy.types.Object) or obj.type != "MESH":
             raise ValidationError("object", "select a mesh object to segment")
         if obj.mode == "EDIT":
@@ -79,6 +82,9 @@ class SegmentJob:
         settings.options.validate()
         preflight(settings)
         self.object_name = obj.name
+        if labelled_polygons is not None and labelled_polygons.shape != (len(obj.data.polygons),):
+            raise ValidationError("corrections", f"{len(labelled_polygons)} labels for {len(obj.data.polygons)} faces")
+        self.labelled_polygons = labelled_polygons
         # found again by its session id: stable through renames and undo (a Python reference is not)
         self.object_uid = obj.session_uid
         self.settings = settings
@@ -145,6 +151,10 @@ class SegmentJob:
         self._face_to_polygon, self._face_areas = capture.mesh.face_to_polygon, capture.mesh.face_areas()
         self._close_session()
         self.state, self.message = WAITING, "sending to the backend"
+        self._labelled = None
+        if self.labelled_polygons is not None:  # polygons -> the capture's triangles
+            f2p = capture.mesh.face_to_polygon
+            self._labelled = (self.labelled_polygons if f2p is None else self.labelled_polygons[f2p]).astype(np.int32)
         self._thread = threading.Thread(target=self._talk, args=(capture,), name="partdistill-client", daemon=True)
         self._thread.start()
 
@@ -156,7 +166,7 @@ class SegmentJob:
             result = client.segment(
                 capture, st.part_names, st.options, st.detections,
                 on_progress=lambda d, t, stage, msg: self._events.put(("progress", d, t, stage)),
-                should_cancel=self._cancel.is_set,
+                should_cancel=self._cancel.is_set, labelled_faces=self._labelled,
             )  # fmt: skip
             self._events.put(("result", result))
         except BackendError as e:

@@ -13,7 +13,7 @@ from .apply import remove_result, result_labels
 from .job import CANCELLED, CAPTURING, DONE, FAILED, JobSettings, SegmentJob
 from .preferences import client as prefs_client
 from .preferences import preferences
-from .results import make_vertex_groups, split_parts
+from .results import corrections, make_vertex_groups, split_parts
 
 
 def job_settings(scene: bpy.types.Scene) -> JobSettings:
@@ -272,6 +272,30 @@ class PARTDISTILL_OT_split(_NeedsResult, bpy.types.Operator):
         return {"FINISHED"}
 
 
+class PARTDISTILL_OT_refine(_NeedsResult, bpy.types.Operator):
+    """Segment the active mesh again, keeping the faces you moved to another part's slot in Edit Mode"""
+
+    bl_idname = "partdistill.refine"
+    bl_label = "Refine"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        obj = context.active_object
+        try:
+            names, fixed = corrections(obj)
+            settings = job_settings(context.scene)
+            settings.part_names = names  # the result's parts, whatever the panel says now
+            job = SegmentJob(obj, settings, labelled_polygons=fixed)
+        except (ValidationError, BackendError, BackendTimeout, OSError) as e:
+            self.report({"ERROR"}, f"partdistill: {e}")
+            return {"CANCELLED"}
+        if job.run() != DONE:
+            self.report({"ERROR"}, f"partdistill: {job.error or job.message}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"partdistill: refined with {int((fixed >= 0).sum())} corrected faces; {job.message}")
+        return {"FINISHED"}
+
+
 class PARTDISTILL_OT_clear(bpy.types.Operator):
     """Remove the part materials and attribute from the active mesh, restoring its materials"""
 
@@ -298,4 +322,4 @@ class PARTDISTILL_OT_clear(bpy.types.Operator):
 
 
 CLASSES = (PARTDISTILL_OT_segment, PARTDISTILL_OT_cancel, PARTDISTILL_OT_check_backend, PARTDISTILL_OT_vertex_groups,
-           PARTDISTILL_OT_split, PARTDISTILL_OT_clear)  # fmt: skip
+           PARTDISTILL_OT_split, PARTDISTILL_OT_refine, PARTDISTILL_OT_clear)  # fmt: skip

@@ -4,7 +4,9 @@
   sure; the raw value in its alpha), written with the result;
 - one vertex group per part (``partdistill: <part>``), for rigging, masks and modifiers;
 - the parts split into separate objects (copies in a new collection; the original is hidden, not
-  changed), for export or UV work per part.
+  changed), for export or UV work per part;
+- corrections: faces the user moved to another part's material slot in Edit Mode, read back as
+  few-shot labels for *Refine*.
 
 Each function validates first and then writes, so an error changes nothing.
 """
@@ -16,7 +18,7 @@ import bpy
 import numpy as np
 from partdistill.shared.errors import ValidationError
 
-from .apply import CONFIDENCE_ATTRIBUTE, MATERIAL_PREFIX, result_labels
+from .apply import CONFIDENCE_ATTRIBUTE, MATERIAL_PREFIX, MATERIAL_TAG, result_labels
 
 GROUP_PREFIX = MATERIAL_PREFIX
 
@@ -102,3 +104,23 @@ def split_parts(obj: bpy.types.Object, context: bpy.types.Context) -> list[bpy.t
         made.append(part)
     obj.hide_set(True)
     return made
+
+
+def corrections(obj: bpy.types.Object) -> tuple[tuple[str, ...], np.ndarray]:
+    """The result's part names and ``(P,) int32`` polygon labels the user set by hand: a polygon now
+    in a part's material slot other than the result's label for it gets that part; -1 elsewhere.
+    ValidationError when there is no result or no correction."""
+    names, labels = _labels_or_error(obj)
+    mesh = obj.data
+    slot_part = np.full(max(len(mesh.materials), 1), -1, np.int32)
+    for k, mat in enumerate(mesh.materials):
+        if mat is not None and MATERIAL_TAG in mat and mat[MATERIAL_TAG] in names:
+            slot_part[k] = names.index(mat[MATERIAL_TAG])
+    index = np.zeros(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("material_index", index)
+    now = slot_part[np.clip(index, 0, len(slot_part) - 1)]
+    fixed = np.where((now >= 0) & (now != labels), now, -1).astype(np.int32)
+    if not (fixed >= 0).any():
+        raise ValidationError("corrections", "no face was moved to another part: in Edit Mode, select faces, "
+                              "pick a part's material slot and press Assign, then Refine")  # fmt: skip
+    return names, fixed

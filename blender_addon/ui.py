@@ -50,7 +50,9 @@ class PARTDISTILL_PT_panel(bpy.types.Panel):
             row = box.row(align=True)
             row.operator("partdistill.vertex_groups", icon="GROUP_VERTEX")
             row.operator("partdistill.split", icon="MOD_EXPLODE")
-            box.operator("partdistill.clear", icon="X")
+            row = box.row(align=True)
+            row.operator("partdistill.refine", icon="FILE_REFRESH")
+            row.operator("partdistill.clear", icon="X")
 
 
 class PARTDISTILL_PT_options(bpy.types.Panel):

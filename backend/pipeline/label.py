@@ -89,3 +89,18 @@ def refine_faces(mesh: Mesh, face_scores: np.ndarray, refine: str) -> tuple[np.n
     labels = graph_cut(graph, face_scores)
     # polygons follow the cut: every triangle votes for its own label only
     return labels, np.where(np.arange(face_scores.shape[1]) == labels[:, None], face_scores, 0.0).astype(np.float32)
+
+
+def keep_labelled(result: SegmentationResult, mesh: Mesh, labelled_faces: np.ndarray | None) -> SegmentationResult:
+    """The faces a user labelled keep their labels (confidence 1) whatever the student made of
+    them: the user's word on a face is final, the rest is what the distillation learnt with those
+    faces as units. ``labelled_faces`` (F,) int32, -1 = not labelled."""
+    if labelled_faces is None or not (labelled_faces >= 0).any():
+        return result
+    given = labelled_faces >= 0
+    result.face_labels = np.where(given, labelled_faces, result.face_labels).astype(np.int32)
+    result.face_confidence = np.where(given, 1.0, result.face_confidence).astype(np.float32)
+    polygon = np.arange(mesh.n_faces) if mesh.face_to_polygon is None else mesh.face_to_polygon
+    result.polygon_labels = result.polygon_labels.copy()
+    result.polygon_labels[polygon[given]] = labelled_faces[given]
+    return result

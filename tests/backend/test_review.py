@@ -58,3 +58,17 @@ def test_a_part_detected_in_several_views_without_any_face_is_a_warning():
 def test_much_unlabelled_surface_is_a_warning():
     res = review(_result([0, 1, -1, -1]), _strip(4))
     assert res.warnings == ["50% of the surface is left unlabelled (seen in no view or claimed by no part)"]
+
+
+def test_labelled_faces_keep_the_users_labels_and_full_confidence():
+    import numpy as np
+    from partdistill.backend.pipeline.label import keep_labelled
+    from partdistill.shared.capture import Mesh
+    from partdistill.shared.result import SegmentationResult
+
+    mesh = Mesh(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]] * 4, np.int32), np.array([0, 0, 1, 2], np.int32))
+    res = SegmentationResult(("a", "b"), np.array([0, 0, 0, 1], np.int32), np.full(4, 0.6, np.float32),
+                             np.array([0, 0, 1], np.int32), {}, {})  # fmt: skip
+    out = keep_labelled(res, mesh, np.array([-1, -1, 1, -1], np.int32))
+    assert out.face_labels.tolist() == [0, 0, 1, 1] and out.face_confidence.tolist() == [0.6, 0.6, 1.0, 0.6]
+    assert out.polygon_labels.tolist() == [0, 1, 1]

@@ -175,3 +175,28 @@ def test_several_selected_meshes_are_segmented_one_job_each(scene, backend, tmp_
     for obj in (first, second):
         names, labels = result_labels(obj)
         assert names == SHAPE.part_names and (labels >= 0).any()
+
+
+def test_refine_keeps_the_faces_the_user_moved_to_another_part(scene, backend, tmp_path):
+    obj = scene
+    s = bpy.context.scene.partdistill
+    s.parts = ", ".join(SHAPE.part_names)
+    preferences(bpy.context).backend = backend
+    s.detections = str(simulated_detections_file(obj, tmp_path))
+    s.n_views, s.resolution, s.epochs = VIEWS, RES, 60
+    assert bpy.ops.partdistill.refine.poll() is False  # nothing to refine before a result
+    assert bpy.ops.partdistill.segment() == {"FINISHED"}
+    names, labels = result_labels(obj)
+    # the user moves the legs to the "seat" slot (as Edit Mode's Assign does)
+    seat_slot = next(
+        k for k, m in enumerate(obj.data.materials) if m is not None and m.get("partdistill_part") == "seat"
+    )
+    index = np.zeros(len(obj.data.polygons), np.int32)
+    obj.data.polygons.foreach_get("material_index", index)
+    moved = SHAPE.labels == names.index("leg")
+    index[moved] = seat_slot
+    obj.data.polygons.foreach_set("material_index", index)
+    assert bpy.ops.partdistill.refine() == {"FINISHED"}
+    _, after = result_labels(obj)
+    assert (after[moved] == names.index("seat")).mean() >= 0.9
+    assert (after[~moved] == labels[~moved]).mean() >= 0.8  # the rest stays about as it was
