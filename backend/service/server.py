@@ -99,6 +99,8 @@ class Server:
         self._stop = threading.Event()
         self._outbox = f"inproc://partdistill-outbox-{uuid.uuid4().hex}"
         self._local = threading.local()
+        self._pushes: list[zmq.Socket] = []  # the threads' outbox sockets, closed at the end (else exit hangs)
+        self._pushes_lock = threading.Lock()
         self._ready = threading.Event()
         self.endpoint: str | None = None
         # torch and the engine load now, not on the first job (that took the loop ~1 s)
@@ -172,6 +174,10 @@ class Server:
             self._checks.put(None)
             for t in threads:
                 t.join(timeout=10)
+            with self._pushes_lock:
+                for push in self._pushes:
+                    push.close(linger=0)
+                self._pushes.clear()
             sock.close(0)
             pull.close(0)
             if auth is not None:
@@ -289,4 +295,6 @@ class Server:
             push = self._local.push = self._ctx.socket(zmq.PUSH)
             push.setsockopt(zmq.LINGER, 1000)
             push.connect(self._outbox)
+            with self._pushes_lock:
+                self._pushes.append(push)
         push.send_multipart([*envelope, *protocol.encode(msg)], copy=False)

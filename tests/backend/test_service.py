@@ -390,3 +390,28 @@ def test_a_job_cancelled_before_its_teacher_loads_loads_nothing():
     with pytest.raises(Cancelled):
         cache.get(SegmentOptions(teacher="grounding_dino"), lambda: True, True)
     assert loads == []
+
+
+def test_ctrl_c_stops_a_served_backend_after_it_ran_a_job(scene, tmp_path):
+    """Every socket the server's threads opened is closed on the way out: an open one makes the
+    interpreter's exit wait forever."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    cap, det = scene
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    proc = subprocess.Popen([sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
+                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    try:
+        BackendClient(address, timeout_s=120).segment(cap, cap.part_names, OPTS, det)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
