@@ -297,4 +297,9 @@ class Server:
             push.connect(self._outbox)
             with self._pushes_lock:
                 self._pushes.append(push)
-        push.send_multipart([*envelope, *protocol.encode(msg)], copy=False)
+        try:
+            push.send_multipart([*envelope, *protocol.encode(msg)], copy=False)
+        except zmq.ZMQError:
+            if not self._stop.is_set():
+                raise
+            # the server has stopped and closed the threads' sockets: nobody is left to answer
