@@ -129,3 +129,28 @@ def predict(
     result = label_faces(student, shape, emb, ckpt.part_names, stats, timings, refine)
     result.timings["total"] = time.perf_counter() - t
     return review(result, mesh).validate()
+
+
+def predict_named(capture: Capture, part_names: Sequence[str], options: SegmentOptions) -> SegmentationResult:
+    """Label ``capture`` with the category model ``options.category_model`` (a ``fit`` folder) in
+    the order of ``part_names``, which must be the model's parts (in any order)."""
+    from .checkpoint import load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(options.category_model)
+    except ValidationError as e:
+        raise ValidationError("options.category_model", e.problem) from None
+    names = tuple(part_names)
+    if set(names) != set(ckpt.part_names) or len(names) != len(ckpt.part_names):
+        raise ValidationError(
+            "part_names", f"the category model knows the parts {list(ckpt.part_names)}; asked for {list(names)}"
+        )
+    res = predict(capture, ckpt, seed=options.seed, device=options.device, refine=options.refine)
+    order = np.array([ckpt.part_names.index(n) for n in names])  # request index -> model index
+    to_request = np.empty(len(names) + 1, np.int32)
+    to_request[order] = np.arange(len(names))
+    to_request[-1] = -1  # unlabelled stays unlabelled (index -1 reads the last entry)
+    res.face_labels = to_request[res.face_labels]
+    res.polygon_labels = to_request[res.polygon_labels]
+    res.part_names = names
+    return res

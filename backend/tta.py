@@ -63,6 +63,11 @@ def segment(
 
     if labelled_faces is not None:
         _check_labelled_faces(labelled_faces, capture.mesh.n_faces, len(names))
+    if options.category_model:  # the paper's Pre: a pre-aligned student alone, no teacher
+        from .pre import predict_named
+
+        result = keep_labelled(predict_named(capture, names, options), capture.mesh, labelled_faces)
+        return review(result, capture.mesh).validate()
     voting = options.method in VOTING_METHODS
     if detections is not None or teacher is not None or labelled_faces is None or voting:
         detections = make_detections(capture, names, options, detections, teacher, report, cancel, timings, stats)

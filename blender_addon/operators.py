@@ -28,7 +28,8 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
         address=c.address,
         options=SegmentOptions(
             method=s.method,
-            teacher=None if detections is not None else s.teacher,
+            teacher=None if detections is not None or s.category_model.strip() else s.teacher,
+            category_model=s.category_model.strip(),
             teacher_model=s.teacher_model.strip(),
             sam_model=(s.sam_model.strip() if s.sam else None),
             box_threshold=s.box_threshold,

@@ -65,6 +65,11 @@ class PartDistillSettings(bpy.types.PropertyGroup):
     teacher_model: StringProperty(
         name="Model", description="Hub id or folder of the teacher's weights on the backend (empty: default)"
     )  # type: ignore[valid-type]
+    category_model: StringProperty(
+        name="Category Model",
+        description="A category model made by `partdistill fit`, by the name the backend allows (or its folder "
+        "on a local backend): label with it alone, no teacher",
+    )  # type: ignore[valid-type]
     detections: StringProperty(
         name="Detections",
         description="Optional 2D detections JSON to use instead of the teacher (views must match the capture)",

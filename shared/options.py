@@ -36,6 +36,9 @@ class SegmentOptions:
     backward_rule: "part-relative" (ours: the trigger above, units re-ranked within their part by
     precision) or "paper" (PartDistill as published: absolute 0.01 trigger, confidence x IoU).
     refine: how the student's prediction is carried onto the mesh (``REFINES``).
+    category_model: "" or a category model made by ``partdistill fit`` (its folder; on a shared
+    server, a name the server allows): the shape is then labelled by that pre-aligned student alone,
+    with no teacher and no detections (the paper's Pre).
     n_points: points sampled on the surface for lifting and the student.
     epochs: maximum training epochs of the student; backward: run backward distillation.
     device: "auto", "cpu" or "cuda".
@@ -54,6 +57,7 @@ class SegmentOptions:
     backward_tolerance: float = 0.005
     backward_rule: str = "part-relative"
     refine: str = "graph-cut"
+    category_model: str = ""
     box_threshold: float = 0.25
     text_threshold: float = 0.2
     n_points: int = 4096
@@ -67,7 +71,7 @@ class SegmentOptions:
             raise ValidationError("options.method", f"must be one of {METHODS}, got {shown(self.method)}")
         if self.teacher is not None and not isinstance(self.teacher, str):
             raise ValidationError("options.teacher", "must be a teacher name or null")
-        for name in ("teacher_model", "prompt_template", "object_name", "text_encoder"):
+        for name in ("teacher_model", "prompt_template", "object_name", "text_encoder", "category_model"):
             if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 1000:
                 raise ValidationError(f"options.{name}", "must be a string of at most 1000 characters")
         if self.sam_model is not None and not isinstance(self.sam_model, str):
@@ -104,7 +108,10 @@ class SegmentOptions:
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["category_model"]:
+            del d["category_model"]  # absent when unused: older servers and cached run keys stay valid
+        return d
 
     @classmethod
     def from_dict(cls, d: object) -> SegmentOptions:

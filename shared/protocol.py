@@ -314,7 +314,12 @@ def parse_segment_request(
     if labelled is not None:
         check_array("labelled_faces", labelled, np.int32, (capture.mesh.n_faces,))
         check_index_range("labelled_faces", labelled, -1, len(names))
-    if detections is None and options.teacher is None and (labelled is None or options.method in VOTING_METHODS):
+    if (
+        detections is None
+        and options.teacher is None
+        and not options.category_model
+        and (labelled is None or options.method in VOTING_METHODS)
+    ):
         raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
     return capture, names, options, detections, labelled
 

@@ -146,12 +146,12 @@ class _Engine:
             from ..pre import predict
 
             return predict(capture, self.checkpoint, seed=args.seed, device=args.device, refine=args.refine)
-        options = engine_options(args, with_teacher=detections is None)
+        options = engine_options(args, with_teacher=detections is None and not args.category_model)
         if self.client is not None:
             return self.client.segment(capture, self.names, options, detections)
         from ..tta import segment
 
-        if detections is None and self._teacher is None:
+        if detections is None and self._teacher is None and not options.category_model:
             self._teacher = teacher(options)
         return segment(capture, self.names, options=options, detections=detections,
                        teacher=None if detections is not None else self._teacher)  # fmt: skip

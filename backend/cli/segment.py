@@ -46,6 +46,9 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--text-encoder", default="", help="CLIP text encoder (hub id/folder) for part-name embeddings")
     s.add_argument("--whole-object-cover", type=float, default=SegmentOptions.whole_object_cover,
                    help="drop boxes covering this much of the object (PartSLIP); above 1 keeps all")  # fmt: skip
+    s.add_argument("--category-model", default="",
+                   help="label with a category model from `partdistill fit` (its folder, or a name the server "
+                   "allows) instead of a teacher")  # fmt: skip
     s.add_argument("--method", choices=METHODS, default="distill",
                    help="distill (the student) or a baseline without one: vote, vote-fill, superpoint")  # fmt: skip
     s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
@@ -75,6 +78,7 @@ def engine_options(args: argparse.Namespace, with_teacher: bool) -> SegmentOptio
         backward=not args.no_backward,
         backward_rule=args.backward_rule,
         refine=args.refine,
+        category_model=args.category_model,
         device=args.device,
         seed=args.seed,
     ).validate()
@@ -96,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     names = part_names(args.parts)
     if args.detections is not None and args.teacher is not None:
         raise InputError("give either --detections or --teacher, not both")
-    options = engine_options(args, with_teacher=args.detections is None)
+    if args.category_model and (args.detections is not None or args.teacher is not None):
+        raise InputError("a --category-model labels without a teacher: leave out --detections and --teacher")
+    options = engine_options(args, with_teacher=args.detections is None and not args.category_model)
     if args.backend:
         check_address(args.backend, "--backend")
     prepare_out_dir(args.out)
@@ -118,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
 
             result = segment(
                 capture, names, options=options, detections=detections,
-                teacher=teacher(options) if detections is None else None, labelled_faces=labelled,
-                progress=bar.update,
+                teacher=teacher(options) if detections is None and not options.category_model else None,
+                labelled_faces=labelled, progress=bar.update,
             )  # fmt: skip
     result.timings = {"capture": t_capture, **result.timings, "total": time.perf_counter() - t0}
     written = write_outputs(args.out, capture, result)

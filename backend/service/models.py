@@ -5,7 +5,8 @@ name given at start-up), never a folder of the server's file system. The allow-l
 
     {"teacher_models": {"dino-tiny": "IDEA-Research/grounding-dino-tiny", "owl": "/models/owlv2"},
      "sam_models": {"sam-base": "facebook/sam-vit-base"},
-     "text_encoders": {"clip-b32": "openai/clip-vit-base-patch32"}}
+     "text_encoders": {"clip-b32": "openai/clip-vit-base-patch32"},
+     "category_models": {"chair": "/models/chair"}}
 
 "" (the teacher's default) is always allowed. A server on loopback without a list trusts its local
 users and loads what they name, as a command-line run does.
@@ -32,7 +33,12 @@ from ..teachers.loading import TeacherUnavailableError
 
 log = logging.getLogger("partdistill.server")
 
-KINDS = {"teacher_model": "teacher_models", "sam_model": "sam_models", "text_encoder": "text_encoders"}
+KINDS = {
+    "teacher_model": "teacher_models",
+    "sam_model": "sam_models",
+    "text_encoder": "text_encoders",
+    "category_model": "category_models",
+}
 
 
 @dataclass

@@ -92,6 +92,9 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, send: Send) -> prot
     except Cancelled:
         return protocol.error_message(job.id, "cancelled", "", job.why_cancelled)
     except ValidationError as e:
+        if private and e.field == "options.category_model":  # nothing about the server's files
+            log.warning("job %s: %s", job.id, e)
+            return protocol.error_message(job.id, "invalid", e.field, "the model could not be loaded on this server")
         return protocol.error_message(job.id, "invalid", e.field, str(e))
     except TeacherUnavailableError as e:
         return protocol.error_message(job.id, "teacher_unavailable", "options.teacher_model", str(e))

@@ -111,3 +111,14 @@ def test_the_panels_teacher_settings_reach_the_jobs_options(obj):
     assert (o.prompt_template, o.object_name) == ("the {part} of a {object}", "chair")
     s.sam = False
     assert job_settings(bpy.context.scene).options.sam_model is None
+
+
+def test_a_category_model_in_the_panel_labels_without_a_teacher(obj):
+    from partdistill.blender_addon.operators import job_settings
+
+    s = bpy.context.scene.partdistill
+    s.parts, s.category_model = "seat, back", "chairs"
+    o = job_settings(bpy.context.scene).options
+    assert o.category_model == "chairs" and o.teacher is None
+    s.category_model = ""
+    assert job_settings(bpy.context.scene).options.teacher == s.teacher

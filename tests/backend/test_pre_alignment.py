@@ -124,3 +124,51 @@ def test_cli_segment_takes_few_shot_labels(tables, tmp_path):
                      "--epochs", "20", "--quiet"]) == 0  # fmt: skip
     stats = json.loads((out / "labels.json").read_text())["stats"]
     assert stats["n_units"] == stats["n_detections"] + 1  # one few-shot unit for the painted part
+
+
+# ---- a category model as a job option (in process, CLI and server) ---------------------------------
+
+
+def test_a_category_model_labels_a_shape_in_any_part_order(checkpoint, tables):
+    held_out = tables[3]
+    direct = predict(held_out, load_checkpoint(checkpoint))
+    named = np.asarray(direct.part_names)[direct.face_labels]
+    for order in (NAMES, NAMES[::-1]):
+        res = tta.segment(held_out, order, options=SegmentOptions(category_model=str(checkpoint)))
+        assert res.part_names == order
+        np.testing.assert_array_equal(np.asarray(order)[res.face_labels], named)
+    with pytest.raises(ValidationError, match="knows the parts"):
+        tta.segment(held_out, ("top", "wheel"), options=SegmentOptions(category_model=str(checkpoint)))
+    with pytest.raises(ValidationError) as e:
+        tta.segment(held_out, NAMES, options=SegmentOptions(category_model=str(checkpoint / "missing")))
+    assert e.value.field == "options.category_model"
+
+
+def test_a_server_labels_with_an_allowed_category_model_and_refuses_others(checkpoint, tables, tmp_path):
+    from partdistill.backend.service.models import ModelPolicy
+    from partdistill.backend.service.server import Server
+    from partdistill.shared.client import BackendClient, BackendError
+
+    allow = tmp_path / "models.json"
+    allow.write_text(json.dumps({"category_models": {"tables": str(checkpoint)}}))
+    s = Server("tcp://127.0.0.1:0", models=ModelPolicy.from_file(allow))
+    t = s.start()
+    try:
+        client = BackendClient(s.endpoint, timeout_s=30)
+        res = client.segment(tables[3], NAMES[::-1], SegmentOptions(category_model="tables"))
+        local = tta.segment(tables[3], NAMES[::-1], options=SegmentOptions(category_model=str(checkpoint)))
+        np.testing.assert_array_equal(res.face_labels, local.face_labels)
+        with pytest.raises(BackendError) as e:
+            client.segment(tables[3], NAMES, SegmentOptions(category_model=str(checkpoint)))  # a path: not a name
+        assert e.value.field == "options.category_model" and "not an allowed model" in e.value.message
+    finally:
+        s.stop()
+        t.join(10)
+
+
+def test_segment_with_a_category_model_from_the_cli(checkpoint, tables, tmp_path):
+    bundle = save_bundle(tmp_path / "t.npz", tables[3])
+    rc = cli.main(["segment", str(bundle), "--parts", "leg,top", "--category-model", str(checkpoint),
+                   "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    assert rc == 0
+    assert json.loads((tmp_path / "out" / "labels.json").read_text())["part_names"] == ["leg", "top"]
