@@ -11,6 +11,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("bpy")
@@ -22,7 +23,9 @@ ADDON_MODULES = {
     "apply.py",
     "job.py",
     "operators.py",
+    "preferences.py",
     "properties.py",
+    "results.py",
     "ui.py",
     "capture/__init__.py",
     "capture/cameras.py",
@@ -141,3 +144,64 @@ def test_blenders_own_extension_validator_accepts_the_zip(tmp_path):
     validator = next(scripts.glob("addons_core/bl_pkg/cli/blender_ext.py"))
     res = subprocess.run([sys.executable, str(validator), "validate", str(zpath)], capture_output=True, text=True)
     assert res.returncode == 0 and "FATAL" not in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+# The installed extension driven through bpy.ops, as an artist's clicks would: Segment against a
+# loopback backend (a `partdistill serve` process of the development install), Vertex Groups, Split
+# into Objects and Clear; argv: root, extension folder, backend address, detections file.
+DRIVE = (
+    STANDALONE[: STANDALONE.index("partdistill_ext.register()")]
+    + """
+partdistill_ext.register()
+from partdistill_ext import preferences
+
+address, detections = sys.argv[3], sys.argv[4]
+bpy.ops.mesh.primitive_cube_add()
+obj = bpy.context.active_object
+preferences.preferences(bpy.context).backend = address
+s = bpy.context.scene.partdistill
+s.parts, s.detections, s.n_views, s.resolution, s.epochs = "upper, lower", detections, 2, 64, 20
+assert bpy.ops.partdistill.segment() == {"FINISHED"}
+assert "partdistill_part" in obj.data.attributes and "partdistill_confidence" in obj.data.attributes
+assert bpy.ops.partdistill.vertex_groups() == {"FINISHED"} and len(obj.vertex_groups) == 2
+bpy.context.view_layer.objects.active = obj
+assert bpy.ops.partdistill.split() == {"FINISHED"}
+bpy.context.view_layer.objects.active = obj
+assert bpy.ops.partdistill.clear() == {"FINISHED"}
+assert "partdistill_part" not in obj.data.attributes and len(obj.vertex_groups) == 0
+partdistill_ext.unregister()
+print("ok")
+"""
+)
+
+
+def test_the_installed_extension_segments_splits_and_clears_through_bpy_ops(tmp_path):
+    import os
+    import socket
+
+    from partdistill.shared.client import BackendClient
+    from partdistill.shared.detections import Detection, Detections
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_extension.py"), "--out", str(tmp_path), "--no-wheels"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    with zipfile.ZipFile(Path(proc.stdout.split()[-1])) as z:
+        z.extractall(tmp_path / "ext" / "partdistill_ext")
+    upper = Detection(0, 0.9, np.array([0, 0, 64, 32], np.float32))
+    lower = Detection(1, 0.9, np.array([0, 32, 64, 64], np.float32))
+    det = tmp_path / "cube.detections.json"
+    Detections(("upper", "lower"), [[upper, lower], [upper, lower]], (64, 64)).save_json(det)
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sk.getsockname()[1]}"
+    server = subprocess.Popen([sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
+                              stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    try:
+        BackendClient(address, timeout_s=120).ping()
+        run = subprocess.run([sys.executable, "-c", DRIVE, str(ROOT), str(tmp_path / "ext"), address, str(det)],
+                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+        assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
+    finally:
+        server.terminate()
+        server.wait(20)
