@@ -27,7 +27,7 @@ from partdistill.shared.errors import ValidationError
 from partdistill.shared.protocol import check_address
 
 from ..io import InputError
-from ..io.inputs import MESH_SUFFIXES
+from ..io.inputs import MESH_SUFFIXES, detections_file
 from ..io.outputs import prepare_out_dir, write_outputs
 from .arguments import part_names, teacher
 from .segment import add_engine_args, backend_client, engine_options
@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
     b.add_argument("--out", type=Path, required=True, help="output folder: one sub-folder per input")
     b.add_argument("--jobs", type=int, default=1, help="Blender processes capturing ahead of the engine")
+    b.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster (auto, HOST:PORT, ray://...; 'local' starts one)")  # fmt: skip
     b.add_argument("--fit", action="store_true",
                    help="first pre-align one student over the whole batch (Pre), then label with it")  # fmt: skip
     add_engine_args(b)
@@ -95,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         check_address(args.backend, "--backend")
     if args.fit and args.backend:
         raise InputError("--fit pre-aligns in this process: leave out --backend")
+    if args.ray and (args.fit or args.backend):
+        raise InputError("--ray runs the engine on the cluster: leave out --fit and --backend")
     inputs = collect_inputs(args.inputs)
     prepare_out_dir(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -111,10 +115,22 @@ def run(args: argparse.Namespace) -> int:
             todo.append(i)
     log = open(args.out / "batch.log", "a")
     print(f"{len(inputs)} inputs: {len(inputs) - len(todo)} finished before, {len(todo)} to do", file=sys.stderr)
-    engine = _Engine(args, names)
     t_start = time.perf_counter()
     try:
-        _label(args, inputs, folders, todo, rows, engine, log)
+        if args.ray:
+            from .batch_ray import run_on_ray
+
+            def finish(i: int, outcome) -> None:
+                if isinstance(outcome, BaseException):
+                    _failed(rows, i, inputs[i], outcome, log)
+                else:
+                    capture, result = outcome
+                    _write_atomically(args.out, folders[i], capture, result)
+                    _done(rows, i, capture, result, result.timings.get("total", 0.0))
+
+            run_on_ray(args.ray, args, inputs, todo, names, finish)
+        else:
+            _label(args, inputs, folders, todo, rows, _Engine(args, names), log)
     finally:
         log.close()
         _write_index(args.out, [rows[i] for i in range(len(inputs))])
@@ -175,13 +191,9 @@ def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
                 detections = _detections_beside(inputs[i], got)
                 result = engine.label(got, detections)
                 _write_atomically(args.out, folders[i], got, result)
-                rows[i].update(status="done", seconds=f"{time.perf_counter() - t0:.2f}", faces=got.mesh.n_faces,
-                               warnings=" | ".join(result.warnings), reason="")  # fmt: skip
+                _done(rows, i, got, result, time.perf_counter() - t0)
             except Exception as e:  # noqa: BLE001 - one bad mesh must not stop the batch; its reason is kept
-                reason = " ".join(str(e).split()) or type(e).__name__
-                rows[i].update(status="failed", reason=reason)
-                log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} failed {inputs[i]}: {reason}\n")
-                log.flush()
+                _failed(rows, i, inputs[i], e, log)
             bar.update(1)
             bar.set_postfix(failed=sum(r["status"] == "failed" for r in rows.values()))
 
@@ -207,11 +219,21 @@ def _fit_first(args, inputs, todo, stream, rows, engine: _Engine, log):
     return iter(captured)
 
 
+def _done(rows: dict, i: int, capture, result, seconds: float) -> None:
+    rows[i].update(status="done", seconds=f"{seconds:.2f}", faces=capture.mesh.n_faces,
+                   warnings=" | ".join(result.warnings), reason="")  # fmt: skip
+
+
+def _failed(rows: dict, i: int, path: Path, e: BaseException, log) -> None:
+    reason = " ".join(str(e).split()) or type(e).__name__
+    rows[i].update(status="failed", reason=reason)
+    log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} failed {path}: {reason}\n")
+    log.flush()
+
+
 def _detections_beside(path: Path, capture) -> Detections | None:
-    f = path.with_name(path.stem + ".detections.json")
-    if not f.exists():
-        return None
-    return Detections.load_json(f).validate(capture.n_views, capture.image_size)
+    f = detections_file(path)
+    return None if f is None else Detections.load_json(f).validate(capture.n_views, capture.image_size)
 
 
 def _write_atomically(out: Path, folder: str, capture, result) -> None:

@@ -67,6 +67,12 @@ def blender_env() -> dict[str, str]:
     return env
 
 
+def detections_file(path: Path) -> Path | None:
+    """``<stem>.detections.json`` beside an input (the ``fit`` and ``batch`` convention), if there is one."""
+    f = path.with_name(path.stem + ".detections.json")
+    return f if f.exists() else None
+
+
 def expand_inputs(inputs: list[Path]) -> list[Path]:
     """Files as given; folders -> their bundles and mesh files (sorted), detections files skipped."""
     out = []
