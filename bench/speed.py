@@ -43,11 +43,13 @@ def speed(data: Path, *, repeats: int = 3, options: SegmentOptions | None = None
         predict(cap, ckpt, device=options.device)
         figures["pre_predict"].append(time.perf_counter() - t)
     med = {k: float(np.median(v)) for k, v in figures.items()}
+    capture_s = _capture_seconds(Path(data))
     out = {
         "mesh_faces": cap.mesh.n_faces, "views": cap.n_views, "image": list(cap.image_size),
         "device": "cuda" if torch.cuda.is_available() and options.device != "cpu" else "cpu",
         "threads": torch.get_num_threads(), "median_seconds": med,
         "ratio_to_vote": {k: med[k] / med["vote"] for k in ("tta", "pre_predict")},
+        "capture_seconds_per_view": capture_s,
     }  # fmt: skip
     log(f"{out['mesh_faces']} faces, {out['views']} views of {out['image'][1]}x{out['image'][0]}, {out['device']}, "
         f"{out['threads']} threads, median of {repeats}:")  # fmt: skip
@@ -56,7 +58,29 @@ def speed(data: Path, *, repeats: int = 3, options: SegmentOptions | None = None
             f"  {k:>12}: {v:7.3f} s"
             + (f"   ({out['ratio_to_vote'][k]:.1f}x voting)" if k in out["ratio_to_vote"] else "")
         )
+    c = capture_s
+    log(f"  capture per view: {c['total']:.3f} s = render {c['render']:.3f} + face ids {c['face_ids']:.3f} + read "
+        f"{c['read']:.3f} (start-up {c['setup']:.2f} s once per capture)")  # fmt: skip
     return out
+
+
+def _capture_seconds(data: Path, views: int = 10) -> dict[str, float]:
+    """One fresh headless capture of the speed mesh: seconds per view, render and face ids apart."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from partdistill.backend.io.inputs import blender_env
+
+    obj = data / "speed" / "chair_10k_v10_r512.obj"
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(obj), f"{tmp}/c.npz",
+               "--views", str(views), "--resolution", "512", "--timings"]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=blender_env())
+    t = json.loads(proc.stdout.strip().splitlines()[-1])
+    per = {"render": t["render_s"] / views, "face_ids": t["raycast_s"] / views, "read": t["read_s"] / views}
+    return {**per, "total": sum(per.values()), "setup": t["setup_s"]}
 
 
 def _speed_capture(data: Path):

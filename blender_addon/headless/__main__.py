@@ -1,6 +1,7 @@
 """Headless Blender (bpy as a Python module) entry points, run by the CLI in a child process:
 
     python -m partdistill.blender_addon.headless capture MESH BUNDLE.npz [--views 10] [--resolution 512]
+        [--timings]
     python -m partdistill.blender_addon.headless capture-many JOBS.json [--views 10] [--resolution 512]
         [--no-compress]
 
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("out", type=Path)
     c.add_argument("--views", type=int, default=10)
     c.add_argument("--resolution", type=int, default=512)
+    c.add_argument("--timings", action="store_true", help="print the capture's timings (JSON) on stdout")
     m = sub.add_parser("capture-many", help="capture a list of mesh files in one Blender process")
     m.add_argument("jobs", type=Path, help='JSON list of {"input": MESH, "output": BUNDLE.npz}')
     m.add_argument("--views", type=int, default=10)
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
         cap = capture_file(args.input, n_views=args.views, resolution=args.resolution, progress=progress)
         save_bundle(args.out, cap)
+        if args.timings:
+            print(json.dumps(cap.meta.get("timings", {})), flush=True)
     except ValidationError as e:
         print(f"partdistill: error: {e}", file=sys.stderr)
         return 2

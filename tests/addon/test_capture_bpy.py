@@ -518,3 +518,18 @@ def test_object_in_edit_mode(bpy_empty):
         assert cube.mode == "EDIT"
     finally:
         bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def test_headless_capture_prints_its_timings_render_and_face_ids_apart(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from partdistill.bench.shapes import chair
+
+    obj = chair(arms=False).write_obj(tmp_path / "chair.obj")
+    cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(obj), str(tmp_path / "c.npz"),
+           "--views", "2", "--resolution", "64", "--timings"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    t = json.loads(out)
+    assert {"setup_s", "render_s", "raycast_s", "read_s"} <= set(t) and t["render_s"] > 0 and t["raycast_s"] > 0
