@@ -12,6 +12,7 @@ touches bpy; it only talks ZeroMQ through the shared client.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -52,6 +53,29 @@ class JobSettings:
         return BackendClient(self.address, timeout_s=timeout_s or self.timeout_s,
                              server_public_key=self.server_public_key, client_public_key=self.client_public_key,
                              client_secret_key=self.client_secret_key)  # fmt: skip
+
+
+#: The backend's messages name command-line options; in Blender the user sets panel fields instead.
+PANEL_FIELDS = {
+    "--teacher-model": "the Model field (PartDistill › Options)",
+    "--detections": "the Detections field (PartDistill › Options)",
+    "--teacher": "the Teacher field (PartDistill › Options)",
+    "--sam-model": "the SAM Model field (PartDistill › Options)",
+    "--parts": "the Parts field",
+    "--backend": "the backend address (Preferences › Add-ons › PartDistill)",
+    "--server-key": "the Server Key (Preferences › Add-ons › PartDistill)",
+    "--client-key": "the Client Key (Preferences › Add-ons › PartDistill)",
+}
+
+
+def for_panel(message: str) -> str:
+    """``message`` with the command-line options it names replaced by the fields an artist sets."""
+    for flag in sorted(PANEL_FIELDS, key=len, reverse=True):  # --teacher-model before --teacher
+        # the flag, with the placeholder of its value if one follows (FILE.json, NAME_OR_FOLDER)
+        message = re.sub(
+            rf"`?{re.escape(flag)}(?![\w-])(?:[ =][A-Z][A-Z_]*(?:\.[a-z]+)?)?`?", PANEL_FIELDS[flag], message
+        )
+    return message
 
 
 PREFLIGHT_S = 1.0  # how long the checks before capture may wait for the backend
@@ -220,6 +244,7 @@ class SegmentJob:
         self.warnings = list(result.warnings)
 
     def _fail(self, message: str) -> None:
+        message = for_panel(message)
         self._cancel.set()
         self._close_session()
         self.state, self.error, self.message = FAILED, message, message

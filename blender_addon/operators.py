@@ -10,7 +10,7 @@ from partdistill.shared.options import SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 from .apply import remove_result, result_labels
-from .job import CANCELLED, CAPTURING, DONE, FAILED, JobSettings, SegmentJob
+from .job import CANCELLED, CAPTURING, DONE, FAILED, JobSettings, SegmentJob, for_panel
 from .preferences import client as prefs_client
 from .preferences import preferences
 from .results import corrections, make_vertex_groups, split_parts
@@ -84,7 +84,7 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
         try:
             self._settings = job_settings(context.scene)
         except (ValidationError, BackendError, BackendTimeout, OSError) as e:
-            self.report({"ERROR"}, f"partdistill: {e}")
+            self.report({"ERROR"}, f"partdistill: {for_panel(str(e))}")
             return False
         if not self._next():
             self._finish(context)
@@ -224,7 +224,7 @@ class PARTDISTILL_OT_check_backend(bpy.types.Operator):
             hello = client.hello()
             rtt = client.ping()
         except (BackendError, BackendTimeout, ValidationError, OSError) as e:
-            self.report({"ERROR"}, str(e))
+            self.report({"ERROR"}, f"partdistill: {for_panel(str(e))}")
             return {"CANCELLED"}
         self.report(
             {"INFO"},
@@ -288,7 +288,7 @@ class PARTDISTILL_OT_refine(_NeedsResult, bpy.types.Operator):
             settings.part_names = names  # the result's parts, whatever the panel says now
             job = SegmentJob(obj, settings, labelled_polygons=fixed)
         except (ValidationError, BackendError, BackendTimeout, OSError) as e:
-            self.report({"ERROR"}, f"partdistill: {e}")
+            self.report({"ERROR"}, f"partdistill: {for_panel(str(e))}")
             return {"CANCELLED"}
         if job.run() != DONE:
             self.report({"ERROR"}, f"partdistill: {job.error or job.message}")

@@ -122,3 +122,15 @@ def test_a_category_model_in_the_panel_labels_without_a_teacher(obj):
     assert o.category_model == "chairs" and o.teacher is None
     s.category_model = ""
     assert job_settings(bpy.context.scene).options.teacher == s.teacher
+
+
+def test_messages_name_the_panels_fields_not_command_line_options():
+    from partdistill.blender_addon.job import for_panel
+
+    text = for_panel("no model: give `--teacher-model NAME_OR_FOLDER`, or use --detections FILE.json instead")
+    assert text == ("no model: give the Model field (PartDistill › Options), or use the Detections field "
+                    "(PartDistill › Options) instead")  # fmt: skip
+    assert (
+        for_panel("--teacher grounding_dino is unknown")
+        == "the Teacher field (PartDistill › Options) grounding_dino is unknown"
+    )
