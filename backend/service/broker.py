@@ -57,7 +57,14 @@ def run_broker(
         log.info("partdistill broker: clients on %s, workers on %s", frontend, backend)
         if ready is not None:
             ready.set()
-        zmq.proxy(front, back)
+        while True:
+            try:
+                zmq.proxy(front, back)
+            except zmq.Again:
+                # With CURVE and ZAP, libzmq's proxy can wake on a socket that then has nothing to
+                # read and return EAGAIN (seen with libzmq 4.3.5); the device holds no state, so it
+                # simply goes on.
+                continue
     except zmq.ContextTerminated:
         pass
     finally:

@@ -145,3 +145,34 @@ def test_a_dead_broker_is_reported_within_the_clients_timeout(cluster, scene):
     t.join(60)
     assert isinstance(box["error"], BackendGone)
     assert box["at"] - killed < 30
+
+
+def test_a_broker_with_keys_lets_in_listed_clients_and_its_workers_only(scene, tmp_path):
+    """`partdistill broker` with CURVE on both sides and ZAP at the front: a listed client is served by
+    a worker that proves itself with the broker's key pair; a stranger is refused at once."""
+    from partdistill.shared.client import BackendRefused
+    from partdistill.shared.keys import read_key
+
+    cap, det = scene
+    keys, clients = tmp_path / "keys", tmp_path / "clients"
+    for argv in (["keys", keys], ["keys", clients, "--client", "alice"]):
+        subprocess.run([*CLI, *map(str, argv)], check=True, capture_output=True)
+    pub = read_key(keys / "server.key")
+    alice = clients / "alice.key_secret"
+    front, back = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    broker = subprocess.Popen([*CLI, "broker", "--frontend", front, "--backend", back, "--curve-keys", str(keys),
+                               "--clients", str(clients)], stderr=open(tmp_path / "broker.log", "w"))  # fmt: skip
+    worker = subprocess.Popen([*CLI, "serve", "--connect", back, "--curve-keys", str(keys)],
+                              stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    try:
+        client = BackendClient(front, timeout_s=60, server_public_key=pub, client_public_key=read_key(alice),
+                               client_secret_key=read_key(alice, secret=True))  # fmt: skip
+        res = client.segment(cap, cap.part_names, OPTS, det)
+        assert res.face_labels.shape == (cap.mesh.n_faces,)
+        with pytest.raises(BackendRefused):
+            BackendClient(front, timeout_s=5, server_public_key=pub).ping()
+        assert broker.poll() is None, (tmp_path / "broker.log").read_text()  # it survived the handshakes
+    finally:
+        for p in (worker, broker):
+            p.kill()
+            p.wait()
