@@ -122,6 +122,7 @@ class SegmentJob:
         self._events: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._view = 0
+        self._steps = None  # the current view's steps (CaptureSession.view_steps)
         # ring=False: the scene's cameras (an error names the problem when it has none)
         self._session: CaptureSession | None = CaptureSession(
             obj, ring=not settings.use_scene_cameras, n_views=settings.n_views, resolution=settings.resolution
@@ -163,8 +164,16 @@ class SegmentJob:
 
     # ---- stages -----------------------------------------------------------------------------
     def _capture_step(self) -> None:
+        """One short step of the current view (its render, or a band of its face ids): a UI driving
+        the job from a timer is never blocked for a whole view."""
         s = self._session
-        s.capture_view(self._view)
+        if self._steps is None:
+            self._steps = s.view_steps(self._view)
+        try:
+            next(self._steps)
+            return
+        except StopIteration:
+            self._steps = None
         self._view += 1
         self.progress = CAPTURE_SHARE * self._view / s.n_views
         self.message = f"captured view {self._view}/{s.n_views}"

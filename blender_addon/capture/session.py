@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import bpy
 import numpy as np
@@ -173,6 +173,13 @@ class CaptureSession:
 
     def capture_view(self, i: int) -> None:
         """Render view ``i`` and cast its face ids."""
+        for _ in self.view_steps(i):
+            pass
+
+    def view_steps(self, i: int, bands: int = 4) -> Iterator[None]:
+        """Capture view ``i`` in short steps, yielding after the render and after each of ``bands``
+        horizontal bands of face ids, so that a UI driving it one step per tick never blocks for a
+        whole view (the face ids are the same as in one go: each band casts its own pixel rows)."""
         cam = self._cams[i]
         self._tmp.camera = cam
         if self._light is not None:
@@ -185,20 +192,23 @@ class CaptureSession:
         t1 = time.perf_counter()
         self._rgb[i], alpha = _read_tga_over(self._image_path, self._background, self._size)
         t2 = time.perf_counter()
-        self._face_id[i] = _cast_face_ids(
-            self._bvh,
-            self._aabb,
-            self._K[i],
-            self._w2c[i],
-            self._clip[i],
-            self._orthographic[i],
-            self._size,
-            candidates=_dilate(alpha > 0),
-        )
-        t3 = time.perf_counter()
         self._timings["render_s"] += t1 - t0
         self._timings["read_s"] += t2 - t1
-        self._timings["raycast_s"] += t3 - t2
+        yield
+        candidates = _dilate(alpha > 0)
+        height = candidates.shape[0]
+        face_id = np.full(candidates.shape, -1, np.int32)
+        for rows in np.array_split(np.arange(height), max(1, bands)):
+            t = time.perf_counter()
+            band = np.zeros_like(candidates)
+            band[rows] = candidates[rows]
+            cast = _cast_face_ids(self._bvh, self._aabb, self._K[i], self._w2c[i], self._clip[i],
+                                  self._orthographic[i], self._size, candidates=band)  # fmt: skip
+            face_id[rows] = cast[rows]
+            self._timings["raycast_s"] += time.perf_counter() - t
+            if rows[-1] < height - 1:
+                yield
+        self._face_id[i] = face_id
         self._done[i] = True
 
     def result(self) -> Capture:

@@ -533,3 +533,22 @@ def test_headless_capture_prints_its_timings_render_and_face_ids_apart(tmp_path)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     t = json.loads(out)
     assert {"setup_s", "render_s", "raycast_s", "read_s"} <= set(t) and t["render_s"] > 0 and t["raycast_s"] > 0
+
+
+def test_a_view_captured_in_steps_has_the_face_ids_of_one_go(bpy_empty):
+    from partdistill.bench.shapes import chair
+    from partdistill.blender_addon.capture import CaptureSession
+
+    shape = chair(arms=False)
+    mesh = bpy.data.meshes.new("chair")
+    mesh.from_pydata(shape.vertices.tolist(), [], shape.polygons)
+    obj = bpy.data.objects.new("chair", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    with CaptureSession(obj, ring=True, n_views=2, resolution=96) as s:
+        s.capture_view(0)
+        assert len(list(s.view_steps(1, bands=1))) == 1  # the render; the face ids in one band end the view
+        one_go = s._face_id[1].copy()
+        steps = list(s.view_steps(1, bands=4))
+        assert len(steps) == 4  # the render, then bands 1-3 (the last band ends the view)
+        np.testing.assert_array_equal(s._face_id[1], one_go)
+        assert (one_go >= 0).any()
