@@ -11,20 +11,14 @@ bundle). Ground truth: polygon order survives the OBJ round trip, so a triangle'
 
 from __future__ import annotations
 
-import json
 import os
-import queue
-import subprocess
-import sys
-import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from partdistill.backend.io.inputs import blender_env
-from partdistill.shared.bundle import load_bundle, save_bundle
+from partdistill.backend.io.capture_pool import capture_files
+from partdistill.shared.bundle import save_bundle
 from partdistill.shared.capture import Capture
 
 from .shapes import LabelledShape
@@ -147,74 +141,26 @@ def _report(progress: ProgressFn | None, done: int, total: int, message: str) ->
 def _capture_many(
     todo: list[CaptureJob], root: Path, views: int, resolution: int, workers: int, on_done: Callable[[CaptureJob], None]
 ) -> None:
-    """Capture ``todo`` in ``workers`` Blender child processes. Each raw (uncompressed) bundle is
-    labelled, checked and saved compressed under its final name as soon as its child reports it,
-    then deleted, and ``on_done(job)`` is called."""
+    """Capture ``todo`` in ``workers`` Blender child processes (the product's capture pool). Each
+    capture is labelled, checked and saved compressed under its final name as soon as it arrives,
+    and ``on_done(job)`` is called; CaptureFailed at the end names the shapes that failed."""
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".capture-", dir=root) as tmp:
-        lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
-        procs, chunks = [], [todo[w::workers] for w in range(workers)]
-        for w, chunk in enumerate(chunks):
-            spec = [{"input": str(j.obj), "output": str(Path(tmp) / f"{w}_{k}.npz")} for k, j in enumerate(chunk)]
-            jobs_file = Path(tmp) / f"jobs_{w}.json"
-            jobs_file.write_text(json.dumps(spec))
-            procs.append(_start_blender(jobs_file, views, resolution))
-            threading.Thread(target=_pump, args=(w, procs[-1], lines), daemon=True).start()
-        tails: list[list[str]] = [[] for _ in procs]
-        open_streams, failures = len(procs), []
-        try:
-            while open_streams:
-                w, line = lines.get()
-                if line is None:
-                    open_streams -= 1
-                    continue
-                tails[w] = (tails[w] + [line])[-20:]
-                if line.startswith("partdistill: captured "):
-                    k = int(line.split()[2].split("/")[0]) - 1
-                    job = chunks[w][k]
-                    raw = Path(tmp) / f"{w}_{k}.npz"
-                    _finish(job, raw)
-                    on_done(job)
-                elif line.startswith("partdistill: failed "):
-                    failures.append(line.removeprefix("partdistill: failed ").strip())
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                p.wait()
-        for w, p in enumerate(procs):
-            if p.returncode not in (0, 2) or (p.returncode == 2 and not failures):
-                text = "\n".join(tails[w])
-                if "No module named 'bpy'" in text:
-                    raise CaptureFailed(
-                        "Blender as a Python module (bpy) is not installed: `pip install 'partdistill[blender]'`"
-                    )
-                raise CaptureFailed(f"headless Blender exited with status {p.returncode}:\n{text}")
+    failures = []
+    for k, got in capture_files([j.obj for j in todo], views=views, resolution=resolution, workers=workers):
+        if isinstance(got, str):
+            if "bpy) is not installed" in got:
+                raise CaptureFailed(got)
+            failures.append(f"{todo[k].obj}: {got}")
+            continue
+        _finish(todo[k], got)
+        on_done(todo[k])
     if failures:
         raise CaptureFailed(f"{len(failures)} shapes could not be captured: " + "; ".join(failures[:5]))
 
 
-def _start_blender(jobs_file: Path, views: int, resolution: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture-many", str(jobs_file),
-           "--views", str(views), "--resolution", str(resolution), "--no-compress"]  # fmt: skip
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=blender_env(), bufsize=1
-    )
-
-
-def _pump(worker: int, proc: subprocess.Popen, lines: queue.Queue) -> None:
-    """Forward a child's output lines to the queue; None marks its end. stdout and stderr are one
-    pipe, read to the end, so the child can never block on a full pipe."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.put((worker, line.rstrip("\n")))
-    lines.put((worker, None))
-
-
-def _finish(job: CaptureJob, raw: Path) -> None:
-    cap = attach_ground_truth(load_bundle(raw), job.shape)
+def _finish(job: CaptureJob, capture: Capture) -> None:
+    cap = attach_ground_truth(capture, job.shape)
     job.n_faces = cap.mesh.n_faces
     part = job.bundle.with_name(job.bundle.name + ".part")
     save_bundle(part, cap)
     os.replace(part, job.bundle)  # atomic: an interrupted build never leaves a truncated bundle
-    raw.unlink()

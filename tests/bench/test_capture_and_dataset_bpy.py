@@ -73,7 +73,7 @@ def test_second_call_reuses_the_cache_without_blender(built, monkeypatch):
     def no_blender(*args, **kwargs):
         raise AssertionError("Blender was started for a cached dataset")
 
-    monkeypatch.setattr(bench_capture, "_start_blender", no_blender)
+    monkeypatch.setattr(bench_capture, "capture_files", no_blender)
     calls = []
     t0 = time.perf_counter()
     again = build_dataset(root, **SMALL, progress=lambda *a: calls.append(a))
