@@ -76,6 +76,30 @@ def _header(**fields) -> bytes:
     return msgpack.packb({"v": 1, "type": "ping", "job": "j", **fields})
 
 
+class _LongJob:
+    """A 2000-epoch job run by ``client`` in a thread, started once its first progress arrives;
+    ``error`` is how it ended (BackendError / BackendTimeout), ``ended_at`` when."""
+
+    def __init__(self, client: BackendClient, scene, job: str | None = None):
+        cap, det = scene
+        self.error, self.ended_at = None, None
+        started = threading.Event()
+
+        def run():
+            try:
+                client.segment(cap, cap.part_names, SegmentOptions(n_points=1024, epochs=2000), det,
+                               on_progress=lambda *a: started.set(), job=job)  # fmt: skip
+            except (BackendError, BackendTimeout) as e:
+                self.error, self.ended_at = e, time.monotonic()
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+        assert started.wait(20)
+
+    def join(self, timeout_s: float = 20) -> None:
+        self.thread.join(timeout_s)
+
+
 # ---- the same answer everywhere -----------------------------------------------------------------
 
 
@@ -176,25 +200,13 @@ def test_jobs_over_the_queued_bytes_limit_get_busy(serve, scene):
     size = sum(len(bytes(f)) for f in protocol.encode(protocol.segment_request("x", cap, cap.part_names, OPTS, det)))
     s = serve(limits=Limits(max_queued_bytes=int(size * 1.5)))
     c1, c2 = BackendClient(s.endpoint, timeout_s=20), BackendClient(s.endpoint, timeout_s=20)
-    started = threading.Event()
-    box = {}
-
-    def long_job():
-        try:
-            c1.segment(cap, cap.part_names, SegmentOptions(n_points=1024, epochs=2000), det,
-                       on_progress=lambda *a: started.set(), job="big")  # fmt: skip
-        except BackendError as e:
-            box["e"] = e
-
-    t = threading.Thread(target=long_job)
-    t.start()
-    assert started.wait(20)
+    big = _LongJob(c1, scene, job="big")
     with pytest.raises(BackendError) as e:
         c2.segment(cap, cap.part_names, OPTS, det)
     assert e.value.code == "busy" and "MiB" in e.value.message
     c1.cancel("big")
-    t.join(20)
-    assert box["e"].code == "cancelled"
+    big.join()
+    assert big.error.code == "cancelled"
 
 
 # ---- who may do what ----------------------------------------------------------------------------
@@ -204,25 +216,14 @@ def test_clients_see_and_cancel_only_their_own_jobs(serve, scene):
     cap, det = scene
     s = serve()
     owner, other = BackendClient(s.endpoint, timeout_s=20), BackendClient(s.endpoint, timeout_s=20)
-    started, box = threading.Event(), {}
-
-    def run():
-        try:
-            owner.segment(cap, cap.part_names, SegmentOptions(n_points=1024, epochs=2000), det,
-                          on_progress=lambda *a: started.set(), job="mine")  # fmt: skip
-        except BackendError as e:
-            box["e"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    assert started.wait(20)
+    mine = _LongJob(owner, scene, job="mine")
     assert other.status()["jobs"] == [] and [j["job"] for j in owner.status()["jobs"]] == ["mine"]
     with pytest.raises(BackendError) as e:
         other.cancel("mine")
     assert e.value.code == "invalid" and "of yours" in e.value.message
     owner.cancel("mine")
-    t.join(20)
-    assert box["e"].code == "cancelled"
+    mine.join()
+    assert mine.error.code == "cancelled"
 
 
 def test_only_allowed_models_load_and_the_error_says_nothing_about_files(serve, scene, tmp_path):
@@ -296,58 +297,24 @@ def test_a_pinging_client_keeps_its_job(serve, scene):
 
 
 def test_waiting_clients_hear_cancelled_when_the_server_shuts_down(serve, scene):
-    cap, det = scene
     s = serve()
-    started, box = threading.Event(), {}
-
-    def run():
-        try:
-            BackendClient(s.endpoint, timeout_s=20).segment(
-                cap,
-                cap.part_names,
-                SegmentOptions(n_points=1024, epochs=2000),
-                det,
-                on_progress=lambda *a: started.set(),
-            )
-        except (BackendError, BackendTimeout) as e:
-            box["e"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    assert started.wait(20)
+    job = _LongJob(BackendClient(s.endpoint, timeout_s=20), scene)
     s.stop()
-    t.join(20)
-    assert isinstance(box["e"], BackendError) and box["e"].code == "cancelled"
-    assert "shutting down" in box["e"].message
+    job.join()
+    assert isinstance(job.error, BackendError) and job.error.code == "cancelled"
+    assert "shutting down" in job.error.message
 
 
 def test_a_server_that_goes_away_is_reported_at_once_not_after_the_timeout(scene):
-    cap, det = scene
     s = Server("tcp://127.0.0.1:0", heartbeat_s=0.2)
     s.start()
-    started, box = threading.Event(), {}
-
-    def run():
-        try:
-            BackendClient(s.endpoint, timeout_s=60).segment(
-                cap,
-                cap.part_names,
-                SegmentOptions(n_points=1024, epochs=2000),
-                det,
-                on_progress=lambda *a: started.set(),
-            )
-        except (BackendError, BackendTimeout) as e:
-            box["e"], box["t"] = e, time.monotonic()
-
-    t = threading.Thread(target=run)
-    t.start()
-    assert started.wait(20)
+    job = _LongJob(BackendClient(s.endpoint, timeout_s=60), scene)
     s._shut_down = lambda sock: None  # as if it crashed: no goodbye
     t0 = time.monotonic()
     s.stop()
-    t.join(30)
-    assert isinstance(box["e"], BackendGone) and "stopped or crashed" in str(box["e"])
-    assert box["t"] - t0 < 15  # well within the client's 60 s
+    job.join(30)
+    assert isinstance(job.error, BackendGone) and "stopped or crashed" in str(job.error)
+    assert job.ended_at - t0 < 15  # well within the client's 60 s
 
 
 # ---- the teacher cache --------------------------------------------------------------------------
