@@ -92,3 +92,23 @@ def torch_single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def chair_object(bpy_empty):
+    """The add-on registered and a three-part chair (``bench.shapes.chair(arms=False)``: seat, back,
+    leg) as the active, selected mesh object of an empty scene."""
+    import partdistill.blender_addon as addon
+    from partdistill.bench.shapes import chair
+
+    bpy = bpy_empty
+    if not hasattr(bpy.types.Scene, "partdistill"):
+        addon.register()
+    shape = chair(arms=False)
+    mesh = bpy.data.meshes.new("chair")
+    mesh.from_pydata(shape.vertices.tolist(), [], shape.polygons)
+    obj = bpy.data.objects.new("chair", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    return obj

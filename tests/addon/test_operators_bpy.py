@@ -10,7 +10,6 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-import partdistill.blender_addon as addon  # noqa: E402
 from partdistill.backend.service.server import Server  # noqa: E402
 from partdistill.bench.shapes import chair  # noqa: E402
 from partdistill.bench.simulated import simulate_detections  # noqa: E402
@@ -34,16 +33,8 @@ def server():
 
 
 @pytest.fixture
-def obj(bpy_empty):
-    if not hasattr(bpy.types.Scene, "partdistill"):
-        addon.register()
-    mesh = bpy.data.meshes.new("chair")
-    mesh.from_pydata(SHAPE.vertices.tolist(), [], SHAPE.polygons)
-    o = bpy.data.objects.new("chair", mesh)
-    bpy.context.scene.collection.objects.link(o)
-    bpy.context.view_layer.objects.active = o
-    o.select_set(True)
-    return o
+def obj(chair_object):
+    return chair_object
 
 
 def _settings(o, address: str) -> JobSettings:

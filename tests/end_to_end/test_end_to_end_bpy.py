@@ -16,7 +16,6 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-import partdistill.blender_addon as addon  # noqa: E402
 from partdistill.backend import cli  # noqa: E402
 from partdistill.backend.metrics import shape_miou  # noqa: E402
 from partdistill.bench.shapes import chair  # noqa: E402
@@ -57,16 +56,8 @@ def backend():
 
 
 @pytest.fixture
-def scene(bpy_empty):
-    if not hasattr(bpy.types.Scene, "partdistill"):
-        addon.register()
-    mesh = bpy.data.meshes.new("chair")
-    mesh.from_pydata(SHAPE.vertices.tolist(), [], SHAPE.polygons)
-    obj = bpy.data.objects.new("chair", mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    bpy.context.view_layer.objects.active = obj
-    obj.select_set(True)
-    return obj
+def scene(chair_object):
+    return chair_object
 
 
 def simulated_detections_file(obj, tmp_path: Path) -> Path:
