@@ -103,12 +103,17 @@ print("ok")
 """
 
 
-def test_extension_zip_registers_standalone_with_the_shared_wheel(tmp_path):
+def build_zip(out: Path) -> Path:
+    """The extension zip built by scripts/build_extension.py into ``out`` (no PyPI wheels)."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_extension.py"), "--out", str(tmp_path), "--no-wheels"],
+        [sys.executable, str(ROOT / "scripts" / "build_extension.py"), "--out", str(out), "--no-wheels"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    zpath = Path(proc.stdout.split()[-1])
+    return Path(proc.stdout.split()[-1])
+
+
+def test_extension_zip_registers_standalone_with_the_shared_wheel(tmp_path):
+    zpath = build_zip(tmp_path)
     with zipfile.ZipFile(zpath) as z:
         names = set(z.namelist())
         manifest = tomllib.loads(z.read("blender_manifest.toml").decode())
@@ -135,11 +140,7 @@ def test_extension_zip_registers_standalone_with_the_shared_wheel(tmp_path):
 def test_blenders_own_extension_validator_accepts_the_zip(tmp_path):
     import bpy
 
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_extension.py"), "--out", str(tmp_path), "--no-wheels"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    zpath = Path(proc.stdout.split()[-1])
+    zpath = build_zip(tmp_path)
     scripts = Path(bpy.utils.resource_path("LOCAL")) / "scripts"
     validator = next(scripts.glob("addons_core/bl_pkg/cli/blender_ext.py"))
     res = subprocess.run([sys.executable, str(validator), "validate", str(zpath)], capture_output=True, text=True)
@@ -182,11 +183,7 @@ def test_the_installed_extension_segments_splits_and_clears_through_bpy_ops(tmp_
     from partdistill.shared.client import BackendClient
     from partdistill.shared.detections import Detection, Detections
 
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_extension.py"), "--out", str(tmp_path), "--no-wheels"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    with zipfile.ZipFile(Path(proc.stdout.split()[-1])) as z:
+    with zipfile.ZipFile(build_zip(tmp_path)) as z:
         z.extractall(tmp_path / "ext" / "partdistill_ext")
     upper = Detection(0, 0.9, np.array([0, 0, 64, 32], np.float32))
     lower = Detection(1, 0.9, np.array([0, 32, 64, 64], np.float32))
