@@ -9,7 +9,7 @@ from partdistill.shared.detections import Detections
 from partdistill.shared.options import SegmentOptions
 
 from ..io import InputError
-from ..io.inputs import expand_inputs, read_few_shot_labels, read_input
+from ..io.inputs import detections_file, expand_inputs, read_few_shot_labels, read_input
 from .arguments import DEFAULT_TEACHER, add_capture_args, add_run_args, add_training_args, part_names, teacher
 from .console import ProgressBars
 
@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
             shapes.append(None)
             continue
         cap = read_input(path, views=args.views, resolution=args.resolution, quiet=quiet)
-        det_file = path.with_name(path.stem + ".detections.json")
-        det = Detections.load_json(det_file).validate(cap.n_views, cap.image_size) if det_file.exists() else None
+        det_file = detections_file(path)
+        det = None if det_file is None else Detections.load_json(det_file).validate(cap.n_views, cap.image_size)
         lab_file = path.with_name(path.stem + ".labels.npz")
         labels = read_few_shot_labels(lab_file, cap, names) if lab_file.exists() else None
         need_teacher |= det is None and labels is None
