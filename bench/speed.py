@@ -43,7 +43,8 @@ def speed(data: Path, *, repeats: int = 3, options: SegmentOptions | None = None
         predict(cap, ckpt, device=options.device)
         figures["pre_predict"].append(time.perf_counter() - t)
     med = {k: float(np.median(v)) for k, v in figures.items()}
-    capture_s = _capture_seconds(Path(data))
+    capture_s = {f"{e}_{n // 1000}k": _capture_seconds(Path(data), e, n) for n in (10_000, 30_000)
+                 for e in ("raster", "workbench")}  # fmt: skip
     out = {
         "mesh_faces": cap.mesh.n_faces, "views": cap.n_views, "image": list(cap.image_size),
         "device": "cuda" if torch.cuda.is_available() and options.device != "cpu" else "cpu",
@@ -58,14 +59,20 @@ def speed(data: Path, *, repeats: int = 3, options: SegmentOptions | None = None
             f"  {k:>12}: {v:7.3f} s"
             + (f"   ({out['ratio_to_vote'][k]:.1f}x voting)" if k in out["ratio_to_vote"] else "")
         )
-    c = capture_s
-    log(f"  capture per view: {c['total']:.3f} s = render {c['render']:.3f} + face ids {c['face_ids']:.3f} + read "
-        f"{c['read']:.3f} (start-up {c['setup']:.2f} s once per capture)")  # fmt: skip
+    for k, c in capture_s.items():
+        log(
+            f"  capture per 512² view, {k} ({c['faces']} faces): {c['total']:.3f} s = render {c['render']:.3f} + "
+            f"face ids {c['face_ids']:.3f} + read {c['read']:.3f} (start-up {c['setup']:.2f} s once per capture)"
+        )
+    for n in ("10k", "30k"):
+        r, w = capture_s[f"raster_{n}"]["total"], capture_s[f"workbench_{n}"]["total"]
+        log(f"  capture {n}: raster / workbench = {r / w:.2f}")
     return out
 
 
-def _capture_seconds(data: Path, views: int = 10) -> dict[str, float]:
-    """One fresh headless capture of the speed mesh: seconds per view, render and face ids apart."""
+def _capture_seconds(data: Path, engine: str, n_faces: int, views: int = 10) -> dict[str, float]:
+    """One fresh headless capture of a chair subdivided to at least ``n_faces`` triangles with ``engine``:
+    seconds per view, render and face ids apart (face ids: the rasteriser's z-buffer or ray casting)."""
     import json
     import subprocess
     import sys
@@ -73,14 +80,19 @@ def _capture_seconds(data: Path, views: int = 10) -> dict[str, float]:
 
     from partdistill.backend.io.inputs import blender_env
 
-    obj = data / "speed" / "chair_10k_v10_r512.obj"
+    obj = data / "speed" / f"chair_{n_faces // 1000}k.obj"
+    if not obj.exists():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        _subdivide_to(make_shape("chair", 0), n_faces).write_obj(obj)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(obj), f"{tmp}/c.npz",
-               "--views", str(views), "--resolution", "512", "--timings"]  # fmt: skip
+               "--views", str(views), "--resolution", "512", "--timings", "--engine", engine]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=blender_env())
+        faces = int(np.load(f"{tmp}/c.npz")["faces"].shape[0])
     t = json.loads(proc.stdout.strip().splitlines()[-1])
-    per = {"render": t["render_s"] / views, "face_ids": t["raycast_s"] / views, "read": t["read_s"] / views}
-    return {**per, "total": sum(per.values()), "setup": t["setup_s"]}
+    per = {"render": t["render_s"] / views, "face_ids": (t["raycast_s"] + t.get("raster_s", 0.0)) / views,
+           "read": t["read_s"] / views}  # fmt: skip
+    return {**per, "total": sum(per.values()), "setup": t["setup_s"], "faces": faces}
 
 
 def _speed_capture(data: Path):

@@ -16,6 +16,10 @@ DEFAULT_TEACHER = "grounding_dino"
 def add_capture_args(p: argparse.ArgumentParser, what: str = "when capturing a mesh file") -> None:
     p.add_argument("--views", type=int, default=10, help=f"camera-ring views {what}")
     p.add_argument("--resolution", type=int, default=512, help=f"view size in pixels {what}")
+    p.add_argument("--render", choices=("auto", "raster", "workbench", "cycles"), default="auto",
+                   help="capture engine: raster (face ids and a flat-shaded picture from one numpy z-buffer, "
+                        "~25 ms a view), workbench or cycles (Blender renders, face ids by ray casting); auto: "
+                        "raster, or $PARTDISTILL_RENDER_ENGINE")  # fmt: skip
 
 
 def add_training_args(p: argparse.ArgumentParser) -> None:

@@ -178,7 +178,8 @@ def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
 
     from ..io.capture_pool import capture_files
 
-    stream = capture_files([inputs[i] for i in todo], views=args.views, resolution=args.resolution, workers=args.jobs)
+    stream = capture_files([inputs[i] for i in todo], views=args.views, resolution=args.resolution, workers=args.jobs,
+                           engine=args.render)  # fmt: skip
     if args.fit:
         stream = _fit_first(args, inputs, todo, stream, rows, engine, log)
     with tqdm(total=len(todo), desc="batch", unit="mesh", file=sys.stderr, disable=args.quiet) as bar:

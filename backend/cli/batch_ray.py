@@ -19,10 +19,10 @@ from ..io import InputError
 _TEACHERS: dict[tuple, object] = {}  # per worker process: a teacher is loaded once, not per mesh
 
 
-def _capture(path: str, views: int, resolution: int):
+def _capture(path: str, views: int, resolution: int, engine: str):
     from ..io.inputs import read_input
 
-    return read_input(Path(path), views=views, resolution=resolution, quiet=True)
+    return read_input(Path(path), views=views, resolution=resolution, quiet=True, engine=engine)
 
 
 def _label(capture, detections_file: str | None, names: tuple[str, ...], options: dict):
@@ -76,7 +76,7 @@ def run_on_ray(address: str, args, inputs: list[Path], todo: list[int], names: t
         for i in todo:
             det = detections_file(inputs[i])
             options = engine_options(args, with_teacher=det is None and not args.category_model).to_dict()
-            cap_ref = capture.remote(str(inputs[i].resolve()), args.views, args.resolution)
+            cap_ref = capture.remote(str(inputs[i].resolve()), args.views, args.resolution, args.render)
             refs[label.remote(cap_ref, None if det is None else str(det.resolve()), names, options)] = i
         pending = list(refs)
         with tqdm(total=len(todo), desc="batch (ray)", unit="mesh", file=sys.stderr, disable=args.quiet) as bar:

@@ -23,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown mesh type {args.input.suffix!r}; supported: {MESH_SUFFIXES}")
     if not args.input.exists():
         raise InputError(f"input not found: {args.input}")
-    capture_in_blender(args.input, args.out, views=args.views, resolution=args.resolution)
+    capture_in_blender(args.input, args.out, views=args.views, resolution=args.resolution, engine=args.render)
     print(f"wrote {args.out}")
     return 0

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         if parallel is not None and not parallel.owns(g):
             shapes.append(None)
             continue
-        cap = read_input(path, views=args.views, resolution=args.resolution, quiet=quiet)
+        cap = read_input(path, views=args.views, resolution=args.resolution, quiet=quiet, engine=args.render)
         det_file = detections_file(path)
         det = None if det_file is None else Detections.load_json(det_file).validate(cap.n_views, cap.image_size)
         lab_file = path.with_name(path.stem + ".labels.npz")

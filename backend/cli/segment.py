@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         check_address(args.backend, "--backend")
     prepare_out_dir(args.out)
     t0 = time.perf_counter()
-    capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet)
+    capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet,
+                         engine=args.render)  # fmt: skip
     t_capture = time.perf_counter() - t0
     detections = None
     if args.detections is not None:

@@ -24,7 +24,7 @@ from .inputs import blender_env
 
 
 def capture_files(
-    paths: Sequence[Path], *, views: int, resolution: int, workers: int = 1
+    paths: Sequence[Path], *, views: int, resolution: int, workers: int = 1, engine: str = "auto"
 ) -> Iterator[tuple[int, Capture | str]]:
     """Yield ``(i, capture)`` for each ``paths[i]`` as it is captured, or ``(i, reason)`` when it
     cannot be. Capture bundles (``.npz``) are read as they are; mesh files are checked, then captured
@@ -41,10 +41,10 @@ def capture_files(
             continue
         meshes.append(i)
     if meshes:
-        yield from _capture_in_children(paths, meshes, views, resolution, max(1, min(workers, len(meshes))))
+        yield from _capture_in_children(paths, meshes, views, resolution, max(1, min(workers, len(meshes))), engine)
 
 
-def _capture_in_children(paths, todo: list[int], views: int, resolution: int, workers: int):
+def _capture_in_children(paths, todo: list[int], views: int, resolution: int, workers: int, engine: str):
     with tempfile.TemporaryDirectory(prefix="partdistill-batch-") as tmp:
         lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
         chunks = [todo[w::workers] for w in range(workers)]
@@ -54,7 +54,8 @@ def _capture_in_children(paths, todo: list[int], views: int, resolution: int, wo
             jobs = Path(tmp) / f"jobs_{w}.json"
             jobs.write_text(json.dumps(spec))
             cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture-many", str(jobs),
-                   "--views", str(views), "--resolution", str(resolution), "--no-compress"]  # fmt: skip
+                   "--views", str(views), "--resolution", str(resolution), "--engine", engine,
+                   "--no-compress"]  # fmt: skip
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                           errors="replace", env=blender_env(), bufsize=1))  # fmt: skip
             threading.Thread(target=_pump, args=(w, procs[-1], lines), daemon=True).start()

@@ -21,7 +21,9 @@ from . import InputError
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend")
 
 
-def read_input(path: Path, *, views: int = 10, resolution: int = 512, quiet: bool = False) -> Capture:
+def read_input(
+    path: Path, *, views: int = 10, resolution: int = 512, quiet: bool = False, engine: str = "auto"
+) -> Capture:
     """A capture bundle is read directly; a mesh file is captured with headless Blender in a child
     process (bpy and torch stay in separate processes; a crash in Blender cannot take the engine down)."""
     if not path.exists():
@@ -35,17 +37,19 @@ def read_input(path: Path, *, views: int = 10, resolution: int = 512, quiet: boo
         )
     with tempfile.TemporaryDirectory(prefix="partdistill-capture-") as tmp:
         bundle = Path(tmp) / "capture.npz"
-        capture_in_blender(path, bundle, views=views, resolution=resolution, quiet=quiet)
+        capture_in_blender(path, bundle, views=views, resolution=resolution, quiet=quiet, engine=engine)
         return load_bundle(bundle)
 
 
-def capture_in_blender(mesh: Path, bundle: Path, *, views: int, resolution: int, quiet: bool = False) -> None:
+def capture_in_blender(
+    mesh: Path, bundle: Path, *, views: int, resolution: int, quiet: bool = False, engine: str = "auto"
+) -> None:
     try:
         check_mesh_file(mesh)  # in seconds, before Blender starts
     except ValidationError as e:
         raise InputError(e.problem) from None
     cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(mesh), str(bundle),
-           "--views", str(views), "--resolution", str(resolution)]  # fmt: skip
+           "--views", str(views), "--resolution", str(resolution), "--engine", engine]  # fmt: skip
     if not quiet:
         print(f"capturing {mesh} ({views} views, {resolution} px) with headless Blender ...", file=sys.stderr)
     # errors=replace: Blender may echo bytes of a broken file that are not UTF-8

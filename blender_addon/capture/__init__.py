@@ -8,9 +8,12 @@ nor appear in the RGB images, and nothing of the user's render settings, cameras
 visibility, frame or mesh data is ever written (the one exception is an object in Edit Mode, whose
 edits are flushed to its mesh first, as saving the file would).
 
-Face ids are exact: rays through the pixel centres are cast against a BVH built from the very
-triangles of ``Capture.mesh``, so ``face_id`` indexes ``mesh.faces`` directly. Rays are derived from
-the stored ``K`` / ``world_to_cam``, so ids, cameras and images agree by construction.
+Face ids are exact: they are the triangle of ``Capture.mesh`` that the ray through each pixel
+centre hits first, so ``face_id`` indexes ``mesh.faces`` directly. The default engine, the numpy
+rasteriser (``shared.raster``), finds them with a z-buffer and paints the picture from them; with
+Workbench or Cycles rays are cast against a BVH of the same triangles (the two agree on all but exact
+ties on shared edges, checked in the tests). Both use the stored ``K`` / ``world_to_cam``, so ids,
+cameras and images agree by construction.
 
 Projection of a view: perspective, ``[u, v, 1]^T ~ K @ X_cam`` (divide by ``z``), or, where
 ``Capture.orthographic[n]`` is set, affine, ``[u, v, 1]^T = K @ [x_cam, y_cam, 1]^T`` (no division;
@@ -20,7 +23,8 @@ Projection of a view: perspective, ``[u, v, 1]^T ~ K @ X_cam`` (divide by ``z``)
 pixel ``(i, j)`` spans ``[i, i+1) x [j, j+1)``.
 
 Modules: ``session`` (the private scene and the per-view loop), ``cameras`` (the ring, OpenCV
-matrices), ``face_ids`` (triangulation and ray casting), ``render`` (engines and render settings).
+matrices), ``face_ids`` (triangulation and ray casting), ``render`` (engines and render settings), ``colors``
+(what the rasteriser paints), ``private_copy`` (the copy that is captured).
 Importing mesh files (headless batch use) lives in ``blender_addon.headless.mesh_import``.
 """
 

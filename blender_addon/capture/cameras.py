@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import bpy
 import numpy as np
 from mathutils import Vector
+from partdistill.shared.errors import ValidationError
 
 #: Elevations (degrees) the default ring cycles through, as in PartSLIP-style multi-view setups:
 #: mostly slightly above, some from high up, some from below.
@@ -102,3 +103,23 @@ def _remove_objects(objects: Sequence[bpy.types.Object]) -> None:
             bpy.data.cameras.remove(data)
         elif isinstance(data, bpy.types.Light) and data.users == 0:
             bpy.data.lights.remove(data)
+
+
+def image_size(resolution: int | tuple[int, int], scene: bpy.types.Scene, use_ring: bool) -> tuple[int, int]:
+    """``(width, height)`` of the captured views: a pair as given; an int is the longer side, square
+    for a ring, else with the aspect ratio of ``scene``'s render settings."""
+    if isinstance(resolution, tuple | list):
+        if len(resolution) != 2:
+            raise ValidationError("resolution", f"expected (width, height), got {resolution!r}")
+        w, h = (int(x) for x in resolution)
+    else:
+        side = int(resolution)
+        if use_ring:
+            w = h = side
+        else:
+            r = scene.render
+            aspect = (r.resolution_x * r.pixel_aspect_x) / (r.resolution_y * r.pixel_aspect_y)
+            w, h = (side, max(1, round(side / aspect))) if aspect >= 1 else (max(1, round(side * aspect)), side)
+    if not (8 <= w <= 4096 and 8 <= h <= 4096):
+        raise ValidationError("resolution", f"image sides must lie in [8, 4096], got {w}x{h}")
+    return w, h

@@ -20,9 +20,10 @@ from partdistill.shared.errors import ValidationError
 _SOURCE_ATTR = "_partdistill_source_polygon"
 
 
-def _evaluated_triangles(obj: bpy.types.Object, copy_eval: bpy.types.Object) -> tuple[Mesh, int]:
+def _evaluated_triangles(obj: bpy.types.Object, copy_eval: bpy.types.Object) -> tuple[Mesh, int, np.ndarray]:
     """Triangulate the evaluated copy into a world-space ``Mesh`` whose ``face_to_polygon`` indexes
-    the polygons of ``obj``'s own mesh; also return that polygon count."""
+    the polygons of ``obj``'s own mesh; also return that polygon count and each triangle's material
+    slot index ``(T,) int32`` (what the rasteriser colours it with)."""
     n_source = len(obj.data.polygons)
     if n_source == 0:
         raise ValidationError("object", f"{obj.name!r} has no faces of its own to label")
@@ -39,6 +40,8 @@ def _evaluated_triangles(obj: bpy.types.Object, copy_eval: bpy.types.Object) -> 
         me.loop_triangles.foreach_get("vertices", tris)
         tri_poly = np.empty(n_t, np.int32)
         me.loop_triangles.foreach_get("polygon_index", tri_poly)
+        poly_material = np.zeros(n_p, np.int32)
+        me.polygons.foreach_get("material_index", poly_material)
         attr = me.attributes.get(_SOURCE_ATTR)
         if attr is not None and attr.domain == "FACE" and attr.data_type == "INT":
             poly_source = np.empty(n_p, np.int32)
@@ -57,7 +60,7 @@ def _evaluated_triangles(obj: bpy.types.Object, copy_eval: bpy.types.Object) -> 
     if bad.any():
         face_to_polygon[bad] = _nearest_source_polygons(obj, local[tris[bad]].mean(axis=1))
     mesh = Mesh(vertices=verts, faces=tris, face_to_polygon=face_to_polygon.astype(np.int32), polygon_count=n_source)
-    return mesh.validate(), n_source
+    return mesh.validate(), n_source, poly_material[tri_poly]
 
 
 def _nearest_source_polygons(obj: bpy.types.Object, points_local: np.ndarray) -> np.ndarray:

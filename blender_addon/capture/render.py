@@ -18,6 +18,10 @@ from mathutils import Matrix
 from .cameras import _remove_objects
 
 _ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES"}
+#: Capture engines: Blender's two plus our own numpy rasteriser (face ids and a flat-shaded picture
+#: from one z-buffer pass, no render call; it draws material, single or object colours, not textures).
+ENGINES = ("raster", *_ENGINES)
+_RASTER_COLOR_TYPES = {"MATERIAL", "SINGLE", "OBJECT"}
 _COLOR_TYPES = {"MATERIAL", "SINGLE", "OBJECT", "RANDOM", "VERTEX", "TEXTURE"}
 _LIGHTINGS = {"STUDIO", "FLAT", "MATCAP"}
 _WORKBENCH_AA = {1: "OFF", 5: "5", 8: "8", 11: "11", 16: "16", 32: "32"}
@@ -37,14 +41,17 @@ def workbench_available() -> bool:
     return _workbench_probe
 
 
-def _resolve_engine(engine: str) -> str:
-    """``"workbench"`` or ``"cycles"`` for an ``engine`` argument of :func:`capture_object`
-    (``"auto"``: ``PARTDISTILL_RENDER_ENGINE`` if set, else Workbench where it works)."""
+def _resolve_engine(engine: str, color_type: str = "MATERIAL") -> str:
+    """``"raster"``, ``"workbench"`` or ``"cycles"`` for an ``engine`` argument of :func:`capture_object`
+    (``"auto"``: ``PARTDISTILL_RENDER_ENGINE`` if set, else the rasteriser when it can draw
+    ``color_type``, else Workbench where it works, else Cycles)."""
     if engine != "auto":
         return engine
     forced = os.environ.get("PARTDISTILL_RENDER_ENGINE", "").lower()
-    if forced in _ENGINES:
+    if forced in ENGINES:
         return forced
+    if color_type in _RASTER_COLOR_TYPES:
+        return "raster"
     return "workbench" if workbench_available() else "cycles"
 
 
@@ -94,7 +101,7 @@ def _configure_render(
     """Settings of the private scene ``tmp`` common to both engines: size, a transparent film written
     as raw TGA, no post-processing, plain colour management; simplification as in ``user_render``."""
     r = tmp.render
-    r.engine = _ENGINES[engine]
+    r.engine = _ENGINES.get(engine, "BLENDER_WORKBENCH")  # the rasteriser never renders
     r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
     r.pixel_aspect_x = r.pixel_aspect_y = 1.0
     r.film_transparent = True  # the background is composited in numpy: same for both engines

@@ -33,22 +33,25 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("out", type=Path)
     c.add_argument("--views", type=int, default=10)
     c.add_argument("--resolution", type=int, default=512)
+    c.add_argument("--engine", choices=("auto", "raster", "workbench", "cycles"), default="auto")
     c.add_argument("--timings", action="store_true", help="print the capture's timings (JSON) on stdout")
     m = sub.add_parser("capture-many", help="capture a list of mesh files in one Blender process")
     m.add_argument("jobs", type=Path, help='JSON list of {"input": MESH, "output": BUNDLE.npz}')
     m.add_argument("--views", type=int, default=10)
     m.add_argument("--resolution", type=int, default=512)
+    m.add_argument("--engine", choices=("auto", "raster", "workbench", "cycles"), default="auto")
     m.add_argument("--no-compress", action="store_true", help="write uncompressed .npz (faster, larger)")
     args = p.parse_args(argv)
     if args.command == "capture-many":
-        return _capture_many(args.jobs, args.views, args.resolution, compress=not args.no_compress)
+        return _capture_many(args.jobs, args.views, args.resolution, args.engine, compress=not args.no_compress)
     try:
         from .mesh_import import capture_file
 
         def progress(done: int, total: int, message: str) -> None:
             print(f"captured {message}", file=sys.stderr, flush=True)
 
-        cap = capture_file(args.input, n_views=args.views, resolution=args.resolution, progress=progress)
+        cap = capture_file(args.input, n_views=args.views, resolution=args.resolution, engine=args.engine,
+                           progress=progress)  # fmt: skip
         save_bundle(args.out, cap)
         if args.timings:
             print(json.dumps(cap.meta.get("timings", {})), flush=True)
@@ -70,7 +73,7 @@ def _read_jobs(path: Path) -> list[tuple[Path, Path]]:
     return [(Path(j["input"]), Path(j["output"])) for j in raw]
 
 
-def _capture_many(jobs_file: Path, views: int, resolution: int, *, compress: bool) -> int:
+def _capture_many(jobs_file: Path, views: int, resolution: int, engine: str, *, compress: bool) -> int:
     try:
         jobs = _read_jobs(jobs_file)
         from .mesh_import import capture_file
@@ -80,7 +83,7 @@ def _capture_many(jobs_file: Path, views: int, resolution: int, *, compress: boo
     failed = 0
     for k, (src, out) in enumerate(jobs, start=1):
         try:
-            cap = capture_file(src, n_views=views, resolution=resolution)
+            cap = capture_file(src, n_views=views, resolution=resolution, engine=engine)
             save_bundle(out, cap, compress=compress)
         except (ValidationError, RuntimeError, OSError) as e:  # one bad file must not stop the batch
             failed += 1
