@@ -44,6 +44,7 @@ class JobSettings:
     use_scene_cameras: bool = False
     n_views: int = 10
     resolution: int = 512
+    render: str = "raster"
     timeout_s: float = 30.0
     server_public_key: bytes | None = None
     client_public_key: bytes | None = None
@@ -125,7 +126,12 @@ class SegmentJob:
         self._steps = None  # the current view's steps (CaptureSession.view_steps)
         # ring=False: the scene's cameras (an error names the problem when it has none)
         self._session: CaptureSession | None = CaptureSession(
-            obj, ring=not settings.use_scene_cameras, n_views=settings.n_views, resolution=settings.resolution
+            obj,
+            ring=not settings.use_scene_cameras,
+            n_views=settings.n_views,
+            resolution=settings.resolution,
+            engine=settings.render,
+            color_type="TEXTURE" if settings.render == "workbench" else "MATERIAL",  # Workbench can show textures
         ).__enter__()
 
     # ---- driving ----------------------------------------------------------------------------

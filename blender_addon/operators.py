@@ -42,6 +42,7 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
         use_scene_cameras=s.cameras == "SCENE",
         n_views=s.n_views,
         resolution=s.resolution,
+        render=s.render,
         timeout_s=prefs.timeout,
         server_public_key=c.server_public_key,
         client_public_key=None if c.client_keys is None else c.client_keys[0],

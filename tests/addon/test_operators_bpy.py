@@ -104,6 +104,28 @@ def test_the_panels_teacher_settings_reach_the_jobs_options(obj):
     assert job_settings(bpy.context.scene).options.sam_model is None
 
 
+@pytest.mark.parametrize("render", ["raster", "workbench"])
+def test_the_panels_render_choice_reaches_the_capture(obj, server, render):
+    from dataclasses import replace
+
+    from partdistill.blender_addon.operators import job_settings
+
+    s = bpy.context.scene.partdistill
+    s.render = render
+    settings = replace(_settings(obj, server.endpoint), render=job_settings(bpy.context.scene).render)
+    job = SegmentJob(obj, settings)
+    try:
+        steps = 0
+        while job.state == CAPTURING and job._view < 1:
+            job.step()
+            steps += 1
+        assert job._session._engine == render
+        assert steps == (1 if render == "raster" else 5)  # the rasteriser: one tick a view; Workbench: render + 4 bands
+    finally:
+        job.cancel()
+        s.render = "raster"
+
+
 def test_a_category_model_in_the_panel_labels_without_a_teacher(obj):
     from partdistill.blender_addon.operators import job_settings
 
