@@ -19,12 +19,17 @@ from .validation import optional_scalar_int
 
 REQUIRED_KEYS = ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam")
 OPTIONAL_KEYS = ("face_to_polygon", "polygon_count", "orthographic", "part_names", "gt_face_labels")
+#: A point-cloud bundle: the points instead of a mesh, ``point_id`` instead of ``face_id``.
+POINT_REQUIRED_KEYS = ("points", "rgb", "point_id", "K", "world_to_cam", "point_spacing")
+POINT_OPTIONAL_KEYS = ("colors", "normals", "orthographic", "part_names", "gt_point_labels")
 
 
 def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) -> Path:
     """Write ``capture`` (validated first) to ``path``; returns the path written."""
     capture.validate()
     path = Path(path)
+    if capture.cloud is not None:
+        return _save_points(path, capture, compress)
     arrays = {
         "vertices": capture.mesh.vertices,
         "faces": capture.mesh.faces,
@@ -62,6 +67,8 @@ def load_bundle(path: str | Path) -> Capture:
             data = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ValidationError("input", f"{path} is not a readable .npz capture bundle: {e}") from None
+    if "points" in data:
+        return _load_points(path, data)
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise ValidationError("input", f"{path} lacks the bundle key(s) {missing}")
@@ -89,3 +96,65 @@ def load_bundle(path: str | Path) -> Capture:
         part_names=names,
         gt_face_labels=data.get("gt_face_labels"),
     ).validate()
+
+
+def _names(data: dict) -> tuple[str, ...]:
+    if "part_names" not in data:
+        return ()
+    pn = data["part_names"]
+    if pn.dtype.kind != "U" or pn.ndim != 1:
+        raise ValidationError("part_names", "must be a 1-D array of strings")
+    return tuple(str(s) for s in pn)
+
+
+def _save_points(path: Path, capture: Capture, compress: bool) -> Path:
+    from .point_capture import point_ids
+
+    cloud = capture.cloud
+    assert cloud is not None
+    arrays = {"points": cloud.points, "rgb": capture.rgb, "point_id": point_ids(capture), "K": capture.K,
+              "world_to_cam": capture.world_to_cam,
+              "point_spacing": np.float64(capture.meta.get("point_spacing", 0.0))}  # fmt: skip
+    if cloud.colors is not None:
+        arrays["colors"] = cloud.colors
+    if cloud.normals is not None:
+        arrays["normals"] = cloud.normals
+    if capture.orthographic is not None:
+        arrays["orthographic"] = capture.orthographic
+    if capture.part_names:
+        arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
+    if capture.gt_face_labels is not None:
+        arrays["gt_point_labels"] = capture.gt_face_labels[0::2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
+    return path
+
+
+def _load_points(path: Path, data: dict) -> Capture:
+    """A point-cloud bundle back into a capture: the surfel mesh is rebuilt from the points, their
+    normals and spacing (the same mesh the capture made), ``face_id`` from ``point_id``."""
+    from .point_cloud import PointCloud, surfel_mesh
+    from .validation import check_array, check_index_range
+
+    missing = [k for k in POINT_REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ValidationError("input", f"{path} lacks the point-cloud bundle key(s) {missing}")
+    unknown = sorted(set(data) - set(POINT_REQUIRED_KEYS) - set(POINT_OPTIONAL_KEYS))
+    if unknown:
+        raise ValidationError("input", f"{path} has unknown key(s) {unknown}")
+    cloud = PointCloud(data["points"], data.get("colors"), data.get("normals")).validate()
+    spacing = float(np.asarray(data["point_spacing"]))
+    if not (np.isfinite(spacing) and spacing > 0):
+        raise ValidationError("point_spacing", f"must be a positive number, got {spacing}")
+    pid = check_array("point_id", data["point_id"], np.int32, (None, None, None))
+    check_index_range("point_id", pid, -1, cloud.n)
+    mesh, normals = surfel_mesh(cloud, spacing)
+    cloud.normals = normals
+    gt = data.get("gt_point_labels")
+    if gt is not None:
+        gt = np.repeat(check_array("gt_point_labels", gt, np.int32, (cloud.n,)), 2)
+    return Capture(mesh, data["rgb"], np.where(pid >= 0, 2 * pid, -1).astype(np.int32), data["K"],
+                   data["world_to_cam"], orthographic=data.get("orthographic"), part_names=_names(data),
+                   gt_face_labels=gt, meta={"kind": "points", "point_spacing": spacing},
+                   cloud=cloud).validate()  # fmt: skip

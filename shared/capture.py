@@ -27,12 +27,15 @@ class Mesh:
     already triangles); results are reported per triangle and per polygon.
     polygon_count: the number of source polygons (a modifier may have deleted some, so it can exceed
     ``face_to_polygon.max() + 1``); None = ``face_to_polygon.max() + 1``.
+    surfels: True when the mesh stands for a point cloud (``point_cloud.surfel_mesh``: polygon ``i``
+    is point ``i``; the faces share no edges, so neighbourhoods come from the points instead).
     """
 
     vertices: np.ndarray
     faces: np.ndarray
     face_to_polygon: np.ndarray | None = None
     polygon_count: int | None = None
+    surfels: bool = False
 
     @property
     def n_faces(self) -> int:
@@ -75,6 +78,31 @@ class Mesh:
 
 
 @dataclass
+class PointCloud:
+    """points: (N, 3) float32 world space. colors: (N, 3) uint8 or None. normals: (N, 3) float32 unit
+    vectors or None (estimated when a surfel mesh is made)."""
+
+    points: np.ndarray
+    colors: np.ndarray | None = None
+    normals: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.points.shape[0])
+
+    def validate(self) -> PointCloud:
+        p = check_array("points", self.points, np.float32, (None, 3), finite=True)
+        if p.shape[0] < 4:
+            raise ValidationError("points", f"a point cloud needs at least 4 points, got {p.shape[0]}")
+        check_max("points", p.shape[0], limits.MAX_FACES // 2)
+        if self.colors is not None:
+            check_array("colors", self.colors, np.uint8, (p.shape[0], 3))
+        if self.normals is not None:
+            check_array("normals", self.normals, np.float32, (p.shape[0], 3), finite=True)
+        return self
+
+
+@dataclass
 class Capture:
     """A mesh with N views.
 
@@ -82,7 +110,8 @@ class Capture:
     world_to_cam: (N, 4, 4) float64. orthographic: (N,) bool, optional — views whose camera is
     orthographic (affine projection ``[u, v, 1] = K [x_cam, y_cam, 1]``, no division by depth); absent
     means all perspective. part_names / gt_face_labels (F,) int32 are optional (ground truth, used
-    by tests and benchmarks; -1 = unlabelled).
+    by tests and benchmarks; -1 = unlabelled). cloud: the point cloud when the capture is of one
+    (``mesh`` is then its surfel mesh and ``face_to_polygon[face_id]`` is the point id).
     """
 
     mesh: Mesh
@@ -94,6 +123,7 @@ class Capture:
     part_names: tuple[str, ...] = ()
     gt_face_labels: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    cloud: PointCloud | None = None
 
     @property
     def n_views(self) -> int:
@@ -109,6 +139,10 @@ class Capture:
 
     def validate(self) -> Capture:
         self.mesh.validate()
+        if self.cloud is not None:
+            self.cloud.validate()
+            if not self.mesh.surfels or self.mesh.n_polygons != self.cloud.n:
+                raise ValidationError("cloud", "a point-cloud capture needs the surfel mesh of its points")
         rgb = check_array("rgb", self.rgb, np.uint8, (None, None, None, 3))
         n, h, w, _ = rgb.shape
         if n == 0:

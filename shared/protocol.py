@@ -98,6 +98,7 @@ _CAPTURE_ARRAYS = (
     "world_to_cam",
     "orthographic",
     "polygon_count",
+    "surfels",
 )
 
 
@@ -254,6 +255,8 @@ def segment_request(
         arrays["orthographic"] = capture.orthographic
     if m.polygon_count is not None:
         arrays["polygon_count"] = np.array(m.polygon_count, dtype=np.int64)
+    if m.surfels:
+        arrays["surfels"] = np.array(True)
     if detections is not None:
         arrays.update(detections.to_arrays())
     if labelled_faces is not None:
@@ -300,6 +303,7 @@ def parse_segment_request(
             a["faces"],
             a.get("face_to_polygon"),
             optional_scalar_int("arrays.polygon_count", a.get("polygon_count"), np.int64),
+            surfels=_flag("arrays.surfels", a.get("surfels")),
         ),
         a["rgb"],
         a["face_id"],
@@ -404,3 +408,12 @@ def _plain(d: dict) -> dict:
         else:
             out[str(k)] = v
     return out
+
+
+def _flag(name: str, value: np.ndarray | None) -> bool:
+    """An optional 0-d bool array: absent = False."""
+    if value is None:
+        return False
+    if not isinstance(value, np.ndarray) or value.shape != () or value.dtype != np.bool_:
+        raise ValidationError(name, "must be a single bool")
+    return bool(value)

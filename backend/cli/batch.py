@@ -27,7 +27,7 @@ from partdistill.shared.errors import ValidationError
 from partdistill.shared.protocol import check_address
 
 from ..io import InputError
-from ..io.inputs import MESH_SUFFIXES, detections_file
+from ..io.inputs import INPUT_SUFFIXES, MESH_SUFFIXES, POINT_SUFFIXES, detections_file
 from ..io.outputs import prepare_out_dir, write_outputs
 from .arguments import part_names, teacher
 from .segment import add_engine_args, backend_client, engine_options
@@ -58,10 +58,13 @@ def collect_inputs(specs: list[str]) -> list[Path]:
             raise InputError(f"no file matches {spec!r}")
         for m in map(Path, matches):
             if m.is_dir():
-                out += sorted(f for f in m.iterdir() if _is_input(f))
+                out += sorted(f for f in m.iterdir() if _is_input(f) and f.suffix.lower() != ".txt")
             elif m.is_file():
                 if not _is_input(m):
-                    raise InputError(f"{m}: not a mesh file ({' '.join(MESH_SUFFIXES)}) or a capture bundle .npz")
+                    raise InputError(
+                        f"{m}: not a mesh file ({' '.join(MESH_SUFFIXES)}), a point cloud "
+                        f"({' '.join(POINT_SUFFIXES)}) or a capture bundle .npz"
+                    )
                 out.append(m)
             else:
                 raise InputError(f"input not found: {m}")
@@ -78,7 +81,7 @@ def collect_inputs(specs: list[str]) -> list[Path]:
 def _is_input(f: Path) -> bool:
     name = f.name.lower()
     return f.is_file() and (
-        f.suffix.lower() in MESH_SUFFIXES or (name.endswith(".npz") and not name.endswith(".labels.npz"))
+        f.suffix.lower() in INPUT_SUFFIXES or (name.endswith(".npz") and not name.endswith(".labels.npz"))
     )
 
 

@@ -1,17 +1,20 @@
-"""``partdistill capture``: render a mesh file into a capture bundle with headless Blender."""
+"""``partdistill capture``: render a mesh file into a capture bundle with headless Blender, or a point
+cloud with the numpy rasteriser in this process."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from partdistill.shared.bundle import save_bundle
+
 from ..io import InputError
-from ..io.inputs import MESH_SUFFIXES, capture_in_blender
+from ..io.inputs import INPUT_SUFFIXES, capture_in_blender, capture_point_file, is_point_cloud_file
 from .arguments import add_capture_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    c = sub.add_parser("capture", help="render a mesh file into a capture bundle (headless Blender)")
+    c = sub.add_parser("capture", help="render a mesh file or a point cloud into a capture bundle")
     c.add_argument("input", type=Path)
     c.add_argument("--out", type=Path, required=True, help="bundle path (.npz)")
     add_capture_args(c, "")
@@ -19,10 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.input.suffix.lower() not in MESH_SUFFIXES:
-        raise InputError(f"unknown mesh type {args.input.suffix!r}; supported: {MESH_SUFFIXES}")
     if not args.input.exists():
         raise InputError(f"input not found: {args.input}")
-    capture_in_blender(args.input, args.out, views=args.views, resolution=args.resolution, engine=args.render)
+    if is_point_cloud_file(args.input):
+        save_bundle(args.out, capture_point_file(args.input, views=args.views, resolution=args.resolution))
+    elif args.input.suffix.lower() in INPUT_SUFFIXES:
+        capture_in_blender(args.input, args.out, views=args.views, resolution=args.resolution, engine=args.render)
+    else:
+        raise InputError(f"unknown input type {args.input.suffix!r}; supported: {' '.join(INPUT_SUFFIXES)}")
     print(f"wrote {args.out}")
     return 0

@@ -20,7 +20,8 @@ from partdistill.shared.capture import Capture
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.mesh_files import check_mesh_file
 
-from .inputs import blender_env
+from . import InputError
+from .inputs import blender_env, capture_point_file, is_point_cloud_file
 
 
 def capture_files(
@@ -32,11 +33,14 @@ def capture_files(
     meshes = []
     for i, p in enumerate(paths):
         try:
+            if is_point_cloud_file(p):  # numpy, in this process: no Blender needed
+                yield i, capture_point_file(p, views=views, resolution=resolution)
+                continue
             if p.suffix.lower() == ".npz":
                 yield i, load_bundle(p)
                 continue
             check_mesh_file(p)
-        except (ValidationError, OSError) as e:
+        except (ValidationError, InputError, OSError) as e:
             yield i, str(e.problem if isinstance(e, ValidationError) else e)
             continue
         meshes.append(i)

@@ -1,6 +1,7 @@
 """Inputs: capture bundles read directly, mesh files captured with headless Blender in a child
 process (bpy and torch stay in separate processes; a crash in Blender cannot take the engine down),
-folders expanded, few-shot label files re-indexed onto the requested parts."""
+point clouds captured in this process (numpy), folders expanded, few-shot label files re-indexed
+onto the requested parts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,39 @@ from partdistill.shared.bundle import load_bundle
 from partdistill.shared.capture import Capture
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.mesh_files import check_mesh_file
+from partdistill.shared.ply import ply_has_faces
+from partdistill.shared.point_capture import capture_point_cloud
+from partdistill.shared.point_cloud import POINT_SUFFIXES, read_point_file
 
 from . import InputError
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend")
+# Point clouds: POINT_SUFFIXES always, ``.ply`` without faces, and ``.npz`` files holding ``points`` but no views.
+INPUT_SUFFIXES = (*MESH_SUFFIXES, *POINT_SUFFIXES)
+
+
+def is_point_cloud_file(path: Path) -> bool:
+    """Whether ``path`` is a point cloud to capture in-process (not a mesh for Blender, not a bundle)."""
+    suffix = path.suffix.lower()
+    if suffix in POINT_SUFFIXES:
+        return True
+    try:
+        if suffix == ".ply":
+            return not ply_has_faces(path)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return "points" in z.files and "rgb" not in z.files
+    except (ValidationError, OSError, ValueError, zipfile.BadZipFile):
+        return False  # the reader that follows names the problem
+    return False
+
+
+def capture_point_file(path: Path, *, views: int = 10, resolution: int = 512) -> Capture:
+    """Read a point cloud and capture it from the camera ring, in this process (numpy; no Blender)."""
+    try:
+        return capture_point_cloud(read_point_file(path), n_views=views, resolution=resolution)
+    except ValidationError as e:
+        raise InputError(f"{path}: {e.problem}") from None
 
 
 def read_input(
@@ -29,11 +60,14 @@ def read_input(
     if not path.exists():
         raise InputError(f"input not found: {path}")
     suffix = path.suffix.lower()
+    if is_point_cloud_file(path):
+        return capture_point_file(path, views=views, resolution=resolution)
     if suffix == ".npz":
         return load_bundle(path)
     if suffix not in MESH_SUFFIXES:
         raise InputError(
-            f"unknown input type {path.suffix!r}: expected a capture bundle .npz or a mesh file {MESH_SUFFIXES}"
+            f"unknown input type {path.suffix!r}: expected a capture bundle .npz, a mesh file {MESH_SUFFIXES} "
+            f"or a point cloud {POINT_SUFFIXES}"
         )
     with tempfile.TemporaryDirectory(prefix="partdistill-capture-") as tmp:
         bundle = Path(tmp) / "capture.npz"
@@ -82,7 +116,7 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     out = []
     for p in inputs:
         if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.suffix.lower() in (".npz", *MESH_SUFFIXES)
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in (".npz", *MESH_SUFFIXES, ".xyz", ".pts", ".npy")
                           and not f.name.endswith(".labels.npz"))  # fmt: skip
         elif p.exists():
             out.append(p)

@@ -50,18 +50,23 @@ def write_outputs(out: Path, capture: Capture, result: SegmentationResult) -> di
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     written["labels"] = out / "labels.npz"
+    per_point = {}
+    if capture.cloud is not None:  # point i is polygon i of the surfel mesh (triangles 2i and 2i + 1)
+        per_point = {"point_labels": result.polygon_labels, "point_confidence": result.face_confidence[0::2]}
     np.savez_compressed(
         written["labels"],
         face_labels=result.face_labels,
         face_confidence=result.face_confidence,
         polygon_labels=result.polygon_labels,
         part_names=np.array(result.part_names, dtype=np.str_),
+        **per_point,
     )
     written["json"] = out / "labels.json"
     written["json"].write_text(json.dumps({
         "part_names": list(result.part_names),
         "face_labels": result.face_labels.tolist(),
         "polygon_labels": result.polygon_labels.tolist(),
+        **{k: v.round(4).tolist() if v.dtype.kind == "f" else v.tolist() for k, v in per_point.items()},
         "face_confidence": [round(float(c), 4) for c in result.face_confidence],
         "warnings": list(result.warnings),
         "coverage": result.stats.get("coverage", {}),

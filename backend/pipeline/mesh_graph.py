@@ -46,7 +46,8 @@ class FaceGraph:
 
 
 def face_graph(mesh: Mesh) -> FaceGraph:
-    """Build the dual graph of ``mesh.faces`` (F, 3) over ``mesh.vertices``."""
+    """Build the dual graph of ``mesh.faces`` (F, 3) over ``mesh.vertices``; for the surfel mesh of a
+    point cloud, the graph of its points' nearest neighbours instead (see :func:`_surfel_pairs`)."""
     v = mesh.vertices.astype(np.float64)
     f = mesh.faces.astype(np.int64)
     tri = v[f]
@@ -67,6 +68,8 @@ def face_graph(mesh: Mesh) -> FaceGraph:
     two = starts[counts == 2]  # manifold edges, vectorised; boundary (1) and non-manifold (>2) apart
     pairs = [np.stack([owner[two], owner[two + 1]], axis=1)]
     lengths = [np.linalg.norm(v[e[two, 0]] - v[e[two, 1]], axis=1)]
+    if mesh.surfels:
+        pairs[0], lengths[0] = _surfel_pairs(v, f)
     for s, c in zip(starts[counts > 2], counts[counts > 2], strict=True):
         o = owner[s : s + c]
         ii, jj = np.triu_indices(c, 1)
@@ -84,6 +87,24 @@ def face_graph(mesh: Mesh) -> FaceGraph:
     concave = np.einsum("ij,ij->i", n0 - n1, d) > 1e-12
     dist = np.maximum(np.linalg.norm(d, axis=1), 1e-12)
     return FaceGraph(centroids, normals, 0.5 * norm, edges, edge_len, dihedral, concave, dist)
+
+
+def _surfel_pairs(v: np.ndarray, f: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Face pairs of a surfel mesh (triangles ``2i``, ``2i + 1`` are point ``i``'s square): the two
+    halves of each square, and the same halves of the squares of each point's ``k`` nearest
+    neighbours; ``(E, 2) int64`` pairs and ``(E,) float64`` lengths (the square's side, the width
+    the two surfels meet over)."""
+    n = len(f) // 2
+    corners = v[f[0::2]]  # (n, 3, 3): three of the square's corners
+    centre = (corners[:, 0] + corners[:, 2]) / 2.0
+    side = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1)
+    _, nn = cKDTree(centre).query(centre, k=min(k + 1, n))
+    i = np.repeat(np.arange(n), nn.shape[1] - 1)
+    j = nn[:, 1:].reshape(-1)
+    halves = np.stack([2 * np.arange(n), 2 * np.arange(n) + 1], axis=1)
+    pairs = np.concatenate([halves, np.stack([2 * i, 2 * j], 1), np.stack([2 * i + 1, 2 * j + 1], 1)])
+    lengths = np.concatenate([side * np.sqrt(2.0), side[i], side[i]])
+    return pairs, lengths
 
 
 def nearest_labelled(graph: FaceGraph, labelled: np.ndarray) -> np.ndarray:

@@ -1,0 +1,189 @@
+"""Point clouds: reading them from files, their spacing and normals, and the surfel mesh that stands
+for them in the engine (one small oriented square, two triangles, per point).
+
+Why surfels: every stage of the engine (sampling, visibility, lifting, voting, the student's labels
+carried back, superpoints) works on triangles and maps them to the user's polygons through
+``face_to_polygon``. A point cloud whose point ``i`` is the polygon ``i`` of a mesh of squares goes
+through all of it unchanged, and its per-polygon results are the per-point results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .capture import Mesh, PointCloud
+from .errors import ValidationError
+
+POINT_SUFFIXES = (".xyz", ".txt", ".pts", ".npy")
+#: Neighbours within this many spacings shape a point's normal (the PCA of its neighbourhood).
+_NORMAL_RADIUS = 2.5
+_MIN_NEIGHBOURS = 10
+
+
+def read_point_file(path: str | Path) -> PointCloud:
+    """A point cloud from ``.xyz``/``.txt``/``.pts`` (whitespace or comma separated ``x y z [r g b]
+    [nx ny nz]`` per line; colours 0-255, or 0-1 floats), ``.npy`` ((N, 3), (N, 6) or (N, 9) columns
+    in that order), ``.npz`` (``points``, optional ``colors``, ``normals``) or ``.ply`` without faces."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".ply":
+            from .ply import read_ply_points
+
+            xyz, rgb, nrm = read_ply_points(path)
+            parts = [xyz] + ([rgb] if rgb is not None else []) + ([nrm] if nrm is not None else [])
+            cloud = _cloud_from_columns(np.concatenate(parts, axis=1) if len(parts) > 1 else xyz, path, rgb is not None)
+            return cloud
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "points" not in z.files:
+                    raise ValidationError("input", f"{path} has no 'points' array (a point-cloud .npz needs one)")
+                cloud = PointCloud(
+                    np.asarray(z["points"], np.float32),
+                    _colors(z["colors"]) if "colors" in z.files else None,
+                    np.asarray(z["normals"], np.float32) if "normals" in z.files else None,
+                )
+            return cloud.validate()
+        if suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            text = path.read_text(errors="replace").replace(",", " ")
+            rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+            if rows and len(rows[0]) == 1 and len(rows) > 1:  # the .pts convention: a count line first
+                rows = rows[1:]
+            widths = {len(r) for r in rows}
+            if len(widths) != 1:
+                raise ValidationError("input", f"{path}: lines have different numbers of values {sorted(widths)}")
+            data = np.array(rows, dtype=np.float64)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValidationError("input", f"{path} is not a readable point cloud: {e}") from None
+    return _cloud_from_columns(np.asarray(data, np.float64), path)
+
+
+def _cloud_from_columns(data: np.ndarray, path: Path, has_colors: bool | None = None) -> PointCloud:
+    """Columns x y z [r g b] [nx ny nz]; ``has_colors`` False: x y z nx ny nz (PLY normals without colours)."""
+    if has_colors is False and data.shape[1] == 6:
+        data = np.concatenate([data[:, :3], np.zeros_like(data[:, :3]), data[:, 3:]], axis=1)
+        cloud = _cloud_from_columns(data, path)
+        cloud.colors = None
+        return cloud
+    if data.ndim != 2 or data.shape[1] not in (3, 6, 9):
+        raise ValidationError("input", f"{path}: expected 3, 6 or 9 values per point (x y z [r g b] [nx ny nz]), "
+                                       f"got an array of shape {data.shape}")  # fmt: skip
+    if not np.all(np.isfinite(data)):
+        raise ValidationError("input", f"{path}: some values are NaN or infinite")
+    colors = _colors(data[:, 3:6]) if data.shape[1] >= 6 else None
+    normals = None
+    if data.shape[1] == 9:
+        n = data[:, 6:9]
+        normals = (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return PointCloud(data[:, :3].astype(np.float32), colors, normals).validate()
+
+
+def _colors(c: np.ndarray) -> np.ndarray:
+    c = np.asarray(c, np.float64)
+    if c.size and c.max() <= 1.0:
+        c = c * 255.0
+    return np.clip(np.rint(c), 0, 255).astype(np.uint8)
+
+
+def point_spacing(points: np.ndarray, sample: int = 500, seed: int = 0) -> float:
+    """The median distance from a point to its nearest neighbour (on up to ``sample`` random points,
+    against all points, in chunks so memory stays small)."""
+    p = np.asarray(points, np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(p), size=min(sample, len(p)), replace=False)
+    best = np.full(len(idx), np.inf)
+    q = p[idx] - p.mean(0)
+    for start in range(0, len(p), 20_000):
+        block = p[start : start + 20_000] - p.mean(0)
+        d = (q * q).sum(1)[:, None] + (block * block).sum(1)[None] - 2.0 * q @ block.T
+        same = (idx[:, None] - start) == np.arange(len(block))[None]
+        d[same] = np.inf
+        best = np.minimum(best, d.min(1))
+    spacing = float(np.median(np.sqrt(np.maximum(best, 0.0))))
+    if not np.isfinite(spacing) or spacing <= 0:
+        raise ValidationError("points", "the points all coincide (no spacing between them)")
+    return spacing
+
+
+def _neighbour_pairs(p: np.ndarray, radius: float, only: np.ndarray, chunk: int = 20_000):
+    """Yield ``(i, j)`` int64 arrays of all pairs with ``|p_i - p_j| <= radius`` (i = j included) for
+    ``i`` in ``only``, a chunk at a time, found through a grid of cells of side ``radius`` (27 cells per point)."""
+    cell = np.floor((p - p.min(0)) / radius).astype(np.int64) + 1
+    dims = cell.max(0) + 2
+    key = (cell[:, 0] * dims[1] + cell[:, 1]) * dims[2] + cell[:, 2]
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    offsets = [(dx * dims[1] + dy) * dims[2] + dz for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)]
+    for start in range(0, len(only), chunk):
+        ii = only[start : start + chunk]
+        for off in offsets:
+            lo = np.searchsorted(skey, key[ii] + off, side="left")
+            hi = np.searchsorted(skey, key[ii] + off, side="right")
+            cnt = hi - lo
+            if not cnt.any():
+                continue
+            i = np.repeat(ii, cnt)
+            j = order[np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))]
+            near = ((p[i] - p[j]) ** 2).sum(1) <= radius * radius
+            yield i[near], j[near]
+
+
+def estimate_normals(points: np.ndarray, spacing: float) -> np.ndarray:
+    """``(N, 3) float32`` unit normals: the least-variance direction of each point's neighbours within
+    2.5 spacings (twice, four times that where fewer than 10 are that close: sparse patches of an
+    uneven sampling), turned to point away from the cloud's centre (a guess; surfels are two-sided)."""
+    p = np.asarray(points, np.float64)
+    n = len(p)
+    s1 = np.zeros((n, 3))
+    s2 = np.zeros((n, 9))
+    cnt = np.zeros(n)
+    todo = np.arange(n)
+    for grow in (1.0, 2.0, 4.0):
+        s1[todo], s2[todo], cnt[todo] = 0.0, 0.0, 0.0
+        for i, j in _neighbour_pairs(p, grow * _NORMAL_RADIUS * spacing, todo):
+            q = p[j] - p[i]  # relative coordinates keep the sums well conditioned
+            cnt += np.bincount(i, minlength=n)
+            for a in range(3):
+                s1[:, a] += np.bincount(i, q[:, a], minlength=n)
+                for b in range(3):
+                    s2[:, 3 * a + b] += np.bincount(i, q[:, a] * q[:, b], minlength=n)
+        todo = np.flatnonzero(cnt < _MIN_NEIGHBOURS)
+        if todo.size == 0:
+            break
+    mean = s1 / cnt[:, None]
+    cov = s2.reshape(n, 3, 3) / cnt[:, None, None] - mean[:, :, None] * mean[:, None, :]
+    _, vecs = np.linalg.eigh(cov)
+    normals = vecs[:, :, 0]
+    outward = p - p.mean(0)
+    normals[np.einsum("ij,ij->i", normals, outward) < 0] *= -1
+    return normals.astype(np.float32)
+
+
+def surfel_mesh(cloud: PointCloud, spacing: float | None = None) -> tuple[Mesh, np.ndarray]:
+    """The mesh standing for ``cloud``: per point a square of side 2 x spacing in the plane normal
+    to the point's normal, as triangles ``2i`` and ``2i + 1`` (``face_to_polygon = i``), so squares of
+    neighbouring points overlap and the surface renders without holes. Returns the mesh and the
+    normals used ``(N, 3) float32`` (the cloud's, else estimated)."""
+    p = cloud.points.astype(np.float64)
+    spacing = point_spacing(p) if spacing is None else spacing
+    normals = cloud.normals if cloud.normals is not None else estimate_normals(p, spacing)
+    nrm = normals.astype(np.float64)
+    helper = np.where(np.abs(nrm[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    u = np.cross(nrm, helper)
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    v = np.cross(nrm, u)
+    u, v = u * spacing, v * spacing
+    corners = np.stack([p - u - v, p + u - v, p + u + v, p - u + v], axis=1)  # (N, 4, 3)
+    base = 4 * np.arange(cloud.n)[:, None]
+    tris = np.stack([base + [0, 1, 2], base + [0, 2, 3]], axis=1).reshape(-1, 3)
+    mesh = Mesh(
+        vertices=corners.reshape(-1, 3).astype(np.float32),
+        faces=tris.astype(np.int32),
+        face_to_polygon=np.repeat(np.arange(cloud.n, dtype=np.int32), 2),
+        polygon_count=cloud.n,
+        surfels=True,
+    )
+    return mesh.validate(), normals.astype(np.float32)

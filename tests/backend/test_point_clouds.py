@@ -1,0 +1,97 @@
+"""Point clouds through the engine: clouds sampled from the real development meshes get the parts of
+the faces they were sampled from; the CLI writes per-point labels; the wire carries the surfel flag."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from partdistill.backend import cli
+from partdistill.backend.io.inputs import read_input
+from partdistill.backend.tta import segment
+from partdistill.bench import psb
+from partdistill.bench.levels import simulate
+from partdistill.shared.options import SegmentOptions
+from partdistill.shared.protocol import decode, encode, parse_segment_request, segment_request
+
+pytestmark = pytest.mark.skipif(not psb.available(psb.default_data_dir()), reason="no real development meshes")
+
+
+def sampled_cloud(key: str, n: int = 12_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``n`` points sampled uniformly on a development mesh, each with the label of its face."""
+    import json as _json
+
+    data = psb.default_data_dir()
+    with np.load(data / "psb-dev.npz") as z:
+        v, f, lab = z[f"{key}_vertices"], z[f"{key}_faces"], z[f"{key}_labels"]
+    names = tuple(_json.loads((data / "psb-dev.json").read_text())[key.split("_")[0]]["part_names"])
+    rng = np.random.default_rng(seed)
+    tri = v[f].astype(np.float64)
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    face = rng.choice(len(f), n, p=area / area.sum())
+    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
+    w = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], axis=1)
+    return np.einsum("nk,nkd->nd", w, tri[face]).astype(np.float32), lab[face].astype(np.int32), names
+
+
+def _capture(tmp_path, key: str, views: int = 6, resolution: int = 256):
+    points, labels, names = sampled_cloud(key)
+    path = tmp_path / f"{key}.xyz"
+    np.savetxt(path, points, fmt="%.6f")  # no normals: the capture estimates them
+    cap = read_input(path, views=views, resolution=resolution)
+    cap.part_names, cap.gt_face_labels = names, np.repeat(labels, 2)
+    return cap, labels, names
+
+
+@pytest.mark.parametrize("key", ["Teddy_162", "FourLeg_382"])
+def test_clouds_sampled_from_real_meshes_get_the_parts_of_their_faces(tmp_path, key):
+    cap, labels, names = _capture(tmp_path, key)
+    assert cap.cloud is not None and cap.cloud.n == len(labels)
+    det = simulate(cap, "perfect")
+    vote = segment(cap, names, options=SegmentOptions(method="vote-fill"), detections=det)
+    assert vote.polygon_labels.shape == labels.shape
+    # The mesh path, at these settings, gets 0.88 (Teddy) and 0.91 (FourLeg) of the surface right.
+    assert (vote.polygon_labels == labels).mean() >= 0.85
+    realistic = simulate(cap, "realistic", seed=1)
+    opts = SegmentOptions(seed=0)
+    dist = segment(cap, names, options=opts, detections=realistic)
+    base = segment(cap, names, options=replace(opts, method="vote-fill"), detections=realistic)
+    acc, acc_vote = (dist.polygon_labels == labels).mean(), (base.polygon_labels == labels).mean()
+    # Distillation ahead of the vote under realistic noise, as on meshes (mesh path: 0.68 and 0.78).
+    assert acc >= 0.7 and acc > acc_vote, (acc, acc_vote)
+
+
+def test_the_cli_writes_labels_per_point(tmp_path):
+    cap, labels, names = _capture(tmp_path, "Teddy_162", views=4, resolution=128)
+    ply = tmp_path / "teddy.ply"
+    header = f"ply\nformat ascii 1.0\nelement vertex {cap.cloud.n}\nproperty float x\nproperty float y\nproperty float z\nend_header\n"  # noqa: E501
+    ply.write_text(header + "\n".join(" ".join(f"{c:.6f}" for c in p) for p in cap.cloud.points))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert (
+            cli.main(["capture", str(ply), "--out", str(tmp_path / "c.npz"), "--views", "4", "--resolution", "128"])
+            == 0
+        )
+    captured = read_input(tmp_path / "c.npz")
+    captured.part_names, captured.gt_face_labels = names, np.repeat(labels, 2)
+    simulate(captured, "perfect").save_json(tmp_path / "det.json")
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(["segment", str(tmp_path / "c.npz"), "--parts", ",".join(names), "--detections",
+                       str(tmp_path / "det.json"), "--method", "vote-fill", "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
+    assert rc == 0, err.getvalue()
+    with np.load(tmp_path / "o" / "labels.npz") as z:
+        assert z["point_labels"].shape == (cap.cloud.n,) and z["point_confidence"].shape == (cap.cloud.n,)
+        assert (z["point_labels"] == labels).mean() >= 0.8
+    doc = json.loads((tmp_path / "o" / "labels.json").read_text())
+    assert len(doc["point_labels"]) == cap.cloud.n
+
+
+def test_a_point_cloud_capture_crosses_the_wire_as_surfels(tmp_path):
+    cap, labels, names = _capture(tmp_path, "FourLeg_382", views=2, resolution=64)
+    msg = decode(encode(segment_request("j", cap, names, SegmentOptions(method="vote-fill"), simulate(cap, "perfect"))))
+    got, *_ = parse_segment_request(msg)
+    assert got.mesh.surfels and np.array_equal(got.mesh.faces, cap.mesh.faces)
