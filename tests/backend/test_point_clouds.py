@@ -81,7 +81,8 @@ def test_the_cli_writes_labels_per_point(tmp_path):
     simulate(captured, "perfect").save_json(tmp_path / "det.json")
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = cli.main(["segment", str(tmp_path / "c.npz"), "--parts", ",".join(names), "--detections",
-                       str(tmp_path / "det.json"), "--method", "vote-fill", "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
+                       str(tmp_path / "det.json"), "--method", "vote-fill", "--out", str(tmp_path / "o"),
+                       "--quiet"])  # fmt: skip
     assert rc == 0, err.getvalue()
     with np.load(tmp_path / "o" / "labels.npz") as z:
         assert z["point_labels"].shape == (cap.cloud.n,) and z["point_confidence"].shape == (cap.cloud.n,)
