@@ -25,7 +25,9 @@ from partdistill.shared.options import SegmentOptions
 from partdistill.shared.result import SegmentationResult
 
 from .apply import apply_result
+from .apply_points import apply_point_result
 from .capture import CaptureSession
+from .capture.points import PointSession, is_point_object, point_count
 from .results import polygon_confidence, write_confidence
 
 CAPTURE_SHARE = 0.3  # of the progress bar; the backend's stages share the rest
@@ -100,8 +102,11 @@ class SegmentJob:
     def __init__(self, obj: bpy.types.Object, settings: JobSettings, labelled_polygons: np.ndarray | None = None):
         """``labelled_polygons`` (P,) int32, optional: parts the user set by hand (-1 elsewhere),
         sent as few-shot units of full confidence that backward distillation never lowers."""
-        if not isinstance(obj, bpy.types.Object) or obj.type != "MESH":
-            raise ValidationError("object", "select a mesh object to segment")
+        points = is_point_object(obj)
+        if not isinstance(obj, bpy.types.Object) or (obj.type != "MESH" and not points):
+            raise ValidationError("object", "select a mesh or point-cloud object to segment")
+        if points and labelled_polygons is not None:
+            raise ValidationError("corrections", "corrections (Refine) work on meshes, not on point clouds")
         if obj.mode == "EDIT":
             raise ValidationError("object", f"{obj.name!r} is in Edit Mode; switch to Object Mode first")
         settings.options.validate()
@@ -125,7 +130,8 @@ class SegmentJob:
         self._view = 0
         self._steps = None  # the current view's steps (CaptureSession.view_steps)
         # ring=False: the scene's cameras (an error names the problem when it has none)
-        self._session: CaptureSession | None = CaptureSession(
+        session_type = PointSession if points else CaptureSession
+        self._session: CaptureSession | PointSession | None = session_type(
             obj,
             ring=not settings.use_scene_cameras,
             n_views=settings.n_views,
@@ -240,6 +246,9 @@ class SegmentJob:
 
     def _apply(self, result: SegmentationResult) -> None:
         obj = find_object(self.object_uid)
+        if obj is not None and is_point_object(obj):
+            self._apply_points(obj, result)
+            return
         if obj is None or obj.type != "MESH":
             raise ValidationError("object", f"{self.object_name!r} was deleted while the backend worked")
         if len(obj.data.polygons) != len(result.polygon_labels):
@@ -252,6 +261,17 @@ class SegmentJob:
                                         self._face_areas)  # fmt: skip
         apply_result(obj, result.part_names, result.polygon_labels)
         write_confidence(obj, confidence)
+        self.result = result
+        self.state, self.progress = DONE, 1.0
+        counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]
+        self.message = "segmented: " + ", ".join(f"{n} {c}" for n, c in zip(result.part_names, counts, strict=True))
+        self.warnings = list(result.warnings)
+
+    def _apply_points(self, obj: bpy.types.Object, result: SegmentationResult) -> None:
+        if point_count(obj) != len(result.polygon_labels):
+            raise ValidationError("object", f"{obj.name!r} was edited while the backend worked; segment it again")
+        # point i is the square of triangles 2i, 2i + 1 in the capture
+        apply_point_result(obj, result.part_names, result.polygon_labels, result.face_confidence[0::2])
         self.result = result
         self.state, self.progress = DONE, 1.0
         counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]

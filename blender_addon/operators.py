@@ -10,6 +10,8 @@ from partdistill.shared.options import SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 from .apply import remove_result, result_labels
+from .apply_points import remove_point_result
+from .capture.points import is_point_object
 from .job import CANCELLED, CAPTURING, DONE, FAILED, JobSettings, SegmentJob, for_panel
 from .preferences import client as prefs_client
 from .preferences import preferences
@@ -69,8 +71,8 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
         why = None
         if context.window_manager.partdistill.running:
             why = "A segmentation is running: wait for it or cancel it"
-        elif obj is None or obj.type != "MESH":
-            why = "Select a mesh object to segment"
+        elif obj is None or (obj.type != "MESH" and not is_point_object(obj)):
+            why = "Select a mesh or point-cloud object to segment"
         elif obj.mode != "OBJECT":
             why = "Switch to Object Mode to segment"
         if why is not None:
@@ -80,7 +82,7 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
     def _start(self, context: bpy.types.Context) -> bool:
         """Queue every selected mesh (the active one first), one job each, and start the first."""
         active = context.active_object
-        others = [o for o in context.selected_objects if o.type == "MESH" and o != active]
+        others = [o for o in context.selected_objects if (o.type == "MESH" or is_point_object(o)) and o != active]
         self._objects, self._index, self._outcomes = [active, *others], -1, []
         try:
             self._settings = job_settings(context.scene)
@@ -308,8 +310,8 @@ class PARTDISTILL_OT_clear(bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         obj = context.active_object
-        if obj is None or obj.type != "MESH":
-            cls.poll_message_set("Select a mesh object")
+        if obj is None or (obj.type != "MESH" and not is_point_object(obj)):
+            cls.poll_message_set("Select a mesh or point-cloud object")
             return False
         if obj.mode != "OBJECT":
             cls.poll_message_set("Switch to Object Mode")
@@ -317,7 +319,8 @@ class PARTDISTILL_OT_clear(bpy.types.Operator):
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        if not remove_result(context.active_object):
+        obj = context.active_object
+        if not (remove_point_result(obj) if is_point_object(obj) else remove_result(obj)):
             self.report({"INFO"}, "no partdistill result on this object")
             return {"CANCELLED"}
         return {"FINISHED"}

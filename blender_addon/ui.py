@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .apply import result_labels
+from .apply_points import point_result_labels
 from .preferences import preferences
 
 
@@ -37,6 +38,12 @@ class PARTDISTILL_PT_panel(bpy.types.Panel):
                 layout.label(text=state.message)
         obj = context.active_object
         found = result_labels(obj) if obj is not None and obj.type == "MESH" else None
+        points = point_result_labels(obj) if obj is not None else None
+        if points is not None:  # a point cloud's legend: no material slots, only counts
+            box = layout.box()
+            for i, name in enumerate(points[0]):
+                box.label(text=f"{name}: {int((points[1] == i).sum())} points")
+            box.operator("partdistill.clear", icon="X")
         if found is not None:
             names, labels = found
             box = layout.box()

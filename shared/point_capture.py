@@ -46,6 +46,74 @@ def ring_views(
     return K, w2c, clips
 
 
+class PointCapture:
+    """Step-wise capture of a point cloud (for a UI drawing one view per tick)::
+
+        pc = PointCapture(cloud, n_views=10, resolution=512)
+        for i in range(pc.n_views):
+            pc.capture_view(i)
+        capture = pc.result()
+
+    The points are drawn as surfels (squares of side twice the point spacing, normal to the point's
+    normal) in their colours (light grey without), lit by a headlight."""
+
+    def __init__(self, cloud: PointCloud, *, n_views: int = 10, resolution: int = 512,
+                 background: tuple[float, float, float] = (255.0, 255.0, 255.0)):  # fmt: skip
+        cloud.validate()
+        if not (isinstance(n_views, int) and 1 <= n_views <= 64):
+            raise ValidationError("n_views", f"must be an integer in [1, 64], got {n_views!r}")
+        if not 8 <= int(resolution) <= 4096:
+            raise ValidationError("resolution", f"image sides must lie in [8, 4096], got {resolution}")
+        t0 = time.perf_counter()
+        self.spacing = point_spacing(cloud.points)
+        self.mesh, normals = surfel_mesh(cloud, self.spacing)
+        self.cloud = cloud if cloud.normals is not None else PointCloud(cloud.points, cloud.colors, normals)
+        p = cloud.points.astype(np.float64)
+        center = (p.min(0) + p.max(0)) / 2.0
+        radius = float(np.linalg.norm(p - center, axis=1).max()) + self.spacing
+        self.size = int(resolution)
+        self.K, self.w2c, self.clips = ring_views(center, radius, n_views, self.size)
+        self._colors = None if cloud.colors is None else np.repeat(cloud.colors.astype(np.float32), 2, axis=0)
+        self._background = background
+        self.rgb = np.zeros((n_views, self.size, self.size, 3), np.uint8)
+        self.face_id = np.full((n_views, self.size, self.size), -1, np.int32)
+        self._done = [False] * n_views
+        self.timings = {"setup_s": time.perf_counter() - t0, "raster_s": 0.0, "render_s": 0.0}
+
+    @property
+    def n_views(self) -> int:
+        return len(self._done)
+
+    def capture_view(self, i: int) -> None:
+        m, size = self.mesh, (self.size, self.size)
+        t = time.perf_counter()
+        fid = rasterize(m.vertices, m.faces, self.K[i], self.w2c[i], size, clip=self.clips[i]).face_id
+        # Each point's first triangle stands for its square: the ids a bundle's point_id map restores.
+        self.face_id[i] = np.where(fid >= 0, fid - fid % 2, -1)
+        t1 = time.perf_counter()
+        self.rgb[i] = shade(self.face_id[i], m.vertices, m.faces, self.K[i], self.w2c[i], face_colors=self._colors,
+                            background=self._background)  # fmt: skip
+        self.timings["raster_s"] += t1 - t
+        self.timings["render_s"] += time.perf_counter() - t1
+        self._done[i] = True
+
+    def result(self, meta: dict | None = None) -> Capture:
+        """The capture (every view must be done); ``meta`` is merged into ``Capture.meta``."""
+        if not all(self._done):
+            raise RuntimeError(f"views {[i for i, d in enumerate(self._done) if not d]} were not captured")
+        info = {
+            "engine": "raster",
+            "kind": "points",
+            "point_spacing": self.spacing,
+            "clip": [list(c) for c in self.clips],
+            "camera_names": [f"ring_{i:02d}" for i in range(self.n_views)],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            **(meta or {}),
+        }
+        return Capture(self.mesh, self.rgb, self.face_id, self.K, self.w2c, orthographic=np.zeros(self.n_views, bool),
+                       meta=info, cloud=self.cloud).validate()  # fmt: skip
+
+
 def capture_point_cloud(
     cloud: PointCloud,
     *,
@@ -54,49 +122,15 @@ def capture_point_cloud(
     background: tuple[float, float, float] = (255.0, 255.0, 255.0),
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Capture:
-    """Capture ``cloud`` from a ring of ``n_views`` square views of ``resolution`` pixels. The points
-    are drawn as surfels (squares of side twice the point spacing, normal to the point's normal)
-    in their colours (light grey without), lit by a headlight. ``face_to_polygon[face_id]`` of the
-    result is the point seen at each pixel (-1: background)."""
-    cloud.validate()
-    if not (isinstance(n_views, int) and 1 <= n_views <= 64):
-        raise ValidationError("n_views", f"must be an integer in [1, 64], got {n_views!r}")
-    if not 8 <= int(resolution) <= 4096:
-        raise ValidationError("resolution", f"image sides must lie in [8, 4096], got {resolution}")
-    t0 = time.perf_counter()
-    spacing = point_spacing(cloud.points)
-    mesh, normals = surfel_mesh(cloud, spacing)
-    if cloud.normals is None:
-        cloud = PointCloud(cloud.points, cloud.colors, normals)
-    p = cloud.points.astype(np.float64)
-    center = (p.min(0) + p.max(0)) / 2.0
-    radius = float(np.linalg.norm(p - center, axis=1).max()) + spacing
-    K, w2c, clips = ring_views(center, radius, n_views, int(resolution))
-    colors = None if cloud.colors is None else np.repeat(cloud.colors.astype(np.float32), 2, axis=0)
-    setup = time.perf_counter() - t0
-    rgb = np.zeros((n_views, resolution, resolution, 3), np.uint8)
-    face_id = np.full((n_views, resolution, resolution), -1, np.int32)
-    t_raster = t_shade = 0.0
-    for i in range(n_views):
-        t = time.perf_counter()
-        fid = rasterize(mesh.vertices, mesh.faces, K[i], w2c[i], (resolution, resolution), clip=clips[i]).face_id
-        # Each point's first triangle stands for its square: the ids a bundle's point_id map restores.
-        face_id[i] = np.where(fid >= 0, fid - fid % 2, -1)
-        t_raster += time.perf_counter() - t
-        t = time.perf_counter()
-        rgb[i] = shade(face_id[i], mesh.vertices, mesh.faces, K[i], w2c[i], face_colors=colors, background=background)
-        t_shade += time.perf_counter() - t
+    """Capture ``cloud`` from a ring of ``n_views`` square views of ``resolution`` pixels (see
+    :class:`PointCapture`). ``face_to_polygon[face_id]`` of the result is the point seen at each
+    pixel (-1: background); :func:`point_ids` gives that map."""
+    pc = PointCapture(cloud, n_views=n_views, resolution=resolution, background=background)
+    for i in range(pc.n_views):
+        pc.capture_view(i)
         if progress is not None:
-            progress(i + 1, n_views, f"view {i + 1}/{n_views}")
-    meta = {
-        "engine": "raster",
-        "kind": "points",
-        "point_spacing": spacing,
-        "clip": [list(c) for c in clips],
-        "camera_names": [f"ring_{i:02d}" for i in range(n_views)],
-        "timings": {"setup_s": round(setup, 4), "raster_s": round(t_raster, 4), "render_s": round(t_shade, 4)},
-    }
-    return Capture(mesh, rgb, face_id, K, w2c, orthographic=np.zeros(n_views, bool), meta=meta, cloud=cloud).validate()
+            progress(i + 1, pc.n_views, f"view {i + 1}/{pc.n_views}")
+    return pc.result()
 
 
 def point_ids(capture: Capture) -> np.ndarray:

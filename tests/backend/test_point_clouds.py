@@ -96,3 +96,27 @@ def test_a_point_cloud_capture_crosses_the_wire_as_surfels(tmp_path):
     msg = decode(encode(segment_request("j", cap, names, SegmentOptions(method="vote-fill"), simulate(cap, "perfect"))))
     got, *_ = parse_segment_request(msg)
     assert got.mesh.surfels and np.array_equal(got.mesh.faces, cap.mesh.faces)
+
+
+def test_batch_labels_point_clouds_in_process_and_reports_a_broken_one(tmp_path):
+    import csv
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    points, labels, names = sampled_cloud("Teddy_162", n=4000)
+    np.save(folder / "teddy.npy", points)
+    cap = read_input(folder / "teddy.npy", views=4, resolution=96)
+    cap.part_names, cap.gt_face_labels = names, np.repeat(labels, 2)
+    simulate(cap, "perfect").save_json(folder / "teddy.detections.json")
+    (folder / "broken.xyz").write_text("1 2\n3 4 5\n")
+    out = tmp_path / "out"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        rc = cli.main(["batch", str(folder), "--parts", ",".join(names), "--out", str(out), "--views", "4",
+                       "--resolution", "96", "--method", "vote-fill", "--quiet"])  # fmt: skip
+    assert rc == 1, buf.getvalue()
+    rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
+    assert rows["teddy.npy"]["status"] == "done" and rows["broken.xyz"]["status"] == "failed"
+    assert "different numbers of values" in rows["broken.xyz"]["reason"]
+    with np.load(out / "teddy" / "labels.npz") as z:
+        assert (z["point_labels"] == labels).mean() >= 0.8
