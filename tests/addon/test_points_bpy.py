@@ -64,8 +64,9 @@ def test_a_point_object_is_segmented_into_point_attributes_and_cleared(points_ob
     assert np.allclose(pts[:, 2].mean(), 2.0, atol=0.05)  # world space
     truth = (pts[:, 2] < 2.0).astype(np.int32)  # top = 0, bottom = 1
     cap.part_names, cap.gt_face_labels = NAMES, np.repeat(truth, 2)
-    settings = JobSettings(NAMES, server.endpoint, SegmentOptions(method="vote-fill"), simulate_detections(cap, mode="mask"),
-                           n_views=4, resolution=96, timeout_s=30)  # fmt: skip
+    det = simulate_detections(cap, mode="mask")
+    settings = JobSettings(NAMES, server.endpoint, SegmentOptions(method="vote-fill"), det, n_views=4, resolution=96,
+                           timeout_s=30)  # fmt: skip
     job = SegmentJob(obj, settings)
     assert job.run() == DONE, job.error
     names, labels = point_result_labels(obj)
