@@ -51,6 +51,11 @@ def segment(
     confidence 1 which backward distillation never lowers, and keep their labels in the result."""
     options = (options or SegmentOptions()).validate()
     capture.validate()
+    if options.render_type != "color-mesh" and not options.category_model:
+        from .render_types import segment_rendered
+
+        return segment_rendered(capture, part_names, options, segment, detections=detections, teacher=teacher,
+                                labelled_faces=labelled_faces, progress=progress, cancel=cancel)  # fmt: skip
     names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
     timings: dict[str, float] = {}
     stats: dict[str, object] = {"method": options.method, "n_views": capture.n_views, "n_faces": capture.mesh.n_faces}

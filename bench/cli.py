@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from partdistill.backend.io import InputError
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import RENDER_TYPES, SegmentOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,9 +39,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--teachers", default="box,mask")
     r.add_argument("--levels", default="perfect,realistic", help="perfect, mild, realistic, hard")
     r.add_argument("--methods", default=None, help="comma-separated (default: all)")
+    r.add_argument(
+        "--render-type",
+        choices=RENDER_TYPES,
+        default=SegmentOptions.render_type,
+        help="what the (simulated) teacher's views show; the detections are the same for every type",
+    )
     r.add_argument("--fit-calibration", action="store_true",
                    help="refit the product's confidence calibration on the validation runs of distill")  # fmt: skip
     r.set_defaults(func=run_real)
+    f = which.add_parser("fewshot", help="mIoU against k painted faces (TTA) and k labelled shapes (Pre)")
+    f.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
+    f.add_argument("--data", type=Path, default=Path(".cache/bench-real"), help="cached captures")
+    f.add_argument("--out", type=Path, default=Path("out/bench-fewshot"))
+    f.add_argument("--categories", default=None, help="comma-separated subset (default: all 10)")
+    f.add_argument("--per-category", type=int, default=None, help="test shapes per category for TTA (default 4)")
+    f.add_argument("--level", default="realistic", help="perfect, mild, realistic, hard")
+    f.add_argument("--teacher", default="box", choices=("box", "mask"))
+    f.set_defaults(func=run_fewshot)
     z = which.add_parser("fuzz", help="hostile messages against a live backend: replies, crashes, hangs, RSS")
     z.add_argument("--n", type=int, default=10000, help="messages to send")
     z.add_argument("--seed", type=int, default=0)
@@ -54,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--consecutive", type=int, default=200, help="jobs one after another (RSS)")
     ld.add_argument("--large-faces", type=int, default=200_000, help="faces of the large job (20 views)")
     ld.set_defaults(func=run_load)
-    for p in (q, s, r):
+    for p in (q, s, r, f):
         p.add_argument("--views", type=int, default=10)
         p.add_argument("--resolution", type=int, default=512)
         p.add_argument("--points", type=int, default=SegmentOptions.n_points)
@@ -63,11 +78,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace) -> SegmentOptions:
-    return SegmentOptions(n_points=args.points, epochs=args.epochs, device=args.device).validate()
+    render_type = getattr(args, "render_type", SegmentOptions.render_type)
+    return SegmentOptions(n_points=args.points, epochs=args.epochs, device=args.device,
+                          render_type=render_type).validate()  # fmt: skip
 
 
 def _list(text: str | None) -> tuple[str, ...] | None:
     return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+
+
+def run_fewshot(args: argparse.Namespace) -> int:
+    from . import fewshot, psb
+
+    data = args.psb or psb.default_data_dir()
+    if not psb.available(data):
+        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    cats = _list(args.categories) or psb.CATEGORIES
+    rows = fewshot.run(data, args.data, args.out, level=args.level, teacher=args.teacher,
+                       per_category=args.per_category, categories=cats, options=_options(args), views=args.views,
+                       resolution=args.resolution)  # fmt: skip
+    print(fewshot.report(rows, args.out))
+    print(f"wrote {args.out}/fewshot.jsonl, fewshot.md, fewshot.png")
+    return 0
 
 
 def run_fuzz(args: argparse.Namespace) -> int:

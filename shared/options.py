@@ -13,6 +13,9 @@ BACKWARD_RULES = ("part-relative", "paper")
 #: How the student's prediction is carried onto the mesh: "none" (the student's argmax, as the paper),
 #: "superpoints" (pooled over superpoints) or "graph-cut" (pooled, then a Potts graph cut over faces).
 REFINES = ("none", "superpoints", "graph-cut")
+#: What the teacher looks at (the seed's C.3): the mesh as captured (its own colours), the mesh in
+#: grey, dense coloured points or sparse grey points sampled on it (labels come back to the faces).
+RENDER_TYPES = ("color-mesh", "gray-mesh", "dense-points", "sparse-points")
 
 
 @dataclass
@@ -36,6 +39,9 @@ class SegmentOptions:
     backward_rule: "part-relative" (ours: the trigger above, units re-ranked within their part by
     precision) or "paper" (PartDistill as published: absolute 0.01 trigger, confidence x IoU).
     refine: how the student's prediction is carried onto the mesh (``REFINES``).
+    render_type: what the views show (``RENDER_TYPES``; mesh captures only): "color-mesh" the views
+    as captured, "gray-mesh" repainted grey, "dense-points" / "sparse-points" 50,000 coloured / 2,048
+    grey points sampled on the surface, drawn as surfels from the same cameras.
     category_model: "" or a category model made by ``partdistill fit`` (its folder; on a shared
     server, a name the server allows): the shape is then labelled by that pre-aligned student alone,
     with no teacher and no detections (the paper's Pre).
@@ -57,6 +63,7 @@ class SegmentOptions:
     backward_tolerance: float = 0.005
     backward_rule: str = "part-relative"
     refine: str = "graph-cut"
+    render_type: str = "color-mesh"
     category_model: str = ""
     box_threshold: float = 0.25
     text_threshold: float = 0.2
@@ -103,6 +110,9 @@ class SegmentOptions:
             raise ValidationError("options.backward_rule", f"must be one of {rules}, got {shown(self.backward_rule)}")
         if self.refine not in REFINES:
             raise ValidationError("options.refine", f"must be one of {', '.join(REFINES)}, got {shown(self.refine)}")
+        if self.render_type not in RENDER_TYPES:
+            kinds = ", ".join(RENDER_TYPES)
+            raise ValidationError("options.render_type", f"must be one of {kinds}, got {shown(self.render_type)}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValidationError("options.device", f"must be auto, cpu or cuda, got {shown(self.device)}")
         return self
@@ -111,6 +121,8 @@ class SegmentOptions:
         d = asdict(self)
         if not d["category_model"]:
             del d["category_model"]  # absent when unused: older servers and cached run keys stay valid
+        if d["render_type"] == "color-mesh":
+            del d["render_type"]
         return d
 
     @classmethod

@@ -54,11 +54,15 @@ class PointCapture:
             pc.capture_view(i)
         capture = pc.result()
 
-    The points are drawn as surfels (squares of side twice the point spacing, normal to the point's
+    The points are drawn as surfels (squares of side four point spacings, normal to the point's
     normal) in their colours (light grey without), lit by a headlight."""
 
-    def __init__(self, cloud: PointCloud, *, n_views: int = 10, resolution: int = 512,
+    def __init__(self, cloud: PointCloud, *, n_views: int = 10, resolution: int = 512, height: int | None = None,
+                 cameras: tuple[np.ndarray, np.ndarray, list | None] | None = None,
                  background: tuple[float, float, float] = (255.0, 255.0, 255.0)):  # fmt: skip
+        """``cameras``: ``(K (V, 3, 3), world_to_cam (V, 4, 4), clip ranges or None)`` to draw the
+        cloud from given cameras (those of a mesh capture) instead of the ring; ``resolution`` is
+        then the width and ``height`` the height of the views (default square)."""
         cloud.validate()
         if not (isinstance(n_views, int) and 1 <= n_views <= 64):
             raise ValidationError("n_views", f"must be an integer in [1, 64], got {n_views!r}")
@@ -72,11 +76,21 @@ class PointCapture:
         center = (p.min(0) + p.max(0)) / 2.0
         radius = float(np.linalg.norm(p - center, axis=1).max()) + self.spacing
         self.size = int(resolution)
-        self.K, self.w2c, self.clips = ring_views(center, radius, n_views, self.size)
+        self.height = self.size if height is None else int(height)
+        if cameras is None:
+            self.K, self.w2c, self.clips = ring_views(center, radius, n_views, self.size)
+        else:
+            self.K, self.w2c = np.asarray(cameras[0], np.float64), np.asarray(cameras[1], np.float64)
+            n_views = len(self.K)
+            clips = cameras[2]
+            if clips is None:  # everything in front of the camera, out to beyond the cloud
+                depth = [p @ m[2, :3] + m[2, 3] for m in self.w2c]
+                clips = [(max(1e-6, float(d.min()) - 2 * self.spacing) * 0.5, float(d.max()) * 2 + 1.0) for d in depth]
+            self.clips = [tuple(map(float, c)) for c in clips]
         self._colors = None if cloud.colors is None else np.repeat(cloud.colors.astype(np.float32), 2, axis=0)
         self._background = background
-        self.rgb = np.zeros((n_views, self.size, self.size, 3), np.uint8)
-        self.face_id = np.full((n_views, self.size, self.size), -1, np.int32)
+        self.rgb = np.zeros((n_views, self.height, self.size, 3), np.uint8)
+        self.face_id = np.full((n_views, self.height, self.size), -1, np.int32)
         self._done = [False] * n_views
         self.timings = {"setup_s": time.perf_counter() - t0, "raster_s": 0.0, "render_s": 0.0}
 
@@ -85,7 +99,7 @@ class PointCapture:
         return len(self._done)
 
     def capture_view(self, i: int) -> None:
-        m, size = self.mesh, (self.size, self.size)
+        m, size = self.mesh, (self.size, self.height)
         t = time.perf_counter()
         fid = rasterize(m.vertices, m.faces, self.K[i], self.w2c[i], size, clip=self.clips[i]).face_id
         # Each point's first triangle stands for its square: the ids a bundle's point_id map restores.

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from partdistill.shared.detections import Detections
-from partdistill.shared.options import METHODS, SegmentOptions
+from partdistill.shared.options import METHODS, RENDER_TYPES, SegmentOptions
 from partdistill.shared.protocol import check_address
 
 from ..io import InputError
@@ -49,6 +49,9 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--category-model", default="",
                    help="label with a category model from `partdistill fit` (its folder, or a name the server "
                    "allows) instead of a teacher")  # fmt: skip
+    s.add_argument("--render-type", choices=RENDER_TYPES, default=SegmentOptions.render_type,
+                   help="what the teacher sees (the paper's C.3): the mesh as captured, the mesh in grey, or "
+                        "dense coloured / sparse grey points sampled on it (labels return to the faces)")  # fmt: skip
     s.add_argument("--method", choices=METHODS, default="distill",
                    help="distill (the student) or a baseline without one: vote, vote-fill, superpoint")  # fmt: skip
     s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
@@ -78,6 +81,7 @@ def engine_options(args: argparse.Namespace, with_teacher: bool) -> SegmentOptio
         backward=not args.no_backward,
         backward_rule=args.backward_rule,
         refine=args.refine,
+        render_type=args.render_type,
         category_model=args.category_model,
         device=args.device,
         seed=args.seed,

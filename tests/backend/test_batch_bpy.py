@@ -94,6 +94,9 @@ def test_globs_and_unknown_files(tmp_path):
     assert len(set(names)) == 2 and all(n.startswith("m-") for n in names)
     with pytest.raises(InputError, match="no file matches"):
         collect_inputs([str(tmp_path / "*.fbx")])
-    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.md").write_text("x")
     with pytest.raises(InputError, match="not a mesh file"):
-        collect_inputs([str(tmp_path / "notes.txt")])
+        collect_inputs([str(tmp_path / "notes.md")])
+    (tmp_path / "a" / "readme.txt").write_text("x")  # a .txt point cloud is taken only when named
+    assert [p.name for p in collect_inputs([str(tmp_path / "a")])] == ["m.obj"]
+    assert collect_inputs([str(tmp_path / "a" / "readme.txt")])[0].name == "readme.txt"

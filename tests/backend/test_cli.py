@@ -162,10 +162,18 @@ def _assert_one_line_error(rc: int, stderr: str, *needles: str) -> None:
 
 
 def test_an_unknown_input_suffix_is_a_user_error(tmp_path):
+    path = tmp_path / "shape.abc"
+    path.write_text("0 0 0\n")
+    rc, _, err = _run(["segment", path, "--parts", "a", "--out", tmp_path / "out"])
+    _assert_one_line_error(rc, err, "'.abc'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_point_cloud_too_small_to_capture_is_a_user_error(tmp_path):
     path = tmp_path / "points.xyz"
     path.write_text("0 0 0\n")
     rc, _, err = _run(["segment", path, "--parts", "a", "--out", tmp_path / "out"])
-    _assert_one_line_error(rc, err, "'.xyz'")
+    _assert_one_line_error(rc, err, "points.xyz", "at least 4 points")
     assert not (tmp_path / "out").exists()
 
 

@@ -120,3 +120,50 @@ def test_batch_labels_point_clouds_in_process_and_reports_a_broken_one(tmp_path)
     assert "different numbers of values" in rows["broken.xyz"]["reason"]
     with np.load(out / "teddy" / "labels.npz") as z:
         assert (z["point_labels"] == labels).mean() >= 0.8
+
+
+def _mesh_capture(key: str, views: int = 6, size: int = 192):
+    """A mesh capture made with the numpy rasteriser and ring (no Blender), with ground truth."""
+    import json as _json
+
+    from partdistill.shared.capture import Capture, Mesh
+    from partdistill.shared.point_capture import ring_views
+    from partdistill.shared.raster import rasterize, shade
+
+    data = psb.default_data_dir()
+    with np.load(data / "psb-dev.npz") as z:
+        v, f, lab = z[f"{key}_vertices"], z[f"{key}_faces"].astype(np.int32), z[f"{key}_labels"].astype(np.int32)
+    names = tuple(_json.loads((data / "psb-dev.json").read_text())[key.split("_")[0]]["part_names"])
+    c = (v.min(0) + v.max(0)) / 2
+    K, w2c, clips = ring_views(c, float(np.linalg.norm(v - c, axis=1).max()), views, size)
+    fid = np.stack([rasterize(v, f, K[i], w2c[i], (size, size), clip=clips[i]).face_id for i in range(views)])
+    rgb = np.stack([shade(fid[i], v, f, K[i], w2c[i], face_colors=np.full((len(f), 3), 90.0)) for i in range(views)])
+    meta = {"clip": [list(x) for x in clips]}
+    return Capture(Mesh(v.astype(np.float32), f), rgb, fid, K, w2c, part_names=names, gt_face_labels=lab, meta=meta)
+
+
+def test_the_four_render_types_show_the_same_shape_and_bring_labels_back_to_the_faces():
+    from partdistill.backend.metrics import shape_miou
+    from partdistill.backend.render_types import DENSE_POINTS, SPARSE_POINTS, render_as
+
+    cap = _mesh_capture("FourLeg_382")
+    det = simulate(cap, "perfect")
+    gray = render_as(cap, "gray-mesh").capture
+    assert np.array_equal(gray.face_id, cap.face_id) and gray.rgb[cap.face_id >= 0].mean() > 120  # repainted grey
+    dense, sparse = render_as(cap, "dense-points"), render_as(cap, "sparse-points")
+    assert dense.capture.cloud.n == DENSE_POINTS and sparse.capture.cloud.n == SPARSE_POINTS
+    assert dense.capture.cloud.colors is not None and sparse.capture.cloud.colors is None
+    assert abs(int(dense.capture.cloud.colors.mean()) - 90) < 40  # the captured pixels' colour, shaded
+    # the same cameras: the silhouettes agree with the mesh's (sparse surfels are larger, so looser)
+    for r, least in ((dense, 0.9), (sparse, 0.75)):
+        fg_mesh, fg_pts = cap.face_id >= 0, r.capture.face_id >= 0
+        assert (fg_mesh & fg_pts).sum() / (fg_mesh | fg_pts).sum() > least
+    area = cap.mesh.face_areas()
+    for kind in ("color-mesh", "gray-mesh", "dense-points", "sparse-points"):
+        res = segment(cap, cap.part_names, options=SegmentOptions(method="vote-fill", render_type=kind), detections=det)
+        assert res.face_labels.shape == (cap.mesh.n_faces,) and (res.face_labels >= 0).all()
+        assert shape_miou(res.face_labels, cap.gt_face_labels, len(cap.part_names), area) > 0.7, kind
+    with pytest.raises(Exception, match="render types apply to mesh captures"):
+        points = render_as(cap, "sparse-points").capture
+        segment(points, cap.part_names, options=SegmentOptions(method="vote-fill", render_type="gray-mesh"),
+                detections=det)  # fmt: skip
