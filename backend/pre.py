@@ -62,6 +62,10 @@ def fit(
     t0 = time.perf_counter()
     setup = new_student(names, options.text_encoder, options.device, options.seed)
     device, emb, student = setup.device, setup.embeddings, setup.student
+    if options.backbone:
+        from .backbone import load_backbone
+
+        load_backbone(student, options.backbone, frozen=not options.finetune_backbone)
     prepared, ids, stats = [], [], {"n_detections": 0}
     for i, s in enumerate(shapes):
         if parallel is not None and not parallel.owns(i):
@@ -81,7 +85,7 @@ def fit(
             progress(i + 1, len(shapes), "lift")
     rep = distill(
         lambda i: student(prepared[i].xyz, prepared[i].normals, emb, prepared[i].nbr)[0].float().cpu(),
-        list(student.parameters()),
+        [p for p in student.parameters() if p.requires_grad],
         [p.units for p in prepared],
         len(names),
         DistillConfig.from_options(options),

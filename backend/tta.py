@@ -92,6 +92,10 @@ def segment(
     t = time.perf_counter()
     setup = new_student(names, options.text_encoder, options.device, options.seed)
     student, emb = setup.student, setup.embeddings
+    if options.backbone:
+        from .backbone import load_backbone
+
+        load_backbone(student, options.backbone, frozen=not options.finetune_backbone)
     shape = prepare_shape(capture, detections, options.n_points, options.seed, setup.device, student.k, labelled_faces)
     units = shape.units
     timings["lift"] = time.perf_counter() - t
@@ -103,7 +107,7 @@ def segment(
     t = time.perf_counter()
     rep = distill(
         lambda i: student(shape.xyz, shape.normals, emb, shape.nbr)[0].float().cpu(),
-        list(student.parameters()),
+        [p for p in student.parameters() if p.requires_grad],
         [units],
         len(names),
         DistillConfig.from_options(options),

@@ -53,10 +53,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--data", type=Path, default=Path(".cache/bench-real"), help="cached captures")
     f.add_argument("--out", type=Path, default=Path("out/bench-fewshot"))
     f.add_argument("--categories", default=None, help="comma-separated subset (default: all 10)")
-    f.add_argument("--per-category", type=int, default=None, help="test shapes per category for TTA (default 4)")
+    f.add_argument(
+        "--per-category",
+        type=int,
+        default=None,
+        help="test shapes per category (default all 4); Pre always trains on all 4 validation shapes",
+    )
     f.add_argument("--level", default="realistic", help="perfect, mild, realistic, hard")
     f.add_argument("--teacher", default="box", choices=("box", "mask"))
     f.set_defaults(func=run_fewshot)
+    pt = which.add_parser("pretrain", help="pretrain the student's encoder (masked points) on the procedural shapes")
+    pt.add_argument("--out", type=Path, default=Path("models/backbone-procedural"))
+    pt.add_argument("--steps", type=int, default=3000)
+    pt.add_argument("--per-family", type=int, default=40, help="procedural shapes per family in the corpus")
+    pt.add_argument("--seed", type=int, default=0)
+    pt.set_defaults(func=run_pretrain)
+    bb = which.add_parser("backbone", help="Fig. B: pretrained encoder (frozen / fine-tuned) vs from scratch")
+    bb.add_argument("--backbone", type=Path, default=Path("models/backbone-procedural"))
+    bb.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
+    bb.add_argument("--data", type=Path, default=Path(".cache/bench-real"), help="cached captures")
+    bb.add_argument("--out", type=Path, default=Path("out/bench-backbone"))
+    bb.add_argument("--split", choices=("val", "test", "all"), default="val")
+    bb.add_argument("--per-category", type=int, default=1)
+    bb.set_defaults(func=run_backbone)
     z = which.add_parser("fuzz", help="hostile messages against a live backend: replies, crashes, hangs, RSS")
     z.add_argument("--n", type=int, default=10000, help="messages to send")
     z.add_argument("--seed", type=int, default=0)
@@ -69,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--consecutive", type=int, default=200, help="jobs one after another (RSS)")
     ld.add_argument("--large-faces", type=int, default=200_000, help="faces of the large job (20 views)")
     ld.set_defaults(func=run_load)
-    for p in (q, s, r, f):
+    for p in (q, s, r, f, bb):
         p.add_argument("--views", type=int, default=10)
         p.add_argument("--resolution", type=int, default=512)
         p.add_argument("--points", type=int, default=SegmentOptions.n_points)
@@ -99,6 +118,29 @@ def run_fewshot(args: argparse.Namespace) -> int:
                        resolution=args.resolution)  # fmt: skip
     print(fewshot.report(rows, args.out))
     print(f"wrote {args.out}/fewshot.jsonl, fewshot.md, fewshot.png")
+    return 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from .backbone import run_pretrain as pretrain
+
+    out = pretrain(args.out, steps=args.steps, n_per_family=args.per_family, seed=args.seed)
+    print(f"wrote {out} (backbone.safetensors, backbone.json, README.md)")
+    return 0
+
+
+def run_backbone(args: argparse.Namespace) -> int:
+    from . import backbone, psb
+
+    data = args.psb or psb.default_data_dir()
+    if not psb.available(data):
+        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    rows = []
+    for split in ("val", "test") if args.split == "all" else (args.split,):
+        rows += backbone.fig_b(data, args.data, args.out, args.backbone, split=split, per_category=args.per_category,
+                               options=_options(args), views=args.views, resolution=args.resolution)  # fmt: skip
+    print(backbone.report(rows, args.out))
+    print(f"wrote {args.out}/figb.jsonl, figb.md, figb.png")
     return 0
 
 

@@ -94,7 +94,7 @@ def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher
         if all(key in done for ks in keys.values() for key in ks):
             rows += [done[key] for ks in keys.values() for key in ks]
             continue
-        val = real_shapes(data, cache, categories=[cat], split="val", **kw)
+        val = real_shapes(data, cache, categories=[cat], split="val", views=views, resolution=resolution)
         train = [(c, simulate(c, level, teacher, seed=s.seed, graph=face_graph(c.mesh))) for s, c in
                  ((s, s.load()) for s in val)]  # fmt: skip
         for k in LABELLED_SHAPES:

@@ -39,6 +39,8 @@ class SegmentOptions:
     backward_rule: "part-relative" (ours: the trigger above, units re-ranked within their part by
     precision) or "paper" (PartDistill as published: absolute 0.01 trigger, confidence x IoU).
     refine: how the student's prediction is carried onto the mesh (``REFINES``).
+    backbone: "" or the folder of a pretrained student encoder (``partdistill bench pretrain``),
+    frozen unless ``finetune_backbone`` (the paper freezes its pretrained Point-M2AE).
     render_type: what the views show (``RENDER_TYPES``; mesh captures only): "color-mesh" the views
     as captured, "gray-mesh" repainted grey, "dense-points" / "sparse-points" 50,000 coloured / 2,048
     grey points sampled on the surface, drawn as surfels from the same cameras.
@@ -64,6 +66,8 @@ class SegmentOptions:
     backward_rule: str = "part-relative"
     refine: str = "graph-cut"
     render_type: str = "color-mesh"
+    backbone: str = ""
+    finetune_backbone: bool = False
     category_model: str = ""
     box_threshold: float = 0.25
     text_threshold: float = 0.2
@@ -78,7 +82,7 @@ class SegmentOptions:
             raise ValidationError("options.method", f"must be one of {METHODS}, got {shown(self.method)}")
         if self.teacher is not None and not isinstance(self.teacher, str):
             raise ValidationError("options.teacher", "must be a teacher name or null")
-        for name in ("teacher_model", "prompt_template", "object_name", "text_encoder", "category_model"):
+        for name in ("teacher_model", "prompt_template", "object_name", "text_encoder", "category_model", "backbone"):
             if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 1000:
                 raise ValidationError(f"options.{name}", "must be a string of at most 1000 characters")
         if self.sam_model is not None and not isinstance(self.sam_model, str):
@@ -103,8 +107,9 @@ class SegmentOptions:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 raise ValidationError(f"options.{name}", f"must be an integer in [{lo}, {hi}], got {shown(v)}")
-        if not isinstance(self.backward, bool):
-            raise ValidationError("options.backward", "must be true or false")
+        for name in ("backward", "finetune_backbone"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError(f"options.{name}", "must be true or false")
         if self.backward_rule not in BACKWARD_RULES:
             rules = ", ".join(BACKWARD_RULES)
             raise ValidationError("options.backward_rule", f"must be one of {rules}, got {shown(self.backward_rule)}")
@@ -123,6 +128,8 @@ class SegmentOptions:
             del d["category_model"]  # absent when unused: older servers and cached run keys stay valid
         if d["render_type"] == "color-mesh":
             del d["render_type"]
+        if not d["backbone"]:
+            del d["backbone"], d["finetune_backbone"]
         return d
 
     @classmethod

@@ -52,6 +52,13 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--render-type", choices=RENDER_TYPES, default=SegmentOptions.render_type,
                    help="what the teacher sees (the paper's C.3): the mesh as captured, the mesh in grey, or "
                         "dense coloured / sparse grey points sampled on it (labels return to the faces)")  # fmt: skip
+    s.add_argument(
+        "--backbone",
+        default="",
+        help="folder of a pretrained student encoder (frozen unless "
+        "--finetune-backbone); see `partdistill bench pretrain`",
+    )
+    s.add_argument("--finetune-backbone", action="store_true", help="train the pretrained encoder too")
     s.add_argument("--method", choices=METHODS, default="distill",
                    help="distill (the student) or a baseline without one: vote, vote-fill, superpoint")  # fmt: skip
     s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
@@ -82,6 +89,8 @@ def engine_options(args: argparse.Namespace, with_teacher: bool) -> SegmentOptio
         backward_rule=args.backward_rule,
         refine=args.refine,
         render_type=args.render_type,
+        backbone=args.backbone,
+        finetune_backbone=args.finetune_backbone,
         category_model=args.category_model,
         device=args.device,
         seed=args.seed,
