@@ -74,7 +74,8 @@ def run_pretrain(out: Path, *, steps: int, n_per_family: int, seed: int = 0, log
 
 
 def fig_b(data: Path, cache: Path, out: Path, backbone: Path, *, split: str, per_category: int | None,
-          options: SegmentOptions, views: int = 10, resolution: int = 512, log: Log = print) -> list[dict]:  # fmt: skip
+          options: SegmentOptions, views: int = 10, resolution: int = 512, categories=CATEGORIES,
+          log: Log = print) -> list[dict]:  # fmt: skip
     """Distil every chosen shape with each config of ``CONFIGS``; rows in ``out/figb.jsonl`` (resumable)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "figb.jsonl"
@@ -82,7 +83,8 @@ def fig_b(data: Path, cache: Path, out: Path, backbone: Path, *, split: str, per
     if path.exists():
         done = {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
     rows = []
-    for s in real_shapes(data, cache, split=split, per_category=per_category, views=views, resolution=resolution):
+    for s in real_shapes(data, cache, categories=categories, split=split, per_category=per_category, views=views,
+                         resolution=resolution):  # fmt: skip
         cap = None
         for name, extra in CONFIGS.items():
             key = f"{s.key}/{name}/{options.epochs}/{options.seed}"
@@ -172,6 +174,3 @@ def report(rows: list[dict], out: Path) -> str:
     text = "\n".join(lines)
     (out / "figb.md").write_text(text + "\n")
     return text
-
-
-__all__ = ["CATEGORIES", "corpus", "fig_b", "report", "run_pretrain"]

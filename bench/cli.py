@@ -62,6 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--level", default="realistic", help="perfect, mild, realistic, hard")
     f.add_argument("--teacher", default="box", choices=("box", "mask"))
     f.set_defaults(func=run_fewshot)
+    pc = which.add_parser("points", help="point clouds sampled from the real meshes, every method, per-point mIoU")
+    pc.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
+    pc.add_argument("--out", type=Path, default=Path("out/bench-points"))
+    pc.add_argument("--split", choices=("val", "test"), default="test")
+    pc.add_argument("--per-category", type=int, default=None, help="clouds per category (default: all 4)")
+    pc.add_argument("--n-points", type=int, default=20_000, help="points sampled per mesh")
+    pc.add_argument("--levels", default="perfect,realistic")
+    pc.set_defaults(func=run_points)
     pt = which.add_parser("pretrain", help="pretrain the student's encoder (masked points) on the procedural shapes")
     pt.add_argument("--out", type=Path, default=Path("models/backbone-procedural"))
     pt.add_argument("--steps", type=int, default=3000)
@@ -75,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bb.add_argument("--out", type=Path, default=Path("out/bench-backbone"))
     bb.add_argument("--split", choices=("val", "test", "all"), default="val")
     bb.add_argument("--per-category", type=int, default=1)
+    bb.add_argument("--categories", default=None, help="comma-separated subset (default: all 10)")
     bb.set_defaults(func=run_backbone)
     z = which.add_parser("fuzz", help="hostile messages against a live backend: replies, crashes, hangs, RSS")
     z.add_argument("--n", type=int, default=10000, help="messages to send")
@@ -88,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--consecutive", type=int, default=200, help="jobs one after another (RSS)")
     ld.add_argument("--large-faces", type=int, default=200_000, help="faces of the large job (20 views)")
     ld.set_defaults(func=run_load)
-    for p in (q, s, r, f, bb):
+    for p in (q, s, r, f, bb, pc):
         p.add_argument("--views", type=int, default=10)
         p.add_argument("--resolution", type=int, default=512)
         p.add_argument("--points", type=int, default=SegmentOptions.n_points)
@@ -121,6 +130,20 @@ def run_fewshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_points(args: argparse.Namespace) -> int:
+    from . import points, psb
+
+    data = args.psb or psb.default_data_dir()
+    if not psb.available(data):
+        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    rows = points.run(data, args.out, split=args.split, per_category=args.per_category, n_points=args.n_points,
+                      levels=_list(args.levels), options=_options(args), views=args.views,
+                      resolution=args.resolution)  # fmt: skip
+    print(points.report(rows, args.out))
+    print(f"wrote {args.out}/points.jsonl, points.md")
+    return 0
+
+
 def run_pretrain(args: argparse.Namespace) -> int:
     from .backbone import run_pretrain as pretrain
 
@@ -138,7 +161,8 @@ def run_backbone(args: argparse.Namespace) -> int:
     rows = []
     for split in ("val", "test") if args.split == "all" else (args.split,):
         rows += backbone.fig_b(data, args.data, args.out, args.backbone, split=split, per_category=args.per_category,
-                               options=_options(args), views=args.views, resolution=args.resolution)  # fmt: skip
+                               options=_options(args), views=args.views, resolution=args.resolution,
+                               categories=_list(args.categories) or psb.CATEGORIES)  # fmt: skip
     print(backbone.report(rows, args.out))
     print(f"wrote {args.out}/figb.jsonl, figb.md, figb.png")
     return 0

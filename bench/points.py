@@ -1,0 +1,113 @@
+"""``partdistill bench points``: point clouds sampled from the real meshes (``psb.py``), captured as a
+user's point cloud would be (numpy surfels, normals estimated, no Blender), segmented by every method
+with a SIMULATED teacher, scored per point (mIoU over points, each point labelled with the part of
+the face it was sampled on).
+
+Every run is a line of ``points.jsonl`` (resumable); ``points.md`` is the table."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from partdistill.backend.metrics import shape_miou
+from partdistill.backend.tta import segment
+from partdistill.shared.capture import PointCloud
+from partdistill.shared.options import SegmentOptions
+from partdistill.shared.point_capture import capture_point_cloud
+
+from .levels import simulate
+from .psb import CATEGORIES, PART_WORDS, mesh_ids
+
+METHODS = ("vote-fill", "superpoint", "distill")
+Log = Callable[[str], None]
+
+
+def sample_cloud(data: Path, key: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``n`` points sampled uniformly on the surface of development mesh ``key`` (``Cat_id``), the
+    part of each point's face, and the category's part words."""
+    info = json.loads((data / "psb-dev.json").read_text())
+    cat = key.split("_")[0]
+    with np.load(data / "psb-dev.npz") as z:
+        v, f, lab = z[f"{key}_vertices"], z[f"{key}_faces"], z[f"{key}_labels"]
+    rng = np.random.default_rng(seed)
+    tri = v[f].astype(np.float64)
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    face = rng.choice(len(f), n, p=area / area.sum())
+    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
+    w = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], axis=1)
+    names = tuple(PART_WORDS.get(cat, {}).get(p, p) for p in info[cat]["part_names"])
+    return np.einsum("nk,nkd->nd", w, tri[face]).astype(np.float32), lab[face].astype(np.int32), names
+
+
+def run(data: Path, out: Path, *, split: str = "test", per_category: int | None = None, n_points: int = 20_000,
+        levels=("perfect", "realistic"), methods=METHODS, options: SegmentOptions | None = None, views: int = 10,
+        resolution: int = 512, log: Log = print) -> list[dict]:  # fmt: skip
+    options = (options or SegmentOptions()).validate()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "points.jsonl"
+    done = {}
+    if path.exists():
+        done = {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
+    rows = []
+    for cat, mesh_id, sp in mesh_ids(data, CATEGORIES, split, per_category):
+        key = f"{cat}_{mesh_id}"
+        cap = None
+        for level in levels:
+            for m in methods:
+                run_key = f"{key}/{n_points}/{views}/{resolution}/{level}/{m}/{options.epochs}/{options.seed}"
+                if run_key in done:
+                    rows.append(done[run_key])
+                    continue
+                if cap is None:
+                    pts, labels, names = sample_cloud(data, key, n_points)
+                    t = time.perf_counter()
+                    cap = capture_point_cloud(PointCloud(pts), n_views=views, resolution=resolution)
+                    capture_s = time.perf_counter() - t
+                    cap.part_names, cap.gt_face_labels = names, np.repeat(labels, 2)
+                det = simulate(cap, level, "box", seed=1000 + mesh_id)
+                t = time.perf_counter()
+                res = segment(cap, names, options=_with(options, m), detections=det)
+                miou = shape_miou(res.polygon_labels, labels, len(names), np.ones(len(labels)))
+                row = {"key": run_key, "shape": key, "category": cat, "split": sp, "level": level, "method": m,
+                       "miou": round(100 * miou, 2), "seconds": round(time.perf_counter() - t, 2),
+                       "capture_s": round(capture_s, 2), "warnings": list(res.warnings)}  # fmt: skip
+                rows.append(row)
+                with open(path, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                log(f"{key:>12} {level:9} {m:10} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
+    return rows
+
+
+def _with(options: SegmentOptions, method: str) -> SegmentOptions:
+    from dataclasses import replace
+
+    return replace(options, method=method)
+
+
+def report(rows: list[dict], out: Path) -> str:
+    """``points.md``: per level, mIoU per category and method (the best of each row in bold)."""
+    lines = []
+    for level in dict.fromkeys(r["level"] for r in rows):
+        sub = [r for r in rows if r["level"] == level]
+        methods = [m for m in METHODS if any(r["method"] == m for r in sub)]
+        cats = [c for c in CATEGORIES if any(r["category"] == c for r in sub)]
+        lines += [f"**{level}** ({len({r['shape'] for r in sub})} point clouds)", "",
+                  "| Category | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]  # fmt: skip
+        for c in [*cats, "Overall"]:
+            vals = [np.mean([r["miou"] for r in sub if r["method"] == m and c in ("Overall", r["category"])])
+                    for m in methods]  # fmt: skip
+            best = int(np.argmax(vals))
+            lines.append(f"| {c} | " + " | ".join(f"**{v:.1f}**" if i == best else f"{v:.1f}"
+                                                  for i, v in enumerate(vals)) + " |")  # fmt: skip
+        secs = [np.mean([r["seconds"] for r in sub if r["method"] == m]) for m in methods]
+        lines += ["| seconds per cloud | " + " | ".join(f"{s:.2f}" for s in secs) + " |", ""]
+    caps = [r["capture_s"] for r in rows]
+    if caps:
+        lines.append(f"Capture (numpy surfels, 10 views): {np.mean(caps):.2f} s per cloud on average.")
+    text = "\n".join(lines)
+    (out / "points.md").write_text(text + "\n")
+    return text
