@@ -113,7 +113,7 @@ def fit(
             "options": options.to_dict(),
         }
     }
-    return Checkpoint(student.eval(), names, options.text_encoder, options.n_points, meta)
+    return Checkpoint(student.eval(), names, setup.text_encoder, options.n_points, meta)
 
 
 def predict(

@@ -92,6 +92,7 @@ def segment(
     t = time.perf_counter()
     setup = new_student(names, options.text_encoder, options.device, options.seed)
     student, emb = setup.student, setup.embeddings
+    stats["text_encoder"] = setup.text_encoder or "hashed"
     if options.backbone:
         from .backbone import load_backbone
 

@@ -43,7 +43,13 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--prompt-template", default="{part}", help='text per part, e.g. "the {part} of a {object}"')
     s.add_argument("--object", default="", help="object name for {object} in the prompt template")
     s.add_argument("--sam-model", default=None, help="refine boxes into masks with SAM ('default' or hub id/folder)")
-    s.add_argument("--text-encoder", default="", help="CLIP text encoder (hub id/folder) for part-name embeddings")
+    s.add_argument(
+        "--text-encoder",
+        default="",
+        help="CLIP text encoder (hub id/folder) for part-name embeddings; "
+        "default: openai/clip-vit-base-patch32 when its weights are on this machine, else hashed names "
+        "('hashed' forces those)",
+    )
     s.add_argument("--whole-object-cover", type=float, default=SegmentOptions.whole_object_cover,
                    help="drop boxes covering this much of the object (PartSLIP); above 1 keeps all")  # fmt: skip
     s.add_argument("--category-model", default="",

@@ -11,7 +11,7 @@ import torch
 
 from ..device import prepare_torch
 from .edge_point_net import EdgePointNet
-from .part_embeddings import PartEmbedder
+from .part_embeddings import PartEmbedder, resolve_text_encoder
 
 
 @lru_cache(maxsize=4)
@@ -23,15 +23,18 @@ def part_embedder(text_encoder: str, device: str) -> PartEmbedder:
 @dataclass
 class StudentSetup:
     """device: where the student runs. embeddings: (P, E) float32 part-name embeddings on ``device``.
-    student: a freshly initialised ``EdgePointNet`` on ``device``, conditioned on ``E``-dim embeddings."""
+    student: a freshly initialised ``EdgePointNet`` on ``device``, conditioned on ``E``-dim embeddings.
+    text_encoder: the encoder the embeddings came from ("" = hashed names; see ``resolve_text_encoder``)."""
 
     device: torch.device
     embeddings: torch.Tensor
     student: EdgePointNet
+    text_encoder: str = ""
 
 
 def new_student(part_names: Sequence[str], text_encoder: str, device: str, seed: int) -> StudentSetup:
     """Torch seeded and set up (see ``device.prepare_torch``), the part names embedded, a new student."""
     dev = prepare_torch(device, seed)
-    embedder = part_embedder(text_encoder, str(dev))
-    return StudentSetup(dev, embedder(tuple(part_names)), EdgePointNet(text_dim=embedder.dim).to(dev))
+    resolved = resolve_text_encoder(text_encoder)
+    embedder = part_embedder(resolved, str(dev))
+    return StudentSetup(dev, embedder(tuple(part_names)), EdgePointNet(text_dim=embedder.dim).to(dev), resolved)

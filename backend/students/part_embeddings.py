@@ -11,6 +11,34 @@ from collections.abc import Sequence
 import torch
 
 HASHED_DIM = 64
+#: The text encoder used by default when its weights are on this machine (hub cache or a folder).
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+
+
+def resolve_text_encoder(name: str) -> str:
+    """The text encoder a job uses: ``""`` (the default) -> ``DEFAULT_CLIP`` when its weights are
+    available without a download, else ``""`` (hashed names, the offline fallback); ``"hashed"`` ->
+    ``""`` always; anything else (a hub id or folder) as given."""
+    if name == "hashed":
+        return ""
+    if name:
+        return name
+    return DEFAULT_CLIP if _available(DEFAULT_CLIP) else ""
+
+
+def _available(ref: str) -> bool:
+    from pathlib import Path
+
+    if Path(ref).is_dir():
+        return (Path(ref) / "config.json").is_file()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(ref, "config.json"), str) and isinstance(
+            try_to_load_from_cache(ref, "model.safetensors"), str
+        )
+    except Exception:  # no hub library or an unreadable cache: the fallback
+        return False
 
 
 def hashed_embeddings(part_names: Sequence[str], dim: int = HASHED_DIM) -> torch.Tensor:

@@ -45,3 +45,16 @@ def test_engine_conditions_the_student_on_clip_embeddings(tiny_clip):
 def test_missing_text_encoder_is_a_clear_error(tmp_path):
     with pytest.raises(TeacherUnavailableError, match="--text-encoder"):
         PartEmbedder(str(tmp_path / "nothing-here"))
+
+
+def test_the_default_text_encoder_is_clip_when_its_weights_are_here_else_hashed_names(tiny_clip, monkeypatch):
+    from partdistill.backend.students import part_embeddings
+    from partdistill.backend.students.build import new_student
+
+    monkeypatch.setattr(part_embeddings, "DEFAULT_CLIP", str(tiny_clip))  # "its weights are on this machine"
+    here = new_student(("top", "leg"), "", "cpu", 0)
+    assert here.text_encoder == str(tiny_clip) and here.embeddings.shape == (2, 24)
+    assert new_student(("top", "leg"), "hashed", "cpu", 0).text_encoder == ""
+    monkeypatch.setattr(part_embeddings, "DEFAULT_CLIP", str(tiny_clip / "absent"))  # offline, nothing cached
+    gone = new_student(("top", "leg"), "", "cpu", 0)
+    assert gone.text_encoder == "" and gone.embeddings.shape == (2, part_embeddings.HASHED_DIM)
