@@ -54,7 +54,7 @@ class PointCapture:
             pc.capture_view(i)
         capture = pc.result()
 
-    The points are drawn as surfels (squares of side four point spacings, normal to the point's
+    The points are drawn as surfels (squares of side three point spacings, normal to the point's
     normal) in their colours (light grey without), lit by a headlight."""
 
     def __init__(self, cloud: PointCloud, *, n_views: int = 10, resolution: int = 512, height: int | None = None,

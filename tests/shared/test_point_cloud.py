@@ -129,7 +129,7 @@ def test_surfels_are_two_triangles_per_point_centred_on_it():
     squares = mesh.vertices.reshape(25, 4, 3)
     assert np.allclose(squares.mean(1), p, atol=1e-6)
     side = np.linalg.norm(squares[:, 1] - squares[:, 0], axis=1)
-    assert np.allclose(side, 0.4, atol=1e-6) and np.allclose(squares[..., 2], 0.0, atol=1e-6)
+    assert np.allclose(side, 0.3, atol=1e-6) and np.allclose(squares[..., 2], 0.0, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- capture
