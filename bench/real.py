@@ -149,7 +149,9 @@ def _row(s: RealShape, cap, det, res: SegmentationResult, teacher, level, method
         "seconds": round(seconds, 3), "n_faces": cap.mesh.n_faces, "warnings": list(res.warnings),
         "trigger_epoch": res.stats.get("trigger_epoch"), "bundle": str(s.path), "seed": s.seed,
     }  # fmt: skip
-    if "unit_weights_before" in res.stats:
+    # mIoU2D scores the units on this capture's views; with a point render type they were lifted on
+    # the point capture's views (other whole-object drops, other regions), so it is not comparable
+    if "unit_weights_before" in res.stats and not options.render_type.endswith("points"):
         opts = _options(method, options)
         kept = drop_whole_object_boxes(det, cap.face_id >= 0, opts.whole_object_cover)
         for when in ("before", "after"):
