@@ -61,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     f.add_argument("--level", default="realistic", help="perfect, mild, realistic, hard")
     f.add_argument("--teacher", default="box", choices=("box", "mask"))
+    f.add_argument("--curves", default="tta,pre", help="tta (painted faces), pre (labelled shapes) or both")
+    f.add_argument("--split", choices=("val", "test"), default="test", help="the shapes of the TTA curve")
     f.set_defaults(func=run_fewshot)
     pc = which.add_parser("points", help="point clouds sampled from the real meshes, every method, per-point mIoU")
     pc.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
@@ -124,7 +126,7 @@ def run_fewshot(args: argparse.Namespace) -> int:
     cats = _list(args.categories) or psb.CATEGORIES
     rows = fewshot.run(data, args.data, args.out, level=args.level, teacher=args.teacher,
                        per_category=args.per_category, categories=cats, options=_options(args), views=args.views,
-                       resolution=args.resolution)  # fmt: skip
+                       resolution=args.resolution, curves=_list(args.curves), split=args.split)  # fmt: skip
     print(fewshot.report(rows, args.out))
     print(f"wrote {args.out}/fewshot.jsonl, fewshot.md, fewshot.png")
     return 0

@@ -54,8 +54,10 @@ def paint(capture: Capture, k: int, seed: int) -> np.ndarray | None:
 
 def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher: str = "box",
         per_category: int | None = None, categories=CATEGORIES, options: SegmentOptions | None = None,
-        views: int = 10, resolution: int = 512, log: Log = print) -> list[dict]:  # fmt: skip
-    """Run what is missing of both curves; returns every row."""
+        views: int = 10, resolution: int = 512, curves=("tta", "pre"), split: str = "test",
+        log: Log = print) -> list[dict]:  # fmt: skip
+    """Run what is missing of the ``curves``; returns every row. ``split``: the shapes the TTA curve
+    runs on (Pre always fits on the validation shapes and predicts the test shapes)."""
     options = (options or SegmentOptions()).validate()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "fewshot.jsonl"
@@ -77,7 +79,7 @@ def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher
     kw = {"views": views, "resolution": resolution, "per_category": per_category}
     for cat in categories:
         test = real_shapes(data, cache, categories=[cat], split="test", **kw)
-        for s in test:
+        for s in real_shapes(data, cache, categories=[cat], split=split, **kw) if "tta" in curves else []:
             cap, det = None, None
             for k in FACES_PER_PART:
                 key = f"tta/{s.key}/{teacher}/{level}/{k}/{options.seed}"
@@ -90,6 +92,8 @@ def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher
                 t = time.perf_counter()
                 res = segment(cap, s.part_names, options=options, detections=det, labelled_faces=paint(cap, k, s.seed))
                 record(_row(key, "tta", s, cap, res.face_labels, k, time.perf_counter() - t))
+        if "pre" not in curves:
+            continue
         keys = {k: [f"pre/{s.key}/{teacher}/{level}/{k}/{options.seed}" for s in test] for k in LABELLED_SHAPES}
         if all(key in done for ks in keys.values() for key in ks):
             rows += [done[key] for ks in keys.values() for key in ks]
@@ -115,7 +119,7 @@ def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher
 
 def _row(key: str, curve: str, s, cap: Capture, labels: np.ndarray, k: int, seconds: float) -> dict:
     miou = shape_miou(labels, cap.gt_face_labels, len(s.part_names), cap.mesh.face_areas())
-    return {"key": key, "curve": curve, "shape": s.key, "category": s.category, "k": k,
+    return {"key": key, "curve": curve, "shape": s.key, "category": s.category, "split": s.split, "k": k,
             "miou": round(100 * miou, 2), "seconds": round(seconds, 2)}  # fmt: skip
 
 

@@ -39,8 +39,21 @@ def normalise(xyz: np.ndarray) -> np.ndarray:
     return ((xyz - c) / r).astype(np.float32)
 
 
-def prepare_points(mesh: Mesh, n_points: int, seed: int, device: torch.device, k: int) -> PreparedShape:
+def prepare_points(
+    mesh: Mesh, n_points: int, seed: int, device: torch.device, k: int, cover: np.ndarray | None = None
+) -> PreparedShape:
+    """``n_points`` area-weighted samples, plus one at the centroid of every face of ``cover`` (F,)
+    bool that got none: a face a user painted must reach the student even when it is one of 30,000."""
     points = sample_surface(mesh, n_points, seed=seed)
+    if cover is not None:
+        missing = np.flatnonzero(cover & (np.bincount(points.face, minlength=mesh.n_faces) == 0))
+        if missing.size:
+            tri = mesh.vertices[mesh.faces[missing]].astype(np.float64)
+            n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
+            points = SurfacePoints(np.concatenate([points.xyz, tri.mean(1).astype(np.float32)]),
+                                   np.concatenate([points.normals, n.astype(np.float32)]),
+                                   np.concatenate([points.face, missing.astype(points.face.dtype)]))  # fmt: skip
     xyz = torch.as_tensor(normalise(points.xyz), device=device)[None]
     nrm = torch.as_tensor(points.normals, device=device)[None]
     return PreparedShape(mesh, points, xyz, nrm, knn(xyz, k))
@@ -56,7 +69,10 @@ def prepare_shape(
     labelled_faces: np.ndarray | None = None,
 ) -> PreparedShape:
     """Sample, lift the detections (if any) and add few-shot units from ``labelled_faces``."""
-    shape = prepare_points(capture.mesh, n_points, seed, device, k)
+    cover = None
+    if labelled_faces is not None and 0 < int((labelled_faces >= 0).sum()) <= n_points // 4:
+        cover = labelled_faces >= 0  # a few painted faces; fully labelled shapes are sampled densely anyway
+    shape = prepare_points(capture.mesh, n_points, seed, device, k, cover)
     units = None
     if detections is not None:
         units = lift(capture, detections, shape.points, compute_visibility(capture, shape.points))

@@ -172,3 +172,19 @@ def test_segment_with_a_category_model_from_the_cli(checkpoint, tables, tmp_path
                    "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
     assert rc == 0
     assert json.loads((tmp_path / "out" / "labels.json").read_text())["part_names"] == ["leg", "top"]
+
+
+def test_every_painted_face_reaches_the_student_even_when_no_sample_fell_on_it(tables):
+    import torch
+    from partdistill.backend.pipeline.shape import prepare_shape
+
+    cap = tables[0]
+    labelled = np.full(cap.mesh.n_faces, -1, np.int32)
+    smallest = np.argsort(cap.mesh.face_areas())[:3]  # tiny faces: area-weighted sampling misses them
+    labelled[smallest] = 0
+    assert not set(smallest.tolist()) <= set(sample_surface(cap.mesh, 256, seed=0).face.tolist())  # the premise
+    shape = prepare_shape(cap, None, 256, 0, torch.device("cpu"), 8, labelled)
+    assert set(smallest.tolist()) <= set(shape.points.face.tolist())
+    covered = shape.units.idx[shape.units.fixed[np.repeat(np.arange(shape.units.n_units), np.diff(shape.units.ptr))]]
+    assert set(shape.points.face[covered].tolist()) >= set(smallest.tolist())
+    assert shape.xyz.shape[1] == shape.points.n >= 256 and shape.nbr.shape[1] == shape.points.n
