@@ -138,7 +138,8 @@ def report(rows: list[dict], out: Path) -> str:
         if not sub:
             continue
         cats = sorted({r["category"] for r in sub}, key=CATEGORIES.index)
-        lines += [f"**{what}** (test split, {len({r['shape'] for r in sub})} shapes)", "",
+        split = "/".join(sorted({r.get("split", "test") for r in sub}))
+        lines += [f"**{what}** ({split} split, {len({r['shape'] for r in sub})} shapes)", "",
                   "| k | " + " | ".join(cats) + " | Overall |", "|---" * (len(cats) + 2) + "|"]  # fmt: skip
         overall = []
         for k in ks:
@@ -154,7 +155,7 @@ def report(rows: list[dict], out: Path) -> str:
         ax.set_ylabel("mIoU (%)")
         ax.set_xticks(list(ks))
         ax.grid(alpha=0.3)
-    fig.suptitle("Few-shot: mIoU against k (real-mesh test split, SIMULATED realistic box teacher)")
+    fig.suptitle("Few-shot: mIoU against k (real meshes, SIMULATED realistic box teacher)")
     fig.tight_layout()
     fig.savefig(out / "fewshot.png", dpi=110)
     plt.close(fig)
