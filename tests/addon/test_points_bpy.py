@@ -82,3 +82,26 @@ def test_corrections_are_refused_on_point_objects(points_object, server):
 
     with pytest.raises(ValidationError, match="corrections"):
         SegmentJob(points_object, settings, labelled_polygons=np.zeros(3000, np.int32))
+
+
+def test_capture_writes_a_render_type_as_its_own_bundle(tmp_path):
+    import contextlib
+    import io
+
+    from partdistill.backend import cli
+    from partdistill.bench.shapes import chair
+    from partdistill.shared.bundle import load_bundle
+
+    obj = chair(arms=False).write_obj(tmp_path / "chair.obj")
+    for kind in ("gray-mesh", "sparse-points"):
+        out = tmp_path / f"{kind}.npz"
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = cli.main(["capture", str(obj), "--out", str(out), "--views", "3", "--resolution", "64",
+                           "--render-type", kind])  # fmt: skip
+        assert rc == 0, err.getvalue()
+        cap = load_bundle(out)
+        assert (cap.cloud is not None and cap.cloud.n == 2048) == (kind == "sparse-points")
+    gray = load_bundle(tmp_path / "gray-mesh.npz")
+    fg = gray.face_id >= 0
+    assert gray.rgb[fg].std(axis=1).max() < 1.0  # grey: the three channels equal
