@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from partdistill.shared.camera import project_points
 from partdistill.shared.capture import Capture, PointCloud
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.point_capture import PointCapture
@@ -72,8 +73,6 @@ def render_as(capture: Capture, render_type: str, seed: int = 0) -> Rendered:
 def _pixel_colors(capture: Capture, xyz: np.ndarray, face: np.ndarray) -> np.ndarray:
     """``(N, 3) uint8``: each point's colour in the first view whose pixel under it shows its face
     (textures and materials included, shading too); light grey where no view shows it."""
-    from partdistill.shared.camera import project_points
-
     out = np.full((len(xyz), 3), 204, np.uint8)
     todo = np.ones(len(xyz), bool)
     h, w = capture.image_size

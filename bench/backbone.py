@@ -13,7 +13,6 @@ validation split, the test split is reported."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,6 +34,7 @@ from partdistill.shared.options import SegmentOptions
 from .families import FAMILIES, make_shape
 from .levels import simulate
 from .psb import CATEGORIES, real_shapes
+from .runlog import append_run, read_runs
 
 CONFIGS = {"scratch": {}, "frozen": {"finetune_backbone": False}, "finetuned": {"finetune_backbone": True}}
 EVAL_EVERY = 5
@@ -79,9 +79,7 @@ def fig_b(data: Path, cache: Path, out: Path, backbone: Path, *, split: str, per
     """Distil every chosen shape with each config of ``CONFIGS``; rows in ``out/figb.jsonl`` (resumable)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "figb.jsonl"
-    done = {}
-    if path.exists():
-        done = {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
+    done = read_runs(path)
     rows = []
     for s in real_shapes(data, cache, categories=categories, split=split, per_category=per_category, views=views,
                          resolution=resolution):  # fmt: skip
@@ -100,9 +98,7 @@ def fig_b(data: Path, cache: Path, out: Path, backbone: Path, *, split: str, per
             row = {"key": key, "shape": s.key, "category": s.category, "split": s.split, "config": name,
                    "loss": loss, "miou_curve": curve, "miou": final,
                    "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip
-            rows.append(row)
-            with open(path, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            append_run(path, row, done, rows)
             log(f"{s.key:>12} {name:9} mIoU {final:5.1f}  {row['seconds']:5.1f} s")
     return rows
 

@@ -113,6 +113,16 @@ def _options(args: argparse.Namespace) -> SegmentOptions:
                           render_type=render_type).validate()  # fmt: skip
 
 
+def _psb_data(args: argparse.Namespace) -> Path:
+    """The real-mesh set's folder (``--psb`` or the default), or a one-line error when it is not there."""
+    from . import psb
+
+    data = args.psb or psb.default_data_dir()
+    if not psb.available(data):
+        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    return data
+
+
 def _list(text: str | None) -> tuple[str, ...] | None:
     return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
 
@@ -120,9 +130,7 @@ def _list(text: str | None) -> tuple[str, ...] | None:
 def run_fewshot(args: argparse.Namespace) -> int:
     from . import fewshot, psb
 
-    data = args.psb or psb.default_data_dir()
-    if not psb.available(data):
-        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    data = _psb_data(args)
     cats = _list(args.categories) or psb.CATEGORIES
     rows = fewshot.run(data, args.data, args.out, level=args.level, teacher=args.teacher,
                        per_category=args.per_category, categories=cats, options=_options(args), views=args.views,
@@ -133,11 +141,9 @@ def run_fewshot(args: argparse.Namespace) -> int:
 
 
 def run_points(args: argparse.Namespace) -> int:
-    from . import points, psb
+    from . import points
 
-    data = args.psb or psb.default_data_dir()
-    if not psb.available(data):
-        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    data = _psb_data(args)
     rows = points.run(data, args.out, split=args.split, per_category=args.per_category, n_points=args.n_points,
                       levels=_list(args.levels), options=_options(args), views=args.views,
                       resolution=args.resolution)  # fmt: skip
@@ -157,9 +163,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 def run_backbone(args: argparse.Namespace) -> int:
     from . import backbone, psb
 
-    data = args.psb or psb.default_data_dir()
-    if not psb.available(data):
-        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    data = _psb_data(args)
     rows = []
     for split in ("val", "test") if args.split == "all" else (args.split,):
         rows += backbone.fig_b(data, args.data, args.out, args.backbone, split=split, per_category=args.per_category,
@@ -219,11 +223,9 @@ def run_quality(args: argparse.Namespace) -> int:
 
 
 def run_real(args: argparse.Namespace) -> int:
-    from . import psb, real, report
+    from . import real, report
 
-    data = args.psb or psb.default_data_dir()
-    if not psb.available(data):
-        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+    data = _psb_data(args)
     kw = {}
     for name, value in (("categories", args.categories), ("teachers", args.teachers), ("levels", args.levels),
                         ("methods", args.methods)):  # fmt: skip

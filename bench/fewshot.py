@@ -15,7 +15,6 @@ from them."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from partdistill.shared.options import SegmentOptions
 
 from .levels import simulate
 from .psb import CATEGORIES, real_shapes
+from .runlog import append_run, read_runs
 
 FACES_PER_PART = (0, 1, 2, 4, 8)
 LABELLED_SHAPES = (0, 1, 2, 4)
@@ -61,19 +61,11 @@ def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher
     options = (options or SegmentOptions()).validate()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "fewshot.jsonl"
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[row["key"]] = row
+    done = read_runs(path)
     rows = []
 
     def record(row: dict) -> None:
-        done[row["key"]] = row
-        rows.append(row)
-        with open(path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        append_run(path, row, done, rows)
         log(f"{row['curve']:>4} {row['shape']:>12} k={row['k']} mIoU {row['miou']:5.1f}  {row['seconds']:6.1f} s")
 
     kw = {"views": views, "resolution": resolution, "per_category": per_category}

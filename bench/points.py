@@ -7,20 +7,22 @@ Every run is a line of ``points.jsonl`` (resumable); ``points.md`` is the table.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from partdistill.backend.metrics import shape_miou
+from partdistill.backend.pipeline.sample import sample_surface
 from partdistill.backend.tta import segment
-from partdistill.shared.capture import PointCloud
+from partdistill.shared.capture import Mesh, PointCloud
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.point_capture import capture_point_cloud
 
 from .levels import simulate
-from .psb import CATEGORIES, PART_WORDS, mesh_ids
+from .psb import CATEGORIES, mesh_ids, part_words
+from .runlog import append_run, read_runs
 
 METHODS = ("vote-fill", "superpoint", "distill")
 Log = Callable[[str], None]
@@ -29,18 +31,12 @@ Log = Callable[[str], None]
 def sample_cloud(data: Path, key: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """``n`` points sampled uniformly on the surface of development mesh ``key`` (``Cat_id``), the
     part of each point's face, and the category's part words."""
-    info = json.loads((data / "psb-dev.json").read_text())
     cat = key.split("_")[0]
     with np.load(data / "psb-dev.npz") as z:
         v, f, lab = z[f"{key}_vertices"], z[f"{key}_faces"], z[f"{key}_labels"]
-    rng = np.random.default_rng(seed)
-    tri = v[f].astype(np.float64)
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    face = rng.choice(len(f), n, p=area / area.sum())
-    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
-    w = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], axis=1)
-    names = tuple(PART_WORDS.get(cat, {}).get(p, p) for p in info[cat]["part_names"])
-    return np.einsum("nk,nkd->nd", w, tri[face]).astype(np.float32), lab[face].astype(np.int32), names
+    pts = sample_surface(Mesh(v, f.astype(np.int32)), n, seed=seed)
+    names = part_words(data, cat)
+    return pts.xyz, lab[pts.face].astype(np.int32), names
 
 
 def run(data: Path, out: Path, *, split: str = "test", per_category: int | None = None, n_points: int = 20_000,
@@ -49,9 +45,7 @@ def run(data: Path, out: Path, *, split: str = "test", per_category: int | None 
     options = (options or SegmentOptions()).validate()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "points.jsonl"
-    done = {}
-    if path.exists():
-        done = {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
+    done = read_runs(path)
     rows = []
     for cat, mesh_id, sp in mesh_ids(data, CATEGORIES, split, per_category):
         key = f"{cat}_{mesh_id}"
@@ -70,22 +64,14 @@ def run(data: Path, out: Path, *, split: str = "test", per_category: int | None 
                     cap.part_names, cap.gt_face_labels = names, np.repeat(labels, 2)
                 det = simulate(cap, level, "box", seed=1000 + mesh_id)
                 t = time.perf_counter()
-                res = segment(cap, names, options=_with(options, m), detections=det)
+                res = segment(cap, names, options=replace(options, method=m), detections=det)
                 miou = shape_miou(res.polygon_labels, labels, len(names), np.ones(len(labels)))
                 row = {"key": run_key, "shape": key, "category": cat, "split": sp, "level": level, "method": m,
                        "miou": round(100 * miou, 2), "seconds": round(time.perf_counter() - t, 2),
                        "capture_s": round(capture_s, 2), "warnings": list(res.warnings)}  # fmt: skip
-                rows.append(row)
-                with open(path, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+                append_run(path, row, done, rows)
                 log(f"{key:>12} {level:9} {m:10} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
     return rows
-
-
-def _with(options: SegmentOptions, method: str) -> SegmentOptions:
-    from dataclasses import replace
-
-    return replace(options, method=method)
 
 
 def report(rows: list[dict], out: Path) -> str:

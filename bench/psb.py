@@ -74,6 +74,12 @@ def available(data: Path | None = None) -> bool:
     return (d / "psb-dev.npz").is_file() and (d / "psb-dev.json").is_file()
 
 
+def part_words(data: Path, category: str) -> tuple[str, ...]:
+    """A category's part names as a user would type them (``PART_WORDS``), in label order."""
+    info = json.loads((data / "psb-dev.json").read_text())
+    return tuple(PART_WORDS.get(category, {}).get(n, n) for n in info[category]["part_names"])
+
+
 def mesh_ids(data: Path, categories=CATEGORIES, split: str | None = None, per_category: int | None = None):
     """(category, id, split) in category order, ids ascending; ``per_category`` keeps the first ids of
     each split."""
@@ -105,13 +111,13 @@ def real_shapes(
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown:
         raise ValueError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
-    info = json.loads((data / "psb-dev.json").read_text())
+    words = {c: part_words(data, c) for c in categories}
     chosen = mesh_ids(data, categories, split, per_category)
     jobs, shapes = [], []
     with np.load(data / "psb-dev.npz") as z:
         for c, i, s in chosen:
             k = f"{c}_{i}"
-            names = tuple(PART_WORDS.get(c, {}).get(n, n) for n in info[c]["part_names"])
+            names = words[c]
             faces = z[f"{k}_faces"].astype(np.int64)
             shape = LabelledShape(names, z[f"{k}_vertices"].astype(np.float32), faces.tolist(),
                                   z[f"{k}_labels"].astype(np.int32))  # fmt: skip

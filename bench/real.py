@@ -32,6 +32,7 @@ from partdistill.shared.result import SegmentationResult
 from .levels import LEVELS, simulate
 from .metrics2d import miou2d_from_capture
 from .psb import CATEGORIES, RealShape, real_shapes
+from .runlog import append_run, read_runs
 
 #: name -> the options that make it (on top of the run's base options); "pre" is fit + predict.
 METHODS: dict[str, dict] = {
@@ -74,7 +75,7 @@ def run(
         raise ValueError(f"unknown methods, levels or teachers: {bad}")
     out.mkdir(parents=True, exist_ok=True)
     runs_file = out / "runs.jsonl"
-    done = _read_runs(runs_file)
+    done = read_runs(runs_file)
     shapes = [
         s
         for split in splits
@@ -120,7 +121,7 @@ def _run_group(group, teacher, level, methods, options, done, runs_file, log) ->
             res = segment(cap, s.part_names, options=_options(m, options), detections=det)
             row = _row(s, cap, det, res, teacher, level, m, time.perf_counter() - t, options, keys[m])
             _keep_labels(runs_file.parent, s is group[0], row, res)
-            _append(runs_file, row, done, rows)
+            append_run(runs_file, row, done, rows)
             log(f"{s.key:>12} {teacher:4} {level:9} {m:16} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
     if pre_train:  # one student per category, fitted on the split's shapes (all of them, unlabelled)
         train = []
@@ -135,7 +136,7 @@ def _run_group(group, teacher, level, methods, options, done, runs_file, log) ->
             res = predict(cap, ckpt, device=options.device, refine=options.refine)
             row = _row(s, cap, det, res, teacher, level, "pre", fit_s + time.perf_counter() - t, options, key)
             _keep_labels(runs_file.parent, s is group[0], row, res)
-            _append(runs_file, row, done, rows)
+            append_run(runs_file, row, done, rows)
             log(f"{s.key:>12} {teacher:4} {level:9} {'pre':16} mIoU {row['miou']:5.1f}")
     return rows
 
@@ -176,21 +177,3 @@ def _keep_labels(out: Path, first: bool, row: dict, res: SegmentationResult) -> 
         path = labels_path(out, row)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, res.face_labels.astype(np.int8))
-
-
-def _read_runs(path: Path) -> dict[str, dict]:
-    if not path.is_file():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out[row["key"]] = row
-    return out
-
-
-def _append(path: Path, row: dict, done: dict, rows: list) -> None:
-    with path.open("a") as fh:  # one line per run: an interrupted benchmark loses at most one run
-        fh.write(json.dumps(row) + "\n")
-    done[row["key"]] = row
-    rows.append(row)

@@ -48,10 +48,23 @@ def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) ->
         arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
     if capture.gt_face_labels is not None:
         arrays["gt_face_labels"] = capture.gt_face_labels
+    return _write(path, arrays, compress)
+
+
+def _write(path: Path, arrays: dict, compress: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:  # a file handle keeps numpy from appending ".npz" to other suffixes
         (np.savez_compressed if compress else np.savez)(fh, **arrays)
     return path
+
+
+def _check_keys(path: Path, data: dict, required: tuple[str, ...], optional: tuple[str, ...], kind: str) -> None:
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ValidationError("input", f"{path} lacks the {kind} key(s) {missing}")
+    unknown = sorted(set(data) - set(required) - set(optional))
+    if unknown:
+        raise ValidationError("input", f"{path} has unknown key(s) {unknown}")
 
 
 def load_bundle(path: str | Path) -> Capture:
@@ -69,18 +82,7 @@ def load_bundle(path: str | Path) -> Capture:
         raise ValidationError("input", f"{path} is not a readable .npz capture bundle: {e}") from None
     if "points" in data:
         return _load_points(path, data)
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if missing:
-        raise ValidationError("input", f"{path} lacks the bundle key(s) {missing}")
-    unknown = sorted(set(data) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
-    if unknown:
-        raise ValidationError("input", f"{path} has unknown key(s) {unknown}")
-    names: tuple[str, ...] = ()
-    if "part_names" in data:
-        pn = data["part_names"]
-        if pn.dtype.kind != "U" or pn.ndim != 1:
-            raise ValidationError("part_names", "must be a 1-D array of strings")
-        names = tuple(str(s) for s in pn)
+    _check_keys(path, data, REQUIRED_KEYS, OPTIONAL_KEYS, "bundle")
     return Capture(
         Mesh(
             data["vertices"],
@@ -93,7 +95,7 @@ def load_bundle(path: str | Path) -> Capture:
         data["K"],
         data["world_to_cam"],
         orthographic=data.get("orthographic"),
-        part_names=names,
+        part_names=_names(data),
         gt_face_labels=data.get("gt_face_labels"),
     ).validate()
 
@@ -125,10 +127,7 @@ def _save_points(path: Path, capture: Capture, compress: bool) -> Path:
         arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
     if capture.gt_face_labels is not None:
         arrays["gt_point_labels"] = capture.gt_face_labels[0::2]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        (np.savez_compressed if compress else np.savez)(fh, **arrays)
-    return path
+    return _write(path, arrays, compress)
 
 
 def _load_points(path: Path, data: dict) -> Capture:
@@ -137,12 +136,7 @@ def _load_points(path: Path, data: dict) -> Capture:
     from .point_cloud import PointCloud, surfel_mesh
     from .validation import check_array, check_index_range
 
-    missing = [k for k in POINT_REQUIRED_KEYS if k not in data]
-    if missing:
-        raise ValidationError("input", f"{path} lacks the point-cloud bundle key(s) {missing}")
-    unknown = sorted(set(data) - set(POINT_REQUIRED_KEYS) - set(POINT_OPTIONAL_KEYS))
-    if unknown:
-        raise ValidationError("input", f"{path} has unknown key(s) {unknown}")
+    _check_keys(path, data, POINT_REQUIRED_KEYS, POINT_OPTIONAL_KEYS, "point-cloud bundle")
     cloud = PointCloud(data["points"], data.get("colors"), data.get("normals")).validate()
     spacing = float(np.asarray(data["point_spacing"]))
     if not (np.isfinite(spacing) and spacing > 0):

@@ -33,20 +33,13 @@ def read_point_file(path: str | Path) -> PointCloud:
         if suffix == ".ply":
             from .ply import read_ply_points
 
-            xyz, rgb, nrm = read_ply_points(path)
-            parts = [xyz] + ([rgb] if rgb is not None else []) + ([nrm] if nrm is not None else [])
-            cloud = _cloud_from_columns(np.concatenate(parts, axis=1) if len(parts) > 1 else xyz, path, rgb is not None)
-            return cloud
+            return _cloud(*read_ply_points(path), path)
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 if "points" not in z.files:
                     raise ValidationError("input", f"{path} has no 'points' array (a point-cloud .npz needs one)")
-                cloud = PointCloud(
-                    np.asarray(z["points"], np.float32),
-                    _colors(z["colors"]) if "colors" in z.files else None,
-                    np.asarray(z["normals"], np.float32) if "normals" in z.files else None,
-                )
-            return cloud.validate()
+                return _cloud(z["points"], z["colors"] if "colors" in z.files else None,
+                              z["normals"] if "normals" in z.files else None, path)  # fmt: skip
         if suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         else:
@@ -60,27 +53,24 @@ def read_point_file(path: str | Path) -> PointCloud:
             data = np.array(rows, dtype=np.float64)
     except (OSError, ValueError, EOFError) as e:
         raise ValidationError("input", f"{path} is not a readable point cloud: {e}") from None
-    return _cloud_from_columns(np.asarray(data, np.float64), path)
-
-
-def _cloud_from_columns(data: np.ndarray, path: Path, has_colors: bool | None = None) -> PointCloud:
-    """Columns x y z [r g b] [nx ny nz]; ``has_colors`` False: x y z nx ny nz (PLY normals without colours)."""
-    if has_colors is False and data.shape[1] == 6:
-        data = np.concatenate([data[:, :3], np.zeros_like(data[:, :3]), data[:, 3:]], axis=1)
-        cloud = _cloud_from_columns(data, path)
-        cloud.colors = None
-        return cloud
+    data = np.asarray(data, np.float64)
     if data.ndim != 2 or data.shape[1] not in (3, 6, 9):
         raise ValidationError("input", f"{path}: expected 3, 6 or 9 values per point (x y z [r g b] [nx ny nz]), "
                                        f"got an array of shape {data.shape}")  # fmt: skip
-    if not np.all(np.isfinite(data)):
+    return _cloud(data[:, :3], data[:, 3:6] if data.shape[1] >= 6 else None,
+                  data[:, 6:9] if data.shape[1] == 9 else None, path)  # fmt: skip
+
+
+def _cloud(xyz: np.ndarray, rgb: np.ndarray | None, normals: np.ndarray | None, path: Path) -> PointCloud:
+    """The cloud of positions ``(N, 3)``, colours ``(N, 3)`` (0-255 or 0-1) and normals ``(N, 3)``
+    (any length), whatever file they came from."""
+    arrays = [np.asarray(a, np.float64) for a in (xyz, rgb, normals) if a is not None]
+    if not all(np.all(np.isfinite(a)) for a in arrays):
         raise ValidationError("input", f"{path}: some values are NaN or infinite")
-    colors = _colors(data[:, 3:6]) if data.shape[1] >= 6 else None
-    normals = None
-    if data.shape[1] == 9:
-        n = data[:, 6:9]
+    if normals is not None:
+        n = np.asarray(normals, np.float64)
         normals = (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-    return PointCloud(data[:, :3].astype(np.float32), colors, normals).validate()
+    return PointCloud(np.asarray(xyz, np.float32), None if rgb is None else _colors(rgb), normals).validate()
 
 
 def _colors(c: np.ndarray) -> np.ndarray:

@@ -10,7 +10,6 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from partdistill.backend.service.server import Server  # noqa: E402
 from partdistill.bench.shapes import chair  # noqa: E402
 from partdistill.bench.simulated import simulate_detections  # noqa: E402
 from partdistill.blender_addon.apply import PART_ATTRIBUTE  # noqa: E402
@@ -21,15 +20,6 @@ from partdistill.shared.options import SegmentOptions  # noqa: E402
 
 SHAPE = chair(arms=False)
 VIEWS, RES = 4, 96
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = Server("tcp://127.0.0.1:0", heartbeat_s=0.2)
-    t = s.start()
-    yield s
-    s.stop()
-    t.join(10)
 
 
 @pytest.fixture

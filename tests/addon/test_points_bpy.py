@@ -9,7 +9,6 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from partdistill.backend.service.server import Server  # noqa: E402
 from partdistill.bench.simulated import simulate_detections  # noqa: E402
 from partdistill.blender_addon.apply import PART_ATTRIBUTE  # noqa: E402
 from partdistill.blender_addon.apply_points import COLOR_ATTRIBUTE, point_result_labels  # noqa: E402
@@ -18,15 +17,6 @@ from partdistill.blender_addon.job import DONE, JobSettings, SegmentJob  # noqa:
 from partdistill.shared.options import SegmentOptions  # noqa: E402
 
 NAMES = ("top", "bottom")
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = Server("tcp://127.0.0.1:0", heartbeat_s=0.2)
-    t = s.start()
-    yield s
-    s.stop()
-    t.join(10)
 
 
 def sphere_points(n: int = 3000) -> np.ndarray:

@@ -14,6 +14,7 @@ from partdistill.backend.io.inputs import read_input
 from partdistill.backend.tta import segment
 from partdistill.bench import psb
 from partdistill.bench.levels import simulate
+from partdistill.bench.points import sample_cloud
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.protocol import decode, encode, parse_segment_request, segment_request
 
@@ -22,19 +23,7 @@ pytestmark = pytest.mark.skipif(not psb.available(psb.default_data_dir()), reaso
 
 def sampled_cloud(key: str, n: int = 12_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """``n`` points sampled uniformly on a development mesh, each with the label of its face."""
-    import json as _json
-
-    data = psb.default_data_dir()
-    with np.load(data / "psb-dev.npz") as z:
-        v, f, lab = z[f"{key}_vertices"], z[f"{key}_faces"], z[f"{key}_labels"]
-    names = tuple(_json.loads((data / "psb-dev.json").read_text())[key.split("_")[0]]["part_names"])
-    rng = np.random.default_rng(seed)
-    tri = v[f].astype(np.float64)
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    face = rng.choice(len(f), n, p=area / area.sum())
-    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
-    w = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], axis=1)
-    return np.einsum("nk,nkd->nd", w, tri[face]).astype(np.float32), lab[face].astype(np.int32), names
+    return sample_cloud(psb.default_data_dir(), key, n, seed)
 
 
 def _capture(tmp_path, key: str, views: int = 6, resolution: int = 256):
@@ -124,8 +113,6 @@ def test_batch_labels_point_clouds_in_process_and_reports_a_broken_one(tmp_path)
 
 def _mesh_capture(key: str, views: int = 6, size: int = 192):
     """A mesh capture made with the numpy rasteriser and ring (no Blender), with ground truth."""
-    import json as _json
-
     from partdistill.shared.capture import Capture, Mesh
     from partdistill.shared.point_capture import ring_views
     from partdistill.shared.raster import rasterize, shade
@@ -133,7 +120,7 @@ def _mesh_capture(key: str, views: int = 6, size: int = 192):
     data = psb.default_data_dir()
     with np.load(data / "psb-dev.npz") as z:
         v, f, lab = z[f"{key}_vertices"], z[f"{key}_faces"].astype(np.int32), z[f"{key}_labels"].astype(np.int32)
-    names = tuple(_json.loads((data / "psb-dev.json").read_text())[key.split("_")[0]]["part_names"])
+    names = psb.part_words(data, key.split("_")[0])
     c = (v.min(0) + v.max(0)) / 2
     K, w2c, clips = ring_views(c, float(np.linalg.norm(v - c, axis=1).max()), views, size)
     fid = np.stack([rasterize(v, f, K[i], w2c[i], (size, size), clip=clips[i]).face_id for i in range(views)])
