@@ -23,7 +23,7 @@ from partdistill.shared.validation import check_array, check_index_range, check_
 
 from .cancel import Cancelled
 from .pipeline.detect import make_detections
-from .pipeline.distill import DistillConfig, distill
+from .pipeline.distill import TTA_LR, DistillConfig, distill
 from .pipeline.label import faces_to_polygons, keep_labelled, label_faces
 from .pipeline.review import review
 from .pipeline.shape import prepare_shape
@@ -111,7 +111,7 @@ def segment(
         [p for p in student.parameters() if p.requires_grad],
         [units],
         len(names),
-        DistillConfig.from_options(options),
+        DistillConfig.from_options(options, lr=TTA_LR),
         seed=options.seed,
         progress=report,
         cancel=cancel,
