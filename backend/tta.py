@@ -87,7 +87,7 @@ def segment(
         polygons = faces_to_polygons(capture.mesh, scores, labels)
         result = keep_labelled(SegmentationResult(names, labels, confidence, polygons, stats, timings),
                                capture.mesh, labelled_faces)  # fmt: skip
-        return review(result, capture.mesh, detections).validate()
+        return review(result, capture.mesh, detections, capture.face_id).validate()
 
     t = time.perf_counter()
     setup = new_student(names, options.text_encoder, options.device, options.seed)
@@ -125,7 +125,7 @@ def segment(
     stats["unit_weights_after"] = [round(float(x), 4) for x in rep.weights_after]
     result = label_faces(student, shape, emb, names, stats, timings, options.refine)
     result = keep_labelled(result, capture.mesh, labelled_faces)
-    return review(result, capture.mesh, detections).validate()
+    return review(result, capture.mesh, detections, capture.face_id).validate()
 
 
 def _check_labelled_faces(labels: np.ndarray, n_faces: int, n_parts: int) -> None:

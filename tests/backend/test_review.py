@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from partdistill.backend.pipeline.review import coverage, review
+from partdistill.backend.pipeline.review import coverage, review, swap_suspects
 from partdistill.shared.capture import Mesh
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.result import SegmentationResult
@@ -76,3 +76,34 @@ def test_labelled_faces_keep_the_users_labels_and_full_confidence():
     out = keep_labelled(res, mesh, np.array([-1, -1, 1, -1], np.int32))
     assert out.face_labels.tolist() == [0, 0, 1, 1] and np.allclose(out.face_confidence, [0.6, 0.6, 1.0, 0.6])
     assert out.polygon_labels.tolist() == [0, 1, 1]
+
+
+LEFT = np.array([0, 0, 2, 2], np.float32)  # faces 0 and 1 of ``FACE_ID``
+RIGHT = np.array([2, 0, 4, 2], np.float32)  # faces 2 and 3
+FACE_ID = np.tile(np.array([[0, 1, 2, 3], [0, 1, 2, 3]], np.int32), (3, 1, 1))  # 3 views of 2 x 4 pixels
+
+
+def _swapped(b_scores, b_views=(0, 1)) -> Detections:
+    """'a' named on faces 0-1 in every view at 0.5; 'b' named on the same faces in ``b_views``."""
+    views = [[Detection(0, 0.5, LEFT)] for _ in range(3)]
+    for v, sc in zip(b_views, b_scores, strict=True):
+        views[v].append(Detection(1, sc, LEFT))
+    views[2].append(Detection(1, 0.5, RIGHT))  # 'b' on its own faces: not evidence of a swap
+    return Detections(("a", "b"), views, (2, 4))
+
+
+def test_higher_scored_detections_the_result_overrules_are_a_suspected_swap():
+    labels = np.array([0, 0, 1, 1], np.int32)
+    # on a's faces: 'a' at 0.5, 0.5, 0.5 (followed) and 'b' at 0.9, 0.8 in two views (overruled): 0.85 / 0.5
+    ((p, q, ratio, views),) = swap_suspects(labels, _swapped([0.9, 0.8]), FACE_ID)
+    assert (p, q, views) == (0, 1, 2) and abs(ratio - 1.7) < 1e-6
+    res = review(_result([0, 0, 1, 1]), _strip(4), _swapped([0.9, 0.8]), FACE_ID)
+    assert any("'a' and 'b' may be swapped" in w and "1.70x" in w for w in res.warnings)
+    # without the face ids there is nothing to check the detections against
+    assert not any("swapped" in w for w in review(_result([0, 0, 1, 1]), _strip(4), _swapped([0.9, 0.8])).warnings)
+
+
+def test_overruled_detections_scored_like_the_followed_ones_or_in_one_view_are_no_suspected_swap():
+    labels = np.array([0, 0, 1, 1], np.int32)
+    assert swap_suspects(labels, _swapped([0.6, 0.55]), FACE_ID) == []  # 0.575 / 0.5 = 1.15 < 1.25
+    assert swap_suspects(labels, _swapped([0.9], b_views=(0,)), FACE_ID) == []  # one view only
