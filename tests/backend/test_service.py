@@ -372,12 +372,26 @@ def test_ctrl_c_stops_a_served_backend_after_it_ran_a_job(scene, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    proc = subprocess.Popen([sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
-                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    # the server's stderr is kept, with faulthandler on: if it does not exit, SIGABRT makes it print
+    # every thread's stack there, and the failure shows where it waits (it usually exits in 1-2 s;
+    # the limit is generous because a loaded CI machine is slow, not because exiting may be)
+    err = tmp_path / "server.err"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+    with err.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
+                                stderr=fh, env=env)  # fmt: skip
     try:
         BackendClient(address, timeout_s=120).segment(cap, cap.part_names, OPTS, det)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
+        try:
+            rc = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(10)
+            raise AssertionError(
+                "the served backend did not exit within 60 s of Ctrl+C:\n" + err.read_text()[-4000:]
+            ) from None
+        assert rc == 0, err.read_text()[-4000:]
     finally:
         if proc.poll() is None:
             proc.kill()
