@@ -377,9 +377,16 @@ def test_ctrl_c_stops_a_served_backend_after_it_ran_a_job(scene, tmp_path):
     # the limit is generous because a loaded CI machine is slow, not because exiting may be)
     err = tmp_path / "server.err"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+
+    # Ctrl+C reaches a server started in a terminal's foreground, where SIGINT has its default action.
+    # A suite launched in the background (``cmd &`` in a script) has SIGINT ignored, children inherit
+    # that, and Python then installs no KeyboardInterrupt handler: the server would rightly go on.
+    def foreground_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     with err.open("w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
-                                stderr=fh, env=env)  # fmt: skip
+                                stderr=fh, env=env, preexec_fn=foreground_sigint)  # fmt: skip
     try:
         BackendClient(address, timeout_s=120).segment(cap, cap.part_names, OPTS, det)
         proc.send_signal(signal.SIGINT)
