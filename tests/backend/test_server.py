@@ -9,6 +9,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from loopback import running_server
 from partdistill.backend.metrics import shape_miou
 from partdistill.backend.service.server import Server, is_loopback
 from partdistill.bench.simulated import simulate_detections
@@ -20,11 +21,8 @@ from synthetic import capture_of, table
 
 @pytest.fixture(scope="module")
 def server():
-    s = Server("tcp://127.0.0.1:0", heartbeat_s=0.3)
-    t = s.start()
-    yield s
-    s.stop()
-    t.join(5)
+    with running_server(heartbeat_s=0.3) as (s, _):
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from partdistill.backend.service.server import Server
+from loopback import running_server
 from partdistill.bench.fuzz import HEADER_KEYS, base_segment, exchange, mutate
 from partdistill.shared import protocol
 from partdistill.shared.client import BackendClient
@@ -59,11 +59,8 @@ def test_decoding_and_parsing_mutated_segment_requests_fails_only_with_a_named_e
 
 @pytest.fixture(scope="module")
 def server():
-    s = Server("tcp://127.0.0.1:0", heartbeat_s=0.5)
-    t = s.start()
-    yield s, t
-    s.stop()
-    t.join(10)
+    with running_server(heartbeat_s=0.5) as found:
+        yield found
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
