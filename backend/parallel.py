@@ -40,6 +40,17 @@ class DataParallel:
             dist.init_process_group(backend="nccl" if gpu else "gloo")
         return cls(dist.get_rank(), dist.get_world_size())
 
+    def close(self) -> None:
+        """Leave the job after a successful run: wait for every process (rank 0 may still be
+        writing), then take the process group down. A process that exits with its gloo group alive
+        can abort while the interpreter shuts down ("terminate called without an active
+        exception": gloo's threads still hold tensors), depending on timing."""
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
     def owns(self, g: int) -> bool:
         return g % self.world == self.rank
 

@@ -116,7 +116,7 @@ def start_local_backend(prefs) -> str:
     command = bpy.path.abspath(prefs.local_command) if prefs.local_command.strip() else shutil.which("partdistill")
     if not command or not Path(command).exists():
         raise ValidationError("local backend", "no `partdistill` program found: set Backend Command in the preferences")
-    log = Path(tempfile.gettempdir()) / f"partdistill-backend-{os.getpid()}.log"
+    log = Path(bpy.app.tempdir or tempfile.gettempdir()) / "partdistill-backend.log"  # Blender removes it on quit
     with open(log, "w") as fh:
         _local["proc"] = subprocess.Popen([command, "serve", "--bind", address], stdout=fh, stderr=subprocess.STDOUT,
                                           start_new_session=sys.platform != "win32")  # fmt: skip

@@ -21,16 +21,46 @@ def tiny_grounding_dino(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_grounding_dino(tmp_path_factory.mktemp("tiny_grounding_dino"))
 
 
-# --- Blender (bpy) -------------------------------------------------------------------------------
-# bpy reads these when it is first imported: an empty user-resource folder (no user add-ons or
-# startup file) and a persistent cache so Workbench compiles its shaders only once (~3 s cold).
-# Test modules import bpy only after conftest, so setting them here is early enough.
+# --- One temporary folder for the whole session ---------------------------------------------------
+# What the libraries under test keep between runs goes into one folder made for this session and
+# removed at its end, never into the user's home or loose in the machine's temporary folder:
+# Blender reads BLENDER_USER_RESOURCES (no user add-ons or startup file) and XDG_CACHE_HOME (its
+# compiled Workbench shaders, ~3 s cold, kept for the session) when bpy is first imported, and
+# torch's inductor makes its cache folder when transformers imports it. Test modules import bpy and
+# torch only after conftest, so setting them here is early enough; subprocesses inherit them.
+import fnmatch  # noqa: E402
+import getpass  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
-_BPY_HOME = Path(tempfile.gettempdir()) / "partdistill-pytest-blender"
-os.environ.setdefault("BLENDER_USER_RESOURCES", str(_BPY_HOME / "user"))
-os.environ.setdefault("XDG_CACHE_HOME", str(_BPY_HOME / "cache"))
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="partdistill-tests-"))
+os.environ["BLENDER_USER_RESOURCES"] = str(_SESSION_TMP / "blender-user")
+os.environ["XDG_CACHE_HOME"] = str(_SESSION_TMP / "cache")
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_TMP / "torchinductor")
+
+# Names that the project's tests and the libraries they drive would leave in the temporary folder
+# (not Blender's own session folder, blender_*: bpy removes it when the process exits, after this).
+_OURS = ("partdistill*", "pytest-of-*", "ray*", "torch*", "tmp*", "pymp-*")
+_TEMP_BEFORE = set(os.listdir(tempfile.gettempdir()))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session folder, and fail a run that passed but left something of its own in the
+    machine's temporary folder (pytest's own ``tmp_path`` folders go when every test passed:
+    ``tmp_path_retention_policy = "failed"``)."""
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+    temp = Path(tempfile.gettempdir())
+    own = temp / f"pytest-of-{getpass.getuser()}"
+    if own.is_dir() and all(p.is_symlink() and not p.exists() for p in own.iterdir()):
+        shutil.rmtree(own, ignore_errors=True)  # nothing left in it but the dead "pytest-current" link
+    if exitstatus != 0:
+        return
+    left = sorted(n for n in set(os.listdir(temp)) - _TEMP_BEFORE if any(fnmatch.fnmatch(n, p) for p in _OURS))
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nthe tests left these in {temp}: {', '.join(left)}", file=sys.stderr)
 
 
 @pytest.fixture

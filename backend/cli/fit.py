@@ -64,4 +64,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"fitted on {tr['n_shapes']} shapes ({tr['n_units']} knowledge units) in {tr['seconds']:.1f} s "
               f"({tr['processes']} process(es)); backward distillation from epoch {tr['trigger_epoch']}; "
               f"wrote {args.out}")  # fmt: skip
+    if parallel is not None:  # only on success: after an error the others may never reach the barrier
+        parallel.close()
     return 0

@@ -38,7 +38,8 @@ def _fit(args, env=None):
 
 
 def test_two_gloo_processes_fit_the_student_one_process_fits_with_the_same_steps(collection, tmp_path):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "--log-dir", str(tmp_path / "torchrun-logs")]  # fmt: skip
     r = _fit([*torchrun, "-m", "partdistill.backend.cli", *FIT, str(collection), "--out", str(tmp_path / "two")])
     assert "2 process(es)" in r.stdout and r.stdout.count("fitted on") == 1  # only rank 0 writes and prints
     _fit([*CLI, *FIT, str(collection), "--out", str(tmp_path / "one"), "--shapes-per-step", "2"])
@@ -49,6 +50,17 @@ def test_two_gloo_processes_fit_the_student_one_process_fits_with_the_same_steps
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+def test_closing_a_data_parallel_job_takes_its_process_group_down(tmp_path):
+    """A process must leave its gloo group before it exits: one left alive can abort the process
+    while the interpreter shuts down."""
+    import torch.distributed as dist
+    from partdistill.backend.parallel import DataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    DataParallel(rank=0, world=1).close()
+    assert not dist.is_initialized()
 
 
 def test_bigger_steps_take_fewer_optimiser_steps():
