@@ -4,7 +4,6 @@ stops itself (its status and the end of its log shown there)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
