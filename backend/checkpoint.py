@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from partdistill.shared.atomic import replace_together, temporary_name
 from partdistill.shared.errors import ValidationError
 
 from .students.edge_point_net import EdgePointNet
@@ -36,7 +37,7 @@ def save_checkpoint(folder: str | Path, ckpt: Checkpoint) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in ckpt.student.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT})
+    temp = {WEIGHTS: temporary_name(folder / WEIGHTS), META: temporary_name(folder / META)}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -47,7 +48,13 @@ def save_checkpoint(folder: str | Path, ckpt: Checkpoint) -> Path:
         "n_points": ckpt.n_points,
         **ckpt.meta,
     }
-    (folder / META).write_text(json.dumps(meta, indent=1))
+    try:  # both files appear together, replacing an earlier checkpoint whole
+        save_file(state, str(temp[WEIGHTS]), metadata={"format": FORMAT})
+        temp[META].write_text(json.dumps(meta, indent=1))
+        replace_together(folder, temp)
+    finally:
+        for tmp in temp.values():
+            tmp.unlink(missing_ok=True)
     return folder
 
 

@@ -110,7 +110,7 @@ def to_mesh(result: SegmentationResult, capture: Capture, point_face: np.ndarray
              "n_render_points": int(len(point_face))}  # fmt: skip
     out = SegmentationResult(result.part_names, labels.astype(np.int32), conf.astype(np.float32), polygons, stats,
                              dict(result.timings))  # fmt: skip
-    return review(out, mesh, detections)
+    return review(out, mesh, detections, noted=capture.warnings)
 
 
 def segment_rendered(capture: Capture, names, options, segment_fn, *, detections=None, teacher=None,

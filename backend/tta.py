@@ -72,7 +72,8 @@ def segment(
         from .pre import predict_named
 
         result = keep_labelled(predict_named(capture, names, options), capture.mesh, labelled_faces)
-        return review(result, capture.mesh).validate()
+        return review(result, capture.mesh, noted=capture.warnings).validate()
+    capture.check_views_show_object()  # before the teacher: empty views teach nothing
     voting = options.method in VOTING_METHODS
     if detections is not None or teacher is not None or labelled_faces is None or voting:
         detections = make_detections(capture, names, options, detections, teacher, report, cancel, timings, stats)
@@ -87,7 +88,7 @@ def segment(
         polygons = faces_to_polygons(capture.mesh, scores, labels)
         result = keep_labelled(SegmentationResult(names, labels, confidence, polygons, stats, timings),
                                capture.mesh, labelled_faces)  # fmt: skip
-        return review(result, capture.mesh, detections, capture.face_id).validate()
+        return review(result, capture.mesh, detections, capture.face_id, capture.warnings).validate()
 
     t = time.perf_counter()
     setup = new_student(names, options.text_encoder, options.device, options.seed)
@@ -125,7 +126,7 @@ def segment(
     stats["unit_weights_after"] = [round(float(x), 4) for x in rep.weights_after]
     result = label_faces(student, shape, emb, names, stats, timings, options.refine)
     result = keep_labelled(result, capture.mesh, labelled_faces)
-    return review(result, capture.mesh, detections, capture.face_id).validate()
+    return review(result, capture.mesh, detections, capture.face_id, capture.warnings).validate()
 
 
 def _check_labelled_faces(labels: np.ndarray, n_faces: int, n_parts: int) -> None:

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data", type=Path, default=Path(".cache/bench"), help="cached benchmark captures")
     s.add_argument("--out", type=Path, default=Path("out/bench"))
     s.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is printed)")
+    s.add_argument("--large-faces", type=int, default=1_000_000,
+                   help="also time each stage of one run on a mesh of about this many faces (0: skip)")  # fmt: skip
     s.set_defaults(func=run_speed)
     r = which.add_parser("real", help="every method on real meshes (validation and test splits apart)")
     r.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
@@ -193,7 +195,7 @@ def run_load(args: argparse.Namespace) -> int:
 def run_speed(args: argparse.Namespace) -> int:
     from .speed import speed
 
-    figures = speed(args.data, repeats=args.repeats, options=_options(args))
+    figures = speed(args.data, repeats=args.repeats, options=_options(args), large_faces=args.large_faces)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(figures, indent=1))
     print(f"wrote {args.out / 'speed.json'}")

@@ -22,8 +22,11 @@ from .quality import simulated
 from .shapes import LabelledShape
 
 
-def speed(data: Path, *, repeats: int = 3, options: SegmentOptions | None = None, log=print) -> dict:
-    """Time TTA and Pre prediction on a ~10k-face mesh with 10 views of 512² (captured once, cached)."""
+def speed(
+    data: Path, *, repeats: int = 3, options: SegmentOptions | None = None, large_faces: int = 1_000_000, log=print
+) -> dict:
+    """Time TTA and Pre prediction on a ~10k-face mesh with 10 views of 512² (captured once, cached),
+    and the stages of one TTA run on a mesh of ``large_faces`` faces (0: skip it)."""
     options = (options or SegmentOptions()).validate()
     cap = _speed_capture(Path(data))
     det = simulated(cap, "box", 0)
@@ -67,7 +70,52 @@ def speed(data: Path, *, repeats: int = 3, options: SegmentOptions | None = None
     for n in ("10k", "30k"):
         r, w = capture_s[f"raster_{n}"]["total"], capture_s[f"workbench_{n}"]["total"]
         log(f"  capture {n}: raster / workbench = {r / w:.2f}")
+    if large_faces:
+        out["large_mesh"] = large = _large_mesh_stages(Path(data), large_faces, options)
+        t = large["seconds"]
+        log(f"  one TTA run on {large['faces']:,} faces: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
+            + f"; labelling is {t['label'] / t['distill']:.2f}x the distillation")  # fmt: skip
     return out
+
+
+def _large_mesh_stages(data: Path, n_faces: int, options: SegmentOptions) -> dict:
+    """Seconds of each stage of one TTA run (default options, simulated boxes) on a chair whose
+    triangles are each split into k² to reach about ``n_faces`` (captured once, cached)."""
+    path = data / "speed" / f"chair_{n_faces // 1000}k_fine_v10_r512.npz"
+    if path.exists():
+        cap = load_bundle(path)
+    else:
+        shape = _split_triangles_to(make_shape("chair", 0), n_faces)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        obj = shape.write_obj(path.with_suffix(".obj"))
+        capture_in_blender(obj, path, views=10, resolution=512, quiet=True)
+        cap = attach_ground_truth(load_bundle(path), shape)
+        save_bundle(path, cap)
+    det = simulated(cap, "box", 0)
+    t = time.perf_counter()
+    result = segment(cap, cap.part_names, options=options, detections=det)
+    seconds = {k: float(result.timings[k]) for k in ("lift", "distill", "label")}
+    return {"faces": cap.mesh.n_faces, "seconds": {**seconds, "total": time.perf_counter() - t}}
+
+
+def _split_triangles_to(shape: LabelledShape, n_faces: int) -> LabelledShape:
+    """Every triangle of ``shape``'s fan triangulation split into k² (k the least giving ``n_faces``),
+    as a scanner or a remesher makes a fine mesh of a simple one; labels carried along."""
+    faces, owner = shape.triangles()
+    k = int(np.ceil(np.sqrt(n_faces / len(faces))))
+    grid = [(i, j) for i in range(k + 1) for j in range(k + 1 - i)]
+    index = {ij: n for n, ij in enumerate(grid)}
+    small = []
+    for i in range(k):
+        for j in range(k - i):
+            small.append((index[i, j], index[i + 1, j], index[i, j + 1]))
+            if j < k - i - 1:
+                small.append((index[i + 1, j], index[i + 1, j + 1], index[i, j + 1]))
+    bary = np.array([(1 - (i + j) / k, i / k, j / k) for i, j in grid])
+    verts = np.einsum("pk,tkd->tpd", bary, shape.vertices[faces].astype(np.float64)).reshape(-1, 3)
+    tris = (np.array(small)[None] + (np.arange(len(faces)) * len(grid))[:, None, None]).reshape(-1, 3)
+    labels = np.repeat(shape.labels[owner], len(small))
+    return LabelledShape(shape.part_names, verts.astype(np.float32), tris.tolist(), labels.astype(np.int32))
 
 
 def _capture_seconds(data: Path, engine: str, n_faces: int, views: int = 10) -> dict[str, float]:

@@ -3,7 +3,7 @@
 Keys: vertices (V,3) float32, faces (F,3) int32, rgb (N,H,W,3) uint8, face_id (N,H,W) int32,
 K (N,3,3) float64, world_to_cam (N,4,4) float64; optional face_to_polygon (F,) int32,
 polygon_count () int64 (source polygons, when a modifier deleted some), orthographic (N,) bool,
-part_names (P,) str, gt_face_labels (F,) int32.
+part_names (P,) str, gt_face_labels (F,) int32, warnings (W,) str (what the capture noticed).
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .capture import Capture, Mesh
 from .errors import ValidationError
 from .validation import optional_scalar_int
 
 REQUIRED_KEYS = ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam")
-OPTIONAL_KEYS = ("face_to_polygon", "polygon_count", "orthographic", "part_names", "gt_face_labels")
+OPTIONAL_KEYS = ("face_to_polygon", "polygon_count", "orthographic", "part_names", "gt_face_labels", "warnings")
 #: A point-cloud bundle: the points instead of a mesh, ``point_id`` instead of ``face_id``.
 POINT_REQUIRED_KEYS = ("points", "rgb", "point_id", "K", "world_to_cam", "point_spacing")
-POINT_OPTIONAL_KEYS = ("colors", "normals", "orthographic", "part_names", "gt_point_labels")
+POINT_OPTIONAL_KEYS = ("colors", "normals", "orthographic", "part_names", "gt_point_labels", "warnings")
 
 
 def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) -> Path:
@@ -48,12 +49,14 @@ def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) ->
         arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
     if capture.gt_face_labels is not None:
         arrays["gt_face_labels"] = capture.gt_face_labels
-    return _write(path, arrays, compress)
+    return _write(path, arrays | _warnings(capture), compress)
 
 
 def _write(path: Path, arrays: dict, compress: bool) -> Path:
+    """Written under a temporary name and renamed into place: an interrupted write leaves any earlier
+    bundle at ``path`` whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:  # a file handle keeps numpy from appending ".npz" to other suffixes
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:  # a handle: numpy would append ".npz" to other suffixes
         (np.savez_compressed if compress else np.savez)(fh, **arrays)
     return path
 
@@ -97,16 +100,25 @@ def load_bundle(path: str | Path) -> Capture:
         orthographic=data.get("orthographic"),
         part_names=_names(data),
         gt_face_labels=data.get("gt_face_labels"),
+        warnings=_strings("warnings", data),
     ).validate()
 
 
 def _names(data: dict) -> tuple[str, ...]:
-    if "part_names" not in data:
-        return ()
-    pn = data["part_names"]
-    if pn.dtype.kind != "U" or pn.ndim != 1:
-        raise ValidationError("part_names", "must be a 1-D array of strings")
-    return tuple(str(s) for s in pn)
+    return tuple(_strings("part_names", data))
+
+
+def _strings(key: str, data: dict) -> list[str]:
+    if key not in data:
+        return []
+    a = data[key]
+    if a.dtype.kind != "U" or a.ndim != 1:
+        raise ValidationError(key, "must be a 1-D array of strings")
+    return [str(s) for s in a]
+
+
+def _warnings(capture: Capture) -> dict[str, np.ndarray]:
+    return {"warnings": np.array(capture.warnings, dtype=np.str_)} if capture.warnings else {}
 
 
 def _save_points(path: Path, capture: Capture, compress: bool) -> Path:
@@ -127,7 +139,7 @@ def _save_points(path: Path, capture: Capture, compress: bool) -> Path:
         arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
     if capture.gt_face_labels is not None:
         arrays["gt_point_labels"] = capture.gt_face_labels[0::2]
-    return _write(path, arrays, compress)
+    return _write(path, arrays | _warnings(capture), compress)
 
 
 def _load_points(path: Path, data: dict) -> Capture:
@@ -151,4 +163,4 @@ def _load_points(path: Path, data: dict) -> Capture:
     return Capture(mesh, data["rgb"], np.where(pid >= 0, 2 * pid, -1).astype(np.int32), data["K"],
                    data["world_to_cam"], orthographic=data.get("orthographic"), part_names=_names(data),
                    gt_face_labels=gt, meta={"kind": "points", "point_spacing": spacing},
-                   cloud=cloud).validate()  # fmt: skip
+                   cloud=cloud, warnings=_strings("warnings", data)).validate()  # fmt: skip

@@ -15,7 +15,10 @@ import numpy as np
 
 from . import limits
 from .errors import ValidationError
-from .validation import check_array, check_index_range, check_max, check_part_names
+from .validation import check_array, check_index_range, check_max, check_part_names, check_warnings
+
+#: The least share of pixels, averaged over the views, that must show the object.
+MIN_FOREGROUND_SHARE = 1e-3
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Capture:
     means all perspective. part_names / gt_face_labels (F,) int32 are optional (ground truth, used
     by tests and benchmarks; -1 = unlabelled). cloud: the point cloud when the capture is of one
     (``mesh`` is then its surfel mesh and ``face_to_polygon[face_id]`` is the point id).
+    warnings: what the capture noticed that may make a result wrong (faces an importer dropped,
+    specks left out of the views); they travel with the capture and join the result's warnings.
     """
 
     mesh: Mesh
@@ -124,6 +129,7 @@ class Capture:
     gt_face_labels: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
     cloud: PointCloud | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_views(self) -> int:
@@ -167,4 +173,22 @@ class Capture:
             if not self.part_names:
                 raise ValidationError("gt_face_labels", "given without part_names")
             check_index_range("gt_face_labels", gt, -1, len(self.part_names))
+        self.warnings = check_warnings("warnings", self.warnings)
+        return self
+
+    def check_views_show_object(self, hint: str = "") -> Capture:
+        """Refuse a capture whose views show (almost) nothing of the object (on average under
+        ``MIN_FOREGROUND_SHARE`` of their pixels): nothing could be learnt from it. ``hint`` says
+        what the capturing side suspects. Views that show nothing while others do get a warning."""
+        shown = (self.face_id >= 0).reshape(self.n_views, -1).mean(1)
+        if shown.mean() < MIN_FOREGROUND_SHARE:
+            h, w = self.image_size
+            raise ValidationError(
+                "capture",
+                f"the views show almost nothing of the object ({int((self.face_id >= 0).sum())} object pixels in "
+                f"{self.n_views} views of {w}x{h}): {hint or 'the cameras do not see it'}",
+            )
+        empty = [i for i, s in enumerate(shown) if s == 0]
+        if empty and not any("show nothing of the object" in w for w in self.warnings):
+            self.warnings.append(f"views {', '.join(map(str, empty))} show nothing of the object")
         return self

@@ -23,3 +23,13 @@ def shown(value: object) -> str:
     """A short repr of anything a message may carry, for error messages: never long, never deep
     (a hostile, deeply nested value must not turn a clear error into a crash)."""
     return _SHORT.repr(value)
+
+
+def one_line(message: str) -> str:
+    """A message of several lines as one (for an index row, a log line, a status bar): a line that
+    ends with ":" runs into the next, other lines are separated by "; "."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    out = ""
+    for ln in lines:
+        out += ln if not out else (" " if out.endswith(":") else "; ") + ln
+    return out

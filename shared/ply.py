@@ -17,7 +17,7 @@ _TYPES = {
 _COLUMNS = (("x", "y", "z"), ("red", "green", "blue"), ("nx", "ny", "nz"))
 
 
-def _header(path: Path) -> tuple[str, list[tuple[str, int, list[tuple[str, str]]]], int]:
+def ply_header(path: Path) -> tuple[str, list[tuple[str, int, list[tuple[str, str]]]], int]:
     """(format, elements as (name, count, [(property, type)]), byte offset of the body)."""
     with open(path, "rb") as fh:
         if fh.readline().strip() != b"ply":
@@ -45,14 +45,14 @@ def _header(path: Path) -> tuple[str, list[tuple[str, int, list[tuple[str, str]]
 
 def ply_has_faces(path: str | Path) -> bool:
     """Whether a PLY file holds faces (a mesh) rather than points only."""
-    _, elements, _ = _header(Path(path))
+    _, elements, _ = ply_header(Path(path))
     return any(name == "face" and count > 0 for name, count, _ in elements)
 
 
 def read_ply_points(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``(N, 3) float64`` x y z, and ``(N, 3)`` red green blue and nx ny nz when the vertices have them."""
     path = Path(path)
-    fmt, elements, offset = _header(path)
+    fmt, elements, offset = ply_header(path)
     if not elements or elements[0][0] != "vertex":
         raise ValidationError("input", f"{path}: the first PLY element must be 'vertex'")
     _, count, props = elements[0]

@@ -1,49 +1,19 @@
-"""Capturing a point cloud without Blender: the camera ring of the mesh capture (same elevations,
-lens and framing) computed in numpy, and each view rasterised from the cloud's surfels (one
-z-buffer pass gives the point seen at every pixel and the picture)."""
+"""Capturing a point cloud without Blender: the camera ring of the mesh capture
+(:func:`~partdistill.shared.framing.ring_views`), and each view rasterised from the cloud's surfels
+(one z-buffer pass gives the point seen at every pixel and the picture)."""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
 from .capture import Capture
 from .errors import ValidationError
+from .framing import frame, ring_views
 from .point_cloud import PointCloud, point_spacing, surfel_mesh
 from .raster import rasterize, shade
-
-#: The add-on's ring: elevations cycled through, a 50 mm lens on a 36 mm sensor, a 1.1 margin.
-RING_ELEVATIONS_DEG = (10.0, 40.0, -20.0)
-_LENS_MM, _SENSOR_MM, _MARGIN = 50.0, 36.0, 1.1
-
-
-def ring_views(
-    center: np.ndarray, radius: float, n_views: int, size: int, elevations_deg: Sequence[float] = RING_ELEVATIONS_DEG
-) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float]]]:
-    """``K (V, 3, 3)``, ``world_to_cam (V, 4, 4)`` (OpenCV frame) and clip ranges of ``n_views``
-    square ``size``-pixel views around a bounding sphere: view ``k`` at azimuth ``360 k / n_views``
-    degrees (0 = front, -Y), elevation ``elevations_deg[k % len]``, world +Z up."""
-    radius = max(float(radius), 1e-6)
-    dist = radius * _MARGIN / math.sin(math.atan(_SENSOR_MM / 2 / _LENS_MM))
-    f = _LENS_MM / _SENSOR_MM * size
-    K = np.tile(np.array([[f, 0.0, size / 2.0], [0.0, f, size / 2.0], [0.0, 0.0, 1.0]]), (n_views, 1, 1))
-    w2c = np.zeros((n_views, 4, 4))
-    clips = []
-    for k in range(n_views):
-        az, el = math.radians(360.0 * k / n_views), math.radians(elevations_deg[k % len(elevations_deg)])
-        offset = np.array([math.cos(el) * math.sin(az), -math.cos(el) * math.cos(az), math.sin(el)])
-        eye = np.asarray(center, np.float64) + dist * offset
-        fwd = -offset
-        up = np.array([0.0, 0.0, 1.0]) - fwd[2] * fwd
-        up /= np.linalg.norm(up)
-        right = np.cross(fwd, up)
-        R = np.stack([right, -up, fwd])  # rows: camera x (right), y (down), z (forward) in world space
-        w2c[k, :3, :3], w2c[k, :3, 3], w2c[k, 3, 3] = R, -R @ eye, 1.0
-        clips.append((max(dist - 2.0 * radius, dist * 1e-3), dist + 2.0 * radius))
-    return K, w2c, clips
 
 
 class PointCapture:
@@ -73,10 +43,11 @@ class PointCapture:
         self.mesh, normals = surfel_mesh(cloud, self.spacing)
         self.cloud = cloud if cloud.normals is not None else PointCloud(cloud.points, cloud.colors, normals)
         p = cloud.points.astype(np.float64)
-        center = (p.min(0) + p.max(0)) / 2.0
-        radius = float(np.linalg.norm(p - center, axis=1).max()) + self.spacing
+        self.framing = frame(p)
+        center, radius = self.framing.center, self.framing.radius + self.spacing
         self.size = int(resolution)
         self.height = self.size if height is None else int(height)
+        self._ring = cameras is None
         if cameras is None:
             self.K, self.w2c, self.clips = ring_views(center, radius, n_views, self.size)
         else:
@@ -124,8 +95,13 @@ class PointCapture:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             **(meta or {}),
         }
-        return Capture(self.mesh, self.rgb, self.face_id, self.K, self.w2c, orthographic=np.zeros(self.n_views, bool),
-                       meta=info, cloud=self.cloud).validate()  # fmt: skip
+        warnings = [w for w in [self.framing.warning("points")] if w and self._ring]
+        cap = Capture(self.mesh, self.rgb, self.face_id, self.K, self.w2c, orthographic=np.zeros(self.n_views, bool),
+                      meta=info, cloud=self.cloud, warnings=warnings).validate()  # fmt: skip
+        hint = (
+            "the points may be too sparse or too small to cover a pixel" if self._ring else "the cameras do not see it"
+        )
+        return cap.check_views_show_object(hint)
 
 
 def capture_point_cloud(

@@ -13,7 +13,7 @@ Types and their fields (client -> server):
   hello    {client: str}                              -> hello {server: str, version, teachers, device}
   ping     {}                                         -> pong {}
   status   {}                                         -> status {jobs: [{job, state, stage}], busy}
-  segment  {part_names, options, has_detections, [detections: {part_names, n_views, image_size}]}
+  segment  {part_names, options, has_detections, [detections: {part_names, n_views, image_size}], [capture_warnings]}
            + capture arrays (+ det_* arrays; a detection's part indexes detections.part_names, and the
            backend matches them to the job's part_names by name)
                                                       -> progress* then result | error
@@ -40,7 +40,7 @@ from .detections import Detections
 from .errors import ValidationError, shown
 from .options import VOTING_METHODS, SegmentOptions
 from .result import SegmentationResult
-from .validation import check_array, check_index_range, check_part_names, optional_scalar_int
+from .validation import check_array, check_index_range, check_part_names, check_warnings, optional_scalar_int
 
 PROTOCOL_VERSION = 1
 #: Where a client looks for the backend and where ``partdistill serve`` binds unless told otherwise.
@@ -88,18 +88,8 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 MESSAGE_TYPES = tuple(_FIELDS)
 
-_CAPTURE_ARRAYS = (
-    "vertices",
-    "faces",
-    "face_to_polygon",
-    "rgb",
-    "face_id",
-    "K",
-    "world_to_cam",
-    "orthographic",
-    "polygon_count",
-    "surfels",
-)
+_CAPTURE_ARRAYS = ("vertices", "faces", "face_to_polygon", "rgb", "face_id", "K", "world_to_cam", "orthographic",
+                   "polygon_count", "surfels")  # fmt: skip
 
 
 @dataclass
@@ -263,6 +253,7 @@ def segment_request(
         arrays["labelled_faces"] = labelled_faces
     opts = (options or SegmentOptions()).validate()
     fields = {"part_names": list(part_names), "options": opts.to_dict(), "has_detections": detections is not None}
+    fields["capture_warnings"] = list(capture.warnings)
     if detections is not None:
         # checked here, before anything is sent: a file made for other views fails now, not as garbage labels
         detections.validate(capture.n_views, capture.image_size)
@@ -310,6 +301,7 @@ def parse_segment_request(
         a["K"],
         a["world_to_cam"],
         orthographic=a.get("orthographic"),
+        warnings=check_warnings("capture_warnings", msg.fields.get("capture_warnings", [])),
     ).validate()
     detections = None
     if msg.fields["has_detections"]:

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import limits
 from .errors import ValidationError
-from .validation import check_array, check_index_range
+from .validation import check_array, check_index_range, check_warnings
 
 
 @dataclass
@@ -39,9 +38,5 @@ class SegmentationResult:
             raise ValidationError("face_confidence", "values must lie in [0, 1]")
         p = check_array("polygon_labels", self.polygon_labels, np.int32, (None,))
         check_index_range("polygon_labels", p, -1, len(self.part_names))
-        if not isinstance(self.warnings, list) or len(self.warnings) > limits.MAX_WARNINGS:
-            raise ValidationError("warnings", f"must be a list of at most {limits.MAX_WARNINGS} strings")
-        for i, w in enumerate(self.warnings):
-            if not isinstance(w, str) or len(w) > limits.MAX_WARNING_CHARS:
-                raise ValidationError(f"warnings[{i}]", f"must be a string of at most {limits.MAX_WARNING_CHARS} chars")
+        self.warnings = check_warnings("warnings", self.warnings)
         return self

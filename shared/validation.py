@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import limits
 from .errors import ValidationError
 
 
@@ -53,7 +54,8 @@ def check_part_names(field: str, names: Sequence[str], limit: int, max_chars: in
     out = tuple(str(n) if isinstance(n, np.str_) else n for n in names)
     if not out:
         raise ValidationError(field, "at least one part name is required")
-    check_max(field, len(out), limit)
+    if len(out) > limit:
+        raise ValidationError(field, f"{len(out)} part names, more than the {limit} allowed")
     seen: set[str] = set()
     for i, n in enumerate(out):
         if not isinstance(n, str) or not n.strip():
@@ -82,10 +84,19 @@ def parse_part_names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.replace(";", ",").split(",") if n.strip())
     if not names:
         raise ValidationError("part_names", "type the part names, separated by commas (e.g. seat, back, leg)")
-    from . import limits
 
     return check_part_names("part_names", names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
 
 
 def _fmt(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+
+
+def check_warnings(field_name: str, warnings: object) -> list[str]:
+    """A list of at most ``MAX_WARNINGS`` one-line strings of at most ``MAX_WARNING_CHARS``."""
+    if not isinstance(warnings, list | tuple) or len(warnings) > limits.MAX_WARNINGS:
+        raise ValidationError(field_name, f"must be a list of at most {limits.MAX_WARNINGS} strings")
+    for i, w in enumerate(warnings):
+        if not isinstance(w, str) or len(w) > limits.MAX_WARNING_CHARS:
+            raise ValidationError(f"{field_name}[{i}]", f"must be a string of at most {limits.MAX_WARNING_CHARS} chars")
+    return list(warnings)

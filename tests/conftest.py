@@ -41,7 +41,7 @@ os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_TMP / "torchinductor")
 
 # Names that the project's tests and the libraries they drive would leave in the temporary folder
 # (not Blender's own session folder, blender_*: bpy removes it when the process exits, after this).
-_OURS = ("partdistill*", "pytest-of-*", "ray*", "torch*", "tmp*", "pymp-*")
+_OURS = ("partdistill*", "pytest-of-*", "ray*", "torch*", "tmp*", "pymp-*", "blender")
 _TEMP_BEFORE = set(os.listdir(tempfile.gettempdir()))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.limits import MAX_PARTS
 from partdistill.shared.options import BACKWARD_RULES, REFINES, SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
@@ -37,6 +38,20 @@ def add_refine_arg(p: argparse.ArgumentParser) -> None:
                         "(pooled over superpoints) or graph-cut (pooled, then a graph cut over the faces)")  # fmt: skip
 
 
+def add_parts_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--parts",
+        required=True,
+        help=f"part names separated by commas or semicolons (at most {MAX_PARTS}), e.g. seat,back,leg,arm",
+    )
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    """The options of the files a labelling run writes."""
+    p.add_argument("--per-face-json", action="store_true",
+                   help="also write the per-face arrays into labels.json (they are always in labels.npz)")  # fmt: skip
+
+
 def add_run_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     if seed:
@@ -49,8 +64,6 @@ def part_names(text: str) -> tuple[str, ...]:
     try:
         return parse_part_names(text)
     except ValidationError as e:
-        if e.field == "part_names":
-            raise InputError("--parts needs at least one part name") from None
         raise InputError(f"--parts: {e.problem}") from None
 
 

@@ -22,14 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
-from partdistill.shared.errors import ValidationError
+from partdistill.shared.errors import ValidationError, one_line
 from partdistill.shared.protocol import check_address
 
 from ..io import InputError
 from ..io.inputs import INPUT_SUFFIXES, MESH_SUFFIXES, POINT_SUFFIXES, detections_file
-from ..io.outputs import prepare_out_dir, write_outputs
-from .arguments import part_names, teacher
+from ..io.outputs import write_outputs
+from .arguments import add_output_args, add_parts_arg, part_names, teacher
 from .segment import add_engine_args, backend_client, engine_options
 
 INDEX_FIELDS = ("input", "output", "status", "reason", "seconds", "faces", "warnings")
@@ -38,7 +39,7 @@ INDEX_FIELDS = ("input", "output", "status", "reason", "seconds", "faces", "warn
 def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("batch", help="label a whole collection of meshes (resumable, with an index)")
     b.add_argument("inputs", nargs="+", help="mesh files, capture bundles, folders or globs (quote them)")
-    b.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
+    add_parts_arg(b)
     b.add_argument("--out", type=Path, required=True, help="output folder: one sub-folder per input")
     b.add_argument("--jobs", type=int, default=1, help="Blender processes capturing ahead of the engine")
     b.add_argument("--ray", default=None, metavar="ADDRESS",
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--fit", action="store_true",
                    help="first pre-align one student over the whole batch (Pre), then label with it")  # fmt: skip
     add_engine_args(b)
+    add_output_args(b)
     b.set_defaults(func=run)
 
 
@@ -103,8 +105,11 @@ def run(args: argparse.Namespace) -> int:
     if args.ray and (args.fit or args.backend):
         raise InputError("--ray runs the engine on the cluster: leave out --fit and --backend")
     inputs = collect_inputs(args.inputs)
-    prepare_out_dir(args.out)
-    args.out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
+        return _run(args, names, inputs)
+
+
+def _run(args: argparse.Namespace, names: tuple[str, ...], inputs: list[Path]) -> int:
     folders = output_names(inputs)
     rows = {i: {"input": str(p), "output": str(args.out / folders[i]), "status": "", "reason": "", "seconds": "",
                 "faces": "", "warnings": ""} for i, p in enumerate(inputs)}  # fmt: skip
@@ -128,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                     _failed(rows, i, inputs[i], outcome, log)
                 else:
                     capture, result = outcome
-                    _write_atomically(args.out, folders[i], capture, result)
+                    _write_atomically(args.out, folders[i], capture, result, args.per_face_json)
                     _done(rows, i, capture, result, result.timings.get("total", 0.0))
 
             run_on_ray(args.ray, args, inputs, todo, names, finish)
@@ -194,7 +199,7 @@ def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
                     raise InputError(got)
                 detections = _detections_beside(inputs[i], got)
                 result = engine.label(got, detections)
-                _write_atomically(args.out, folders[i], got, result)
+                _write_atomically(args.out, folders[i], got, result, args.per_face_json)
                 _done(rows, i, got, result, time.perf_counter() - t0)
             except Exception as e:  # noqa: BLE001 - one bad mesh must not stop the batch; its reason is kept
                 _failed(rows, i, inputs[i], e, log)
@@ -229,7 +234,7 @@ def _done(rows: dict, i: int, capture, result, seconds: float) -> None:
 
 
 def _failed(rows: dict, i: int, path: Path, e: BaseException, log) -> None:
-    reason = " ".join(str(e).split()) or type(e).__name__
+    reason = " ".join(one_line(str(e)).split()) or type(e).__name__
     rows[i].update(status="failed", reason=reason)
     log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} failed {path}: {reason}\n")
     log.flush()
@@ -240,12 +245,15 @@ def _detections_beside(path: Path, capture) -> Detections | None:
     return None if f is None else Detections.load_json(f).validate(capture.n_views, capture.image_size)
 
 
-def _write_atomically(out: Path, folder: str, capture, result) -> None:
+def _write_atomically(out: Path, folder: str, capture, result, per_face_json: bool = False) -> None:
     """Write into a hidden folder, then rename it: a half-written output never looks finished."""
     partial = out / f".partial-{folder}"
     shutil.rmtree(partial, ignore_errors=True)
-    write_outputs(partial, capture, result)
-    os.replace(partial, out / folder)
+    try:
+        write_outputs(partial, capture, result, per_face_json=per_face_json)
+        os.replace(partial, out / folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _read_index(out: Path) -> dict[str, dict]:

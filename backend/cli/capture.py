@@ -6,11 +6,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from partdistill.shared.atomic import check_writable
 from partdistill.shared.bundle import load_bundle, save_bundle
 from partdistill.shared.options import RENDER_TYPES
 
 from ..io import InputError
-from ..io.inputs import INPUT_SUFFIXES, capture_in_blender, capture_point_file, is_point_cloud_file
+from ..io.inputs import (
+    INPUT_SUFFIXES,
+    capture_in_blender,
+    capture_point_file,
+    check_input_file,
+    is_point_cloud_file,
+)
 from .arguments import add_capture_args
 
 
@@ -26,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.input.exists():
-        raise InputError(f"input not found: {args.input}")
+    check_input_file(args.input)
+    check_writable(args.out, "--out")  # before rendering, not after
     if is_point_cloud_file(args.input):
         save_bundle(args.out, capture_point_file(args.input, views=args.views, resolution=args.resolution))
     elif args.input.suffix.lower() in INPUT_SUFFIXES:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
+from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
 from partdistill.shared.options import SegmentOptions
 
 from ..io import InputError
 from ..io.inputs import detections_file, expand_inputs, read_few_shot_labels, read_input
-from .arguments import DEFAULT_TEACHER, add_capture_args, add_run_args, add_training_args, part_names, teacher
+from .arguments import (
+    DEFAULT_TEACHER,
+    add_capture_args,
+    add_parts_arg,
+    add_run_args,
+    add_training_args,
+    part_names,
+    teacher,
+)
 from .console import ProgressBars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("fit", help="pre-align one student over many shapes of a category (Pre)")
     f.add_argument("inputs", type=Path, nargs="+", help="mesh files, capture bundles, or folders of them")
-    f.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
+    add_parts_arg(f)
     f.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     f.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher for inputs without <stem>.detections.json")
     f.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
@@ -30,9 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import save_checkpoint
     from ..parallel import DataParallel
-    from ..pre import TrainingShape, fit
 
     names = part_names(args.parts)
     options = SegmentOptions(
@@ -42,6 +50,18 @@ def run(args: argparse.Namespace) -> int:
     if args.shapes_per_step < 1:
         raise InputError("--shapes-per-step must be at least 1")
     parallel = DataParallel.from_env(args.device)  # under torchrun: this process's share of the shapes
+    writer = parallel is None or parallel.rank == 0  # every process holds the same student; one writes it
+    with FolderLock(args.out, field="--out") if writer else contextlib.nullcontext():
+        _fit(args, names, options, parallel)
+    if parallel is not None:  # only on success: after an error the others may never reach the barrier
+        parallel.close()
+    return 0
+
+
+def _fit(args: argparse.Namespace, names: tuple[str, ...], options: SegmentOptions, parallel) -> None:
+    from ..checkpoint import save_checkpoint
+    from ..pre import TrainingShape, fit
+
     quiet = args.quiet or (parallel is not None and parallel.rank > 0)
     shapes, need_teacher = [], False
     for g, path in enumerate(expand_inputs(args.inputs)):
@@ -64,6 +84,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"fitted on {tr['n_shapes']} shapes ({tr['n_units']} knowledge units) in {tr['seconds']:.1f} s "
               f"({tr['processes']} process(es)); backward distillation from epoch {tr['trigger_epoch']}; "
               f"wrote {args.out}")  # fmt: skip
-    if parallel is not None:  # only on success: after an error the others may never reach the barrier
-        parallel.close()
-    return 0

@@ -6,9 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+from partdistill.shared.atomic import FolderLock
+
 from ..io.inputs import read_input
-from ..io.outputs import prepare_out_dir, write_outputs
-from .arguments import add_capture_args, add_refine_arg, add_run_args
+from ..io.outputs import write_outputs
+from .arguments import add_capture_args, add_output_args, add_refine_arg, add_run_args
 from .console import print_summary
 
 
@@ -19,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, required=True)
     add_capture_args(r, "rendered for the preview of a mesh file")
     add_refine_arg(r)
+    add_output_args(r)
     add_run_args(r, seed=False)
     r.set_defaults(func=run)
 
@@ -28,13 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..pre import predict
 
-    prepare_out_dir(args.out)
-    ckpt = load_checkpoint(args.model, device=resolve_device(args.device))
-    t0 = time.perf_counter()
-    capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet, engine=args.render)
-    t_capture = time.perf_counter() - t0
-    result = predict(capture, ckpt, device=args.device, refine=args.refine)
-    result.timings = {"capture": t_capture, **result.timings}
-    written = write_outputs(args.out, capture, result)
+    with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
+        ckpt = load_checkpoint(args.model, device=resolve_device(args.device))
+        t0 = time.perf_counter()
+        capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet,
+                             engine=args.render)  # fmt: skip
+        t_capture = time.perf_counter() - t0
+        result = predict(capture, ckpt, device=args.device, refine=args.refine)
+        result.timings = {"capture": t_capture, **result.timings}
+        written = write_outputs(args.out, capture, result, per_face_json=args.per_face_json)
     print_summary(result, written, capture)
     return 0

@@ -6,16 +6,19 @@ import argparse
 import time
 from pathlib import Path
 
+from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
 from partdistill.shared.options import METHODS, RENDER_TYPES, SegmentOptions
 from partdistill.shared.protocol import check_address
 
 from ..io import InputError
 from ..io.inputs import MESH_SUFFIXES, read_few_shot_labels, read_input
-from ..io.outputs import prepare_out_dir, write_outputs
+from ..io.outputs import write_outputs
 from .arguments import (
     DEFAULT_TEACHER,
     add_capture_args,
+    add_output_args,
+    add_parts_arg,
     add_run_args,
     add_training_args,
     part_names,
@@ -28,11 +31,12 @@ from .keys import read_key
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("segment", help="segment a mesh file or a capture bundle into named parts")
     s.add_argument("input", type=Path, help=f"a mesh file ({' '.join(MESH_SUFFIXES)}) or a capture bundle .npz")
-    s.add_argument("--parts", required=True, help="comma-separated part names, e.g. seat,back,leg,arm")
+    add_parts_arg(s)
     s.add_argument("--out", type=Path, required=True, help="output folder")
     s.add_argument("--detections", type=Path, help="2D detections JSON (format in the README); no teacher then")
     s.add_argument("--labels", type=Path, help="few-shot: a labels.npz (face_labels, part_names) of faces you labelled")
     add_engine_args(s)
+    add_output_args(s)
     s.set_defaults(func=run)
 
 
@@ -124,30 +128,30 @@ def run(args: argparse.Namespace) -> int:
     options = engine_options(args, with_teacher=args.detections is None and not args.category_model)
     if args.backend:
         check_address(args.backend, "--backend")
-    prepare_out_dir(args.out)
-    t0 = time.perf_counter()
-    capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet,
-                         engine=args.render)  # fmt: skip
-    t_capture = time.perf_counter() - t0
-    detections = None
-    if args.detections is not None:
-        detections = Detections.load_json(args.detections).validate(capture.n_views, capture.image_size)
-    labelled = read_few_shot_labels(args.labels, capture, names) if args.labels is not None else None
+    with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
+        t0 = time.perf_counter()
+        capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet,
+                             engine=args.render)  # fmt: skip
+        t_capture = time.perf_counter() - t0
+        detections = None
+        if args.detections is not None:
+            detections = Detections.load_json(args.detections).validate(capture.n_views, capture.image_size)
+        labelled = read_few_shot_labels(args.labels, capture, names) if args.labels is not None else None
 
-    with ProgressBars(args.quiet) as bar:
-        if args.backend:
-            result = backend_client(args).segment(
-                capture, names, options, detections, on_progress=bar.client_update, labelled_faces=labelled
-            )
-        else:
-            from ..tta import segment
+        with ProgressBars(args.quiet) as bar:
+            if args.backend:
+                result = backend_client(args).segment(
+                    capture, names, options, detections, on_progress=bar.client_update, labelled_faces=labelled
+                )
+            else:
+                from ..tta import segment
 
-            result = segment(
-                capture, names, options=options, detections=detections,
-                teacher=teacher(options) if detections is None and not options.category_model else None,
-                labelled_faces=labelled, progress=bar.update,
-            )  # fmt: skip
-    result.timings = {"capture": t_capture, **result.timings, "total": time.perf_counter() - t0}
-    written = write_outputs(args.out, capture, result)
+                result = segment(
+                    capture, names, options=options, detections=detections,
+                    teacher=teacher(options) if detections is None and not options.category_model else None,
+                    labelled_faces=labelled, progress=bar.update,
+                )  # fmt: skip
+        result.timings = {"capture": t_capture, **result.timings, "total": time.perf_counter() - t0}
+        written = write_outputs(args.out, capture, result, per_face_json=args.per_face_json)
     print_summary(result, written, capture)
     return 0

@@ -52,18 +52,26 @@ def capture_point_file(path: Path, *, views: int = 10, resolution: int = 512) ->
         raise InputError(f"{path}: {e.problem}") from None
 
 
+def check_input_file(path: Path) -> None:
+    """An input that is missing or a folder is refused by name, before anything opens it."""
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a mesh file or capture bundle "
+                         f"(`partdistill batch {path}` labels every mesh in a folder)")  # fmt: skip
+
+
 def read_input(
     path: Path, *, views: int = 10, resolution: int = 512, quiet: bool = False, engine: str = "auto"
 ) -> Capture:
     """A capture bundle is read directly; a mesh file is captured with headless Blender in a child
     process (bpy and torch stay in separate processes; a crash in Blender cannot take the engine down)."""
-    if not path.exists():
-        raise InputError(f"input not found: {path}")
+    check_input_file(path)
     suffix = path.suffix.lower()
     if is_point_cloud_file(path):
         return capture_point_file(path, views=views, resolution=resolution)
     if suffix == ".npz":
-        return load_bundle(path)
+        return load_bundle(path).check_views_show_object()  # before a teacher is loaded for it
     if suffix not in MESH_SUFFIXES:
         raise InputError(
             f"unknown input type {path.suffix!r}: expected a capture bundle .npz, a mesh file {MESH_SUFFIXES} "

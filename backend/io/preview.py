@@ -10,6 +10,9 @@ import numpy as np
 from partdistill.shared.capture import Capture
 from partdistill.shared.palette import part_color
 
+#: The legend's swatch side, margin and line height (pixels).
+LEGEND_SWATCH, LEGEND_PAD, LEGEND_LINE = 12, 6, 18
+
 
 def colour_views(capture: Capture, face_labels: np.ndarray, alpha: float = 0.65) -> np.ndarray:
     """(N, H, W, 3) uint8: each view's RGB with the labelled pixels blended towards the part colour."""
@@ -31,29 +34,47 @@ def save_preview(
     part_names: Sequence[str],
     max_views: int = 10,
 ) -> Path:
-    """A grid of coloured views with a legend, as PNG."""
+    """A grid of coloured views with a legend, as PNG. The legend is set in DejaVu Sans (shipped with
+    matplotlib: it covers Latin, Greek, Cyrillic and many symbols) in as many columns as fit the
+    width, rows below rows, so every part name shows however many there are."""
     from PIL import Image, ImageDraw
 
     views = colour_views(capture, face_labels)[:max_views]
     n, h, w, _ = views.shape
     cols = min(5, n)
     rows = (n + cols - 1) // cols
-    legend_h = 22
-    canvas = Image.new("RGB", (cols * w, rows * h + legend_h), (255, 255, 255))
+    width = cols * w
+    font = _legend_font()
+    swatch, pad, line = LEGEND_SWATCH, LEGEND_PAD, LEGEND_LINE
+    entries = list(part_names)
+    col_w = swatch + 4 + max((font.getlength(t) for t in entries), default=0) + 14
+    per_row = max(1, int((width - pad) // col_w))
+    legend_rows = (len(entries) + per_row - 1) // per_row
+    canvas = Image.new("RGB", (width, rows * h + legend_rows * line + 2 * pad), (255, 255, 255))
     for i, img in enumerate(views):
         canvas.paste(Image.fromarray(img), ((i % cols) * w, (i // cols) * h))
     draw = ImageDraw.Draw(canvas)
-    x = 6
-    for i, name in enumerate(part_names):
-        c = tuple(int(255 * t) for t in part_color(i))
-        y = rows * h + 5
-        draw.rectangle([x, y, x + 12, y + 12], fill=c)
-        draw.text((x + 16, y), name, fill=(0, 0, 0))
-        x += 16 + 7 * len(name) + 14
+    for i, text in enumerate(entries):
+        x = pad + (i % per_row) * col_w
+        y = rows * h + pad + (i // per_row) * line
+        draw.rectangle([x, y + 2, x + swatch, y + 2 + swatch], fill=tuple(int(255 * t) for t in part_color(i)))
+        draw.text((x + swatch + 4, y), text, fill=(0, 0, 0), font=font)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def _legend_font():
+    """DejaVu Sans from matplotlib's own fonts; PIL's built-in bitmap font where that is missing."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 13)
+    except (ImportError, OSError):
+        return ImageFont.load_default()
 
 
 def save_loss_curve(path: str | Path, loss: Sequence[float], trigger_epoch: int | None) -> Path:

@@ -10,7 +10,10 @@ sign that the result is probably wrong, so that no failure is silent:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from partdistill.shared import limits
 from partdistill.shared.capture import Mesh
 from partdistill.shared.detections import Detections
 from partdistill.shared.result import SegmentationResult
@@ -107,14 +110,20 @@ def swap_suspects(
 
 
 def review(
-    result: SegmentationResult, mesh: Mesh, detections: Detections | None = None, face_id: np.ndarray | None = None
+    result: SegmentationResult,
+    mesh: Mesh,
+    detections: Detections | None = None,
+    face_id: np.ndarray | None = None,
+    noted: Sequence[str] = (),
 ) -> SegmentationResult:
     """Add ``stats["coverage"]`` and the warnings this result deserves; returns ``result``.
-    ``face_id`` (N, H, W) int32, the capture's face under each pixel, enables the swap check."""
+    ``face_id`` (N, H, W) int32, the capture's face under each pixel, enables the swap check.
+    ``noted``: warnings the capture carries (dropped faces, specks out of view), placed first."""
     names = result.part_names
     cov = coverage(mesh, result.face_labels, names)
     result.stats["coverage"] = cov
     warnings = result.warnings
+    warnings[:0] = [w for w in noted if w not in warnings]
     if len(names) >= 2:
         top = max(names, key=lambda n: cov[n]["area"])
         if cov[top]["area"] >= DOMINANT_AREA:
@@ -141,4 +150,5 @@ def review(
         warnings.append(
             f"{100 * unlabelled:.0f}% of the surface is left unlabelled (seen in no view or claimed by no part)"
         )
+    del warnings[limits.MAX_WARNINGS :]
     return result

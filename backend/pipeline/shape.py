@@ -32,7 +32,9 @@ class PreparedShape:
 
 def normalise(xyz: np.ndarray) -> np.ndarray:
     """Centre on the bounding-box centre and scale into the unit sphere (so one network serves shapes
-    of any size; Fourier features assume coordinates in [-1, 1])."""
+    of any size; Fourier features assume coordinates in [-1, 1]). In float64: the squares of float32
+    coordinates beyond ~1e19 overflow, and the shape would collapse to a point."""
+    xyz = np.asarray(xyz, np.float64)
     lo, hi = xyz.min(axis=0), xyz.max(axis=0)
     c = (lo + hi) / 2
     r = float(np.linalg.norm(xyz - c, axis=1).max()) or 1.0

@@ -3,17 +3,13 @@ of a Blender camera (see the package docstring for the conventions)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import bpy
 import numpy as np
-from mathutils import Vector
+from mathutils import Matrix, Vector
 from partdistill.shared.errors import ValidationError
-
-#: Elevations (degrees) the default ring cycles through, as in PartSLIP-style multi-view setups:
-#: mostly slightly above, some from high up, some from below.
-RING_ELEVATIONS_DEG = (10.0, 40.0, -20.0)
+from partdistill.shared.framing import LENS_MM, RING_ELEVATIONS_DEG, SENSOR_MM, ring_views
 
 # Blender camera frame (x right, y up, looking down -z) -> OpenCV (x right, y down, z forward).
 _FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -26,17 +22,14 @@ def ring_cameras(
     collection: bpy.types.Collection | None = None,
     bounds: tuple[Sequence[float], float] | None = None,
     elevations_deg: Sequence[float] = RING_ELEVATIONS_DEG,
-    lens_mm: float = 50.0,
-    margin: float = 1.1,
 ) -> list[bpy.types.Object]:
-    """Create ``n_views`` perspective cameras around ``obj``, all looking at its bounding sphere.
-
-    View ``k`` sits at azimuth ``360 k / n_views`` degrees (0 = front, -Y) and elevation
-    ``elevations_deg[k % len(elevations_deg)]``, far enough that the sphere (times ``margin``) fits
-    the field of view of a ``lens_mm`` lens on a 36 mm sensor. bounds: ``(center, radius)`` in world
-    space; default: the bounding sphere of the evaluated object. The cameras are linked into
-    ``collection`` (default: the context scene's master collection); the caller removes them
-    (``bpy.data.objects.remove`` and ``bpy.data.cameras.remove``).
+    """Create ``n_views`` perspective cameras around ``obj`` as Blender objects: the ring of
+    :func:`~partdistill.shared.framing.ring_views` (view ``k`` at azimuth ``360 k / n_views`` degrees,
+    0 = front, -Y; elevation ``elevations_deg[k % len(elevations_deg)]``; a 50 mm lens on a 36 mm
+    sensor), looking at a sphere. bounds: ``(center, radius)`` in world space; default: the
+    bounding sphere of the evaluated object. The cameras are linked into ``collection`` (default: the
+    context scene's master collection); the caller removes them (``bpy.data.objects.remove`` and
+    ``bpy.data.cameras.remove``).
     """
     if bounds is None:
         depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -45,23 +38,16 @@ def ring_cameras(
         center, radius = _bounding_sphere(corners)
     else:
         center, radius = np.asarray(bounds[0], np.float64), float(bounds[1])
-    radius = max(radius, 1e-6)
     if collection is None:
         collection = bpy.context.scene.collection
-    half_fov = math.atan(18.0 / lens_mm)
-    dist = radius * margin / math.sin(half_fov)
+    _, w2c, clips = ring_views(center, max(radius, 1e-9), n_views, 512, elevations_deg)
     cams = []
     for k in range(n_views):
-        az = math.radians(360.0 * k / n_views)
-        el = math.radians(elevations_deg[k % len(elevations_deg)])
-        offset = Vector((math.cos(el) * math.sin(az), -math.cos(el) * math.cos(az), math.sin(el)))
         data = bpy.data.cameras.new(f"partdistill ring {k:02d}")
-        data.lens, data.sensor_width, data.sensor_fit = lens_mm, 36.0, "AUTO"
-        data.clip_start = max(dist - 2.0 * radius, dist * 1e-3)
-        data.clip_end = dist + 2.0 * radius
+        data.lens, data.sensor_width, data.sensor_fit = LENS_MM, SENSOR_MM, "AUTO"
+        data.clip_start, data.clip_end = clips[k]
         cam = bpy.data.objects.new(data.name, data)
-        cam.location = Vector(center) + dist * offset
-        cam.rotation_euler = (-offset).to_track_quat("-Z", "Y").to_euler()
+        cam.matrix_world = Matrix(np.linalg.inv(_FLIP_YZ @ w2c[k]).tolist())
         collection.objects.link(cam)
         cams.append(cam)
     return cams

@@ -14,9 +14,10 @@ from mathutils import Matrix
 from mathutils.bvhtree import BVHTree
 from partdistill.shared.capture import Capture
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.framing import frame, ring_views
 from partdistill.shared.raster import rasterize, shade
 
-from .cameras import _bounding_sphere, _remove_objects, camera_matrices, image_size, ring_cameras
+from .cameras import _remove_objects, camera_matrices, image_size, ring_cameras
 from .colors import triangle_colors
 from .face_ids import _cast_face_ids, _dilate, _evaluated_triangles
 from .private_copy import private_copy
@@ -259,6 +260,10 @@ class CaptureSession:
         if not all(self._done):
             missing = [i for i, d in enumerate(self._done) if not d]
             raise RuntimeError(f"views {missing} were not captured")
+        warnings, hint = [], "the scene's cameras do not see it (aim them at the object, or capture with the ring)"
+        if self._framing is not None:
+            warnings = [w for w in [self._framing.warning()] if w]
+            hint = "the ring frames the object, so its faces may have no area"
         meta = {
             "camera_names": list(self._camera_names),
             "engine": self._engine,
@@ -267,15 +272,10 @@ class CaptureSession:
             "clip": [list(c) for c in self._clip],
             "timings": {k: round(v, 4) for k, v in self._timings.items()},
         }
-        return Capture(
-            mesh=self._mesh,
-            rgb=self._rgb,
-            face_id=self._face_id,
-            K=self._K,
-            world_to_cam=self._w2c,
-            orthographic=np.array(self._orthographic, dtype=bool),
-            meta=meta,
-        ).validate()
+        capture = Capture(mesh=self._mesh, rgb=self._rgb, face_id=self._face_id, K=self._K, world_to_cam=self._w2c,
+                          orthographic=np.array(self._orthographic, dtype=bool), meta=meta,
+                          warnings=warnings)  # fmt: skip
+        return capture.validate().check_views_show_object(hint)
 
     # -- setup / teardown
 
@@ -318,9 +318,10 @@ class CaptureSession:
         self._bvh_tree: BVHTree | None = None  # built on first use: the rasteriser rarely needs it
         self._aabb = np.stack([verts.min(0), verts.max(0)]).astype(np.float64)
 
-        if use_ring:
-            center, radius = _bounding_sphere(verts)
-            cams = ring_cameras(self._copy, self._n_ring, collection=tmp.collection, bounds=(center, radius))
+        self._framing = None
+        if use_ring:  # framing the object's mass, not a stray speck far away
+            self._framing = fr = frame(verts, self._mesh.faces)
+            cams = ring_cameras(self._copy, self._n_ring, collection=tmp.collection, bounds=(fr.center, fr.radius))
             self._cleanup.append(lambda: _remove_objects(cams))
             depsgraph.update()
             self._cams = cams
@@ -342,6 +343,10 @@ class CaptureSession:
             self._K[i], self._w2c[i], ortho = camera_matrices(cam_eval, depsgraph, width, height)
             self._orthographic.append(ortho)
             self._clip.append((float(cam_eval.data.clip_start), float(cam_eval.data.clip_end)))
+        if self._framing is not None:  # the ring's own float64 views: exact at any scale (Blender's are float32,
+            # its clip distances bounded), the same views Blender renders for the engines that render
+            fr = self._framing
+            self._K, self._w2c, self._clip = ring_views(fr.center, fr.radius, n, width)
         self._rgb = np.zeros((n, height, width, 3), np.uint8)
         self._face_id = np.full((n, height, width), -1, np.int32)
         self._done = [False] * n

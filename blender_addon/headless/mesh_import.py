@@ -4,6 +4,7 @@ and the import-then-capture-with-a-ring step the ``capture`` / ``capture-many`` 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import bpy
@@ -15,7 +16,13 @@ from ..capture import capture_object
 
 
 def import_mesh_file(path: str | os.PathLike) -> bpy.types.Object:
-    """Load a mesh file into a fresh empty session and return one mesh object.
+    """Load a mesh file into a fresh empty session and return one mesh object (see :func:`import_mesh`)."""
+    return import_mesh(path)[0]
+
+
+def import_mesh(path: str | os.PathLike) -> tuple[bpy.types.Object, list[str]]:
+    """Load a mesh file into a fresh empty session; return one mesh object and warnings (one line
+    each) about what the import could not keep.
 
     Formats: .obj .ply .stl .glb .gltf .fbx .blend (mesh objects are appended; hidden ones only
     when nothing else is there). Several mesh objects are joined into one, modifiers applied, named
@@ -41,18 +48,27 @@ def import_mesh_file(path: str | os.PathLike) -> bpy.types.Object:
             "input",
             f"unsupported file type {ext or '(none)'!r} for {p.name}; use one of {', '.join(importers)}",
         )
-    check_mesh_file(p)
+    facts = check_mesh_file(p)
     bpy.ops.wm.read_homefile(use_empty=True)
-    try:
-        importers[ext]()
-    except (RuntimeError, OSError, ValueError) as e:
-        lines = str(e).strip().splitlines()
-        first = lines[-1].removeprefix("Error: ") if lines else type(e).__name__
-        raise ValidationError("input", f"could not read {p.name}: {first}") from e
+    with tempfile.TemporaryDirectory(prefix="partdistill-import-") as tmp:
+        if facts.forward_faces:  # Blender's OBJ reader drops faces that use vertices defined further down
+            p = vertices_first(p, Path(tmp) / p.name)
+        try:
+            importers[ext]()
+        except (RuntimeError, OSError, ValueError) as e:
+            lines = str(e).strip().splitlines()
+            first = lines[-1].removeprefix("Error: ") if lines else type(e).__name__
+            raise ValidationError("input", f"could not read {Path(path).name}: {first}") from e
+    p = Path(path)
     scene = bpy.context.scene
     meshes = [o for o in scene.objects if o.type == "MESH" and len(o.data.polygons) > 0]
     if not meshes:
         raise ValidationError("input", f"{p.name} contains no mesh with faces (is the file broken or empty?)")
+    kept = sum(len(o.data.polygons) for o in meshes)
+    warnings = []
+    if facts.faces is not None and kept < facts.faces:
+        warnings.append(f"{p.name}: the import kept {kept:,} of the file's {facts.faces:,} faces "
+                        f"({facts.faces - kept:,} degenerate or invalid faces dropped)")  # fmt: skip
     meshes = [o for o in meshes if not o.hide_render] or meshes
     for o in scene.objects:
         o.hide_viewport = o.hide_select = False
@@ -76,16 +92,50 @@ def import_mesh_file(path: str | os.PathLike) -> bpy.types.Object:
         bpy.ops.object.join()
     target = view_layer.objects.active
     target.name = p.stem
-    return target
+    return target, warnings
 
 
 def capture_file(path: str | os.PathLike, **kwargs: object) -> Capture:
     """Import a mesh file (see :func:`import_mesh_file`, which replaces the session's data) and
     capture it with a camera ring. ``kwargs`` go to :func:`capture_object` (``ring`` defaults to
     True); ``meta["object_name"]`` names the object left in the scene for applying results."""
-    obj = import_mesh_file(path)
+    obj, warnings = import_mesh(path)
     kwargs.setdefault("ring", True)
-    return capture_object(obj, **kwargs)  # type: ignore[arg-type]
+    capture = capture_object(obj, **kwargs)  # type: ignore[arg-type]
+    capture.warnings[:0] = warnings
+    return capture
+
+
+def vertices_first(src: Path, dst: Path) -> Path:
+    """Write ``src`` (an OBJ) to ``dst`` with every ``v``/``vt``/``vn`` line moved ahead of the rest
+    (relative indices made absolute, ``mtllib`` paths made absolute): the same mesh, in the order
+    Blender's reader needs. Returns ``dst``."""
+    counts = {"v": 0, "vt": 0, "vn": 0}
+    data, rest = [], []
+    with src.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            word = line.split(maxsplit=1)[0] if line.strip() else ""
+            if word in counts:
+                counts[word] += 1
+                data.append(line)
+            elif word in ("f", "l", "p"):
+                rest.append(word + " " + " ".join(_absolute(t, counts) for t in line.split()[1:]) + "\n")
+            elif word == "mtllib":
+                libs = line.split()[1:]
+                rest.append("mtllib " + " ".join(str((src.parent / lib).resolve()) for lib in libs) + "\n")
+            else:
+                rest.append(line)
+    dst.write_text("".join(data) + "".join(rest), encoding="utf-8")
+    return dst
+
+
+def _absolute(token: str, counts: dict[str, int]) -> str:
+    """One ``v/vt/vn`` reference with negative (relative) indices resolved against the counts so far."""
+    parts = token.split("/")
+    for k, (kind, ref) in enumerate(zip(("v", "vt", "vn"), parts, strict=False)):
+        if ref.startswith("-") and ref[1:].isdigit():
+            parts[k] = str(counts[kind] + 1 + int(ref))
+    return "/".join(parts)
 
 
 def _append_blend_meshes(path: Path) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from partdistill.backend.io.preview import colour_views, save_loss_curve, save_preview
+from partdistill.backend.io.preview import (
+    LEGEND_LINE,
+    LEGEND_PAD,
+    _legend_font,
+    colour_views,
+    save_loss_curve,
+    save_preview,
+)
 from partdistill.shared.capture import Capture
 from partdistill.shared.palette import part_color
 from PIL import Image
@@ -55,10 +62,14 @@ def test_tinting_moves_a_grey_pixel_towards_the_part_colour():
     assert b > r and b > g
 
 
+LEGEND_2_ROWS = 2 * LEGEND_PAD + 2 * LEGEND_LINE  # "top" and "leg" one above the other on narrow views
+
+
 @pytest.mark.parametrize(
     "n_views, max_views, size",
-    [(1, 10, (20, 16 + 22)), (3, 10, (60, 16 + 22)), (7, 10, (100, 2 * 16 + 22)), (12, 10, (100, 2 * 16 + 22))],
-)
+    [(1, 10, (20, 16 + LEGEND_2_ROWS)), (3, 10, (60, 16 + LEGEND_2_ROWS)), (7, 10, (100, 2 * 16 + LEGEND_2_ROWS)),
+     (12, 10, (100, 2 * 16 + LEGEND_2_ROWS))],
+)  # fmt: skip
 def test_save_preview_writes_a_grid_of_views_with_a_legend(tmp_path, n_views, max_views, size):
     cap = _capture(n_views, h=16, w=20)
     path = save_preview(tmp_path / "sub" / "preview.png", cap, LABELS, ["top", "leg"], max_views=max_views)
@@ -86,3 +97,29 @@ def test_save_loss_curve_writes_a_600_by_350_png_marking_the_backward_epoch(tmp_
     without = save_loss_curve(tmp_path / "b" / "loss.png", loss, trigger_epoch=None)
     assert red_pixels(with_marker) > 100  # the dashed vertical line (and its legend entry)
     assert red_pixels(without) == 0
+
+
+def test_a_legend_of_many_parts_wraps_into_columns_inside_the_picture(tmp_path):
+    cap = _capture(10, h=64, w=64)
+    names = [f"part number {i}" for i in range(40)]
+    labels = np.arange(12, dtype=np.int32) % 40
+    with Image.open(save_preview(tmp_path / "p.png", cap, labels, names)) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    assert rgb.shape[1] == 5 * 64  # never wider than the views
+    legend = rgb[2 * 64 :]
+    swatches = {tuple(c) for c in legend.reshape(-1, 3)} & {
+        tuple(int(255 * t) for t in part_color(i)) for i in range(40)
+    }
+    assert len(swatches) == len({part_color(i) for i in range(40)})  # every part's colour is drawn
+    assert legend.shape[0] > 5 * LEGEND_LINE  # in rows below rows
+
+
+def test_the_legend_font_draws_accented_greek_and_cyrillic_names():
+    font = _legend_font()
+
+    def glyph(ch: str) -> bytes:
+        return bytes(font.getmask(ch))
+
+    missing = glyph("\U0010fffd")  # a code point no font has: its "tofu" box
+    for ch in "éøßΔλжЩ":
+        assert glyph(ch) != missing, ch

@@ -39,3 +39,17 @@ def test_bench_rejects_unknown_families_and_teachers(tmp_path, capsys):
     assert cli.main(["bench", "quality", "--data", str(tmp_path), "--families", "spaceship"]) == 2
     assert "unknown families" in capsys.readouterr().err
     assert cli.main(["bench", "quality", "--data", str(tmp_path), "--teachers", "glip"]) == 2
+
+
+def test_bench_speed_times_each_stage_on_a_finely_split_mesh(tmp_path):
+    """The large-mesh figure of ``bench speed``, on a small mesh: every triangle split into k² pieces
+    whose labels follow, captured, labelled, each stage timed."""
+    from partdistill.bench.families import make_shape
+    from partdistill.bench.speed import _large_mesh_stages, _split_triangles_to
+    from partdistill.shared.options import SegmentOptions
+
+    shape = make_shape("chair", 0)
+    fine = _split_triangles_to(shape, 4 * len(shape.triangles()[0]))
+    assert len(fine.polygons) == 4 * len(shape.triangles()[0]) and len(fine.labels) == len(fine.polygons)
+    figures = _large_mesh_stages(tmp_path, 5000, SegmentOptions(epochs=5, n_points=512))
+    assert figures["faces"] >= 5000 and set(figures["seconds"]) == {"lift", "distill", "label", "total"}
