@@ -25,7 +25,7 @@ _local: dict[str, object] = {"proc": None, "log": None}  # the local backend thi
 class PartDistillPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON
 
-    backend: StringProperty(name="Backend", description="Address of `partdistill serve` or of a broker",
+    backend: StringProperty(name="Backend", description="Address of `partdistill serve`",
                             default=DEFAULT_ADDRESS)  # type: ignore[valid-type]  # fmt: skip
     server_key: StringProperty(name="Server Key", subtype="FILE_PATH",
                                description="The backend's public key file (server.key), for an encrypted backend")  # type: ignore[valid-type]  # fmt: skip

@@ -38,11 +38,16 @@ class BackendRefused(BackendError):
 
 
 class BackendGone(BackendTimeout):
-    """The connection to the backend dropped while waiting (the server, worker or broker stopped)."""
+    """The connection to the backend dropped and did not come back (the server stopped or crashed)."""
 
 
 class _NoAnswer(Exception):
-    """The job went silent (its server or worker gone, or never there): worth sending it once more."""
+    """The job went silent, or its backend lost it (it restarted): worth sending it once more.
+    ``lost``: the backend's own error when it said so."""
+
+    def __init__(self, why: str = "", lost: BackendError | None = None):
+        super().__init__(why)
+        self.why, self.lost = why, lost
 
 
 class BackendClient:
@@ -51,14 +56,18 @@ class BackendClient:
     Every call opens its own DEALER socket (cheap), so a client object can be used from any thread
     and a timed-out call leaves nothing behind. ``timeout_s`` bounds the silence between two
     messages: a running job streams progress (and heartbeats), so long jobs don't time out. While it
-    waits for a job the client pings every ``heartbeat_s``: a backend that stops hearing from it
-    cancels the job. A job that hears nothing within ``timeout_s`` is sent once more (``retries``):
-    behind a broker it lands on another worker.
+    waits for a job the client checks in every ``heartbeat_s`` (a backend that stops hearing from it
+    cancels the job). When the connection drops mid-job the client connects again and asks for the
+    job: a backend that still holds it carries on (or sends the finished reply again); one that
+    restarted says the job is lost, and the job is sent once more (``retries``), as is a job that
+    hears nothing within ``timeout_s``.
 
     CurveZMQ: ``server_public_key`` (z85 bytes) encrypts and authenticates the server;
-    ``client_public_key`` / ``client_secret_key`` authenticate this client to a server that lets in
-    only listed clients (otherwise a throwaway pair is made per call). Every message carries this
-    client's session token, so jobs, status and cancel are this client's own across calls.
+    ``client_public_key`` / ``client_secret_key`` are this client's own key pair, which a server that
+    lets in only listed clients checks (without them a pair is made for this client object). The
+    server knows a client by that key: its jobs, status and cancel are its own across calls. Without
+    encryption (a loopback server without keys) every message carries this client's session token
+    instead.
     """
 
     def __init__(
@@ -86,12 +95,13 @@ class BackendClient:
                 protocol.check_curve_key(client_public_key, "client public key"),
                 protocol.check_curve_key(client_secret_key, "client secret key"),
             )
+        self._own_keys = self._client_keys or (zmq.curve_keypair() if self.server_public_key is not None else None)
         self.session = uuid.uuid4().hex
         self._ctx = context or zmq.Context.instance()
 
     @property
     def client_keys(self) -> tuple[bytes, bytes] | None:
-        """(public, secret) keys this client authenticates with, None for a throwaway pair per call."""
+        """(public, secret) keys given to this client, None when it made a pair of its own."""
         return self._client_keys
 
     # ---- simple requests ------------------------------------------------------------------
@@ -132,15 +142,19 @@ class BackendClient:
         for attempt in range(self.retries + 1):
             try:
                 return self._run_job(job, frames, on_progress, should_cancel)
-            except _NoAnswer:
+            except _NoAnswer as e:
                 if attempt == self.retries:
+                    if e.lost is not None:
+                        raise e.lost from None
                     raise BackendTimeout(self._silence()) from None
+                if on_progress is not None:
+                    on_progress(0, 0, "queued", "sending the job again: " + (e.why or "no answer"))
 
     def _run_job(self, job, frames, on_progress, should_cancel) -> SegmentationResult:
         call = self._call()
         try:
             call.sock.send_multipart(frames, copy=False)
-            cancel_sent = False
+            cancel_sent = gone = False
             next_ping = time.monotonic() + self.heartbeat_s
             while True:
                 if should_cancel is not None and should_cancel() and not cancel_sent:
@@ -148,17 +162,23 @@ class BackendClient:
                     call.sock.send_multipart(protocol.encode(self._stamp(cancel)))
                     cancel_sent = True
                 if time.monotonic() >= next_ping:  # the backend cancels the jobs of clients it stops hearing
-                    call.sock.send_multipart(protocol.encode(self._stamp(protocol.Message("ping", job))))
+                    call.sock.send_multipart(protocol.encode(self._watch(job)))
                     next_ping = time.monotonic() + self.heartbeat_s
                 try:
                     reply = call.recv(poll_s=min(0.1, self.heartbeat_s))
                 except BackendGone:
-                    raise
+                    call.close()
+                    call, gone = self._reconnect(job), True  # the job's messages come here, if it still exists
+                    continue
                 except BackendTimeout:
+                    if gone:
+                        raise BackendGone(self._gone()) from None
                     raise _NoAnswer() from None
-                if reply is None or reply.job != job or reply.type == "pong":
-                    continue  # a pong, the cancel's own status reply, or a stale message
-                call.deadline = time.monotonic() + self.timeout_s  # the job is alive
+                if reply is None or reply.job != job:
+                    continue  # the cancel's own status reply, or a stale message
+                call.deadline, gone = time.monotonic() + self.timeout_s, False  # the job is alive
+                if reply.type == "pong":
+                    continue
                 if reply.type == "progress":
                     if on_progress is not None:
                         f = reply.fields
@@ -166,14 +186,33 @@ class BackendClient:
                 elif reply.type == "result":
                     return protocol.parse_result(reply)
                 elif reply.type == "error":
-                    raise BackendError(reply.fields["code"], reply.fields["field"], reply.fields["message"])
+                    error = BackendError(reply.fields["code"], reply.fields["field"], reply.fields["message"])
+                    if error.code == "lost":  # the backend restarted: the job may be sent again
+                        raise _NoAnswer(error.message, error)
+                    raise error
         finally:
             call.close()
+
+    def _watch(self, job: str) -> protocol.Message:
+        """A check-in while waiting for ``job``: it keeps the job alive and brings its messages to
+        the connection it comes from."""
+        return self._stamp(protocol.Message("ping", job, {"watch": True}))
+
+    def _reconnect(self, job: str) -> _Call:
+        """A new connection after the old one dropped, checked in for ``job`` (the check-in waits in
+        the socket until the backend is back)."""
+        call = self._call()
+        call.sock.send_multipart(protocol.encode(self._watch(job)))
+        return call
 
     # ---- plumbing -------------------------------------------------------------------------
     def _stamp(self, msg: protocol.Message) -> protocol.Message:
         msg.fields["session"] = self.session
         return msg
+
+    def _gone(self) -> str:
+        return (f"lost the connection to the backend at {self.address}, and it did not come back within "
+                f"{self.timeout_s:g} s: it stopped or crashed")  # fmt: skip
 
     def _silence(self) -> str:
         text = f"no answer from the backend at {self.address} within {self.timeout_s:g} s"
@@ -187,8 +226,7 @@ class BackendClient:
         sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)  # libzmq drops the connection of a dead peer
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
         if self.server_public_key is not None:
-            pub, sec = self._client_keys or zmq.curve_keypair()
-            sock.curve_publickey, sock.curve_secretkey = pub, sec
+            sock.curve_publickey, sock.curve_secretkey = self._own_keys
             sock.curve_serverkey = self.server_public_key
         return _Call(sock, self.address, self.timeout_s, self._silence())
 
@@ -228,7 +266,7 @@ class _Call:
 
     def events(self) -> None:
         """BackendRefused when the server turned this client's key away; BackendGone when an
-        established connection dropped (the server, or the broker, stopped or crashed)."""
+        established connection dropped (the server stopped or crashed)."""
         while self.monitor.poll(0):
             event = recv_monitor_message(self.monitor)["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:

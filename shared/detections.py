@@ -99,15 +99,22 @@ class Detections:
 
         view = check_array("det_view", arrays.get("det_view"), np.int32, (None,))
         d = view.shape[0]
+        if d > n_views * limits.MAX_DETECTIONS_PER_VIEW:  # counted before anything is built
+            raise ValidationError("det_view", f"{d} detections for {n_views} views: more than "
+                                  f"{limits.MAX_DETECTIONS_PER_VIEW} per view")  # fmt: skip
         part = check_array("det_part", arrays.get("det_part"), np.int32, (d,))
         score = check_array("det_score", arrays.get("det_score"), np.float32, (d,))
         box = check_array("det_box", arrays.get("det_box"), np.float32, (d, 4))
         mindex = check_array("det_mask_index", arrays.get("det_mask_index"), np.int32, (d,))
         check_index_range("det_view", view, 0, n_views)
+        per_view = np.bincount(view, minlength=n_views)
+        if per_view.max(initial=0) > limits.MAX_DETECTIONS_PER_VIEW:
+            v = int(per_view.argmax())
+            raise ValidationError(f"views[{v}]", f"more than {limits.MAX_DETECTIONS_PER_VIEW} detections")
         masks = arrays.get("det_masks")
         n_masks = 0
         if masks is not None:
-            masks = check_array("det_masks", masks, np.uint8, (None, None, None))
+            masks = check_array("det_masks", masks, np.uint8, (None, None, None)) != 0  # one copy, shared
             n_masks = masks.shape[0]
         check_index_range("det_mask_index", mindex, -1, n_masks)
         views: list[list[Detection]] = [[] for _ in range(n_views)]
@@ -118,7 +125,7 @@ class Detections:
                     part=int(part[i]),
                     score=float(score[i]),
                     box=None if np.isnan(b).all() else b.astype(np.float32),
-                    mask=None if mindex[i] < 0 else masks[mindex[i]].astype(bool),
+                    mask=None if mindex[i] < 0 else masks[mindex[i]],  # a view: many detections, one mask
                 )
             )
         return cls(tuple(part_names), views)

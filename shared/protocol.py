@@ -72,7 +72,7 @@ def check_curve_key(key: object, field: str = "key") -> bytes:
 
 ALLOWED_DTYPES = frozenset({"uint8", "int32", "int64", "float32", "float64", "bool"})
 
-ERROR_CODES = ("invalid", "unknown_type", "cancelled", "teacher_unavailable", "busy", "internal")
+ERROR_CODES = ("invalid", "unknown_type", "cancelled", "teacher_unavailable", "busy", "internal", "lost", "refused")
 
 # Per type: the header fields it must carry, with their Python types.
 _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -195,7 +195,7 @@ def _check_spec(i: int, spec: object) -> tuple[str, str, tuple[int, ...]]:
     name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
     if not isinstance(name, str) or not name or len(name) > 64:
         raise ValidationError(f"{f}.name", "must be a non-empty string")
-    if dtype not in ALLOWED_DTYPES:
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
         raise ValidationError(f"{f}.dtype", f"{shown(dtype)} is not one of {sorted(ALLOWED_DTYPES)}")
     if (
         not isinstance(shape, list)
@@ -203,8 +203,8 @@ def _check_spec(i: int, spec: object) -> tuple[str, str, tuple[int, ...]]:
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
     ):
         raise ValidationError(f"{f}.shape", "must be a list of at most 6 integers")
-    if any(s < 0 for s in shape):
-        raise ValidationError(f"{f}.shape", f"negative dimension in {shape}")
+    if any(s < 0 or s > limits.MAX_MESSAGE_BYTES for s in shape):
+        raise ValidationError(f"{f}.shape", f"a dimension of {shown(shape)} is negative or beyond the message limit")
     if math.prod(shape) * np.dtype(dtype).itemsize > limits.MAX_MESSAGE_BYTES:
         raise ValidationError(f"{f}.shape", f"{shape} is larger than the message limit")
     return name, dtype, tuple(shape)
@@ -263,6 +263,13 @@ def segment_request(
             "image_size": None if detections.image_size is None else list(detections.image_size),
         }
     return Message("segment", job, fields, arrays)
+
+
+def segment_request_bytes(msg: Message, nbytes: int) -> int:
+    """What a segment request of ``nbytes`` holds in memory once parsed: its frames, plus the one
+    boolean copy of its masks (detections share them, never copy them)."""
+    masks = msg.arrays.get("det_masks")
+    return nbytes + (0 if masks is None else int(masks.size))
 
 
 def parse_segment_request(

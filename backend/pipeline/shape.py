@@ -32,13 +32,22 @@ class PreparedShape:
 
 def normalise(xyz: np.ndarray) -> np.ndarray:
     """Centre on the bounding-box centre and scale into the unit sphere (so one network serves shapes
-    of any size; Fourier features assume coordinates in [-1, 1]). In float64: the squares of float32
-    coordinates beyond ~1e19 overflow, and the shape would collapse to a point."""
-    xyz = np.asarray(xyz, np.float64)
-    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
-    c = (lo + hi) / 2
-    r = float(np.linalg.norm(xyz - c, axis=1).max()) or 1.0
-    return ((xyz - c) / r).astype(np.float32)
+    of any size; Fourier features assume coordinates in [-1, 1]). In the points' own float32, where
+    every figure on record was made; in float64 where float32's squares would overflow or underflow
+    (a shape beyond ~1e15 or below ~1e-15 units would collapse to a point)."""
+    for dtype in (xyz.dtype, np.float64):
+        p = np.asarray(xyz, dtype)
+        lo, hi = p.min(axis=0), p.max(axis=0)
+        c = (lo + hi) / 2
+        with np.errstate(over="ignore", under="ignore"):
+            r = float(np.linalg.norm(p - c, axis=1).max())
+        if SAFE_RADII[0] < r < SAFE_RADII[1]:
+            break
+    return ((p - c) / (r or 1.0)).astype(np.float32)
+
+
+#: The radii whose squares float32 holds with room to spare.
+SAFE_RADII = (1e-15, 1e15)
 
 
 def prepare_points(

@@ -1,3 +1,3 @@
-"""Serving the engine over ZeroMQ: the server (socket loop, job checking and running), its book of
-jobs and limits, the models it may load, who may talk to it, and the broker that puts many workers
-behind one address."""
+"""Serving the engine over ZeroMQ: the front door (socket loop, job checking), its book of jobs and
+limits, the models it may load, who may talk to it, and where the jobs run (in the server's process,
+or on a Ray cluster)."""

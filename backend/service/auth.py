@@ -1,7 +1,8 @@
-"""Who may talk to a server: CurveZMQ encrypts and authenticates the server to its clients; with a
-folder of allowed client public keys, ZeroMQ's own authentication protocol (ZAP, in a thread of the
-server) lets in only the clients holding one of them, and every message carries the client's key,
-which then owns the client's jobs.
+"""Who may talk to a server: CurveZMQ encrypts and authenticates the server to its clients, and every
+client proves a key pair of its own in the handshake. ZeroMQ's own authentication protocol (ZAP, in a
+thread of the server) checks that key: with a folder of allowed client public keys only the clients
+holding one of them get in, without one any client that knows the server's key does. Either way every
+message carries the client's key, which owns the client's jobs.
 
 Keys are what ``partdistill keys`` writes (read by ``partdistill.shared.keys``).
 """
@@ -30,9 +31,9 @@ def allowed_client_keys(folder: Path) -> list[bytes]:
     return keys
 
 
-def start_authenticator(ctx: zmq.Context, keys: dict[str, list[bytes]]) -> ThreadAuthenticator:
+def start_authenticator(ctx: zmq.Context, keys: dict[str, list[bytes] | None]) -> ThreadAuthenticator:
     """ZAP for every CURVE socket of ``ctx``: on a socket of ZAP domain d (``*`` for sockets without
-    one), only the public keys ``keys[d]`` get in."""
+    one), only the public keys ``keys[d]`` get in (any key when it is None)."""
     auth = ThreadAuthenticator(ctx, log=log)
     auth.start()
     for domain, allowed in keys.items():
@@ -43,11 +44,11 @@ def start_authenticator(ctx: zmq.Context, keys: dict[str, list[bytes]]) -> Threa
 class _Allowed:
     """ZAP's credentials provider: a client is let in when its public key is on the list."""
 
-    def __init__(self, keys: list[bytes]):
-        self.keys = set(keys)  # z85, as ZAP hands them over
+    def __init__(self, keys: list[bytes] | None):
+        self.keys = None if keys is None else set(keys)  # z85, as ZAP hands them over
 
     def callback(self, domain: str, key: bytes) -> bool:
-        allowed = key in self.keys
+        allowed = self.keys is None or key in self.keys
         if not allowed:
             log.warning("refused a client whose key is not on the list")
         return allowed

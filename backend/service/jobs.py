@@ -1,10 +1,18 @@
 """The server's book of jobs: who owns each one, what it costs, where it stands, and the limits that
-keep a shared backend standing (jobs and bytes queued, epochs, points, seconds)."""
+keep a shared backend standing (jobs and bytes held, in all and per client; epochs, points, seconds).
+
+A job belongs to its owner (the client's authenticated key; on a loopback server without keys, the
+client's session token) and is known by its owner and its id together: a client never learns
+whether another client's job id exists. A finished job's reply is held for a while, so a client whose
+connection dropped can fetch it again.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from partdistill.shared import protocol
@@ -15,16 +23,21 @@ from partdistill.shared.options import SegmentOptions
 @dataclass
 class Limits:
     """What one server accepts. max_jobs / max_queued_bytes: jobs and request bytes held at once
-    (queued or running); more gets a "busy" error. max_epochs / max_points: per job. max_job_s: a job
-    running longer is stopped. client_timeout_s: a job whose client sent nothing (its heartbeats
-    included) for this long is cancelled (0: never; a worker behind a broker cannot tell)."""
+    (queued or running), in all; max_jobs_per_client / max_bytes_per_client: the same for one
+    client, so that one client cannot fill every slot. More gets a "busy" error. max_epochs /
+    max_points: per job. max_job_s: a job running longer is stopped. client_timeout_s: a job whose
+    client sent nothing (its heartbeats included) for this long is cancelled (0: never).
+    keep_results_s: how long a finished job's reply stays to be fetched again."""
 
     max_jobs: int = 16
     max_queued_bytes: int = 2 << 30
+    max_jobs_per_client: int = 4
+    max_bytes_per_client: int = 1 << 30
     max_epochs: int = 2000
     max_points: int = 65536
     max_job_s: float = 3600.0
     client_timeout_s: float = 5.0
+    keep_results_s: float = 300.0
 
     def check_options(self, options: SegmentOptions) -> None:
         for name, value, limit in (("epochs", options.epochs, self.max_epochs),
@@ -35,10 +48,10 @@ class Limits:
 
 @dataclass
 class Job:
-    """One segment job. envelope: the routing frames to answer on. owner: who may see and cancel it
-    (the client's authenticated key, or the client's session token). nbytes: its request's size.
-    request: the decoded message until it is checked, then ``payload`` (capture, names, options,
-    detections, labelled faces)."""
+    """One segment job. envelope: the routing frames to answer on. owner: who may see and cancel it.
+    nbytes: what its request holds in memory, counted against the limits. request: the decoded
+    message until it is checked, then ``payload`` (capture, names, options, detections, labelled
+    faces). key: unique on this server (what a worker knows the job by)."""
 
     id: str
     envelope: list[bytes]
@@ -46,6 +59,7 @@ class Job:
     nbytes: int
     request: protocol.Message | None = None
     payload: tuple = ()
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
     cancel: threading.Event = field(default_factory=threading.Event)
     why_cancelled: str = "the job was cancelled"
     state: str = "queued"
@@ -64,37 +78,67 @@ class Job:
         return {"job": self.id, "state": self.state, "stage": self.stage, "done": self.done, "total": self.total}
 
 
+#: The most finished replies held at once (the oldest go first).
+KEEP_RESULTS = 64
+
+
 class Busy(Exception):
-    """The server holds as many jobs or bytes as it may; the client should try later."""
+    """The server holds as many jobs or bytes as it may, in all or for this client; try later."""
 
 
 class JobBook:
-    """The jobs a server holds, thread-safe. Owners see only their own jobs."""
+    """The jobs a server holds, and the replies of those that finished; thread-safe. Owners see only
+    their own jobs."""
 
     def __init__(self, limits: Limits):
         self.limits = limits
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[tuple[str, str], Job] = {}
+        self._finished: OrderedDict[tuple[str, str], tuple[float, protocol.Message]] = OrderedDict()
         self._lock = threading.Lock()
 
     def add(self, job: Job) -> None:
         with self._lock:
-            if job.id in self._jobs:
-                raise ValidationError("header.job", f"job id {job.id!r} is already in use")
-            if len(self._jobs) >= self.limits.max_jobs:
+            lim, key = self.limits, (job.owner, job.id)
+            if key in self._jobs:
+                raise ValidationError("header.job", f"you already have a job {job.id!r}")
+            mine = [j for j in self._jobs.values() if j.owner == job.owner]
+            if len(mine) >= lim.max_jobs_per_client:
+                raise Busy(f"you hold {len(mine)} jobs, this server's limit per client; try later")
+            if sum(j.nbytes for j in mine) + job.nbytes > lim.max_bytes_per_client:
+                raise Busy(f"your jobs would hold more than {lim.max_bytes_per_client >> 20} MiB here; try later")
+            if len(self._jobs) >= lim.max_jobs:
                 raise Busy(f"{len(self._jobs)} jobs queued; try later")
             held = sum(j.nbytes for j in self._jobs.values())
-            if held + job.nbytes > self.limits.max_queued_bytes:
+            if held + job.nbytes > lim.max_queued_bytes:
                 raise Busy(f"{held >> 20} MiB of jobs queued; try later")
-            self._jobs[job.id] = job
+            self._finished.pop(key, None)
+            self._jobs[key] = job
 
     def get(self, job_id: str, owner: str) -> Job | None:
         with self._lock:
-            job = self._jobs.get(job_id)
-        return job if job is not None and job.owner == owner else None
+            return self._jobs.get((owner, job_id))
 
-    def remove(self, job_id: str) -> None:
+    def finish(self, job: Job, reply: protocol.Message) -> None:
+        """The job is done: it leaves the book, its reply is held ``keep_results_s`` for fetching again."""
         with self._lock:
-            self._jobs.pop(job_id, None)
+            self._jobs.pop((job.owner, job.id), None)
+            if self.limits.keep_results_s > 0:
+                self._finished[(job.owner, job.id)] = (time.monotonic(), reply)
+            self._forget_old()
+            while len(self._finished) > KEEP_RESULTS:
+                self._finished.popitem(last=False)
+
+    def finished(self, job_id: str, owner: str) -> protocol.Message | None:
+        """The held reply of ``owner``'s finished job ``job_id``, if any."""
+        with self._lock:
+            self._forget_old()
+            got = self._finished.get((owner, job_id))
+        return None if got is None else got[1]
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        while self._finished and now - next(iter(self._finished.values()))[0] > self.limits.keep_results_s:
+            self._finished.popitem(last=False)
 
     def all(self) -> list[Job]:
         with self._lock:

@@ -1,15 +1,19 @@
 """Which models a server may load, and the teachers it keeps loaded.
 
 A shared backend decides what it loads: clients name a model among those the server allows (by the
-name given at start-up), never a folder of the server's file system. The allow-list is a JSON file::
+name given at start-up), never a folder of the server's file system. Every option that names a file
+or a model (``MODEL_OPTIONS``) goes through the one check, :meth:`ModelPolicy.resolve`. The
+allow-list is a JSON file::
 
     {"teacher_models": {"dino-tiny": "IDEA-Research/grounding-dino-tiny", "owl": "/models/owlv2"},
      "sam_models": {"sam-base": "facebook/sam-vit-base"},
      "text_encoders": {"clip-b32": "openai/clip-vit-base-patch32"},
+     "backbones": {"procedural": "/models/backbone-procedural"},
      "category_models": {"chair": "/models/chair"}}
 
-"" (the teacher's default) is always allowed. A server on loopback without a list trusts its local
-users and loads what they name, as a command-line run does.
+"" (the default) is always allowed. Only a server on loopback without keys trusts its local users and
+loads what they name, as a command-line run does; any server with keys is closed to all but the
+list. A refusal names the option and the allowed names, never a path or whether it exists.
 
 Loaded teachers are kept by (teacher, model, SAM model, device) only, least recently used out first;
 thresholds and prompts are per job (``Teacher.with_settings``), so they never load a model again.
@@ -37,14 +41,17 @@ KINDS = {
     "teacher_model": "teacher_models",
     "sam_model": "sam_models",
     "text_encoder": "text_encoders",
+    "backbone": "backbones",
     "category_model": "category_models",
 }
+#: The options of a job that name a file or a model.
+MODEL_OPTIONS = tuple(KINDS)
 
 
 @dataclass
 class ModelPolicy:
-    """Per option (``teacher_model``, ``sam_model``, ``text_encoder``): allowed name -> hub id or folder.
-    ``open``: any name is taken as a hub id or folder (a local, trusted server)."""
+    """Per option of ``MODEL_OPTIONS``: allowed name -> hub id or folder. ``open``: any name is taken
+    as a hub id or folder (a loopback server without keys: its users are this machine's)."""
 
     allowed: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
     open: bool = False
@@ -78,11 +85,11 @@ class ModelPolicy:
         changes = {}
         for option in KINDS:
             name = getattr(options, option)
-            if name in (None, "", "default"):
-                continue
+            if name in (None, "", "default") or (option == "text_encoder" and name == "hashed"):
+                continue  # the defaults, and the hashed part names, read nothing of the server's
             if name not in self.allowed[option]:
                 names = ", ".join(sorted(self.allowed[option])) or "none besides the default"
-                raise ValidationError(f"options.{option}", f"{name!r} is not an allowed model here (allowed: {names})")
+                raise ValidationError(f"options.{option}", f"not an allowed model here (allowed: {names})")
             changes[option] = self.allowed[option][name]
         return replace(options, **changes)
 

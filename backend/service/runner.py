@@ -1,12 +1,14 @@
-"""The server's two working threads, away from its network loop (which must keep answering pings and
+"""The server's working threads, away from its network loop (which must keep answering pings and
 cancels, and must never stall on a big job):
 
 - the checker validates each segment request down to every array value (a 20-view job of a
   200k-face mesh takes a second), resolves its model names against the server's allow-list and
   applies the server's limits, then hands the job on, or answers with the error;
-- the worker runs the jobs one at a time (loading teachers through the cache), streaming progress.
+- the worker runs the jobs one at a time in this process (loading teachers through the cache),
+  streaming progress; with ``serve --ray`` the jobs run on a Ray cluster instead (``ray_pool``),
+  through the same :func:`run_job`.
 
-Both answer through ``send(envelope, message)``, which queues the frames for the loop to send.
+All answer through ``send(envelope, message)``, which queues the frames for the loop to send.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..cancel import Cancelled
 from ..teachers.loading import TeacherUnavailableError
 from ..tta import segment
 from .jobs import Job, JobBook, Limits
-from .models import ModelPolicy, TeacherCache
+from .models import MODEL_OPTIONS, ModelPolicy, TeacherCache
 
 log = logging.getLogger("partdistill.server")
 
@@ -42,31 +44,34 @@ def check_jobs(
             limits.check_options(options)
             job.payload, job.request = (capture, names, options, detections, labelled), None
         except ValidationError as e:
-            book.remove(job.id)
-            send(job.envelope, protocol.error_message(job.id, "invalid", e.field, str(e)))
+            finish(book, job, protocol.error_message(job.id, "invalid", e.field, str(e)), send)
             continue
         except Exception as e:  # a message must never take the server down
-            book.remove(job.id)
             log.error("checking job %s failed:\n%s", job.id, traceback.format_exc())
-            send(job.envelope, protocol.error_message(job.id, "internal", "", f"{type(e).__name__}: {e}"))
+            finish(book, job, protocol.error_message(job.id, "internal", "", f"{type(e).__name__}: {e}"), send)
             continue
         outbox.put(job)
     outbox.put(None)
+
+
+def finish(book: JobBook, job: Job, reply: protocol.Message, send: Send) -> None:
+    """The job's last word: it leaves the book (its reply held there a while) and goes to its client."""
+    book.finish(job, reply)
+    log.info("job %s: %s", job.id, reply.type if reply.type != "error" else reply.fields["code"])
+    send(job.envelope, reply)
 
 
 def run_jobs(inbox: queue.Queue, book: JobBook, teachers: TeacherCache, private: bool, send: Send) -> None:
     """The worker thread: runs the checked jobs in ``inbox`` (None stops it) one at a time."""
     while (job := inbox.get()) is not None:
         log.info("job %s: running", job.id)
-        reply = run_job(job, teachers, private, send)
-        book.remove(job.id)
-        log.info("job %s: %s", job.id, reply.type if reply.type != "error" else reply.fields["code"])
-        send(job.envelope, reply)
+        finish(book, job, run_job(job, teachers, private, lambda msg, job=job: send(job.envelope, msg)), send)
 
 
-def run_job(job: Job, teachers: TeacherCache, private: bool, send: Send) -> protocol.Message:
+def run_job(job: Job, teachers: TeacherCache, private: bool, progress_to: Callable[[protocol.Message], None]):
+    """Run one checked job; its progress goes to ``progress_to(message)``; returns its reply (a result
+    or an error). ``private``: errors say nothing of the server's files."""
     capture, names, options, detections, labelled = job.payload
-    job.payload = ()  # the arrays are no longer needed once the engine has them
     last = [0.0]
 
     def progress(done: int, total: int, stage: str) -> None:
@@ -74,14 +79,14 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, send: Send) -> prot
         now = time.monotonic()
         if now - last[0] >= 0.1 or done == total:
             last[0] = now
-            send(job.envelope, protocol.progress_message(job.id, done, total, stage))
+            progress_to(protocol.progress_message(job.id, done, total, stage))
 
     try:
         if job.cancel.is_set():
             raise Cancelled()
         job.state, job.started = "running", time.monotonic()
         teacher = None
-        if detections is None and options.teacher is not None:
+        if detections is None and options.teacher is not None and not options.category_model:
             job.stage = "loading teacher"
             teacher = teachers.get(options, job.cancel.is_set, private)
         result = segment(
@@ -92,7 +97,7 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, send: Send) -> prot
     except Cancelled:
         return protocol.error_message(job.id, "cancelled", "", job.why_cancelled)
     except ValidationError as e:
-        if private and e.field == "options.category_model":  # nothing about the server's files
+        if private and e.field.removeprefix("options.") in MODEL_OPTIONS:  # nothing about the server's files
             log.warning("job %s: %s", job.id, e)
             return protocol.error_message(job.id, "invalid", e.field, "the model could not be loaded on this server")
         return protocol.error_message(job.id, "invalid", e.field, str(e))
@@ -100,4 +105,6 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, send: Send) -> prot
         return protocol.error_message(job.id, "teacher_unavailable", "options.teacher_model", str(e))
     except Exception as e:
         log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+        if private:
+            return protocol.error_message(job.id, "internal", "", "the job failed on this server (see its log)")
         return protocol.error_message(job.id, "internal", "", f"{type(e).__name__}: {e}")

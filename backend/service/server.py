@@ -1,11 +1,11 @@
-"""The ZeroMQ backend: one socket loop that validates every message header and answers at once, a
-checker thread that validates job requests in full, and a worker thread that runs the jobs.
+"""The ZeroMQ backend, the one front door: one socket loop that validates every message header and
+answers at once, a checker thread that validates job requests in full, and the jobs run either by a
+worker thread in this process or, with a :class:`~partdistill.backend.service.ray_pool.RayPool`, by
+workers on a Ray cluster. Keys, the client list, the model allow-list, the job book, quotas,
+heartbeats and cancel all stay here, in the process that knows who owns what.
 
 Only the loop thread touches the network socket (ZeroMQ sockets are not thread-safe): the other
 threads hand their replies to it through an inproc PUSH/PULL pair.
-
-A server either binds (clients and the add-on connect to it) or, with ``connect=``, dials out to a
-broker's back end (``partdistill broker``) as one of many workers behind one address.
 """
 
 from __future__ import annotations
@@ -49,20 +49,21 @@ def is_loopback(address: str) -> bool:
 
 
 class Server:
-    """``Server(bind).serve_forever()``, or ``Server(connect=broker_backend)`` for a worker.
+    """``Server(bind).serve_forever()``.
 
     curve_secret_key / curve_public_key: the server's CurveZMQ keys (z85), required off loopback.
-    client_keys: z85 public keys of the clients allowed in (ZAP); None lets in any client that knows
-    the server key. models: which models clients may name (default: any on loopback, else only the
-    teachers' defaults). limits: jobs, bytes, epochs, points and seconds this server accepts.
-    heartbeat_s: how often clients hear from their jobs. teacher_loader: loads a teacher from
-    options (tests)."""
+    With keys every client proves a key of its own in the handshake (ZAP), and that key owns its
+    jobs; client_keys: the z85 public keys of the clients allowed in (None lets in any client that
+    knows the server's key). models: which models clients may name (default: any on loopback
+    without keys, else only the defaults). limits: jobs, bytes, epochs, points and seconds this
+    server accepts, in all and per client. heartbeat_s: how often clients hear from their jobs.
+    ray_pool: run the jobs on a Ray cluster instead of in this process. teacher_loader: loads a
+    teacher from options (tests)."""
 
     def __init__(
         self,
-        bind: str | None = DEFAULT_BIND,
+        bind: str = DEFAULT_BIND,
         *,
-        connect: str | None = None,
         curve_secret_key: bytes | None = None,
         curve_public_key: bytes | None = None,
         client_keys: list[bytes] | None = None,
@@ -71,28 +72,27 @@ class Server:
         heartbeat_s: float = 2.0,
         teacher_cache: int = 2,
         teacher_loader=None,
+        ray_pool=None,
         context: zmq.Context | None = None,
     ):
-        address = connect or bind
-        if not address:
-            raise ValueError("give an address to bind or a broker to connect to")
-        if not is_loopback(address) and curve_secret_key is None:
+        if not bind:
+            raise ValueError("give an address to bind")
+        if not is_loopback(bind) and curve_secret_key is None:
             raise ValueError(
-                f"refusing to use {address} without encryption: off loopback a server needs CurveZMQ keys "
+                f"refusing to use {bind} without encryption: off loopback a server needs CurveZMQ keys "
                 "(`partdistill keys DIR`, then `partdistill serve ... --curve-keys DIR`)"
             )
         if client_keys and curve_secret_key is None:
             raise ValueError("authenticating clients needs the server's CurveZMQ keys (--curve-keys)")
-        self.address, self.connect = address, connect is not None
+        self.address = bind
         self.heartbeat_s = heartbeat_s
         self.limits = limits or Limits()
-        if self.connect:
-            self.limits.client_timeout_s = 0  # behind a broker a client's pings reach any worker
-        self.models = models or ModelPolicy(open=is_loopback(address) and client_keys is None)
+        self.models = models or ModelPolicy(open=is_loopback(bind) and curve_secret_key is None)
         self._ctx = context or zmq.Context.instance()
         self._curve = (curve_secret_key, curve_public_key)
         self._client_keys = client_keys
         self._teachers = TeacherCache(teacher_cache, teacher_loader)
+        self._ray_pool = ray_pool
         self.book = JobBook(self.limits)
         self._checks: queue.Queue[Job | None] = queue.Queue()
         self._runs: queue.Queue[Job | None] = queue.Queue()
@@ -108,39 +108,39 @@ class Server:
 
     # ---- lifecycle ------------------------------------------------------------------------
     def serve_forever(self) -> None:
-        auth = start_authenticator(self._ctx, {"*": self._client_keys}) if self._client_keys else None
-        sock = self._ctx.socket(zmq.DEALER if self.connect else zmq.ROUTER)
+        curve = self._curve[0] is not None
+        # with keys, ZAP runs for every client: on the list, or any, each proves its own key
+        auth = start_authenticator(self._ctx, {"*": self._client_keys}) if curve else None
+        sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, wire_limits.MAX_MESSAGE_BYTES + wire_limits.MAX_HEADER_BYTES)
         sock.setsockopt(zmq.HEARTBEAT_IVL, ZMTP_HEARTBEAT_MS)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * ZMTP_HEARTBEAT_MS)
-        if self._curve[0] is not None:
-            if self.connect:  # a worker is the broker's client: it proves who it is with its keys
-                sock.curve_publickey, sock.curve_secretkey = self._curve[1], self._curve[0]
-                sock.curve_serverkey = self._curve[1]
-            else:
-                sock.curve_server = True
-                sock.curve_secretkey, sock.curve_publickey = self._curve
+        if curve:
+            sock.curve_server = True
+            sock.curve_secretkey, sock.curve_publickey = self._curve
         pull = self._ctx.socket(zmq.PULL)
         pull.bind(self._outbox)
         try:
-            if self.connect:
-                sock.connect(self.address)
-                self.endpoint = self.address
-            else:
-                sock.bind(self.address)
-                self.endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+            sock.bind(self.address)
+            self.endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         except zmq.ZMQError:
             sock.close(0)
             pull.close(0)
             if auth is not None:
                 auth.stop()
             raise
+        if self._ray_pool is not None:
+            from .ray_pool import run_on_ray
+
+            work = (run_on_ray, (self._runs, self.book, self._ray_pool, not self.models.open, self._send))
+        else:
+            work = (run_jobs, (self._runs, self.book, self._teachers, not self.models.open, self._send))
+        runner = threading.Thread(target=work[0], args=work[1], name="partdistill-worker", daemon=True)
         threads = [
             threading.Thread(target=check_jobs, name="partdistill-checker", daemon=True,
                              args=(self._checks, self._runs, self.book, self.models, self.limits, self._send)),
-            threading.Thread(target=run_jobs, name="partdistill-worker", daemon=True,
-                             args=(self._runs, self.book, self._teachers, not self.models.open, self._send)),
+            runner,
         ]  # fmt: skip
         for t in threads:
             t.start()
@@ -148,7 +148,7 @@ class Server:
         poller.register(sock, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
         self._ready.set()
-        log.info("partdistill backend %s %s", "connected to" if self.connect else "listening on", self.endpoint)
+        log.info("partdistill backend listening on %s", self.endpoint)
         next_beat = time.monotonic() + self.heartbeat_s
         try:
             while not self._stop.is_set():
@@ -182,6 +182,11 @@ class Server:
             pull.close(0)
             if auth is not None:
                 auth.stop()
+
+    def use_ray(self, pool) -> None:
+        """Run the jobs on ``pool`` (a :class:`~partdistill.backend.service.ray_pool.RayPool`; None: in
+        this process); before :meth:`serve_forever`."""
+        self._ray_pool = pool
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests, embedding); returns once the socket is ready."""
@@ -228,10 +233,13 @@ class Server:
             sock.send_multipart([*envelope, *protocol.encode(reply)], copy=False)
 
     def _owner(self, header_frame: zmq.Frame, msg: protocol.Message, identity: bytes) -> str:
-        """Who the message is from: the authenticated client key; else the client's session token."""
+        """Who the message is from: the client key it proved in the handshake, on a server with keys;
+        on a loopback server without keys (its users are this machine's), the client's session token."""
         key = client_key_of(header_frame)
         if key:
             return "key:" + key
+        if self._curve[0] is not None:  # ZAP hands every client's key over: never here
+            raise ValidationError("header", "the connection carries no authenticated key")
         session = msg.fields.get("session")
         if session is not None and (not isinstance(session, str) or not 8 <= len(session) <= 64):
             raise ValidationError("header.session", "must be a string of 8 to 64 characters")
@@ -239,7 +247,7 @@ class Server:
 
     def _dispatch(self, envelope: list[bytes], owner: str, msg: protocol.Message, nbytes: int):
         if msg.type == "ping":
-            return protocol.Message("pong", msg.job)
+            return self._watch(envelope, owner, msg) if msg.fields.get("watch") else protocol.Message("pong", msg.job)
         if msg.type == "hello":
             return protocol.Message("hello", msg.job, self._hello())
         if msg.type == "status":
@@ -254,11 +262,24 @@ class Server:
         if msg.type == "segment":
             if not msg.job:
                 raise ValidationError("header.job", "a segment request needs a job id")
-            job = Job(msg.job, envelope, owner, nbytes, request=msg)
+            job = Job(msg.job, envelope, owner, protocol.segment_request_bytes(msg, nbytes), request=msg)
             self.book.add(job)
             self._checks.put(job)
             return protocol.progress_message(msg.job, 0, 0, "queued", f"{len(self.book.all())} jobs held")
         raise ValidationError("header.type", f"a {msg.type!r} message is not a request the backend accepts")
+
+    def _watch(self, envelope: list[bytes], owner: str, msg: protocol.Message) -> protocol.Message:
+        """A client waiting for its job ``msg.job`` checks in: its job's messages now go to this
+        connection (a client whose connection dropped comes back on a new one); a finished job's
+        reply is sent again; a job this server does not hold is "lost" (it restarted)."""
+        job = self.book.get(msg.job, owner)
+        if job is not None:
+            job.envelope = envelope
+            return protocol.Message("pong", msg.job)
+        held = self.book.finished(msg.job, owner)
+        if held is not None:
+            return held
+        return protocol.error_message(msg.job, "lost", "", f"this backend holds no job {msg.job!r} (it restarted?)")
 
     def _hello(self) -> dict:
         import torch
