@@ -1,10 +1,12 @@
 """``partdistill bench fuzz``: hostile messages against a live backend on loopback.
 
 Every message is a valid one broken in one way (or pure garbage): headers with wrong types, versions,
-missing or unknown fields, deep nesting, huge strings; array frames truncated, of the wrong dtype or
-shape, with out-of-range or non-finite values; frames that are random bytes. The backend must answer
-each with a reply of a known kind, never crash, never hang, and not grow. A message that happens to
-be valid starts a job, which is cancelled at once (its "cancelled" counts as its reply).
+missing or unknown fields, deep nesting, huge strings; array specs with a dtype or shape of the wrong
+kind (a list for a dtype, a dimension of 2**63); array frames truncated, of the wrong dtype or shape,
+with out-of-range or non-finite values; frames that are random bytes; one mask shared by every one of
+a thousand detections per view; hundreds of thousands of detections. The backend must answer each
+with a reply of a known kind, never crash, never hang, and not grow. A message that happens to be
+valid starts a job, which is cancelled at once (its "cancelled" counts as its reply).
 
 The generators are also the source of the property-based test of the protocol and the server."""
 
@@ -71,7 +73,9 @@ def mutate(r: random.Random, seed: protocol.Message) -> list[bytes]:
     """One hostile message (frames) derived from ``seed`` (a valid segment request)."""
     frames = [bytes(f) for f in protocol.encode(seed)]
     header = msgpack.unpackb(frames[0], raw=False)
-    kind = r.randrange(10)
+    kind = r.randrange(13)
+    if kind >= 10:
+        return _amplifying(r, seed, kind)
     if kind == 0:  # pure garbage
         return [r.randbytes(r.choice([0, 1, 7, 100, 5000])) for _ in range(r.choice([1, 1, 2, 5]))]
     if kind == 1:  # a small request of another type, with junk fields
@@ -116,6 +120,35 @@ def mutate(r: random.Random, seed: protocol.Message) -> list[bytes]:
     return [msgpack.packb(header, use_bin_type=True), *frames[1:]]
 
 
+def _amplifying(r: random.Random, seed: protocol.Message, kind: int) -> list[bytes]:
+    """The families that try to make a small message cost much: one mask behind a thousand detections
+    per view (valid: it must be referenced, not copied), hundreds of thousands of detections (refused
+    from their count), array specs whose dtype or shape is of the wrong kind."""
+    msg = protocol.Message(seed.type, seed.job, dict(seed.fields), dict(seed.arrays))
+    views, h, w = msg.arrays["face_id"].shape
+    if kind == 10:
+        d = 1000 * views
+        msg.arrays.update(det_view=np.repeat(np.arange(views, dtype=np.int32), 1000), det_part=np.zeros(d, np.int32),
+                          det_score=np.full(d, 0.5, np.float32), det_box=np.full((d, 4), np.nan, np.float32),
+                          det_mask_index=np.zeros(d, np.int32), det_masks=np.ones((1, h, w), np.uint8))  # fmt: skip
+        msg.job = f"shared-mask-{r.randrange(10**9)}"
+        return [bytes(f) for f in protocol.encode(msg)]
+    if kind == 11:
+        d = r.choice([100_000, 200_000])
+        msg.arrays.update(det_view=np.zeros(d, np.int32), det_part=np.zeros(d, np.int32),
+                          det_score=np.ones(d, np.float32), det_box=np.zeros((d, 4), np.float32),
+                          det_mask_index=np.full(d, -1, np.int32))  # fmt: skip
+        msg.arrays.pop("det_masks", None)
+        return [bytes(f) for f in protocol.encode(msg)]
+    frames = [bytes(f) for f in protocol.encode(seed)]
+    header = msgpack.unpackb(frames[0], raw=False)
+    spec = r.choice(header["arrays"])
+    bad = r.choice([("dtype", ["uint8"]), ("dtype", {"kind": "u"}), ("dtype", 8), ("shape", [0, 2**63]),
+                    ("shape", [2**62, 0]), ("shape", [2**63 - 1]), ("shape", {"0": 1}), ("name", ["x"])])  # fmt: skip
+    spec[bad[0]] = bad[1]
+    return [msgpack.packb(header, use_bin_type=True), *frames[1:]]
+
+
 @dataclass
 class FuzzReport:
     sent: int = 0
@@ -140,22 +173,36 @@ def rss_mb() -> float:
 
 def exchange(sock: zmq.Socket, frames: list[bytes], timeout_s: float = 5.0) -> str:
     """Send one message; the kind of its final reply ("error:<code>", "pong", ...) or "hang". A job
-    that was accepted is cancelled at once."""
+    that was accepted is cancelled at once; the late messages of earlier jobs are told apart by
+    their job id."""
     sock.send_multipart(frames)
+    job = _job_of(frames)
     end = time.monotonic() + timeout_s
     cancels: set[str] = set()
     while sock.poll(max(1, int((end - time.monotonic()) * 1000))):
         reply = protocol.decode(sock.recv_multipart())
         if reply.job in cancels:
-            continue  # the cancel's own answer; the job's end follows
+            continue  # a cancel's own answer; the job's end follows
         if reply.type == "progress":
-            if reply.fields["stage"] == "queued":  # no session: the job's owner is this socket
+            if reply.fields["stage"] == "queued" and f"cancel-{reply.job}" not in cancels:
                 cancel = protocol.Message("cancel", f"cancel-{reply.job}", fields={"target": reply.job})
-                cancels.add(cancel.job)
+                cancels.add(cancel.job)  # no session: the job's owner is this socket
                 sock.send_multipart(protocol.encode(cancel))
             continue
+        if job is not None and reply.job != job and reply.job:
+            continue  # the end of an earlier message's job
         return f"error:{reply.fields['code']}" if reply.type == "error" else reply.type
     return "hang"
+
+
+def _job_of(frames: list[bytes]) -> str | None:
+    """The job id a message's header names, None when it names none that can be read."""
+    try:
+        header = msgpack.unpackb(frames[0], raw=False)
+    except Exception:  # noqa: BLE001 - garbage names no job
+        return None
+    job = header.get("job") if isinstance(header, dict) else None
+    return job if isinstance(job, str) and job else None
 
 
 def fuzz(endpoint: str, n: int, seed: int = 0, alive: Callable[[], bool] = lambda: True,

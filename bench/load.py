@@ -6,13 +6,18 @@ own process, clients on loopback), on the example chair:
 2. a client killed mid-job: seconds until the server logs its job cancelled;
 3. the server killed mid-job: seconds until the waiting client hears of it;
 4. N consecutive jobs: the server's RSS every N/4 jobs (growth would be a leak);
-5. one large job (the chair subdivided to about 200k faces, 20 views): the server's peak RSS.
+5. one large job (the chair subdivided to about 200k faces, 20 views): the server's peak RSS;
+6. ``serve --ray local`` (a private Ray instance started by the server, two worker actors, each its
+   own process): a client killed mid-job, seconds until its job is cancelled on its worker; a worker
+   killed mid-job, what its client gets; the front server killed and started again mid-job, what the
+   waiting client hears and gets; two clients at one job each at most, jobs done and refused.
 
 The server runs with one torch thread, as does the in-process reference, so that answers compare
 bit for bit."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -68,17 +73,20 @@ def subdivide(capture: Capture, min_faces: int, views: int) -> Capture:
 
 
 class ServerProcess:
-    """``partdistill serve`` in a child process on a free loopback port, its log in a file."""
+    """``partdistill serve`` in a child process (a process group of its own) on a free loopback port
+    (or ``address``), its log in a file."""
 
-    def __init__(self, log: Path, *extra: str):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-        self.log = log
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([*CLI, "serve", "--bind", self.address, *extra], env=env,
-                                     stderr=open(log, "w"))  # fmt: skip
-        BackendClient(self.address, timeout_s=120).ping()  # up and answering
+    def __init__(self, log: Path, *extra: str, address: str | None = None, env: dict | None = None):
+        if address is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        self.address, self.log = address, log
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+        with open(log, "a") as fh:
+            self.proc = subprocess.Popen([*CLI, "serve", "--bind", self.address, *extra], env=env, stderr=fh,
+                                         start_new_session=True)  # fmt: skip
+        BackendClient(self.address, timeout_s=180).ping()  # up and answering
 
     def rss_mb(self, peak: bool = False) -> float:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -96,7 +104,14 @@ class ServerProcess:
     def stop(self, kill: bool = False) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL if kill else signal.SIGINT)
-            self.proc.wait(30)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                kill = True
+        if kill:  # whatever the server started (a local Ray instance) goes with it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 def _named(res) -> np.ndarray:
@@ -160,13 +175,14 @@ def killed_client(server: ServerProcess, bundle: Path, detections: Path) -> floa
 
 
 def killed_server(server: ServerProcess, cap, det) -> tuple[str, float]:
-    """What the waiting client hears, and after how many seconds, when the server is killed mid-job."""
+    """What the waiting client hears, and after how many seconds, when the server is killed mid-job
+    (and nobody starts it again: the client waits its 10 s for it to come back)."""
     box: dict = {}
     started = threading.Event()
 
     def run():
         try:
-            BackendClient(server.address, timeout_s=60).segment(
+            BackendClient(server.address, timeout_s=10).segment(
                 cap, PARTS, replace(SMALL, epochs=2000), det, on_progress=lambda *a: started.set()
             )
         except (BackendGone, BackendTimeout) as e:
@@ -202,8 +218,115 @@ def large_job(server: ServerProcess, big: Capture, det: Detections) -> dict:
             "labelled": int((res.face_labels >= 0).sum())}  # fmt: skip
 
 
+def ray_workers() -> dict[int, str]:
+    """The worker actors' processes: pid -> what each is doing (Ray names its processes)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("ray::SegmentWorker"):
+                out[int(entry.name)] = title.strip()
+    return out
+
+
+def _watched_job(address: str, cap, det, options: SegmentOptions, job: str | None = None) -> dict:
+    """A job in a thread: ``box["running"]`` set once it distils, then its result or error, its
+    progress messages and when it ended."""
+    box: dict = {"running": threading.Event(), "messages": []}
+
+    def progress(done, total, stage, message):
+        box["messages"].append(message)
+        if stage == "distill":
+            box["running"].set()
+
+    def run():
+        try:
+            box["result"] = BackendClient(address, timeout_s=120).segment(cap, PARTS, options, det, job=job,
+                                                                          on_progress=progress)  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - reported
+            box["error"] = f"{type(e).__name__}: {e}"
+        box["ended"] = time.monotonic()
+
+    box["thread"] = threading.Thread(target=run)
+    box["thread"].start()
+    return box
+
+
+def on_ray(out: Path, cache: Path, example: Path, cap, det) -> dict:
+    """Faults on a front door whose jobs run on a private local Ray instance (two worker actors)."""
+    import tempfile
+
+    ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    args = ("--ray", "local", "--ray-workers", "2", "--client-timeout", "2", "--max-jobs-per-client", "1")
+    env = {"RAY_TMPDIR": ray_tmp}
+    figures: dict = {}
+    server = ServerProcess(out / "server-ray.log", *args, env=env)
+    try:
+        figures["killed_client_s"] = killed_client(server, cache / "chair_v10_r512.npz",
+                                                   example / "chair.detections-SIMULATED.json")  # fmt: skip
+        job = _watched_job(server.address, cap, det, replace(SMALL, epochs=400))
+        job["running"].wait(120)
+        busy = [pid for pid, title in ray_workers().items() if ".run" in title]
+        t0 = time.monotonic()
+        for pid in busy:
+            os.kill(pid, signal.SIGKILL)
+        job["thread"].join(300)
+        figures["killed_worker"] = {"workers_killed": len(busy), "outcome": "result" if "result" in job else
+                                    job.get("error", "none"), "seconds": job.get("ended", float("nan")) - t0,
+                                    "sent_again": any("sent again" in m for m in job["messages"])}  # fmt: skip
+        job = _watched_job(server.address, cap, det, replace(SMALL, epochs=400))
+        job["running"].wait(120)
+        t0 = time.monotonic()
+        server.stop(kill=True)
+        server = ServerProcess(out / "server-ray.log", *args, address=server.address, env=env)
+        job["thread"].join(300)
+        figures["restarted_server"] = {"outcome": "result" if "result" in job else job.get("error", "none"),
+                                       "seconds": job.get("ended", float("nan")) - t0,
+                                       "told_lost": any("holds no job" in m for m in job["messages"])}  # fmt: skip
+        figures["quotas"] = quotas(server.address, cap, det)
+    finally:
+        server.stop(kill=True)
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    return figures
+
+
+def quotas(address: str, cap, det) -> dict:
+    """Two clients, three jobs each at once, on a server that holds one job per client."""
+    outcomes: list[str] = []
+
+    def client(name: str) -> None:
+        c = BackendClient(address, timeout_s=120)
+
+        def one():
+            try:
+                c.segment(cap, PARTS, SMALL, det)
+                outcomes.append(f"{name}: done")
+            except Exception as e:  # noqa: BLE001 - counted
+                outcomes.append(f"{name}: {getattr(e, 'code', type(e).__name__)}")
+
+        jobs = [threading.Thread(target=one) for _ in range(3)]
+        for t in jobs:
+            t.start()
+        for t in jobs:
+            t.join()
+
+    t0 = time.perf_counter()
+    clients = [threading.Thread(target=client, args=(n,)) for n in ("A", "B")]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    counts = {k: outcomes.count(k) for k in sorted(set(outcomes))}
+    return {"outcomes": counts, "seconds": time.perf_counter() - t0}
+
+
 def run_load(out: Path, example: Path, clients: int, jobs: int, consecutive_jobs: int, large_faces: int) -> None:
-    """Run the five measurements and print their figures."""
+    """Run the measurements and print their figures."""
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(".cache/bench-load")
     cap, det = chair(cache, example)
@@ -233,6 +356,17 @@ def run_load(out: Path, example: Path, clients: int, jobs: int, consecutive_jobs
               f"{r['peak_before_mb']:.0f} MiB idle -> {r['peak_after_mb']:.0f} MiB")  # fmt: skip
     finally:
         server.stop()
+
+    f = on_ray(out, cache, example, cap, det)
+    k, w, rs, q = f["killed_client_s"], f["killed_worker"], f["restarted_server"], f["quotas"]
+    print("6. serve --ray local, two worker actors (processes):")
+    print(f"   a client killed mid-job: its job cancelled on its worker after {k:.1f} s" if k is not None
+          else "   a client killed mid-job: its job was NOT cancelled within 60 s")  # fmt: skip
+    print(f"   a worker killed mid-job ({w['workers_killed']} process): the client got {w['outcome']} "
+          f"{w['seconds']:.1f} s later (sent again: {w['sent_again']})")  # fmt: skip
+    print(f"   the front server killed and started again mid-job: the client got {rs['outcome']} {rs['seconds']:.1f} s "
+          f"later (told the job was lost and sent it again: {rs['told_lost']})")  # fmt: skip
+    print(f"   two clients, three jobs each at once, one job per client held: {q['outcomes']} in {q['seconds']:.1f} s")
 
 
 def det_for(det: Detections, big: Capture) -> Detections:

@@ -232,6 +232,41 @@ def test_one_client_cannot_fill_every_slot(keyed, scene):
     assert second.error is None and second.result is not None
 
 
+def test_nobody_holding_the_servers_key_can_pose_as_a_worker_or_forge_a_result(keyed, scene):
+    """There is no worker port: the only socket is the front door's, and a "result" sent to it is not
+    a request. Workers are Ray's cluster members (its token), which no client key reaches."""
+    s, pub, client_for = keyed()
+    cap, det = scene
+    victim = _Job(client_for("alice"), scene, options=SegmentOptions(n_points=1024, epochs=200, refine="none"),
+                  job="victim")  # fmt: skip
+    forged = protocol.result_message("victim", protocol.parse_result(protocol.result_message("x", _fake(cap))))
+    call = client_for("mallory")._call()
+    try:
+        call.sock.send_multipart(protocol.encode(forged))
+        reply = call.recv()
+    finally:
+        call.close()
+    assert reply.type == "error" and reply.fields["code"] == "invalid" and "not a request" in reply.fields["message"]
+    victim.join(120)
+    assert victim.error is None and not (victim.result.face_labels == 0).all()
+
+
+def _fake(cap):
+    from partdistill.shared.result import SegmentationResult
+
+    n = cap.mesh.n_faces
+    return SegmentationResult(("top", "leg"), np.zeros(n, np.int32), np.ones(n, np.float32),
+                              np.zeros(cap.mesh.n_polygons, np.int32))  # fmt: skip
+
+
+def test_a_listed_server_refuses_a_key_that_is_not_listed_in_the_handshake(keyed):
+    s, pub, client_for = keyed(listed=["alice"])
+    assert client_for("alice").hello()["server"] == "partdistill"
+    with pytest.raises(BackendError) as e:
+        client_for("mallory", timeout_s=5).ping()
+    assert e.value.code == "refused"
+
+
 # ---- shutting down, restarting ------------------------------------------------------------------
 
 
