@@ -260,7 +260,7 @@ def on_ray(out: Path, cache: Path, example: Path, cap, det) -> dict:
     import tempfile
 
     ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    args = ("--ray", "local", "--ray-workers", "2", "--client-timeout", "2", "--max-jobs-per-client", "1")
+    args = ("--ray", "local", "--ray-workers", "2", "--client-timeout", "3", "--max-jobs-per-client", "1")
     env = {"RAY_TMPDIR": ray_tmp}
     figures: dict = {}
     server = ServerProcess(out / "server-ray.log", *args, env=env)
