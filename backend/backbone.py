@@ -43,8 +43,13 @@ class PatchDecoder(nn.Module):
         super().__init__()
         self.k = k
         self.fourier = FourierFeatures(4)
-        self.mlp = nn.Sequential(nn.Linear(feat_dim + self.fourier.out_dim, width), nn.GELU(),
-                                 nn.Linear(width, width), nn.GELU(), nn.Linear(width, 3 * k))  # fmt: skip
+        self.mlp = nn.Sequential(
+            nn.Linear(feat_dim + self.fourier.out_dim, width),
+            nn.GELU(),
+            nn.Linear(width, width),
+            nn.GELU(),
+            nn.Linear(width, 3 * k),
+        )
 
     def forward(self, pooled: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([pooled, self.fourier(centres)], dim=-1)).reshape(*centres.shape[:-1], self.k, 3)
@@ -64,9 +69,15 @@ def _chamfer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return d.min(dim=2).values.mean() + d.min(dim=1).values.mean()
 
 
-def masked_patch_loss(net: EdgePointNet, decoder: PatchDecoder, xyz: np.ndarray, normals: np.ndarray,
-                      rng: np.random.Generator, n_patches: int = 32,
-                      mask_ratio: float = 0.6) -> torch.Tensor:  # fmt: skip
+def masked_patch_loss(
+    net: EdgePointNet,
+    decoder: PatchDecoder,
+    xyz: np.ndarray,
+    normals: np.ndarray,
+    rng: np.random.Generator,
+    n_patches: int = 32,
+    mask_ratio: float = 0.6,
+) -> torch.Tensor:
     """The pretext loss on one shape: ``xyz`` (N, 3) in the unit sphere, ``normals`` (N, 3)."""
     x = torch.as_tensor(xyz, dtype=torch.float32)
     n = len(x)
@@ -132,8 +143,14 @@ def save_backbone(folder: str | Path, net: EdgePointNet, info: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if k.split(".")[0] in ENCODER}
     save_file(weights, str(folder / WEIGHTS))
-    meta = {"format": "partdistill-backbone-1", "architecture": "EdgePointNet", "config": net.config,
-            "modules": list(ENCODER), "saved": time.strftime("%Y-%m-%d %H:%M:%S"), **info}  # fmt: skip
+    meta = {
+        "format": "partdistill-backbone-1",
+        "architecture": "EdgePointNet",
+        "config": net.config,
+        "modules": list(ENCODER),
+        "saved": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **info,
+    }
     (folder / META).write_text(json.dumps(meta, indent=1))
     (folder / "README.md").write_text(_model_card(meta))
     return folder
@@ -157,8 +174,9 @@ def load_backbone(student: EdgePointNet, folder: str | Path, *, frozen: bool) ->
     theirs = {k: v for k, v in meta.get("config", {}).items() if k != "text_dim"}
     if meta.get("architecture") != "EdgePointNet" or mine != theirs:
         raise ValidationError("backbone", f"{folder}: made for {meta.get('architecture')} {theirs}, not {mine}")
-    missing, _ = student.load_state_dict({k: v.to(next(student.parameters()).device) for k, v in weights.items()},
-                                         strict=False)  # fmt: skip
+    missing, _ = student.load_state_dict(
+        {k: v.to(next(student.parameters()).device) for k, v in weights.items()}, strict=False
+    )
     if any(k.split(".")[0] in ENCODER for k in missing):
         raise ValidationError("backbone", f"{folder}: weights missing for {sorted(missing)[:3]} ...")
     for name in ENCODER:

@@ -49,8 +49,19 @@ def render_as(capture: Capture, render_type: str, seed: int = 0) -> Rendered:
         return Rendered(capture)
     if render_type == "gray-mesh":
         m = capture.mesh
-        rgb = np.stack([shade(capture.face_id[v], m.vertices, m.faces, capture.K[v], capture.world_to_cam[v],
-                              orthographic=capture.is_orthographic(v)) for v in range(capture.n_views)])  # fmt: skip
+        rgb = np.stack(
+            [
+                shade(
+                    capture.face_id[v],
+                    m.vertices,
+                    m.faces,
+                    capture.K[v],
+                    capture.world_to_cam[v],
+                    orthographic=capture.is_orthographic(v),
+                )
+                for v in range(capture.n_views)
+            ]
+        )
         return Rendered(replace(capture, rgb=rgb, meta={**capture.meta, "render_type": render_type}))
     if render_type not in ("dense-points", "sparse-points"):
         raise ValidationError("options.render_type", f"unknown render type {render_type!r}")
@@ -58,9 +69,13 @@ def render_as(capture: Capture, render_type: str, seed: int = 0) -> Rendered:
     pts = sample_surface(capture.mesh, DENSE_POINTS if dense else SPARSE_POINTS, seed=seed)
     colors = _pixel_colors(capture, pts.xyz, pts.face) if dense else None
     clips = [tuple(c) for c in capture.meta["clip"]] if "clip" in capture.meta else None
-    pc = PointCapture(PointCloud(pts.xyz, colors, pts.normals), n_views=capture.n_views,
-                      resolution=capture.image_size[1], cameras=(capture.K, capture.world_to_cam, clips),
-                      height=capture.image_size[0])  # fmt: skip
+    pc = PointCapture(
+        PointCloud(pts.xyz, colors, pts.normals),
+        n_views=capture.n_views,
+        resolution=capture.image_size[1],
+        cameras=(capture.K, capture.world_to_cam, clips),
+        height=capture.image_size[0],
+    )
     for v in range(pc.n_views):
         pc.capture_view(v)
     points = pc.result({"render_type": render_type})
@@ -87,8 +102,9 @@ def _pixel_colors(capture: Capture, xyz: np.ndarray, face: np.ndarray) -> np.nda
     return out
 
 
-def to_mesh(result: SegmentationResult, capture: Capture, point_face: np.ndarray,
-            detections=None) -> SegmentationResult:  # fmt: skip
+def to_mesh(
+    result: SegmentationResult, capture: Capture, point_face: np.ndarray, detections=None
+) -> SegmentationResult:
     """A point-capture result as labels of ``capture``'s faces (see the module docstring)."""
     mesh = capture.mesh
     n_parts = len(result.part_names)
@@ -106,24 +122,54 @@ def to_mesh(result: SegmentationResult, capture: Capture, point_face: np.ndarray
         labels, conf = labels[src], conf[src]
     scores = scores / np.maximum(scores.sum(1, keepdims=True), 1e-12)
     polygons = faces_to_polygons(mesh, scores, labels.astype(np.int32))
-    stats = {**{k: v for k, v in result.stats.items() if k != "coverage"}, "n_faces": mesh.n_faces,
-             "n_render_points": int(len(point_face))}  # fmt: skip
-    out = SegmentationResult(result.part_names, labels.astype(np.int32), conf.astype(np.float32), polygons, stats,
-                             dict(result.timings))  # fmt: skip
+    stats = {
+        **{k: v for k, v in result.stats.items() if k != "coverage"},
+        "n_faces": mesh.n_faces,
+        "n_render_points": int(len(point_face)),
+    }
+    out = SegmentationResult(
+        result.part_names, labels.astype(np.int32), conf.astype(np.float32), polygons, stats, dict(result.timings)
+    )
     return review(out, mesh, detections, noted=capture.warnings)
 
 
-def segment_rendered(capture: Capture, names, options, segment_fn, *, detections=None, teacher=None,
-                     labelled_faces=None, progress=None, cancel=None) -> SegmentationResult:  # fmt: skip
+def segment_rendered(
+    capture: Capture,
+    names,
+    options,
+    segment_fn,
+    *,
+    detections=None,
+    teacher=None,
+    labelled_faces=None,
+    progress=None,
+    cancel=None,
+) -> SegmentationResult:
     """Run ``segment_fn`` (``tta.segment``) on ``capture`` as ``options.render_type`` shows it, with
     labels brought back to the mesh; painted faces pass to the points sampled on them."""
     rendered = render_as(capture, options.render_type, options.seed)
     inner = replace(options, render_type="color-mesh")
     if rendered.point_face is None:
-        return segment_fn(rendered.capture, names, options=inner, detections=detections, teacher=teacher,
-                          labelled_faces=labelled_faces, progress=progress, cancel=cancel)  # fmt: skip
+        return segment_fn(
+            rendered.capture,
+            names,
+            options=inner,
+            detections=detections,
+            teacher=teacher,
+            labelled_faces=labelled_faces,
+            progress=progress,
+            cancel=cancel,
+        )
     labelled = None if labelled_faces is None else np.repeat(labelled_faces[rendered.point_face], 2).astype(np.int32)
-    result = segment_fn(rendered.capture, names, options=inner, detections=detections, teacher=teacher,
-                        labelled_faces=labelled, progress=progress, cancel=cancel)  # fmt: skip
+    result = segment_fn(
+        rendered.capture,
+        names,
+        options=inner,
+        detections=detections,
+        teacher=teacher,
+        labelled_faces=labelled,
+        progress=progress,
+        cancel=cancel,
+    )
     result.stats["render_type"] = options.render_type
     return keep_labelled(to_mesh(result, capture, rendered.point_face, detections), capture.mesh, labelled_faces)

@@ -54,8 +54,17 @@ def segment(
     if options.render_type != "color-mesh" and not options.category_model:
         from .render_types import segment_rendered
 
-        return segment_rendered(capture, part_names, options, segment, detections=detections, teacher=teacher,
-                                labelled_faces=labelled_faces, progress=progress, cancel=cancel)  # fmt: skip
+        return segment_rendered(
+            capture,
+            part_names,
+            options,
+            segment,
+            detections=detections,
+            teacher=teacher,
+            labelled_faces=labelled_faces,
+            progress=progress,
+            cancel=cancel,
+        )
     names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
     timings: dict[str, float] = {}
     stats: dict[str, object] = {"method": options.method, "n_views": capture.n_views, "n_faces": capture.mesh.n_faces}
@@ -86,8 +95,9 @@ def segment(
         timings["vote"] = time.perf_counter() - t
         confidence = np.where(labels >= 0, scores.max(axis=1), 0.0).astype(np.float32)
         polygons = faces_to_polygons(capture.mesh, scores, labels)
-        result = keep_labelled(SegmentationResult(names, labels, confidence, polygons, stats, timings),
-                               capture.mesh, labelled_faces)  # fmt: skip
+        result = keep_labelled(
+            SegmentationResult(names, labels, confidence, polygons, stats, timings), capture.mesh, labelled_faces
+        )
         return review(result, capture.mesh, detections, capture.face_id, capture.warnings).validate()
 
     t = time.perf_counter()

@@ -66,23 +66,44 @@ def run_pretrain(out: Path, *, steps: int, n_per_family: int, seed: int = 0, log
 
     t = time.perf_counter()
     net, losses = pretrain(shapes, steps=steps, seed=seed, progress=progress)
-    info = {"name": str(out), "corpus": f"{len(shapes)} procedural shapes ({n_per_family} of each of "
-            f"{len(FAMILIES)} families: {', '.join(FAMILIES)}), 4096 surface points each",
-            "steps": steps, "n_points": 2048, "patches": 32, "patch_size": 32, "mask_ratio": 0.6, "seed": seed,
-            "seconds": round(time.perf_counter() - t, 1), "loss": [round(x, 5) for x in losses]}  # fmt: skip
+    info = {
+        "name": str(out),
+        "corpus": f"{len(shapes)} procedural shapes ({n_per_family} of each of "
+        f"{len(FAMILIES)} families: {', '.join(FAMILIES)}), 4096 surface points each",
+        "steps": steps,
+        "n_points": 2048,
+        "patches": 32,
+        "patch_size": 32,
+        "mask_ratio": 0.6,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - t, 1),
+        "loss": [round(x, 5) for x in losses],
+    }
     return save_backbone(out, net, info)
 
 
-def fig_b(data: Path, cache: Path, out: Path, backbone: Path, *, split: str, per_category: int | None,
-          options: SegmentOptions, views: int = 10, resolution: int = 512, categories=CATEGORIES,
-          log: Log = print) -> list[dict]:  # fmt: skip
+def fig_b(
+    data: Path,
+    cache: Path,
+    out: Path,
+    backbone: Path,
+    *,
+    split: str,
+    per_category: int | None,
+    options: SegmentOptions,
+    views: int = 10,
+    resolution: int = 512,
+    categories=CATEGORIES,
+    log: Log = print,
+) -> list[dict]:
     """Distil every chosen shape with each config of ``CONFIGS``; rows in ``out/figb.jsonl`` (resumable)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "figb.jsonl"
     done = read_runs(path)
     rows = []
-    for s in real_shapes(data, cache, categories=categories, split=split, per_category=per_category, views=views,
-                         resolution=resolution):  # fmt: skip
+    for s in real_shapes(
+        data, cache, categories=categories, split=split, per_category=per_category, views=views, resolution=resolution
+    ):
         cap = None
         for name, extra in CONFIGS.items():
             key = f"{s.key}/{name}/{options.epochs}/{options.seed}"
@@ -95,9 +116,17 @@ def fig_b(data: Path, cache: Path, out: Path, backbone: Path, *, split: str, per
             opts = replace(options, backbone=str(backbone) if name != "scratch" else "", **extra)
             t = time.perf_counter()
             loss, curve, final = _distil_with_curve(cap, s.part_names, det, opts)
-            row = {"key": key, "shape": s.key, "category": s.category, "split": s.split, "config": name,
-                   "loss": loss, "miou_curve": curve, "miou": final,
-                   "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip
+            row = {
+                "key": key,
+                "shape": s.key,
+                "category": s.category,
+                "split": s.split,
+                "config": name,
+                "loss": loss,
+                "miou_curve": curve,
+                "miou": final,
+                "seconds": round(time.perf_counter() - t, 1),
+            }
             append_run(path, row, done, rows)
             log(f"{s.key:>12} {name:9} mIoU {final:5.1f}  {row['seconds']:5.1f} s")
     return rows
@@ -126,9 +155,15 @@ def _distil_with_curve(cap, names, det, options: SegmentOptions) -> tuple[list[f
             curve.append([epoch, miou("none")])
             student.train()
 
-    rep = distill(lambda i: student(shape.xyz, shape.normals, emb, shape.nbr)[0].float().cpu(),
-                  [p for p in student.parameters() if p.requires_grad], [shape.units], len(names),
-                  DistillConfig.from_options(options), seed=options.seed, progress=progress)  # fmt: skip
+    rep = distill(
+        lambda i: student(shape.xyz, shape.normals, emb, shape.nbr)[0].float().cpu(),
+        [p for p in student.parameters() if p.requires_grad],
+        [shape.units],
+        len(names),
+        DistillConfig.from_options(options),
+        seed=options.seed,
+        progress=progress,
+    )
     return [round(x, 5) for x in rep.loss], curve, miou(options.refine)
 
 
@@ -139,8 +174,10 @@ def report(rows: list[dict], out: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lines = ["| split | config | shapes | mIoU (final, graph-cut) | mIoU at epoch 25 (argmax) | loss at the end |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| split | config | shapes | mIoU (final, graph-cut) | mIoU at epoch 25 (argmax) | loss at the end |",
+        "|---|---|---|---|---|---|",
+    ]
     fig, (ax_l, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
     for split in ("val", "test"):
         for name in CONFIGS:
@@ -153,8 +190,10 @@ def report(rows: list[dict], out: Path) -> str:
             ep = [e for e, _ in sub[0]["miou_curve"][:m]]
             mi = np.mean([[v for _, v in r["miou_curve"][:m]] for r in sub], axis=0)
             at25 = mi[ep.index(25)] if 25 in ep else float("nan")
-            lines.append(f"| {split} | {name} | {len(sub)} | {np.mean([r['miou'] for r in sub]):.1f} | {at25:.1f} | "
-                         f"{loss[-1]:.4f} |")  # fmt: skip
+            lines.append(
+                f"| {split} | {name} | {len(sub)} | {np.mean([r['miou'] for r in sub]):.1f} | {at25:.1f} | "
+                f"{loss[-1]:.4f} |"
+            )
             if split == "val":
                 ax_l.plot(np.arange(1, n + 1), loss, label=name)
                 ax_m.plot(ep, mi, "o-", ms=3, label=name)

@@ -51,11 +51,15 @@ def write(path: Path, rows: Sequence[dict], method: str = "distill") -> dict:
         "raw": knots.round(4).tolist(),
         "calibrated": new.round(4).tolist(),
         "fitted_on": {
-            "benchmark": "partdistill bench real", "split": "val", "method": method,
-            "teachers": sorted({r["teacher"] for r in runs}), "levels": sorted({r["level"] for r in runs}),
-            "shapes": len({r["shape"] for r in runs}), "runs": len(runs),
+            "benchmark": "partdistill bench real",
+            "split": "val",
+            "method": method,
+            "teachers": sorted({r["teacher"] for r in runs}),
+            "levels": sorted({r["level"] for r in runs}),
+            "shapes": len({r["shape"] for r in runs}),
+            "runs": len(runs),
             "faces": int(np.sum([r["confidence_faces"] for r in runs])),
         },
-    }  # fmt: skip
+    }
     path.write_text(json.dumps(data, indent=1) + "\n")
     return data

@@ -28,8 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data", type=Path, default=Path(".cache/bench"), help="cached benchmark captures")
     s.add_argument("--out", type=Path, default=Path("out/bench"))
     s.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is printed)")
-    s.add_argument("--large-faces", type=int, default=1_000_000,
-                   help="also time each stage of one run on a mesh of about this many faces (0: skip)")  # fmt: skip
+    s.add_argument(
+        "--large-faces",
+        type=int,
+        default=1_000_000,
+        help="also time each stage of one run on a mesh of about this many faces (0: skip)",
+    )
     s.set_defaults(func=run_speed)
     r = which.add_parser("real", help="every method on real meshes (validation and test splits apart)")
     r.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
@@ -47,8 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=SegmentOptions.render_type,
         help="what the (simulated) teacher's views show; the detections are the same for every type",
     )
-    r.add_argument("--fit-calibration", action="store_true",
-                   help="refit the product's confidence calibration on the validation runs of distill")  # fmt: skip
+    r.add_argument(
+        "--fit-calibration",
+        action="store_true",
+        help="refit the product's confidence calibration on the validation runs of distill",
+    )
     r.set_defaults(func=run_real)
     f = which.add_parser("fewshot", help="mIoU against k painted faces (TTA) and k labelled shapes (Pre)")
     f.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
@@ -111,8 +118,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _options(args: argparse.Namespace) -> SegmentOptions:
     render_type = getattr(args, "render_type", SegmentOptions.render_type)
-    return SegmentOptions(n_points=args.points, epochs=args.epochs, device=args.device,
-                          render_type=render_type).validate()  # fmt: skip
+    return SegmentOptions(
+        n_points=args.points, epochs=args.epochs, device=args.device, render_type=render_type
+    ).validate()
 
 
 def _psb_data(args: argparse.Namespace) -> Path:
@@ -134,9 +142,20 @@ def run_fewshot(args: argparse.Namespace) -> int:
 
     data = _psb_data(args)
     cats = _list(args.categories) or psb.CATEGORIES
-    rows = fewshot.run(data, args.data, args.out, level=args.level, teacher=args.teacher,
-                       per_category=args.per_category, categories=cats, options=_options(args), views=args.views,
-                       resolution=args.resolution, curves=_list(args.curves), split=args.split)  # fmt: skip
+    rows = fewshot.run(
+        data,
+        args.data,
+        args.out,
+        level=args.level,
+        teacher=args.teacher,
+        per_category=args.per_category,
+        categories=cats,
+        options=_options(args),
+        views=args.views,
+        resolution=args.resolution,
+        curves=_list(args.curves),
+        split=args.split,
+    )
     print(fewshot.report(rows, args.out))
     print(f"wrote {args.out}/fewshot.jsonl, fewshot.md, fewshot.png")
     return 0
@@ -146,9 +165,17 @@ def run_points(args: argparse.Namespace) -> int:
     from . import points
 
     data = _psb_data(args)
-    rows = points.run(data, args.out, split=args.split, per_category=args.per_category, n_points=args.n_points,
-                      levels=_list(args.levels), options=_options(args), views=args.views,
-                      resolution=args.resolution)  # fmt: skip
+    rows = points.run(
+        data,
+        args.out,
+        split=args.split,
+        per_category=args.per_category,
+        n_points=args.n_points,
+        levels=_list(args.levels),
+        options=_options(args),
+        views=args.views,
+        resolution=args.resolution,
+    )
     print(points.report(rows, args.out))
     print(f"wrote {args.out}/points.jsonl, points.md")
     return 0
@@ -168,9 +195,18 @@ def run_backbone(args: argparse.Namespace) -> int:
     data = _psb_data(args)
     rows = []
     for split in ("val", "test") if args.split == "all" else (args.split,):
-        rows += backbone.fig_b(data, args.data, args.out, args.backbone, split=split, per_category=args.per_category,
-                               options=_options(args), views=args.views, resolution=args.resolution,
-                               categories=_list(args.categories) or psb.CATEGORIES)  # fmt: skip
+        rows += backbone.fig_b(
+            data,
+            args.data,
+            args.out,
+            args.backbone,
+            split=split,
+            per_category=args.per_category,
+            options=_options(args),
+            views=args.views,
+            resolution=args.resolution,
+            categories=_list(args.categories) or psb.CATEGORIES,
+        )
     print(backbone.report(rows, args.out))
     print(f"wrote {args.out}/figb.jsonl, figb.md, figb.png")
     return 0
@@ -217,9 +253,17 @@ def run_quality(args: argparse.Namespace) -> int:
     if not 1 <= args.n_test < args.per_family:
         raise InputError("--n-test must be at least 1 and smaller than --per-family")
     quality.quality(
-        args.data, args.out, families=families, per_family=args.per_family, n_test=args.n_test, views=args.views,
-        resolution=args.resolution, teachers=teachers, options=_options(args), pre_epochs=args.pre_epochs,
-    )  # fmt: skip
+        args.data,
+        args.out,
+        families=families,
+        per_family=args.per_family,
+        n_test=args.n_test,
+        views=args.views,
+        resolution=args.resolution,
+        teachers=teachers,
+        options=_options(args),
+        pre_epochs=args.pre_epochs,
+    )
     print(f"wrote {args.out}/results.json, results.md, loss_curves.png, segmentations.png")
     return 0
 
@@ -229,16 +273,26 @@ def run_real(args: argparse.Namespace) -> int:
 
     data = _psb_data(args)
     kw = {}
-    for name, value in (("categories", args.categories), ("teachers", args.teachers), ("levels", args.levels),
-                        ("methods", args.methods)):  # fmt: skip
+    for name, value in (
+        ("categories", args.categories),
+        ("teachers", args.teachers),
+        ("levels", args.levels),
+        ("methods", args.methods),
+    ):
         if value:
             kw[name] = _list(value)
     try:
         rows = real.run(
-            data, args.data, args.out, splits=("val", "test") if args.split == "all" else (args.split,),
-            per_category=args.per_category, options=_options(args), views=args.views, resolution=args.resolution,
+            data,
+            args.data,
+            args.out,
+            splits=("val", "test") if args.split == "all" else (args.split,),
+            per_category=args.per_category,
+            options=_options(args),
+            views=args.views,
+            resolution=args.resolution,
             **kw,
-        )  # fmt: skip
+        )
     except ValueError as e:
         raise InputError(str(e)) from None
     if args.fit_calibration:

@@ -372,9 +372,13 @@ def airplane(rng: np.random.Generator) -> LabelledShape:
             xe = x_le - el * _u(rng, 0.3, 0.55)
             b.lathe("engine", profile, (xe, y, ze), _X, segments=20)
             b.tapered_box(
-                "engine", (xe + 0.5 * el, y, ze + 0.5 * er), (xe + 0.5 * el, y, z_wing + 0.005), (0.3 * el, 0.004),
-                (0.25 * el, 0.004), _X,
-            )  # fmt: skip
+                "engine",
+                (xe + 0.5 * el, y, ze + 0.5 * er),
+                (xe + 0.5 * el, y, z_wing + 0.005),
+                (0.3 * el, 0.004),
+                (0.25 * el, 0.004),
+                _X,
+            )
     return _finish(b, rng)
 
 

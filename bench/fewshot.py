@@ -52,10 +52,22 @@ def paint(capture: Capture, k: int, seed: int) -> np.ndarray | None:
     return out
 
 
-def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher: str = "box",
-        per_category: int | None = None, categories=CATEGORIES, options: SegmentOptions | None = None,
-        views: int = 10, resolution: int = 512, curves=("tta", "pre"), split: str = "test",
-        log: Log = print) -> list[dict]:  # fmt: skip
+def run(
+    data: Path,
+    cache: Path,
+    out: Path,
+    *,
+    level: str = "realistic",
+    teacher: str = "box",
+    per_category: int | None = None,
+    categories=CATEGORIES,
+    options: SegmentOptions | None = None,
+    views: int = 10,
+    resolution: int = 512,
+    curves=("tta", "pre"),
+    split: str = "test",
+    log: Log = print,
+) -> list[dict]:
     """Run what is missing of the ``curves``; returns every row. ``split``: the shapes the TTA curve
     runs on (Pre always fits on the validation shapes and predicts the test shapes)."""
     options = (options or SegmentOptions()).validate()
@@ -91,8 +103,10 @@ def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher
             rows += [done[key] for ks in keys.values() for key in ks]
             continue
         val = real_shapes(data, cache, categories=[cat], split="val", views=views, resolution=resolution)
-        train = [(c, simulate(c, level, teacher, seed=s.seed, graph=face_graph(c.mesh))) for s, c in
-                 ((s, s.load()) for s in val)]  # fmt: skip
+        train = [
+            (c, simulate(c, level, teacher, seed=s.seed, graph=face_graph(c.mesh)))
+            for s, c in ((s, s.load()) for s in val)
+        ]
         for k in LABELLED_SHAPES:
             if all(key in done for key in keys[k]):
                 rows += [done[key] for key in keys[k]]
@@ -111,8 +125,16 @@ def run(data: Path, cache: Path, out: Path, *, level: str = "realistic", teacher
 
 def _row(key: str, curve: str, s, cap: Capture, labels: np.ndarray, k: int, seconds: float) -> dict:
     miou = shape_miou(labels, cap.gt_face_labels, len(s.part_names), cap.mesh.face_areas())
-    return {"key": key, "curve": curve, "shape": s.key, "category": s.category, "split": s.split, "k": k,
-            "miou": round(100 * miou, 2), "seconds": round(seconds, 2)}  # fmt: skip
+    return {
+        "key": key,
+        "curve": curve,
+        "shape": s.key,
+        "category": s.category,
+        "split": s.split,
+        "k": k,
+        "miou": round(100 * miou, 2),
+        "seconds": round(seconds, 2),
+    }
 
 
 def report(rows: list[dict], out: Path) -> str:
@@ -124,15 +146,21 @@ def report(rows: list[dict], out: Path) -> str:
 
     lines = []
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, curve, ks, what in ((axes[0], "tta", FACES_PER_PART, "painted faces per part (TTA)"),
-                                (axes[1], "pre", LABELLED_SHAPES, "labelled shapes per category (Pre)")):  # fmt: skip
+    for ax, curve, ks, what in (
+        (axes[0], "tta", FACES_PER_PART, "painted faces per part (TTA)"),
+        (axes[1], "pre", LABELLED_SHAPES, "labelled shapes per category (Pre)"),
+    ):
         sub = [r for r in rows if r["curve"] == curve]
         if not sub:
             continue
         cats = sorted({r["category"] for r in sub}, key=CATEGORIES.index)
         split = "/".join(sorted({r.get("split", "test") for r in sub}))
-        lines += [f"**{what}** ({split} split, {len({r['shape'] for r in sub})} shapes)", "",
-                  "| k | " + " | ".join(cats) + " | Overall |", "|---" * (len(cats) + 2) + "|"]  # fmt: skip
+        lines += [
+            f"**{what}** ({split} split, {len({r['shape'] for r in sub})} shapes)",
+            "",
+            "| k | " + " | ".join(cats) + " | Overall |",
+            "|---" * (len(cats) + 2) + "|",
+        ]
         overall = []
         for k in ks:
             at = [r for r in sub if r["k"] == k]

@@ -26,16 +26,49 @@ from partdistill.shared import protocol
 from partdistill.shared.capture import Capture, Mesh
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.options import SegmentOptions
+from partdistill.shared.request import SegmentRequest
 
-HEADER_KEYS = ("v", "type", "job", "arrays", "session", "part_names", "options", "has_detections", "detections",
-               "target", "client", "code", "field", "message", "done", "total", "stage")  # fmt: skip
+HEADER_KEYS = (
+    "v",
+    "type",
+    "job",
+    "arrays",
+    "session",
+    "part_names",
+    "options",
+    "has_detections",
+    "detections",
+    "target",
+    "client",
+    "code",
+    "field",
+    "message",
+    "done",
+    "total",
+    "stage",
+)
 
 
 def base_segment(views: int = 2, size: int = 16) -> protocol.Message:
     """A small valid segment request (a cube, ``views`` views, one box per view)."""
     v = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=np.float32)
-    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], dtype=np.int32)  # fmt: skip
+    f = np.array(
+        [
+            [0, 1, 3],
+            [0, 3, 2],
+            [4, 6, 7],
+            [4, 7, 5],
+            [0, 4, 5],
+            [0, 5, 1],
+            [2, 3, 7],
+            [2, 7, 6],
+            [0, 2, 6],
+            [0, 6, 4],
+            [1, 5, 7],
+            [1, 7, 3],
+        ],
+        dtype=np.int32,
+    )
     rng = np.random.default_rng(0)
     face_id = rng.integers(-1, 12, size=(views, size, size)).astype(np.int32)
     K = np.repeat(np.array([[[size, 0, size / 2], [0, size, size / 2], [0, 0, 1]]]), views, 0)
@@ -44,7 +77,8 @@ def base_segment(views: int = 2, size: int = 16) -> protocol.Message:
     cap = Capture(Mesh(v, f), rng.integers(0, 255, (views, size, size, 3), dtype=np.uint8), face_id, K, w2c)
     box = np.array([2, 2, size - 2, size - 2], dtype=np.float32)
     det = Detections(("body", "lid"), [[Detection(0, 0.9, box)] for _ in range(views)], (size, size))
-    return protocol.segment_request("seed", cap, ("body", "lid"), SegmentOptions(epochs=2, n_points=64), det)
+    request = SegmentRequest(cap, ("body", "lid"), SegmentOptions(epochs=2, n_points=64), det)
+    return protocol.segment_request("seed", request)
 
 
 def _junk(r: random.Random, depth: int = 0):
@@ -79,8 +113,11 @@ def mutate(r: random.Random, seed: protocol.Message) -> list[bytes]:
     if kind == 0:  # pure garbage
         return [r.randbytes(r.choice([0, 1, 7, 100, 5000])) for _ in range(r.choice([1, 1, 2, 5]))]
     if kind == 1:  # a small request of another type, with junk fields
-        h = {"v": r.choice([1, 1, 1, True, 1.0, 2, "1"]), "type": r.choice([*protocol.MESSAGE_TYPES, "explode", 7]),
-             "job": r.choice(["", "j", "x" * 200, 5])}  # fmt: skip
+        h = {
+            "v": r.choice([1, 1, 1, True, 1.0, 2, "1"]),
+            "type": r.choice([*protocol.MESSAGE_TYPES, "explode", 7]),
+            "job": r.choice(["", "j", "x" * 200, 5]),
+        }
         for _ in range(r.randrange(3)):
             h[r.choice(HEADER_KEYS)] = _junk(r)
         return [msgpack.packb(h, use_bin_type=True)]
@@ -128,23 +165,42 @@ def _amplifying(r: random.Random, seed: protocol.Message, kind: int) -> list[byt
     views, h, w = msg.arrays["face_id"].shape
     if kind == 10:
         d = 1000 * views
-        msg.arrays.update(det_view=np.repeat(np.arange(views, dtype=np.int32), 1000), det_part=np.zeros(d, np.int32),
-                          det_score=np.full(d, 0.5, np.float32), det_box=np.full((d, 4), np.nan, np.float32),
-                          det_mask_index=np.zeros(d, np.int32), det_masks=np.ones((1, h, w), np.uint8))  # fmt: skip
+        msg.arrays.update(
+            det_view=np.repeat(np.arange(views, dtype=np.int32), 1000),
+            det_part=np.zeros(d, np.int32),
+            det_score=np.full(d, 0.5, np.float32),
+            det_box=np.full((d, 4), np.nan, np.float32),
+            det_mask_index=np.zeros(d, np.int32),
+            det_masks=np.ones((1, h, w), np.uint8),
+        )
         msg.job = f"shared-mask-{r.randrange(10**9)}"
         return [bytes(f) for f in protocol.encode(msg)]
     if kind == 11:
         d = r.choice([100_000, 200_000])
-        msg.arrays.update(det_view=np.zeros(d, np.int32), det_part=np.zeros(d, np.int32),
-                          det_score=np.ones(d, np.float32), det_box=np.zeros((d, 4), np.float32),
-                          det_mask_index=np.full(d, -1, np.int32))  # fmt: skip
+        msg.arrays.update(
+            det_view=np.zeros(d, np.int32),
+            det_part=np.zeros(d, np.int32),
+            det_score=np.ones(d, np.float32),
+            det_box=np.zeros((d, 4), np.float32),
+            det_mask_index=np.full(d, -1, np.int32),
+        )
         msg.arrays.pop("det_masks", None)
         return [bytes(f) for f in protocol.encode(msg)]
     frames = [bytes(f) for f in protocol.encode(seed)]
     header = msgpack.unpackb(frames[0], raw=False)
     spec = r.choice(header["arrays"])
-    bad = r.choice([("dtype", ["uint8"]), ("dtype", {"kind": "u"}), ("dtype", 8), ("shape", [0, 2**63]),
-                    ("shape", [2**62, 0]), ("shape", [2**63 - 1]), ("shape", {"0": 1}), ("name", ["x"])])  # fmt: skip
+    bad = r.choice(
+        [
+            ("dtype", ["uint8"]),
+            ("dtype", {"kind": "u"}),
+            ("dtype", 8),
+            ("shape", [0, 2**63]),
+            ("shape", [2**62, 0]),
+            ("shape", [2**63 - 1]),
+            ("shape", {"0": 1}),
+            ("name", ["x"]),
+        ]
+    )
     spec[bad[0]] = bad[1]
     return [msgpack.packb(header, use_bin_type=True), *frames[1:]]
 
@@ -205,8 +261,13 @@ def _job_of(frames: list[bytes]) -> str | None:
     return job if isinstance(job, str) and job else None
 
 
-def fuzz(endpoint: str, n: int, seed: int = 0, alive: Callable[[], bool] = lambda: True,
-         progress: Callable[[int], None] | None = None) -> FuzzReport:  # fmt: skip
+def fuzz(
+    endpoint: str,
+    n: int,
+    seed: int = 0,
+    alive: Callable[[], bool] = lambda: True,
+    progress: Callable[[int], None] | None = None,
+) -> FuzzReport:
     """Send ``n`` hostile messages to the backend at ``endpoint``, one at a time."""
     r, base = random.Random(seed), base_segment()
     rep = FuzzReport(rss_before_mb=rss_mb())
@@ -266,9 +327,13 @@ def print_report(rep: FuzzReport) -> None:
     print(f"messages sent: {rep.sent} in {rep.seconds:.1f} s")
     for kind, count in sorted(rep.replies.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:28s} {count}")
-    print(f"crashes: {int(rep.crashed)}   hangs (no reply within 5 s): {rep.hangs}   "
-          f"internal errors: {rep.replies.get('error:internal', 0)}")  # fmt: skip
-    print(f"RSS: {rep.rss_before_mb:.0f} MiB before, {rep.rss_tenth_mb:.0f} MiB after a tenth of the messages, "
-          f"{rep.rss_after_mb:.0f} MiB after all")  # fmt: skip
+    print(
+        f"crashes: {int(rep.crashed)}   hangs (no reply within 5 s): {rep.hangs}   "
+        f"internal errors: {rep.replies.get('error:internal', 0)}"
+    )
+    print(
+        f"RSS: {rep.rss_before_mb:.0f} MiB before, {rep.rss_tenth_mb:.0f} MiB after a tenth of the messages, "
+        f"{rep.rss_after_mb:.0f} MiB after all"
+    )
     for h in rep.internal:
         print("  internal error on header", h)

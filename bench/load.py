@@ -84,8 +84,9 @@ class ServerProcess:
         self.address, self.log = address, log
         env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
         with open(log, "a") as fh:
-            self.proc = subprocess.Popen([*CLI, "serve", "--bind", self.address, *extra], env=env, stderr=fh,
-                                         start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                [*CLI, "serve", "--bind", self.address, *extra], env=env, stderr=fh, start_new_session=True
+            )
         BackendClient(self.address, timeout_s=180).ping()  # up and answering
 
     def rss_mb(self, peak: bool = False) -> float:
@@ -145,8 +146,13 @@ def concurrent_clients(server: ServerProcess, cap, det, clients: int, jobs: int,
         t.start()
     for t in threads:
         t.join()
-    return {"jobs": len(outcomes), "identical": outcomes.count("identical"), "seconds": time.perf_counter() - t0,
-            "other": sorted(set(o for o in outcomes if o != "identical")), "orders": len(set(orders))}  # fmt: skip
+    return {
+        "jobs": len(outcomes),
+        "identical": outcomes.count("identical"),
+        "seconds": time.perf_counter() - t0,
+        "other": sorted(set(o for o in outcomes if o != "identical")),
+        "orders": len(set(orders)),
+    }
 
 
 _KILLED_CLIENT = """
@@ -166,8 +172,11 @@ BackendClient(sys.argv[1], timeout_s=60).segment(cap, ("seat", "back", "leg", "a
 
 def killed_client(server: ServerProcess, bundle: Path, detections: Path) -> float | None:
     """Seconds from killing a client mid-job to the server logging that job cancelled."""
-    p = subprocess.Popen([sys.executable, "-c", _KILLED_CLIENT, server.address, str(bundle), str(detections)],
-                         stdout=subprocess.PIPE, text=True)  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CLIENT, server.address, str(bundle), str(detections)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     p.stdout.readline()  # "distilling"
     p.kill()
     p.wait()
@@ -213,9 +222,14 @@ def large_job(server: ServerProcess, big: Capture, det: Detections) -> dict:
     before = server.rss_mb(peak=True)
     t0 = time.perf_counter()
     res = BackendClient(server.address, timeout_s=300).segment(big, PARTS, SegmentOptions(), det)
-    return {"faces": big.mesh.n_faces, "views": big.n_views, "seconds": time.perf_counter() - t0,
-            "peak_before_mb": before, "peak_after_mb": server.rss_mb(peak=True),
-            "labelled": int((res.face_labels >= 0).sum())}  # fmt: skip
+    return {
+        "faces": big.mesh.n_faces,
+        "views": big.n_views,
+        "seconds": time.perf_counter() - t0,
+        "peak_before_mb": before,
+        "peak_after_mb": server.rss_mb(peak=True),
+        "labelled": int((res.face_labels >= 0).sum()),
+    }
 
 
 def ray_workers() -> dict[int, str]:
@@ -244,8 +258,9 @@ def _watched_job(address: str, cap, det, options: SegmentOptions, job: str | Non
 
     def run():
         try:
-            box["result"] = BackendClient(address, timeout_s=120).segment(cap, PARTS, options, det, job=job,
-                                                                          on_progress=progress)  # fmt: skip
+            box["result"] = BackendClient(address, timeout_s=120).segment(
+                cap, PARTS, options, det, job=job, on_progress=progress
+            )
         except Exception as e:  # noqa: BLE001 - reported
             box["error"] = f"{type(e).__name__}: {e}"
         box["ended"] = time.monotonic()
@@ -265,8 +280,9 @@ def on_ray(out: Path, cache: Path, example: Path, cap, det) -> dict:
     figures: dict = {}
     server = ServerProcess(out / "server-ray.log", *args, env=env)
     try:
-        figures["killed_client_s"] = killed_client(server, cache / "chair_v10_r512.npz",
-                                                   example / "chair.detections-SIMULATED.json")  # fmt: skip
+        figures["killed_client_s"] = killed_client(
+            server, cache / "chair_v10_r512.npz", example / "chair.detections-SIMULATED.json"
+        )
         job = _watched_job(server.address, cap, det, replace(SMALL, epochs=400))
         job["running"].wait(120)
         busy = [pid for pid, title in ray_workers().items() if ".run" in title]
@@ -274,18 +290,23 @@ def on_ray(out: Path, cache: Path, example: Path, cap, det) -> dict:
         for pid in busy:
             os.kill(pid, signal.SIGKILL)
         job["thread"].join(300)
-        figures["killed_worker"] = {"workers_killed": len(busy), "outcome": "result" if "result" in job else
-                                    job.get("error", "none"), "seconds": job.get("ended", float("nan")) - t0,
-                                    "sent_again": any("sent again" in m for m in job["messages"])}  # fmt: skip
+        figures["killed_worker"] = {
+            "workers_killed": len(busy),
+            "outcome": "result" if "result" in job else job.get("error", "none"),
+            "seconds": job.get("ended", float("nan")) - t0,
+            "sent_again": any("sent again" in m for m in job["messages"]),
+        }
         job = _watched_job(server.address, cap, det, replace(SMALL, epochs=400))
         job["running"].wait(120)
         t0 = time.monotonic()
         server.stop(kill=True)
         server = ServerProcess(out / "server-ray.log", *args, address=server.address, env=env)
         job["thread"].join(300)
-        figures["restarted_server"] = {"outcome": "result" if "result" in job else job.get("error", "none"),
-                                       "seconds": job.get("ended", float("nan")) - t0,
-                                       "told_lost": any("holds no job" in m for m in job["messages"])}  # fmt: skip
+        figures["restarted_server"] = {
+            "outcome": "result" if "result" in job else job.get("error", "none"),
+            "seconds": job.get("ended", float("nan")) - t0,
+            "told_lost": any("holds no job" in m for m in job["messages"]),
+        }
         figures["quotas"] = quotas(server.address, cap, det)
     finally:
         server.stop(kill=True)
@@ -335,14 +356,21 @@ def run_load(out: Path, example: Path, clients: int, jobs: int, consecutive_jobs
     server = ServerProcess(out / "server-1.log")
     try:
         r = concurrent_clients(server, cap, det, clients, jobs)
-        print(f"1. {clients} clients x {jobs} jobs ({r['orders']} part orders) at once: {r['identical']}/{r['jobs']} "
-              f"identical to in-process, {r['seconds']:.1f} s; other outcomes: {r['other'] or 'none'}")  # fmt: skip
+        print(
+            f"1. {clients} clients x {jobs} jobs ({r['orders']} part orders) at once: {r['identical']}/{r['jobs']} "
+            f"identical to in-process, {r['seconds']:.1f} s; other outcomes: {r['other'] or 'none'}"
+        )
         s = killed_client(server, cache / "chair_v10_r512.npz", example / "chair.detections-SIMULATED.json")
-        print(f"2. client killed mid-job: its job cancelled by the server after {s:.1f} s" if s is not None
-              else "2. client killed mid-job: its job was NOT cancelled within 60 s")  # fmt: skip
+        print(
+            f"2. client killed mid-job: its job cancelled by the server after {s:.1f} s"
+            if s is not None
+            else "2. client killed mid-job: its job was NOT cancelled within 60 s"
+        )
         rss = consecutive(server, cap, det, consecutive_jobs)
-        print(f"4. {consecutive_jobs} consecutive jobs, server RSS (MiB) after jobs: "
-              + ", ".join(f"{i}: {m:.0f}" for i, m in rss))  # fmt: skip
+        print(
+            f"4. {consecutive_jobs} consecutive jobs, server RSS (MiB) after jobs: "
+            + ", ".join(f"{i}: {m:.0f}" for i, m in rss)
+        )
         what, secs = killed_server(server, cap, det)
         print(f"3. server killed mid-job: the client heard after {secs:.1f} s: {what}")
     finally:
@@ -352,20 +380,29 @@ def run_load(out: Path, example: Path, clients: int, jobs: int, consecutive_jobs
     server = ServerProcess(out / "server-2.log")
     try:
         r = large_job(server, big, det_for(det, big))
-        print(f"5. one job of {r['faces']} faces and {r['views']} views: {r['seconds']:.1f} s, server peak RSS "
-              f"{r['peak_before_mb']:.0f} MiB idle -> {r['peak_after_mb']:.0f} MiB")  # fmt: skip
+        print(
+            f"5. one job of {r['faces']} faces and {r['views']} views: {r['seconds']:.1f} s, server peak RSS "
+            f"{r['peak_before_mb']:.0f} MiB idle -> {r['peak_after_mb']:.0f} MiB"
+        )
     finally:
         server.stop()
 
     f = on_ray(out, cache, example, cap, det)
     k, w, rs, q = f["killed_client_s"], f["killed_worker"], f["restarted_server"], f["quotas"]
     print("6. serve --ray local, two worker actors (processes):")
-    print(f"   a client killed mid-job: its job cancelled on its worker after {k:.1f} s" if k is not None
-          else "   a client killed mid-job: its job was NOT cancelled within 60 s")  # fmt: skip
-    print(f"   a worker killed mid-job ({w['workers_killed']} process): the client got {w['outcome']} "
-          f"{w['seconds']:.1f} s later (sent again: {w['sent_again']})")  # fmt: skip
-    print(f"   the front server killed and started again mid-job: the client got {rs['outcome']} {rs['seconds']:.1f} s "
-          f"later (told the job was lost and sent it again: {rs['told_lost']})")  # fmt: skip
+    print(
+        f"   a client killed mid-job: its job cancelled on its worker after {k:.1f} s"
+        if k is not None
+        else "   a client killed mid-job: its job was NOT cancelled within 60 s"
+    )
+    print(
+        f"   a worker killed mid-job ({w['workers_killed']} process): the client got {w['outcome']} "
+        f"{w['seconds']:.1f} s later (sent again: {w['sent_again']})"
+    )
+    print(
+        f"   the front server killed and started again mid-job: the client got {rs['outcome']} {rs['seconds']:.1f} s "
+        f"later (told the job was lost and sent it again: {rs['told_lost']})"
+    )
     print(f"   two clients, three jobs each at once, one job per client held: {q['outcomes']} in {q['seconds']:.1f} s")
 
 

@@ -56,11 +56,25 @@ def teacher_levels(
             for d in det.views[v]:
                 x0, y0, x1, y1 = d.box
                 dashed = whole_object_box(np.asarray(d.box), fg, cover)
-                ax.add_patch(patches.Rectangle((x0 - c0, y0 - r0), x1 - x0, y1 - y0, fill=False,
-                                               edgecolor=part_color(d.part), linewidth=1.6,
-                                               linestyle="--" if dashed else "-"))  # fmt: skip
-                ax.text(x0 - c0 + 1, y0 - r0 + 8, f"{names[d.part]} {d.score:.2f}", fontsize=6, color="white",
-                        bbox={"facecolor": part_color(d.part), "alpha": 0.8, "pad": 0.5, "lw": 0})  # fmt: skip
+                ax.add_patch(
+                    patches.Rectangle(
+                        (x0 - c0, y0 - r0),
+                        x1 - x0,
+                        y1 - y0,
+                        fill=False,
+                        edgecolor=part_color(d.part),
+                        linewidth=1.6,
+                        linestyle="--" if dashed else "-",
+                    )
+                )
+                ax.text(
+                    x0 - c0 + 1,
+                    y0 - r0 + 8,
+                    f"{names[d.part]} {d.score:.2f}",
+                    fontsize=6,
+                    color="white",
+                    bbox={"facecolor": part_color(d.part), "alpha": 0.8, "pad": 0.5, "lw": 0},
+                )
             if j == 0:
                 ax.set_ylabel(f"{row} ({det.n_detections} det.)")
     handles = [patches.Patch(color=part_color(p), label=n) for p, n in enumerate(names)]

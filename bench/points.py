@@ -39,9 +39,20 @@ def sample_cloud(data: Path, key: str, n: int, seed: int = 0) -> tuple[np.ndarra
     return pts.xyz, lab[pts.face].astype(np.int32), names
 
 
-def run(data: Path, out: Path, *, split: str = "test", per_category: int | None = None, n_points: int = 20_000,
-        levels=("perfect", "realistic"), methods=METHODS, options: SegmentOptions | None = None, views: int = 10,
-        resolution: int = 512, log: Log = print) -> list[dict]:  # fmt: skip
+def run(
+    data: Path,
+    out: Path,
+    *,
+    split: str = "test",
+    per_category: int | None = None,
+    n_points: int = 20_000,
+    levels=("perfect", "realistic"),
+    methods=METHODS,
+    options: SegmentOptions | None = None,
+    views: int = 10,
+    resolution: int = 512,
+    log: Log = print,
+) -> list[dict]:
     options = (options or SegmentOptions()).validate()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "points.jsonl"
@@ -66,9 +77,18 @@ def run(data: Path, out: Path, *, split: str = "test", per_category: int | None 
                 t = time.perf_counter()
                 res = segment(cap, names, options=replace(options, method=m), detections=det)
                 miou = shape_miou(res.polygon_labels, labels, len(names), np.ones(len(labels)))
-                row = {"key": run_key, "shape": key, "category": cat, "split": sp, "level": level, "method": m,
-                       "miou": round(100 * miou, 2), "seconds": round(time.perf_counter() - t, 2),
-                       "capture_s": round(capture_s, 2), "warnings": list(res.warnings)}  # fmt: skip
+                row = {
+                    "key": run_key,
+                    "shape": key,
+                    "category": cat,
+                    "split": sp,
+                    "level": level,
+                    "method": m,
+                    "miou": round(100 * miou, 2),
+                    "seconds": round(time.perf_counter() - t, 2),
+                    "capture_s": round(capture_s, 2),
+                    "warnings": list(res.warnings),
+                }
                 append_run(path, row, done, rows)
                 log(f"{key:>12} {level:9} {m:10} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
     return rows
@@ -81,14 +101,21 @@ def report(rows: list[dict], out: Path) -> str:
         sub = [r for r in rows if r["level"] == level]
         methods = [m for m in METHODS if any(r["method"] == m for r in sub)]
         cats = [c for c in CATEGORIES if any(r["category"] == c for r in sub)]
-        lines += [f"**{level}** ({len({r['shape'] for r in sub})} point clouds)", "",
-                  "| Category | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]  # fmt: skip
+        lines += [
+            f"**{level}** ({len({r['shape'] for r in sub})} point clouds)",
+            "",
+            "| Category | " + " | ".join(methods) + " |",
+            "|---" * (len(methods) + 1) + "|",
+        ]
         for c in [*cats, "Overall"]:
-            vals = [np.mean([r["miou"] for r in sub if r["method"] == m and c in ("Overall", r["category"])])
-                    for m in methods]  # fmt: skip
+            vals = [
+                np.mean([r["miou"] for r in sub if r["method"] == m and c in ("Overall", r["category"])])
+                for m in methods
+            ]
             best = int(np.argmax(vals))
-            lines.append(f"| {c} | " + " | ".join(f"**{v:.1f}**" if i == best else f"{v:.1f}"
-                                                  for i, v in enumerate(vals)) + " |")  # fmt: skip
+            lines.append(
+                f"| {c} | " + " | ".join(f"**{v:.1f}**" if i == best else f"{v:.1f}" for i, v in enumerate(vals)) + " |"
+            )
         secs = [np.mean([r["seconds"] for r in sub if r["method"] == m]) for m in methods]
         lines += ["| seconds per cloud | " + " | ".join(f"{s:.2f}" for s in secs) + " |", ""]
     caps = [r["capture_s"] for r in rows]

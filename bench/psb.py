@@ -119,8 +119,9 @@ def real_shapes(
             k = f"{c}_{i}"
             names = words[c]
             faces = z[f"{k}_faces"].astype(np.int64)
-            shape = LabelledShape(names, z[f"{k}_vertices"].astype(np.float32), faces.tolist(),
-                                  z[f"{k}_labels"].astype(np.int32))  # fmt: skip
+            shape = LabelledShape(
+                names, z[f"{k}_vertices"].astype(np.float32), faces.tolist(), z[f"{k}_labels"].astype(np.int32)
+            )
             text = shape.obj_text(k, materials=False)  # a user's mesh carries no part materials
             h = hashlib.sha1(text.encode()).hexdigest()[:10]
             bundle = cache / f"{k}_{h}_v{views}_r{resolution}.npz"

@@ -54,10 +54,21 @@ def quality(
     t0 = time.perf_counter()
     entries = _dataset(data, families, per_family, n_test, views, resolution, log)
     fams = sorted({e.family for e in entries}, key=[e.family for e in entries].index)
-    results: dict = {"settings": {"families": fams, "per_family": per_family, "n_test": n_test, "views": views,
-                                  "resolution": resolution, "options": options.to_dict(),
-                                  "noise": {t: TEACHERS[t].as_dict() for t in teachers}},  # fmt: skip
-                     "miou": {}, "miou2d": {}, "curves": {}, "per_shape": []}  # fmt: skip
+    results: dict = {
+        "settings": {
+            "families": fams,
+            "per_family": per_family,
+            "n_test": n_test,
+            "views": views,
+            "resolution": resolution,
+            "options": options.to_dict(),
+            "noise": {t: TEACHERS[t].as_dict() for t in teachers},
+        },
+        "miou": {},
+        "miou2d": {},
+        "curves": {},
+        "per_shape": [],
+    }
     grid: list[tuple] = []
     for teacher in teachers:
         results["miou"][teacher] = {m: {} for m in METHODS}
@@ -74,8 +85,9 @@ def quality(
             )
             if fam == fams[0]:
                 results["curves"][f"{teacher}/pre"] = {
-                    "loss": ckpt.meta["training"]["loss"], "trigger_epoch": ckpt.meta["training"]["trigger_epoch"]
-                }  # fmt: skip
+                    "loss": ckpt.meta["training"]["loss"],
+                    "trigger_epoch": ckpt.meta["training"]["trigger_epoch"],
+                }
             for e in test:
                 cap = e.load()
                 n = len(e.part_names)
@@ -100,15 +112,16 @@ def quality(
                     grid.append((fam, cap, {m: r.face_labels for m, r in res.items()}, e.part_names))
                 if e is test[0] and fam == fams[0]:
                     results["curves"][f"{teacher}/tta"] = {
-                        "loss": res["tta"].stats["loss"], "trigger_epoch": res["tta"].stats["trigger_epoch"]
-                    }  # fmt: skip
+                        "loss": res["tta"].stats["loss"],
+                        "trigger_epoch": res["tta"].stats["trigger_epoch"],
+                    }
             for m in METHODS:
                 results["miou"][teacher][m][fam] = 100 * float(np.mean(scores[m]))
             for when in m2d:
                 results["miou2d"][teacher][when][fam] = 100 * float(np.nanmean(m2d[when]))
             log(
                 f"[{teacher}] {fam}: "
-                + ", ".join(f"{METHOD_TITLES[m]} {results['miou'][teacher][m][fam]:.1f}" for m in METHODS)  # fmt: skip
+                + ", ".join(f"{METHOD_TITLES[m]} {results['miou'][teacher][m][fam]:.1f}" for m in METHODS)
                 + f"; mIoU2D {results['miou2d'][teacher]['before'][fam]:.1f} -> "
                 f"{results['miou2d'][teacher]['after'][fam]:.1f}"
             )
@@ -157,9 +170,13 @@ def markdown(results: dict, fams: Sequence[str]) -> str:
             best = max(vals.values())
             cells += [f"**{v:.1f}**" if v == best else f"{v:.1f}" for v in vals.values()]
         lines.append(f"| {f} | " + " | ".join(cells) + " |")
-    lines += ["", "## mIoU2D (%) before / after backward distillation (seed Eq. A-D)", "",
-              "| Category | " + " | ".join(f"{t}: before | {t}: after" for t in teachers) + " |",
-              "|---" * (1 + 2 * len(teachers)) + "|"]  # fmt: skip
+    lines += [
+        "",
+        "## mIoU2D (%) before / after backward distillation (seed Eq. A-D)",
+        "",
+        "| Category | " + " | ".join(f"{t}: before | {t}: after" for t in teachers) + " |",
+        "|---" * (1 + 2 * len(teachers)) + "|",
+    ]
     for f in [*fams, "Overall"]:
         cells = [f"{results['miou2d'][t][w][f]:.1f}" for t in teachers for w in ("before", "after")]
         lines.append(f"| {f} | " + " | ".join(cells) + " |")

@@ -79,9 +79,17 @@ def run(
     shapes = [
         s
         for split in splits
-        for s in real_shapes(data, cache, categories=categories, split=split, per_category=per_category,
-                             views=views, resolution=resolution, progress=lambda d, n, m: log(f"capture {d}/{n} {m}"))
-    ]  # fmt: skip
+        for s in real_shapes(
+            data,
+            cache,
+            categories=categories,
+            split=split,
+            per_category=per_category,
+            views=views,
+            resolution=resolution,
+            progress=lambda d, n, m: log(f"capture {d}/{n} {m}"),
+        )
+    ]
     rows, t0 = [], time.perf_counter()
     for teacher in teachers:
         for level in levels:
@@ -145,11 +153,21 @@ def _row(s: RealShape, cap, det, res: SegmentationResult, teacher, level, method
     n = len(s.part_names)
     gt = cap.gt_face_labels
     row = {
-        "key": key, "shape": s.key, "category": s.category, "split": s.split, "teacher": teacher, "level": level,
-        "method": method, "miou": round(100 * shape_miou(res.face_labels, gt, n, cap.mesh.face_areas()), 2),
-        "seconds": round(seconds, 3), "n_faces": cap.mesh.n_faces, "warnings": list(res.warnings),
-        "trigger_epoch": res.stats.get("trigger_epoch"), "bundle": str(s.path), "seed": s.seed,
-    }  # fmt: skip
+        "key": key,
+        "shape": s.key,
+        "category": s.category,
+        "split": s.split,
+        "teacher": teacher,
+        "level": level,
+        "method": method,
+        "miou": round(100 * shape_miou(res.face_labels, gt, n, cap.mesh.face_areas()), 2),
+        "seconds": round(seconds, 3),
+        "n_faces": cap.mesh.n_faces,
+        "warnings": list(res.warnings),
+        "trigger_epoch": res.stats.get("trigger_epoch"),
+        "bundle": str(s.path),
+        "seed": s.seed,
+    }
     # mIoU2D scores the units on this capture's views; with a point render type they were lifted on
     # the point capture's views (other whole-object drops, other regions), so it is not comparable
     if "unit_weights_before" in res.stats and not options.render_type.endswith("points"):

@@ -302,8 +302,9 @@ def realistic_detections(
                 else:
                     mask = _noisy_mask(rng, reg, label_map, part, nz)
                     if mask.any():
-                        dets.append(Detection(lab, score(right * mask_iou(mask, reg)), bbox(mask).astype(np.float32),
-                                              mask))  # fmt: skip
+                        dets.append(
+                            Detection(lab, score(right * mask_iou(mask, reg)), bbox(mask).astype(np.float32), mask)
+                        )
                 kind += [why] * (len(dets) - n_before)
         n_before = len(dets)
         if rng.random() < nz.whole_object:
@@ -366,8 +367,9 @@ def _noisy_mask(
                 break
             i = int(rng.integers(rows.size))
             r = rng.uniform(*nz.hole_size) * scale
-            mask = mask & ~ellipse(h, w, rows[i] + 0.5, cols[i] + 0.5, r * rng.uniform(0.6, 1.0), r,
-                                    rng.uniform(0, np.pi))  # fmt: skip
+            mask = mask & ~ellipse(
+                h, w, rows[i] + 0.5, cols[i] + 0.5, r * rng.uniform(0.6, 1.0), r, rng.uniform(0, np.pi)
+            )
     if rng.random() < nz.truncate and mask.sum() > 4:
         mask = truncate_mask(rng, mask, rng.uniform(*nz.truncate_keep))
     return mask

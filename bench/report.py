@@ -36,14 +36,18 @@ def summarise(rows: Sequence[dict], main: str = "distill") -> dict:
         t["seconds"] = {m: _mean(x["seconds"] for x in rs if x["method"] == m) for m in methods}
         t["miou2d"] = {
             m: {w: _mean(x.get(f"miou2d_{w}") for x in rs if x["method"] == m) for w in ("before", "after")}
-            for m in methods if any("miou2d_before" in x for x in rs if x["method"] == m)
-        }  # fmt: skip
+            for m in methods
+            if any("miou2d_before" in x for x in rs if x["method"] == m)
+        }
         t["confidence"] = {m: _reliability([x for x in rs if x["method"] == m]) for m in methods}
         t["failed"] = {
-            m: [{"shape": x["shape"], "miou": x["miou"], "warned": bool(x["warnings"])}
-                for x in rs if x["method"] == m and x["miou"] < FAILED]
+            m: [
+                {"shape": x["shape"], "miou": x["miou"], "warned": bool(x["warnings"])}
+                for x in rs
+                if x["method"] == m and x["miou"] < FAILED
+            ]
             for m in methods
-        }  # fmt: skip
+        }
         base = [b for b in BASELINES if b in methods and miou[b]["Overall"] is not None]
         if main in methods and base:
             best = max(base, key=lambda b: miou[b]["Overall"])
@@ -63,8 +67,12 @@ def markdown(tables: dict) -> str:
     for name, t in tables.items():
         split, teacher, level = name.split("/")
         methods, cats = t["methods"], t["categories"]
-        lines += [f"### {split} split, {teacher} teacher, {level} noise ({t['n_shapes']} shapes)", "",
-                  "| Category | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]  # fmt: skip
+        lines += [
+            f"### {split} split, {teacher} teacher, {level} noise ({t['n_shapes']} shapes)",
+            "",
+            "| Category | " + " | ".join(methods) + " |",
+            "|---" * (len(methods) + 1) + "|",
+        ]
         for c in [*cats, "Overall"]:
             vals = [t["miou"][m][c] for m in methods]
             best = max(v for v in vals if v is not None)
@@ -73,23 +81,42 @@ def markdown(tables: dict) -> str:
         lines.append("| seconds per shape | " + " | ".join(f"{t['seconds'][m]:.2f}" for m in methods) + " |")
         if "versus_baseline" in t:
             v = t["versus_baseline"]
-            lines += ["", f"distill vs the strongest baseline ({v['strongest_baseline']}): {v['gain_overall']:+.1f} "
-                      f"overall, ahead in {v['categories_ahead_of_it']} of {v['n_categories']} categories "
-                      f"({v['categories_ahead_of_every_baseline']} ahead of every baseline)."]  # fmt: skip
+            lines += [
+                "",
+                f"distill vs the strongest baseline ({v['strongest_baseline']}): {v['gain_overall']:+.1f} "
+                f"overall, ahead in {v['categories_ahead_of_it']} of {v['n_categories']} categories "
+                f"({v['categories_ahead_of_every_baseline']} ahead of every baseline).",
+            ]
         if t["miou2d"]:
-            lines += ["", "mIoU2D before -> after backward distillation: " + "; ".join(
-                f"{m} {d['before']:.1f} -> {d['after']:.1f}" for m, d in t["miou2d"].items() if d["before"] is not None
-            )]  # fmt: skip
-        lines += ["", "Faces right among those at confidence >= 0.5 / >= 0.8 (share of faces there): " + "; ".join(
-            f"{m} {c['right_above_0.5']:.0%} / {c['right_above_0.8']:.0%} ({c['share_above_0.5']:.0%} / "
-            f"{c['share_above_0.8']:.0%})" for m, c in t["confidence"].items() if c
-        )]  # fmt: skip
+            lines += [
+                "",
+                "mIoU2D before -> after backward distillation: "
+                + "; ".join(
+                    f"{m} {d['before']:.1f} -> {d['after']:.1f}"
+                    for m, d in t["miou2d"].items()
+                    if d["before"] is not None
+                ),
+            ]
+        lines += [
+            "",
+            "Faces right among those at confidence >= 0.5 / >= 0.8 (share of faces there): "
+            + "; ".join(
+                f"{m} {c['right_above_0.5']:.0%} / {c['right_above_0.8']:.0%} ({c['share_above_0.5']:.0%} / "
+                f"{c['share_above_0.8']:.0%})"
+                for m, c in t["confidence"].items()
+                if c
+            ),
+        ]
         failed = {m: f for m, f in t["failed"].items() if f}
         if failed:
-            lines += ["", f"Shapes below {FAILED:.0f} mIoU (warned = the result carried a warning): " + "; ".join(
-                f"{m}: " + ", ".join(f"{x['shape']} {x['miou']:.1f}{' warned' if x['warned'] else ''}" for x in f)
-                for m, f in failed.items()
-            )]  # fmt: skip
+            lines += [
+                "",
+                f"Shapes below {FAILED:.0f} mIoU (warned = the result carried a warning): "
+                + "; ".join(
+                    f"{m}: " + ", ".join(f"{x['shape']} {x['miou']:.1f}{' warned' if x['warned'] else ''}" for x in f)
+                    for m, f in failed.items()
+                ),
+            ]
         lines.append("")
     return "\n".join(lines)
 

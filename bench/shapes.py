@@ -89,8 +89,12 @@ class ShapeBuilder:
                         verts.append(p)
                 for i in range(d):
                     for j in range(d):
-                        q = [base + i * (d + 1) + j, base + (i + 1) * (d + 1) + j,
-                             base + (i + 1) * (d + 1) + j + 1, base + i * (d + 1) + j + 1]  # fmt: skip
+                        q = [
+                            base + i * (d + 1) + j,
+                            base + (i + 1) * (d + 1) + j,
+                            base + (i + 1) * (d + 1) + j + 1,
+                            base + i * (d + 1) + j + 1,
+                        ]
                         polys.append(q if side else q[::-1])
         self._add(part, np.asarray(verts), polys)
         return self
@@ -254,9 +258,15 @@ class ShapeBuilder:
         return self.tube(part, path, minor, segments)
 
     def extrude(
-        self, part: str, outline, origin=(0.0, 0.0, 0.0), u=(1.0, 0.0, 0.0), v=(0.0, 1.0, 0.0),
-        thickness: float = 0.1, layers: int = 1,
-    ) -> ShapeBuilder:  # fmt: skip
+        self,
+        part: str,
+        outline,
+        origin=(0.0, 0.0, 0.0),
+        u=(1.0, 0.0, 0.0),
+        v=(0.0, 1.0, 0.0),
+        thickness: float = 0.1,
+        layers: int = 1,
+    ) -> ShapeBuilder:
         """A slab: the 2D ``outline`` (M, 2) (star-shaped about its centroid) placed in the plane
         ``origin + a u + b v`` and extruded by ``thickness`` along ``u x v``, centred on the plane."""
         outline = np.asarray(outline, np.float64)

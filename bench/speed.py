@@ -46,17 +46,25 @@ def speed(
         predict(cap, ckpt, device=options.device)
         figures["pre_predict"].append(time.perf_counter() - t)
     med = {k: float(np.median(v)) for k, v in figures.items()}
-    capture_s = {f"{e}_{n // 1000}k": _capture_seconds(Path(data), e, n) for n in (10_000, 30_000)
-                 for e in ("raster", "workbench")}  # fmt: skip
+    capture_s = {
+        f"{e}_{n // 1000}k": _capture_seconds(Path(data), e, n)
+        for n in (10_000, 30_000)
+        for e in ("raster", "workbench")
+    }
     out = {
-        "mesh_faces": cap.mesh.n_faces, "views": cap.n_views, "image": list(cap.image_size),
+        "mesh_faces": cap.mesh.n_faces,
+        "views": cap.n_views,
+        "image": list(cap.image_size),
         "device": "cuda" if torch.cuda.is_available() and options.device != "cpu" else "cpu",
-        "threads": torch.get_num_threads(), "median_seconds": med,
+        "threads": torch.get_num_threads(),
+        "median_seconds": med,
         "ratio_to_vote": {k: med[k] / med["vote"] for k in ("tta", "pre_predict")},
         "capture_seconds_per_view": capture_s,
-    }  # fmt: skip
-    log(f"{out['mesh_faces']} faces, {out['views']} views of {out['image'][1]}x{out['image'][0]}, {out['device']}, "
-        f"{out['threads']} threads, median of {repeats}:")  # fmt: skip
+    }
+    log(
+        f"{out['mesh_faces']} faces, {out['views']} views of {out['image'][1]}x{out['image'][0]}, {out['device']}, "
+        f"{out['threads']} threads, median of {repeats}:"
+    )
     for k, v in med.items():
         log(
             f"  {k:>12}: {v:7.3f} s"
@@ -73,8 +81,11 @@ def speed(
     if large_faces:
         out["large_mesh"] = large = _large_mesh_stages(Path(data), large_faces, options)
         t = large["seconds"]
-        log(f"  one TTA run on {large['faces']:,} faces: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
-            + f"; labelling is {t['label'] / t['distill']:.2f}x the distillation")  # fmt: skip
+        log(
+            f"  one TTA run on {large['faces']:,} faces: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
+            + f"; labelling is {t['label'] / t['distill']:.2f}x the distillation"
+        )
     return out
 
 
@@ -133,13 +144,29 @@ def _capture_seconds(data: Path, engine: str, n_faces: int, views: int = 10) -> 
         obj.parent.mkdir(parents=True, exist_ok=True)
         _subdivide_to(make_shape("chair", 0), n_faces).write_obj(obj)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(obj), f"{tmp}/c.npz",
-               "--views", str(views), "--resolution", "512", "--timings", "--engine", engine]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "partdistill.blender_addon.headless",
+            "capture",
+            str(obj),
+            f"{tmp}/c.npz",
+            "--views",
+            str(views),
+            "--resolution",
+            "512",
+            "--timings",
+            "--engine",
+            engine,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=blender_env())
         faces = int(np.load(f"{tmp}/c.npz")["faces"].shape[0])
     t = json.loads(proc.stdout.strip().splitlines()[-1])
-    per = {"render": t["render_s"] / views, "face_ids": (t["raycast_s"] + t.get("raster_s", 0.0)) / views,
-           "read": t["read_s"] / views}  # fmt: skip
+    per = {
+        "render": t["render_s"] / views,
+        "face_ids": (t["raycast_s"] + t.get("raster_s", 0.0)) / views,
+        "read": t["read_s"] / views,
+    }
     return {**per, "total": sum(per.values()), "setup": t["setup_s"], "faces": faces}
 
 

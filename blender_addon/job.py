@@ -53,9 +53,13 @@ class JobSettings:
     client_secret_key: bytes | None = None
 
     def client(self, timeout_s: float | None = None) -> BackendClient:
-        return BackendClient(self.address, timeout_s=timeout_s or self.timeout_s,
-                             server_public_key=self.server_public_key, client_public_key=self.client_public_key,
-                             client_secret_key=self.client_secret_key)  # fmt: skip
+        return BackendClient(
+            self.address,
+            timeout_s=timeout_s or self.timeout_s,
+            server_public_key=self.server_public_key,
+            client_public_key=self.client_public_key,
+            client_secret_key=self.client_secret_key,
+        )
 
 
 #: The backend's messages name command-line options; in Blender the user sets panel fields instead.
@@ -209,10 +213,14 @@ class SegmentJob:
         client = st.client()
         try:
             result = client.segment(
-                capture, st.part_names, st.options, st.detections,
+                capture,
+                st.part_names,
+                st.options,
+                st.detections,
                 on_progress=lambda d, t, stage, msg: self._events.put(("progress", d, t, stage)),
-                should_cancel=self._cancel.is_set, labelled_faces=self._labelled,
-            )  # fmt: skip
+                should_cancel=self._cancel.is_set,
+                labelled_faces=self._labelled,
+            )
             self._events.put(("result", result))
         except BackendError as e:
             self._events.put(("cancelled",) if e.code == "cancelled" else ("error", str(e)))
@@ -257,8 +265,9 @@ class SegmentJob:
                 f"{obj.name!r} was edited while the backend worked ({len(obj.data.polygons)} faces now, "
                 f"{len(result.polygon_labels)} labelled); segment it again",
             )
-        confidence = polygon_confidence(result.face_confidence, self._face_to_polygon, len(obj.data.polygons),
-                                        self._face_areas)  # fmt: skip
+        confidence = polygon_confidence(
+            result.face_confidence, self._face_to_polygon, len(obj.data.polygons), self._face_areas
+        )
         apply_result(obj, result.part_names, result.polygon_labels)
         write_confidence(obj, confidence)
         self.result = result

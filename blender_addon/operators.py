@@ -326,5 +326,12 @@ class PARTDISTILL_OT_clear(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (PARTDISTILL_OT_segment, PARTDISTILL_OT_cancel, PARTDISTILL_OT_check_backend, PARTDISTILL_OT_vertex_groups,
-           PARTDISTILL_OT_split, PARTDISTILL_OT_refine, PARTDISTILL_OT_clear)  # fmt: skip
+CLASSES = (
+    PARTDISTILL_OT_segment,
+    PARTDISTILL_OT_cancel,
+    PARTDISTILL_OT_check_backend,
+    PARTDISTILL_OT_vertex_groups,
+    PARTDISTILL_OT_split,
+    PARTDISTILL_OT_refine,
+    PARTDISTILL_OT_clear,
+)

@@ -25,17 +25,30 @@ _local: dict[str, object] = {"proc": None, "log": None}  # the local backend thi
 class PartDistillPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON
 
-    backend: StringProperty(name="Backend", description="Address of `partdistill serve`",
-                            default=DEFAULT_ADDRESS)  # type: ignore[valid-type]  # fmt: skip
-    server_key: StringProperty(name="Server Key", subtype="FILE_PATH",
-                               description="The backend's public key file (server.key), for an encrypted backend")  # type: ignore[valid-type]  # fmt: skip
-    client_key: StringProperty(name="Client Key", subtype="FILE_PATH",
-                               description="This machine's NAME.key_secret, where the backend lets in listed clients")  # type: ignore[valid-type]  # fmt: skip
-    timeout: FloatProperty(name="Timeout", default=30.0, min=1.0, max=3600.0, subtype="TIME_ABSOLUTE",
-                           description="Seconds of backend silence before giving up")  # type: ignore[valid-type]  # fmt: skip
-    local_command: StringProperty(name="Backend Command", subtype="FILE_PATH",
-                                  description="The `partdistill` program of a backend install on this machine "
-                                  "(empty: the one on PATH)")  # type: ignore[valid-type]  # fmt: skip
+    backend: StringProperty(name="Backend", description="Address of `partdistill serve`", default=DEFAULT_ADDRESS)  # type: ignore[valid-type]
+    server_key: StringProperty(
+        name="Server Key",
+        subtype="FILE_PATH",
+        description="The backend's public key file (server.key), for an encrypted backend",
+    )  # type: ignore[valid-type]
+    client_key: StringProperty(
+        name="Client Key",
+        subtype="FILE_PATH",
+        description="This machine's NAME.key_secret, where the backend lets in listed clients",
+    )  # type: ignore[valid-type]
+    timeout: FloatProperty(
+        name="Timeout",
+        default=30.0,
+        min=1.0,
+        max=3600.0,
+        subtype="TIME_ABSOLUTE",
+        description="Seconds of backend silence before giving up",
+    )  # type: ignore[valid-type]
+    local_command: StringProperty(
+        name="Backend Command",
+        subtype="FILE_PATH",
+        description="The `partdistill` program of a backend install on this machine (empty: the one on PATH)",
+    )  # type: ignore[valid-type]
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -79,8 +92,13 @@ def client(prefs, timeout_s: float | None = None) -> BackendClient:
     if prefs.client_key.strip():
         path = Path(bpy.path.abspath(prefs.client_key))
         mine = (read_key(path), read_key(path, secret=True))
-    return BackendClient(prefs.backend.strip(), timeout_s=timeout_s or prefs.timeout, server_public_key=server,
-                         client_public_key=mine[0], client_secret_key=mine[1])  # fmt: skip
+    return BackendClient(
+        prefs.backend.strip(),
+        timeout_s=timeout_s or prefs.timeout,
+        server_public_key=server,
+        client_public_key=mine[0],
+        client_secret_key=mine[1],
+    )
 
 
 # ---- the local backend -------------------------------------------------------------------------
@@ -117,8 +135,12 @@ def start_local_backend(prefs) -> str:
         raise ValidationError("local backend", "no `partdistill` program found: set Backend Command in the preferences")
     log = Path(bpy.app.tempdir or tempfile.gettempdir()) / "partdistill-backend.log"  # Blender removes it on quit
     with open(log, "w") as fh:
-        _local["proc"] = subprocess.Popen([command, "serve", "--bind", address], stdout=fh, stderr=subprocess.STDOUT,
-                                          start_new_session=sys.platform != "win32")  # fmt: skip
+        _local["proc"] = subprocess.Popen(
+            [command, "serve", "--bind", address],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=sys.platform != "win32",
+        )
     _local["log"] = str(log)
     return str(log)
 

@@ -32,8 +32,12 @@ def _apply_preset(self, context) -> None:
 
 
 class PartDistillSettings(bpy.types.PropertyGroup):
-    preset: EnumProperty(name="Preset", items=PRESET_ITEMS, update=_apply_preset,
-                         description="Fill in the part names of a ShapeNetPart or PartNetE category")  # type: ignore[valid-type]  # fmt: skip
+    preset: EnumProperty(
+        name="Preset",
+        items=PRESET_ITEMS,
+        update=_apply_preset,
+        description="Fill in the part names of a ShapeNetPart or PartNetE category",
+    )  # type: ignore[valid-type]
     parts: StringProperty(name="Parts", description="Part names, separated by commas", default="seat, back, leg, arm")  # type: ignore[valid-type]
     method: EnumProperty(
         name="Method",
@@ -53,14 +57,26 @@ class PartDistillSettings(bpy.types.PropertyGroup):
         ],
     )  # type: ignore[valid-type]
     sam: BoolProperty(name="SAM Masks", description="Refine the teacher's boxes into masks with SAM")  # type: ignore[valid-type]
-    sam_model: StringProperty(name="SAM Model", description="SAM's hub id or allowed name on the backend "
-                              "(empty: the default)")  # type: ignore[valid-type]  # fmt: skip
-    box_threshold: FloatProperty(name="Box Threshold", default=SegmentOptions.box_threshold, min=0.0, max=1.0,
-                                 description="Keep the teacher's boxes scoring at least this")  # type: ignore[valid-type]  # fmt: skip
-    text_threshold: FloatProperty(name="Text Threshold", default=SegmentOptions.text_threshold, min=0.0, max=1.0,
-                                  description="Grounding DINO: the least text-token score of a box's phrase")  # type: ignore[valid-type]  # fmt: skip
-    prompt_template: StringProperty(name="Prompt", default="{part}",
-                                    description='Text per part, e.g. "the {part} of a {object}"')  # type: ignore[valid-type]  # fmt: skip
+    sam_model: StringProperty(
+        name="SAM Model", description="SAM's hub id or allowed name on the backend (empty: the default)"
+    )  # type: ignore[valid-type]
+    box_threshold: FloatProperty(
+        name="Box Threshold",
+        default=SegmentOptions.box_threshold,
+        min=0.0,
+        max=1.0,
+        description="Keep the teacher's boxes scoring at least this",
+    )  # type: ignore[valid-type]
+    text_threshold: FloatProperty(
+        name="Text Threshold",
+        default=SegmentOptions.text_threshold,
+        min=0.0,
+        max=1.0,
+        description="Grounding DINO: the least text-token score of a box's phrase",
+    )  # type: ignore[valid-type]
+    prompt_template: StringProperty(
+        name="Prompt", default="{part}", description='Text per part, e.g. "the {part} of a {object}"'
+    )  # type: ignore[valid-type]
     object_name: StringProperty(name="Object", description="What {object} in the prompt stands for, e.g. chair")  # type: ignore[valid-type]
     teacher_model: StringProperty(
         name="Model", description="Hub id or folder of the teacher's weights on the backend (empty: default)"

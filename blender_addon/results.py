@@ -23,8 +23,9 @@ from .apply import CONFIDENCE_ATTRIBUTE, MATERIAL_PREFIX, MATERIAL_TAG, result_l
 GROUP_PREFIX = MATERIAL_PREFIX
 
 
-def polygon_confidence(face_confidence: np.ndarray, face_to_polygon: np.ndarray | None, n_polygons: int,
-                       face_areas: np.ndarray) -> np.ndarray:  # fmt: skip
+def polygon_confidence(
+    face_confidence: np.ndarray, face_to_polygon: np.ndarray | None, n_polygons: int, face_areas: np.ndarray
+) -> np.ndarray:
     """``(P,) float32``: each polygon's area-weighted mean of its triangles' ``(F,)`` confidences."""
     if face_to_polygon is None:
         return face_confidence.astype(np.float32)
@@ -121,6 +122,9 @@ def corrections(obj: bpy.types.Object) -> tuple[tuple[str, ...], np.ndarray]:
     now = slot_part[np.clip(index, 0, len(slot_part) - 1)]
     fixed = np.where((now >= 0) & (now != labels), now, -1).astype(np.int32)
     if not (fixed >= 0).any():
-        raise ValidationError("corrections", "no face was moved to another part: in Edit Mode, select faces, "
-                              "pick a part's material slot and press Assign, then Refine")  # fmt: skip
+        raise ValidationError(
+            "corrections",
+            "no face was moved to another part: in Edit Mode, select faces, "
+            "pick a part's material slot and press Assign, then Refine",
+        )
     return names, fixed

@@ -75,9 +75,24 @@ class PARTDISTILL_PT_options(bpy.types.Panel):
         layout = self.layout
         s = context.scene.partdistill
         layout.use_property_split = True
-        for prop in ("method", "category_model", "teacher", "teacher_model", "prompt_template", "object_name",
-                     "box_threshold", "text_threshold", "sam", "sam_model", "detections", "cameras", "render",
-                     "n_views", "resolution", "epochs"):  # fmt: skip
+        for prop in (
+            "method",
+            "category_model",
+            "teacher",
+            "teacher_model",
+            "prompt_template",
+            "object_name",
+            "box_threshold",
+            "text_threshold",
+            "sam",
+            "sam_model",
+            "detections",
+            "cameras",
+            "render",
+            "n_views",
+            "resolution",
+            "epochs",
+        ):
             row = layout.row()
             row.prop(s, prop)
             row.enabled = prop != "sam_model" or s.sam

@@ -109,11 +109,24 @@ def build(out: Path, wheels: bool = True) -> Path:
         if wheels:
             for platform in PLATFORMS:
                 subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps",
-                     "--python-version", PYTHON_VERSION, "--platform", platform, "-d", str(stage / "wheels"),
-                     *PACKAGES],
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "download",
+                        "--quiet",
+                        "--only-binary=:all:",
+                        "--no-deps",
+                        "--python-version",
+                        PYTHON_VERSION,
+                        "--platform",
+                        platform,
+                        "-d",
+                        str(stage / "wheels"),
+                        *PACKAGES,
+                    ],
                     check=True,
-                )  # fmt: skip
+                )
         wheel_paths = sorted(f"./wheels/{w.name}" for w in (stage / "wheels").glob("*.whl"))
         listed = "wheels = [\n" + "".join(f'  "{w}",\n' for w in wheel_paths) + "]"
         (stage / "blender_manifest.toml").write_text(re.sub(r"^wheels = \[\]", listed, manifest, flags=re.M))

@@ -125,8 +125,11 @@ class FolderLock:
                 holder = fh.read().strip()
                 fh.close()
                 who = f" (process {holder})" if holder.isdigit() else ""
-                raise ValidationError(self.field, f"{folder} is in use by another partdistill run{who}: wait for it "
-                                      "to finish, or choose another folder")  # fmt: skip
+                raise ValidationError(
+                    self.field,
+                    f"{folder} is in use by another partdistill run{who}: wait for it "
+                    "to finish, or choose another folder",
+                )
             if _same_file(fh, path):
                 break
             fh.close()  # the holder removed the file while this one waited for it: lock the new one

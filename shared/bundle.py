@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_file
-from .capture import Capture, Mesh
+from .capture import ARRAY_KEYS, REQUIRED_ARRAYS, Capture
 from .errors import ValidationError
-from .validation import optional_scalar_int
 
-REQUIRED_KEYS = ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam")
+REQUIRED_KEYS = REQUIRED_ARRAYS
 OPTIONAL_KEYS = ("face_to_polygon", "polygon_count", "orthographic", "part_names", "gt_face_labels", "warnings")
 #: A point-cloud bundle: the points instead of a mesh, ``point_id`` instead of ``face_id``.
 POINT_REQUIRED_KEYS = ("points", "rgb", "point_id", "K", "world_to_cam", "point_spacing")
@@ -31,20 +30,7 @@ def save_bundle(path: str | Path, capture: Capture, *, compress: bool = True) ->
     path = Path(path)
     if capture.cloud is not None:
         return _save_points(path, capture, compress)
-    arrays = {
-        "vertices": capture.mesh.vertices,
-        "faces": capture.mesh.faces,
-        "rgb": capture.rgb,
-        "face_id": capture.face_id,
-        "K": capture.K,
-        "world_to_cam": capture.world_to_cam,
-    }
-    if capture.mesh.face_to_polygon is not None:
-        arrays["face_to_polygon"] = capture.mesh.face_to_polygon
-    if capture.mesh.polygon_count is not None:
-        arrays["polygon_count"] = np.int64(capture.mesh.polygon_count)
-    if capture.orthographic is not None:
-        arrays["orthographic"] = capture.orthographic
+    arrays = capture.to_arrays()
     if capture.part_names:
         arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
     if capture.gt_face_labels is not None:
@@ -86,22 +72,12 @@ def load_bundle(path: str | Path) -> Capture:
     if "points" in data:
         return _load_points(path, data)
     _check_keys(path, data, REQUIRED_KEYS, OPTIONAL_KEYS, "bundle")
-    return Capture(
-        Mesh(
-            data["vertices"],
-            data["faces"],
-            data.get("face_to_polygon"),
-            optional_scalar_int("polygon_count", data.get("polygon_count")),
-        ),
-        data["rgb"],
-        data["face_id"],
-        data["K"],
-        data["world_to_cam"],
-        orthographic=data.get("orthographic"),
-        part_names=_names(data),
-        gt_face_labels=data.get("gt_face_labels"),
-        warnings=_strings("warnings", data),
-    ).validate()
+    fields = {
+        "part_names": _names(data),
+        "gt_face_labels": data.get("gt_face_labels"),
+        "warnings": _strings("warnings", data),
+    }
+    return Capture.from_arrays({k: v for k, v in data.items() if k in ARRAY_KEYS}, **fields)
 
 
 def _names(data: dict) -> tuple[str, ...]:
@@ -126,9 +102,14 @@ def _save_points(path: Path, capture: Capture, compress: bool) -> Path:
 
     cloud = capture.cloud
     assert cloud is not None
-    arrays = {"points": cloud.points, "rgb": capture.rgb, "point_id": point_ids(capture), "K": capture.K,
-              "world_to_cam": capture.world_to_cam,
-              "point_spacing": np.float64(capture.meta.get("point_spacing", 0.0))}  # fmt: skip
+    arrays = {
+        "points": cloud.points,
+        "rgb": capture.rgb,
+        "point_id": point_ids(capture),
+        "K": capture.K,
+        "world_to_cam": capture.world_to_cam,
+        "point_spacing": np.float64(capture.meta.get("point_spacing", 0.0)),
+    }
     if cloud.colors is not None:
         arrays["colors"] = cloud.colors
     if cloud.normals is not None:
@@ -160,7 +141,16 @@ def _load_points(path: Path, data: dict) -> Capture:
     gt = data.get("gt_point_labels")
     if gt is not None:
         gt = np.repeat(check_array("gt_point_labels", gt, np.int32, (cloud.n,)), 2)
-    return Capture(mesh, data["rgb"], np.where(pid >= 0, 2 * pid, -1).astype(np.int32), data["K"],
-                   data["world_to_cam"], orthographic=data.get("orthographic"), part_names=_names(data),
-                   gt_face_labels=gt, meta={"kind": "points", "point_spacing": spacing},
-                   cloud=cloud, warnings=_strings("warnings", data)).validate()  # fmt: skip
+    return Capture(
+        mesh,
+        data["rgb"],
+        np.where(pid >= 0, 2 * pid, -1).astype(np.int32),
+        data["K"],
+        data["world_to_cam"],
+        orthographic=data.get("orthographic"),
+        part_names=_names(data),
+        gt_face_labels=gt,
+        meta={"kind": "points", "point_spacing": spacing},
+        cloud=cloud,
+        warnings=_strings("warnings", data),
+    ).validate()

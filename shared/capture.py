@@ -15,10 +15,21 @@ import numpy as np
 
 from . import limits
 from .errors import ValidationError
-from .validation import check_array, check_index_range, check_max, check_part_names, check_warnings
+from .validation import (
+    check_array,
+    check_index_range,
+    check_max,
+    check_part_names,
+    check_warnings,
+    optional_scalar_int,
+)
 
 #: The least share of pixels, averaged over the views, that must show the object.
 MIN_FOREGROUND_SHARE = 1e-3
+#: The arrays of :meth:`Capture.to_arrays`: always these, and these when set.
+REQUIRED_ARRAYS = ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam")
+OPTIONAL_ARRAYS = ("face_to_polygon", "polygon_count", "surfels", "orthographic")
+ARRAY_KEYS = REQUIRED_ARRAYS + OPTIONAL_ARRAYS
 
 
 @dataclass
@@ -176,6 +187,50 @@ class Capture:
         self.warnings = check_warnings("warnings", self.warnings)
         return self
 
+    # ---- arrays form, for the bundle file and the wire alike ------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The capture's numeric arrays by name (``ARRAY_KEYS``; the optional ones when set). Part
+        names, ground truth and warnings travel apart: the bundle stores them as arrays of strings,
+        the wire in its header."""
+        m = self.mesh
+        out = {
+            "vertices": m.vertices,
+            "faces": m.faces,
+            "rgb": self.rgb,
+            "face_id": self.face_id,
+            "K": self.K,
+            "world_to_cam": self.world_to_cam,
+        }
+        if m.face_to_polygon is not None:
+            out["face_to_polygon"] = m.face_to_polygon
+        if m.polygon_count is not None:
+            out["polygon_count"] = np.array(m.polygon_count, dtype=np.int64)
+        if m.surfels:
+            out["surfels"] = np.array(True)
+        if self.orthographic is not None:
+            out["orthographic"] = self.orthographic
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], **fields: object) -> Capture:
+        """The capture whose :meth:`to_arrays` gave ``arrays`` (validated); ``fields`` set the rest
+        (``part_names``, ``gt_face_labels``, ``warnings``)."""
+        for key in REQUIRED_ARRAYS:
+            if key not in arrays:
+                raise ValidationError(key, "required in a capture")
+        a = arrays
+        polygon_count = optional_scalar_int("polygon_count", a.get("polygon_count"), np.int64)
+        mesh = Mesh(
+            a["vertices"],
+            a["faces"],
+            a.get("face_to_polygon"),
+            polygon_count,
+            surfels=_flag("surfels", a.get("surfels")),
+        )
+        return cls(
+            mesh, a["rgb"], a["face_id"], a["K"], a["world_to_cam"], orthographic=a.get("orthographic"), **fields
+        ).validate()
+
     def check_views_show_object(self, hint: str = "") -> Capture:
         """Refuse a capture whose views show (almost) nothing of the object (on average under
         ``MIN_FOREGROUND_SHARE`` of their pixels): nothing could be learnt from it. ``hint`` says
@@ -192,3 +247,12 @@ class Capture:
         if empty and not any("show nothing of the object" in w for w in self.warnings):
             self.warnings.append(f"views {', '.join(map(str, empty))} show nothing of the object")
         return self
+
+
+def _flag(name: str, value: np.ndarray | None) -> bool:
+    """An optional 0-d bool array: absent = False."""
+    if value is None:
+        return False
+    if not isinstance(value, np.ndarray) or value.shape != () or value.dtype != np.bool_:
+        raise ValidationError(name, "must be a single bool")
+    return bool(value)

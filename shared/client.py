@@ -15,6 +15,7 @@ from .capture import Capture
 from .detections import Detections
 from .errors import ValidationError
 from .options import SegmentOptions
+from .request import SegmentRequest
 from .result import SegmentationResult
 
 DEFAULT_ADDRESS = protocol.DEFAULT_ADDRESS
@@ -137,7 +138,8 @@ class BackendClient:
         result. When ``should_cancel()`` turns true a cancel is sent and BackendError('cancelled')
         ends the call once the backend confirms. ``labelled_faces`` (F,) int32: few-shot labels, -1 = unknown."""
         job = job or uuid.uuid4().hex
-        msg = self._stamp(protocol.segment_request(job, capture, part_names, options, detections, labelled_faces))
+        request = SegmentRequest(capture, part_names, options or SegmentOptions(), detections, labelled_faces)
+        msg = self._stamp(protocol.segment_request(job, request))
         frames = protocol.encode(msg)
         for attempt in range(self.retries + 1):
             try:
@@ -211,8 +213,10 @@ class BackendClient:
         return msg
 
     def _gone(self) -> str:
-        return (f"lost the connection to the backend at {self.address}, and it did not come back within "
-                f"{self.timeout_s:g} s: it stopped or crashed")  # fmt: skip
+        return (
+            f"lost the connection to the backend at {self.address}, and it did not come back within "
+            f"{self.timeout_s:g} s: it stopped or crashed"
+        )
 
     def _silence(self) -> str:
         text = f"no answer from the backend at {self.address} within {self.timeout_s:g} s"

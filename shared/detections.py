@@ -27,6 +27,9 @@ from . import limits
 from .errors import ValidationError, shown
 from .validation import check_part_names
 
+#: The arrays of :meth:`Detections.to_arrays` (``det_masks`` only when some detection has a mask).
+DETECTION_ARRAYS = ("det_view", "det_part", "det_score", "det_box", "det_mask_index", "det_masks")
+
 
 @dataclass
 class Detection:
@@ -100,8 +103,9 @@ class Detections:
         view = check_array("det_view", arrays.get("det_view"), np.int32, (None,))
         d = view.shape[0]
         if d > n_views * limits.MAX_DETECTIONS_PER_VIEW:  # counted before anything is built
-            raise ValidationError("det_view", f"{d} detections for {n_views} views: more than "
-                                  f"{limits.MAX_DETECTIONS_PER_VIEW} per view")  # fmt: skip
+            raise ValidationError(
+                "det_view", f"{d} detections for {n_views} views: more than {limits.MAX_DETECTIONS_PER_VIEW} per view"
+            )
         part = check_array("det_part", arrays.get("det_part"), np.int32, (d,))
         score = check_array("det_score", arrays.get("det_score"), np.float32, (d,))
         box = check_array("det_box", arrays.get("det_box"), np.float32, (d, 4))

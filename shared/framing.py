@@ -157,8 +157,9 @@ def unit_capture(capture):
     m = capture.mesh
     fr = frame(m.vertices, m.faces)
     scale, offset = 1.0 / fr.radius, -fr.center / fr.radius
-    K, w2c, clips = move_views(capture.K, capture.world_to_cam, capture.orthographic, capture.meta.get("clip"),
-                               scale, offset)  # fmt: skip
+    K, w2c, clips = move_views(
+        capture.K, capture.world_to_cam, capture.orthographic, capture.meta.get("clip"), scale, offset
+    )
     verts = (m.vertices.astype(np.float64) * scale + offset).astype(np.float32)
     meta = dict(capture.meta)
     if clips is not None:

@@ -22,9 +22,13 @@ from .errors import ValidationError
 
 #: File signatures of things that are not meshes, whatever their name says.
 _NOT_MESHES = {
-    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
-    b"PK\x03\x04": "a zip archive", b"\x1f\x8b": "a gzip archive",
-}  # fmt: skip
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive",
+    b"\x1f\x8b": "a gzip archive",
+}
 
 
 @dataclass

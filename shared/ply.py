@@ -10,10 +10,23 @@ import numpy as np
 from .errors import ValidationError
 
 _TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
-}  # fmt: skip
+    "char": "i1",
+    "int8": "i1",
+    "uchar": "u1",
+    "uint8": "u1",
+    "short": "i2",
+    "int16": "i2",
+    "ushort": "u2",
+    "uint16": "u2",
+    "int": "i4",
+    "int32": "i4",
+    "uint": "u4",
+    "uint32": "u4",
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
+}
 _COLUMNS = (("x", "y", "z"), ("red", "green", "blue"), ("nx", "ny", "nz"))
 
 
@@ -76,6 +89,7 @@ def read_ply_points(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np
         table = {n: rec[n].astype(np.float64) for n in names}
     else:
         raise ValidationError("input", f"{path}: unknown PLY format {fmt!r}")
-    xyz, rgb, nrm = (np.stack([table[c] for c in cols], 1) if all(c in table for c in cols) else None
-                     for cols in _COLUMNS)  # fmt: skip
+    xyz, rgb, nrm = (
+        np.stack([table[c] for c in cols], 1) if all(c in table for c in cols) else None for cols in _COLUMNS
+    )
     return xyz, rgb, nrm

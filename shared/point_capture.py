@@ -27,9 +27,16 @@ class PointCapture:
     The points are drawn as surfels (squares of side three point spacings, normal to the point's
     normal) in their colours (light grey without), lit by a headlight."""
 
-    def __init__(self, cloud: PointCloud, *, n_views: int = 10, resolution: int = 512, height: int | None = None,
-                 cameras: tuple[np.ndarray, np.ndarray, list | None] | None = None,
-                 background: tuple[float, float, float] = (255.0, 255.0, 255.0)):  # fmt: skip
+    def __init__(
+        self,
+        cloud: PointCloud,
+        *,
+        n_views: int = 10,
+        resolution: int = 512,
+        height: int | None = None,
+        cameras: tuple[np.ndarray, np.ndarray, list | None] | None = None,
+        background: tuple[float, float, float] = (255.0, 255.0, 255.0),
+    ):
         """``cameras``: ``(K (V, 3, 3), world_to_cam (V, 4, 4), clip ranges or None)`` to draw the
         cloud from given cameras (those of a mesh capture) instead of the ring; ``resolution`` is
         then the width and ``height`` the height of the views (default square)."""
@@ -76,8 +83,15 @@ class PointCapture:
         # Each point's first triangle stands for its square: the ids a bundle's point_id map restores.
         self.face_id[i] = np.where(fid >= 0, fid - fid % 2, -1)
         t1 = time.perf_counter()
-        self.rgb[i] = shade(self.face_id[i], m.vertices, m.faces, self.K[i], self.w2c[i], face_colors=self._colors,
-                            background=self._background)  # fmt: skip
+        self.rgb[i] = shade(
+            self.face_id[i],
+            m.vertices,
+            m.faces,
+            self.K[i],
+            self.w2c[i],
+            face_colors=self._colors,
+            background=self._background,
+        )
         self.timings["raster_s"] += t1 - t
         self.timings["render_s"] += time.perf_counter() - t1
         self._done[i] = True
@@ -96,8 +110,17 @@ class PointCapture:
             **(meta or {}),
         }
         warnings = [w for w in [self.framing.warning("points")] if w and self._ring]
-        cap = Capture(self.mesh, self.rgb, self.face_id, self.K, self.w2c, orthographic=np.zeros(self.n_views, bool),
-                      meta=info, cloud=self.cloud, warnings=warnings).validate()  # fmt: skip
+        cap = Capture(
+            self.mesh,
+            self.rgb,
+            self.face_id,
+            self.K,
+            self.w2c,
+            orthographic=np.zeros(self.n_views, bool),
+            meta=info,
+            cloud=self.cloud,
+            warnings=warnings,
+        ).validate()
         hint = (
             "the points may be too sparse or too small to cover a pixel" if self._ring else "the cameras do not see it"
         )

@@ -38,8 +38,12 @@ def read_point_file(path: str | Path) -> PointCloud:
             with np.load(path, allow_pickle=False) as z:
                 if "points" not in z.files:
                     raise ValidationError("input", f"{path} has no 'points' array (a point-cloud .npz needs one)")
-                return _cloud(z["points"], z["colors"] if "colors" in z.files else None,
-                              z["normals"] if "normals" in z.files else None, path)  # fmt: skip
+                return _cloud(
+                    z["points"],
+                    z["colors"] if "colors" in z.files else None,
+                    z["normals"] if "normals" in z.files else None,
+                    path,
+                )
         if suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         else:
@@ -55,10 +59,14 @@ def read_point_file(path: str | Path) -> PointCloud:
         raise ValidationError("input", f"{path} is not a readable point cloud: {e}") from None
     data = np.asarray(data, np.float64)
     if data.ndim != 2 or data.shape[1] not in (3, 6, 9):
-        raise ValidationError("input", f"{path}: expected 3, 6 or 9 values per point (x y z [r g b] [nx ny nz]), "
-                                       f"got an array of shape {data.shape}")  # fmt: skip
-    return _cloud(data[:, :3], data[:, 3:6] if data.shape[1] >= 6 else None,
-                  data[:, 6:9] if data.shape[1] == 9 else None, path)  # fmt: skip
+        raise ValidationError(
+            "input",
+            f"{path}: expected 3, 6 or 9 values per point (x y z [r g b] [nx ny nz]), "
+            f"got an array of shape {data.shape}",
+        )
+    return _cloud(
+        data[:, :3], data[:, 3:6] if data.shape[1] >= 6 else None, data[:, 6:9] if data.shape[1] == 9 else None, path
+    )
 
 
 def _cloud(xyz: np.ndarray, rgb: np.ndarray | None, normals: np.ndarray | None, path: Path) -> PointCloud:

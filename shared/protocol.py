@@ -35,12 +35,13 @@ import msgpack
 import numpy as np
 
 from . import limits
-from .capture import Capture, Mesh
-from .detections import Detections
+from .capture import ARRAY_KEYS, Capture
+from .detections import DETECTION_ARRAYS, Detections
 from .errors import ValidationError, shown
-from .options import VOTING_METHODS, SegmentOptions
+from .options import SegmentOptions
+from .request import SegmentRequest
 from .result import SegmentationResult
-from .validation import check_array, check_index_range, check_part_names, check_warnings, optional_scalar_int
+from .validation import check_part_names, check_warnings
 
 PROTOCOL_VERSION = 1
 #: Where a client looks for the backend and where ``partdistill serve`` binds unless told otherwise.
@@ -87,9 +88,6 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "error": {"code": str, "field": str, "message": str},
 }
 MESSAGE_TYPES = tuple(_FIELDS)
-
-_CAPTURE_ARRAYS = ("vertices", "faces", "face_to_polygon", "rgb", "face_id", "K", "world_to_cam", "orthographic",
-                   "polygon_count", "surfels")  # fmt: skip
 
 
 @dataclass
@@ -221,46 +219,26 @@ def _buffer(frame: object) -> memoryview:
 # ---- typed messages --------------------------------------------------------------------------
 
 
-def segment_request(
-    job: str,
-    capture: Capture,
-    part_names: Sequence[str],
-    options: SegmentOptions | None = None,
-    detections: Detections | None = None,
-    labelled_faces: np.ndarray | None = None,
-) -> Message:
-    """``labelled_faces`` (F,) int32, optional: few-shot labels (-1 = unknown) — e.g. faces a user painted."""
-    m = capture.mesh
-    arrays = {
-        "vertices": m.vertices,
-        "faces": m.faces,
-        "rgb": capture.rgb,
-        "face_id": capture.face_id,
-        "K": capture.K,
-        "world_to_cam": capture.world_to_cam,
+def segment_request(job: str, request: SegmentRequest) -> Message:
+    """The ``segment`` message of ``request`` (validated first: what the backend would refuse is
+    refused before anything is sent)."""
+    r = request.validate()
+    arrays = r.capture.to_arrays()
+    if r.detections is not None:
+        arrays.update(r.detections.to_arrays())
+    if r.labelled_faces is not None:
+        arrays["labelled_faces"] = r.labelled_faces
+    fields = {
+        "part_names": list(r.part_names),
+        "options": r.options.to_dict(),
+        "has_detections": r.detections is not None,
+        "capture_warnings": list(r.capture.warnings),
     }
-    if m.face_to_polygon is not None:
-        arrays["face_to_polygon"] = m.face_to_polygon
-    if capture.orthographic is not None:
-        arrays["orthographic"] = capture.orthographic
-    if m.polygon_count is not None:
-        arrays["polygon_count"] = np.array(m.polygon_count, dtype=np.int64)
-    if m.surfels:
-        arrays["surfels"] = np.array(True)
-    if detections is not None:
-        arrays.update(detections.to_arrays())
-    if labelled_faces is not None:
-        arrays["labelled_faces"] = labelled_faces
-    opts = (options or SegmentOptions()).validate()
-    fields = {"part_names": list(part_names), "options": opts.to_dict(), "has_detections": detections is not None}
-    fields["capture_warnings"] = list(capture.warnings)
-    if detections is not None:
-        # checked here, before anything is sent: a file made for other views fails now, not as garbage labels
-        detections.validate(capture.n_views, capture.image_size)
+    if r.detections is not None:
         fields["detections"] = {
-            "part_names": list(detections.part_names),
-            "n_views": len(detections.views),
-            "image_size": None if detections.image_size is None else list(detections.image_size),
+            "part_names": list(r.detections.part_names),
+            "n_views": len(r.detections.views),
+            "image_size": None if r.detections.image_size is None else list(r.detections.image_size),
         }
     return Message("segment", job, fields, arrays)
 
@@ -272,59 +250,21 @@ def segment_request_bytes(msg: Message, nbytes: int) -> int:
     return nbytes + (0 if masks is None else int(masks.size))
 
 
-def parse_segment_request(
-    msg: Message,
-) -> tuple[Capture, tuple[str, ...], SegmentOptions, Detections | None, np.ndarray | None]:
-    """Validate a segment message down to every array value. Returns the capture, part names,
-    options, detections (or None) and few-shot labelled faces (or None)."""
+_REQUEST_ARRAYS = (*ARRAY_KEYS, "labelled_faces", *DETECTION_ARRAYS)
+
+
+def parse_segment_request(msg: Message) -> SegmentRequest:
+    """The request a ``segment`` message carries, validated down to every array value."""
     a = msg.arrays
-    for name in ("vertices", "faces", "rgb", "face_id", "K", "world_to_cam"):
-        if name not in a:
-            raise ValidationError(f"arrays.{name}", "required for a 'segment' message")
-    known = set(_CAPTURE_ARRAYS) | {
-        "labelled_faces",
-        "det_view",
-        "det_part",
-        "det_score",
-        "det_box",
-        "det_mask_index",
-        "det_masks",
-    }
-    unknown = sorted(set(a) - known)
+    unknown = sorted(set(a) - set(_REQUEST_ARRAYS))
     if unknown:
         raise ValidationError("arrays", f"unknown array(s) {unknown} in a 'segment' message")
+    warnings = check_warnings("capture_warnings", msg.fields.get("capture_warnings", []))
+    capture = Capture.from_arrays({k: v for k, v in a.items() if k in ARRAY_KEYS}, warnings=warnings)
     names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+    detections = _detections(msg.fields.get("detections"), capture, a) if msg.fields["has_detections"] else None
     options = SegmentOptions.from_dict(msg.fields["options"])
-    capture = Capture(
-        Mesh(
-            a["vertices"],
-            a["faces"],
-            a.get("face_to_polygon"),
-            optional_scalar_int("arrays.polygon_count", a.get("polygon_count"), np.int64),
-            surfels=_flag("arrays.surfels", a.get("surfels")),
-        ),
-        a["rgb"],
-        a["face_id"],
-        a["K"],
-        a["world_to_cam"],
-        orthographic=a.get("orthographic"),
-        warnings=check_warnings("capture_warnings", msg.fields.get("capture_warnings", [])),
-    ).validate()
-    detections = None
-    if msg.fields["has_detections"]:
-        detections = _detections(msg.fields.get("detections"), capture, a)
-    labelled = a.get("labelled_faces")
-    if labelled is not None:
-        check_array("labelled_faces", labelled, np.int32, (capture.mesh.n_faces,))
-        check_index_range("labelled_faces", labelled, -1, len(names))
-    if (
-        detections is None
-        and options.teacher is None
-        and not options.category_model
-        and (labelled is None or options.method in VOTING_METHODS)
-    ):
-        raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
-    return capture, names, options, detections, labelled
+    return SegmentRequest(capture, names, options, detections, a.get("labelled_faces")).validate()
 
 
 def _detections(meta: object, capture: Capture, arrays: dict[str, np.ndarray]) -> Detections:
@@ -407,12 +347,3 @@ def _plain(d: dict) -> dict:
         else:
             out[str(k)] = v
     return out
-
-
-def _flag(name: str, value: np.ndarray | None) -> bool:
-    """An optional 0-d bool array: absent = False."""
-    if value is None:
-        return False
-    if not isinstance(value, np.ndarray) or value.shape != () or value.dtype != np.bool_:
-        raise ValidationError(name, "must be a single bool")
-    return bool(value)

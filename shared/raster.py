@@ -84,11 +84,15 @@ def rasterize(
     inv = 1.0 / area[live]
     coef = np.stack(
         [
-            (y1 - y2)[live] * inv, (x2 - x1)[live] * inv, (x1 * y2 - x2 * y1)[live] * inv,
-            (y2 - y0)[live] * inv, (x0 - x2)[live] * inv, (x2 * y0 - x0 * y2)[live] * inv,
+            (y1 - y2)[live] * inv,
+            (x2 - x1)[live] * inv,
+            (x1 * y2 - x2 * y1)[live] * inv,
+            (y2 - y0)[live] * inv,
+            (x0 - x2)[live] * inv,
+            (x2 * y0 - x0 * y2)[live] * inv,
         ],
         axis=1,
-    )  # fmt: skip
+    )
     # Perspective: 1/z is affine in screen space; orthographic: z itself is.
     zs = tz[live] if orthographic else 1.0 / tz[live]
     count, nx = count[live], nx[live]

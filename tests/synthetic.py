@@ -7,15 +7,39 @@ import numpy as np
 from partdistill.shared.capture import Capture, Mesh
 
 _BOX_FACES = np.array(
-    [[0, 2, 1], [0, 3, 2], [4, 5, 6], [4, 6, 7], [0, 1, 5], [0, 5, 4],
-     [1, 2, 6], [1, 6, 5], [2, 3, 7], [2, 7, 6], [3, 0, 4], [3, 4, 7]], dtype=np.int32)  # fmt: skip
+    [
+        [0, 2, 1],
+        [0, 3, 2],
+        [4, 5, 6],
+        [4, 6, 7],
+        [0, 1, 5],
+        [0, 5, 4],
+        [1, 2, 6],
+        [1, 6, 5],
+        [2, 3, 7],
+        [2, 7, 6],
+        [3, 0, 4],
+        [3, 4, 7],
+    ],
+    dtype=np.int32,
+)
 
 
 def box(lo, hi) -> tuple[np.ndarray, np.ndarray]:
     (x0, y0, z0), (x1, y1, z1) = lo, hi
     v = np.array(
-        [[x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0],
-         [x0, y0, z1], [x1, y0, z1], [x1, y1, z1], [x0, y1, z1]], dtype=np.float32)  # fmt: skip
+        [
+            [x0, y0, z0],
+            [x1, y0, z0],
+            [x1, y1, z0],
+            [x0, y1, z0],
+            [x0, y0, z1],
+            [x1, y0, z1],
+            [x1, y1, z1],
+            [x0, y1, z1],
+        ],
+        dtype=np.float32,
+    )
     return v, _BOX_FACES.copy()
 
 

@@ -357,11 +357,17 @@ def build_tiny_clip_text(path: str | Path, *, words: Iterable[str] = DEFAULT_WOR
     vocab_size = write_clip_tokenizer(path, words=words)
     tokenizer = AutoTokenizer.from_pretrained(path)
     config = CLIPTextConfig(
-        vocab_size=int(vocab_size), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-        num_attention_heads=2, max_position_embeddings=77, projection_dim=24,
-        pad_token_id=int(tokenizer.pad_token_id), bos_token_id=int(tokenizer.bos_token_id),
+        vocab_size=int(vocab_size),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=24,
+        pad_token_id=int(tokenizer.pad_token_id),
+        bos_token_id=int(tokenizer.bos_token_id),
         eos_token_id=int(tokenizer.eos_token_id),
-    )  # fmt: skip
+    )
     torch.manual_seed(seed)
     CLIPTextModelWithProjection(config).eval().save_pretrained(path)
     return path

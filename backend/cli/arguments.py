@@ -17,25 +17,37 @@ DEFAULT_TEACHER = "grounding_dino"
 def add_capture_args(p: argparse.ArgumentParser, what: str = "when capturing a mesh file") -> None:
     p.add_argument("--views", type=int, default=10, help=f"camera-ring views {what}")
     p.add_argument("--resolution", type=int, default=512, help=f"view size in pixels {what}")
-    p.add_argument("--render", choices=("auto", "raster", "workbench", "cycles"), default="auto",
-                   help="capture engine: raster (face ids and a flat-shaded picture from one numpy z-buffer, "
-                        "~25 ms a view), workbench or cycles (Blender renders, face ids by ray casting); auto: "
-                        "raster, or $PARTDISTILL_RENDER_ENGINE")  # fmt: skip
+    p.add_argument(
+        "--render",
+        choices=("auto", "raster", "workbench", "cycles"),
+        default="auto",
+        help="capture engine: raster (face ids and a flat-shaded picture from one numpy z-buffer, "
+        "~25 ms a view), workbench or cycles (Blender renders, face ids by ray casting); auto: "
+        "raster, or $PARTDISTILL_RENDER_ENGINE",
+    )
 
 
 def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--points", type=int, default=SegmentOptions.n_points, help="surface points for the student")
     p.add_argument("--epochs", type=int, default=SegmentOptions.epochs, help="maximum distillation epochs")
     p.add_argument("--no-backward", action="store_true", help="forward distillation only")
-    p.add_argument("--backward-rule", choices=BACKWARD_RULES, default=SegmentOptions.backward_rule,
-                   help="backward distillation: part-relative (ours) or paper (PartDistill as published)")  # fmt: skip
+    p.add_argument(
+        "--backward-rule",
+        choices=BACKWARD_RULES,
+        default=SegmentOptions.backward_rule,
+        help="backward distillation: part-relative (ours) or paper (PartDistill as published)",
+    )
     add_refine_arg(p)
 
 
 def add_refine_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--refine", choices=REFINES, default=SegmentOptions.refine,
-                   help="the student's prediction on the mesh: none (its argmax, as in the paper), superpoints "
-                        "(pooled over superpoints) or graph-cut (pooled, then a graph cut over the faces)")  # fmt: skip
+    p.add_argument(
+        "--refine",
+        choices=REFINES,
+        default=SegmentOptions.refine,
+        help="the student's prediction on the mesh: none (its argmax, as in the paper), superpoints "
+        "(pooled over superpoints) or graph-cut (pooled, then a graph cut over the faces)",
+    )
 
 
 def add_parts_arg(p: argparse.ArgumentParser) -> None:
@@ -48,8 +60,11 @@ def add_parts_arg(p: argparse.ArgumentParser) -> None:
 
 def add_output_args(p: argparse.ArgumentParser) -> None:
     """The options of the files a labelling run writes."""
-    p.add_argument("--per-face-json", action="store_true",
-                   help="also write the per-face arrays into labels.json (they are always in labels.npz)")  # fmt: skip
+    p.add_argument(
+        "--per-face-json",
+        action="store_true",
+        help="also write the per-face arrays into labels.json (they are always in labels.npz)",
+    )
 
 
 def add_run_args(p: argparse.ArgumentParser, seed: bool = True) -> None:

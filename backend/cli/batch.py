@@ -42,10 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_parts_arg(b)
     b.add_argument("--out", type=Path, required=True, help="output folder: one sub-folder per input")
     b.add_argument("--jobs", type=int, default=1, help="Blender processes capturing ahead of the engine")
-    b.add_argument("--ray", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster (auto, HOST:PORT, ray://...; 'local' starts one)")  # fmt: skip
-    b.add_argument("--fit", action="store_true",
-                   help="first pre-align one student over the whole batch (Pre), then label with it")  # fmt: skip
+    b.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster (auto, HOST:PORT, ray://...; 'local' starts one)",
+    )
+    b.add_argument(
+        "--fit", action="store_true", help="first pre-align one student over the whole batch (Pre), then label with it"
+    )
     add_engine_args(b)
     add_output_args(b)
     b.set_defaults(func=run)
@@ -90,8 +95,10 @@ def _is_input(f: Path) -> bool:
 def output_names(paths: list[Path]) -> list[str]:
     """One folder name per input: its stem, with a short hash of its path where stems repeat."""
     stems = [p.stem for p in paths]
-    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
-            for s, p in zip(stems, paths, strict=True)]  # fmt: skip
+    return [
+        s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
+        for s, p in zip(stems, paths, strict=True)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,8 +118,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, names: tuple[str, ...], inputs: list[Path]) -> int:
     folders = output_names(inputs)
-    rows = {i: {"input": str(p), "output": str(args.out / folders[i]), "status": "", "reason": "", "seconds": "",
-                "faces": "", "warnings": ""} for i, p in enumerate(inputs)}  # fmt: skip
+    rows = {
+        i: {
+            "input": str(p),
+            "output": str(args.out / folders[i]),
+            "status": "",
+            "reason": "",
+            "seconds": "",
+            "faces": "",
+            "warnings": "",
+        }
+        for i, p in enumerate(inputs)
+    }
     before = _read_index(args.out)
     todo = []
     for i in range(len(inputs)):
@@ -147,8 +164,10 @@ def _run(args: argparse.Namespace, names: tuple[str, ...], inputs: list[Path]) -
     skipped = sum(r["status"] == "skipped" for r in rows.values())
     secs = [float(r["seconds"]) for r in rows.values() if r["status"] == "done"]
     per = f", {sum(secs) / len(secs):.1f} s per mesh" if secs else ""
-    print(f"done {done}, failed {len(failed)}, skipped {skipped} (finished before) in "
-          f"{time.perf_counter() - t_start:.0f} s{per}; index: {args.out / 'index.csv'}")  # fmt: skip
+    print(
+        f"done {done}, failed {len(failed)}, skipped {skipped} (finished before) in "
+        f"{time.perf_counter() - t_start:.0f} s{per}; index: {args.out / 'index.csv'}"
+    )
     for r in failed:
         print(f"  failed: {r['input']}: {r['reason']}", file=sys.stderr)
     return 1 if failed else 0
@@ -177,8 +196,13 @@ class _Engine:
 
         if detections is None and self._teacher is None and not options.category_model:
             self._teacher = teacher(options)
-        return segment(capture, self.names, options=options, detections=detections,
-                       teacher=None if detections is not None else self._teacher)  # fmt: skip
+        return segment(
+            capture,
+            self.names,
+            options=options,
+            detections=detections,
+            teacher=None if detections is not None else self._teacher,
+        )
 
 
 def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
@@ -186,8 +210,9 @@ def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
 
     from ..io.capture_pool import capture_files
 
-    stream = capture_files([inputs[i] for i in todo], views=args.views, resolution=args.resolution, workers=args.jobs,
-                           engine=args.render)  # fmt: skip
+    stream = capture_files(
+        [inputs[i] for i in todo], views=args.views, resolution=args.resolution, workers=args.jobs, engine=args.render
+    )
     if args.fit:
         stream = _fit_first(args, inputs, todo, stream, rows, engine, log)
     with tqdm(total=len(todo), desc="batch", unit="mesh", file=sys.stderr, disable=args.quiet) as bar:
@@ -229,8 +254,13 @@ def _fit_first(args, inputs, todo, stream, rows, engine: _Engine, log):
 
 
 def _done(rows: dict, i: int, capture, result, seconds: float) -> None:
-    rows[i].update(status="done", seconds=f"{seconds:.2f}", faces=capture.mesh.n_faces,
-                   warnings=" | ".join(result.warnings), reason="")  # fmt: skip
+    rows[i].update(
+        status="done",
+        seconds=f"{seconds:.2f}",
+        faces=capture.mesh.n_faces,
+        warnings=" | ".join(result.warnings),
+        reason="",
+    )
 
 
 def _failed(rows: dict, i: int, path: Path, e: BaseException, log) -> None:

@@ -26,9 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("input", type=Path)
     c.add_argument("--out", type=Path, required=True, help="bundle path (.npz)")
     add_capture_args(c, "")
-    c.add_argument("--render-type", choices=RENDER_TYPES, default="color-mesh",
-                   help="write the views as this render type shows them (the paper's C.3): gray-mesh repaints "
-                        "them, dense-points / sparse-points write the bundle of the points sampled")  # fmt: skip
+    c.add_argument(
+        "--render-type",
+        choices=RENDER_TYPES,
+        default="color-mesh",
+        help="write the views as this render type shows them (the paper's C.3): gray-mesh repaints "
+        "them, dense-points / sparse-points write the bundle of the points sampled",
+    )
     c.set_defaults(func=run)
 
 

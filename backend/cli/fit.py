@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     f.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher for inputs without <stem>.detections.json")
     f.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
-    f.add_argument("--shapes-per-step", type=int, default=1,
-                   help="shapes per optimiser step (under torchrun: one per process)")  # fmt: skip
+    f.add_argument(
+        "--shapes-per-step", type=int, default=1, help="shapes per optimiser step (under torchrun: one per process)"
+    )
     add_capture_args(f)
     add_training_args(f)
     add_run_args(f)
@@ -44,9 +45,15 @@ def run(args: argparse.Namespace) -> int:
 
     names = part_names(args.parts)
     options = SegmentOptions(
-        teacher=args.teacher, teacher_model=args.teacher_model, n_points=args.points, epochs=args.epochs,
-        backward=not args.no_backward, backward_rule=args.backward_rule, device=args.device, seed=args.seed,
-    ).validate()  # fmt: skip
+        teacher=args.teacher,
+        teacher_model=args.teacher_model,
+        n_points=args.points,
+        epochs=args.epochs,
+        backward=not args.no_backward,
+        backward_rule=args.backward_rule,
+        device=args.device,
+        seed=args.seed,
+    ).validate()
     if args.shapes_per_step < 1:
         raise InputError("--shapes-per-step must be at least 1")
     parallel = DataParallel.from_env(args.device)  # under torchrun: this process's share of the shapes
@@ -76,11 +83,20 @@ def _fit(args: argparse.Namespace, names: tuple[str, ...], options: SegmentOptio
         need_teacher |= det is None and labels is None
         shapes.append(TrainingShape(cap, det, labels))
     with ProgressBars(quiet) as bar:
-        ckpt = fit(shapes, names, options, teacher=teacher(options) if need_teacher else None, progress=bar.update,
-                   shapes_per_step=args.shapes_per_step, parallel=parallel)  # fmt: skip
+        ckpt = fit(
+            shapes,
+            names,
+            options,
+            teacher=teacher(options) if need_teacher else None,
+            progress=bar.update,
+            shapes_per_step=args.shapes_per_step,
+            parallel=parallel,
+        )
     if parallel is None or parallel.rank == 0:  # every process holds the same student
         save_checkpoint(args.out, ckpt)
         tr = ckpt.meta["training"]
-        print(f"fitted on {tr['n_shapes']} shapes ({tr['n_units']} knowledge units) in {tr['seconds']:.1f} s "
-              f"({tr['processes']} process(es)); backward distillation from epoch {tr['trigger_epoch']}; "
-              f"wrote {args.out}")  # fmt: skip
+        print(
+            f"fitted on {tr['n_shapes']} shapes ({tr['n_units']} knowledge units) in {tr['seconds']:.1f} s "
+            f"({tr['processes']} process(es)); backward distillation from epoch {tr['trigger_epoch']}; "
+            f"wrote {args.out}"
+        )

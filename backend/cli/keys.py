@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
     public, secret = zmq.auth.create_certificates(str(args.folder), name)
     Path(secret).chmod(0o600)
     if args.client:
-        print(f"wrote {public} (copy it into the server's --clients folder) and {secret} (the client's: "
-              "`partdistill segment ... --client-key` or the add-on's preferences)")  # fmt: skip
+        print(
+            f"wrote {public} (copy it into the server's --clients folder) and {secret} (the client's: "
+            "`partdistill segment ... --client-key` or the add-on's preferences)"
+        )
     else:
         print(f"wrote {public} (give it to clients) and {secret} (keep it on the server)")
     return 0

@@ -34,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
         ckpt = load_checkpoint(args.model, device=resolve_device(args.device))
         t0 = time.perf_counter()
-        capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet,
-                             engine=args.render)  # fmt: skip
+        capture = read_input(
+            args.input, views=args.views, resolution=args.resolution, quiet=args.quiet, engine=args.render
+        )
         t_capture = time.perf_counter() - t0
         result = predict(capture, ckpt, device=args.device, refine=args.refine)
         result.timings = {"capture": t_capture, **result.timings}

@@ -54,14 +54,25 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
         "default: openai/clip-vit-base-patch32 when its weights are on this machine, else hashed names "
         "('hashed' forces those)",
     )
-    s.add_argument("--whole-object-cover", type=float, default=SegmentOptions.whole_object_cover,
-                   help="drop boxes covering this much of the object (PartSLIP); above 1 keeps all")  # fmt: skip
-    s.add_argument("--category-model", default="",
-                   help="label with a category model from `partdistill fit` (its folder, or a name the server "
-                   "allows) instead of a teacher")  # fmt: skip
-    s.add_argument("--render-type", choices=RENDER_TYPES, default=SegmentOptions.render_type,
-                   help="what the teacher sees (the paper's C.3): the mesh as captured, the mesh in grey, or "
-                        "dense coloured / sparse grey points sampled on it (labels return to the faces)")  # fmt: skip
+    s.add_argument(
+        "--whole-object-cover",
+        type=float,
+        default=SegmentOptions.whole_object_cover,
+        help="drop boxes covering this much of the object (PartSLIP); above 1 keeps all",
+    )
+    s.add_argument(
+        "--category-model",
+        default="",
+        help="label with a category model from `partdistill fit` (its folder, or a name the server "
+        "allows) instead of a teacher",
+    )
+    s.add_argument(
+        "--render-type",
+        choices=RENDER_TYPES,
+        default=SegmentOptions.render_type,
+        help="what the teacher sees (the paper's C.3): the mesh as captured, the mesh in grey, or "
+        "dense coloured / sparse grey points sampled on it (labels return to the faces)",
+    )
     s.add_argument(
         "--backbone",
         default="",
@@ -69,8 +80,12 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
         "--finetune-backbone); see `partdistill bench pretrain`",
     )
     s.add_argument("--finetune-backbone", action="store_true", help="train the pretrained encoder too")
-    s.add_argument("--method", choices=METHODS, default="distill",
-                   help="distill (the student) or a baseline without one: vote, vote-fill, superpoint")  # fmt: skip
+    s.add_argument(
+        "--method",
+        choices=METHODS,
+        default="distill",
+        help="distill (the student) or a baseline without one: vote, vote-fill, superpoint",
+    )
     s.add_argument("--backend", default=None, help="address of a running `partdistill serve`; default: in-process")
     s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
     s.add_argument("--client-key", type=Path, help="this client's NAME.key_secret (`partdistill keys --client`)")
@@ -115,8 +130,13 @@ def backend_client(args: argparse.Namespace):
     mine = (None, None)
     if args.client_key:
         mine = (read_key(args.client_key), read_key(args.client_key, secret=True))
-    return BackendClient(args.backend, timeout_s=args.timeout, server_public_key=key,
-                         client_public_key=mine[0], client_secret_key=mine[1])  # fmt: skip
+    return BackendClient(
+        args.backend,
+        timeout_s=args.timeout,
+        server_public_key=key,
+        client_public_key=mine[0],
+        client_secret_key=mine[1],
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
         check_address(args.backend, "--backend")
     with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
         t0 = time.perf_counter()
-        capture = read_input(args.input, views=args.views, resolution=args.resolution, quiet=args.quiet,
-                             engine=args.render)  # fmt: skip
+        capture = read_input(
+            args.input, views=args.views, resolution=args.resolution, quiet=args.quiet, engine=args.render
+        )
         t_capture = time.perf_counter() - t0
         detections = None
         if args.detections is not None:
@@ -147,10 +168,14 @@ def run(args: argparse.Namespace) -> int:
                 from ..tta import segment
 
                 result = segment(
-                    capture, names, options=options, detections=detections,
+                    capture,
+                    names,
+                    options=options,
+                    detections=detections,
                     teacher=teacher(options) if detections is None and not options.category_model else None,
-                    labelled_faces=labelled, progress=bar.update,
-                )  # fmt: skip
+                    labelled_faces=labelled,
+                    progress=bar.update,
+                )
         result.timings = {"capture": t_capture, **result.timings, "total": time.perf_counter() - t0}
         written = write_outputs(args.out, capture, result, per_face_json=args.per_face_json)
     print_summary(result, written, capture)

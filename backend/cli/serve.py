@@ -26,21 +26,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--curve-keys", type=Path, help="folder made by `partdistill keys` (required off loopback)")
     v.add_argument("--clients", type=Path, help="folder of client public keys (*.key): only those get in")
     v.add_argument("--models", type=Path, help="JSON list of the models clients may name (see README)")
-    v.add_argument("--ray", default=None, metavar="ADDRESS",
-                   help="run the jobs on a Ray cluster (auto, HOST:PORT, ray://...; 'local' starts one)")  # fmt: skip
-    v.add_argument("--ray-workers", type=int, default=0,
-                   help="worker actors on the cluster (default: one per GPU, or one)")  # fmt: skip
+    v.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run the jobs on a Ray cluster (auto, HOST:PORT, ray://...; 'local' starts one)",
+    )
+    v.add_argument(
+        "--ray-workers", type=int, default=0, help="worker actors on the cluster (default: one per GPU, or one)"
+    )
     lim = Limits()
     v.add_argument("--max-jobs", type=int, default=lim.max_jobs, help="jobs held at once (queued or running)")
-    v.add_argument("--max-jobs-per-client", type=int, default=lim.max_jobs_per_client,
-                   help="jobs one client may hold at once")  # fmt: skip
-    v.add_argument("--max-mib-per-client", type=int, default=lim.max_bytes_per_client >> 20,
-                   help="request memory one client's jobs may hold at once (MiB)")  # fmt: skip
+    v.add_argument(
+        "--max-jobs-per-client", type=int, default=lim.max_jobs_per_client, help="jobs one client may hold at once"
+    )
+    v.add_argument(
+        "--max-mib-per-client",
+        type=int,
+        default=lim.max_bytes_per_client >> 20,
+        help="request memory one client's jobs may hold at once (MiB)",
+    )
     v.add_argument("--max-epochs", type=int, default=lim.max_epochs, help="the most epochs a job may ask for")
     v.add_argument("--max-points", type=int, default=lim.max_points, help="the most surface points per job")
     v.add_argument("--max-job-seconds", type=float, default=lim.max_job_s, help="a job running longer is stopped")
-    v.add_argument("--client-timeout", type=float, default=lim.client_timeout_s,
-                   help="cancel the jobs of a client silent this long (s; 0: never)")  # fmt: skip
+    v.add_argument(
+        "--client-timeout",
+        type=float,
+        default=lim.client_timeout_s,
+        help="cancel the jobs of a client silent this long (s; 0: never)",
+    )
     v.set_defaults(func=run)
 
 
@@ -68,12 +82,23 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--ray-workers must be 0 (one per GPU) or more")
     try:
         models = ModelPolicy.from_file(args.models) if args.models else None
-        limits = Limits(max_jobs=args.max_jobs, max_jobs_per_client=args.max_jobs_per_client,
-                        max_bytes_per_client=args.max_mib_per_client << 20, max_epochs=args.max_epochs,
-                        max_points=args.max_points, max_job_s=args.max_job_seconds,
-                        client_timeout_s=args.client_timeout)  # fmt: skip
-        server = Server(args.bind, curve_secret_key=secret, curve_public_key=public, client_keys=clients,
-                        models=models, limits=limits)  # fmt: skip
+        limits = Limits(
+            max_jobs=args.max_jobs,
+            max_jobs_per_client=args.max_jobs_per_client,
+            max_bytes_per_client=args.max_mib_per_client << 20,
+            max_epochs=args.max_epochs,
+            max_points=args.max_points,
+            max_job_s=args.max_job_seconds,
+            client_timeout_s=args.client_timeout,
+        )
+        server = Server(
+            args.bind,
+            curve_secret_key=secret,
+            curve_public_key=public,
+            client_keys=clients,
+            models=models,
+            limits=limits,
+        )
     except (ValueError, ValidationError) as e:
         raise InputError(str(e)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)

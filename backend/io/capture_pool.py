@@ -57,11 +57,31 @@ def _capture_in_children(paths, todo: list[int], views: int, resolution: int, wo
             spec = [{"input": str(paths[i]), "output": str(Path(tmp) / f"{w}_{k}.npz")} for k, i in enumerate(chunk)]
             jobs = Path(tmp) / f"jobs_{w}.json"
             jobs.write_text(json.dumps(spec))
-            cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture-many", str(jobs),
-                   "--views", str(views), "--resolution", str(resolution), "--engine", engine,
-                   "--no-compress"]  # fmt: skip
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                          errors="replace", env=blender_env(), bufsize=1))  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "partdistill.blender_addon.headless",
+                "capture-many",
+                str(jobs),
+                "--views",
+                str(views),
+                "--resolution",
+                str(resolution),
+                "--engine",
+                engine,
+                "--no-compress",
+            ]
+            procs.append(
+                subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    errors="replace",
+                    env=blender_env(),
+                    bufsize=1,
+                )
+            )
             threading.Thread(target=_pump, args=(w, procs[-1], lines), daemon=True).start()
         reported: list[set[int]] = [set() for _ in procs]
         tails: list[list[str]] = [[] for _ in procs]

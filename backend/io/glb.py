@@ -35,10 +35,16 @@ def write_glb(
         return len(views) - 1
 
     pos_view = add_view(v.tobytes(), 34962)
-    accessors.append({
-        "bufferView": pos_view, "componentType": 5126, "count": len(v), "type": "VEC3",
-        "min": v.min(axis=0).tolist(), "max": v.max(axis=0).tolist(),
-    })  # fmt: skip
+    accessors.append(
+        {
+            "bufferView": pos_view,
+            "componentType": 5126,
+            "count": len(v),
+            "type": "VEC3",
+            "min": v.min(axis=0).tolist(),
+            "max": v.max(axis=0).tolist(),
+        }
+    )
     for label, name in groups:
         tri = np.ascontiguousarray(faces[face_labels == label], dtype=np.uint32)
         if tri.size == 0:
@@ -53,11 +59,17 @@ def write_glb(
             }
         )
         r, g, b = part_color(label)
-        materials.append({
-            "name": name,
-            "pbrMetallicRoughness": {"baseColorFactor": [r, g, b, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.8},
-            "doubleSided": True,
-        })  # fmt: skip
+        materials.append(
+            {
+                "name": name,
+                "pbrMetallicRoughness": {
+                    "baseColorFactor": [r, g, b, 1.0],
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 0.8,
+                },
+                "doubleSided": True,
+            }
+        )
         primitives.append({"attributes": {"POSITION": 0}, "indices": acc, "material": len(materials) - 1, "mode": 4})
     doc = {
         "asset": {"version": "2.0", "generator": "partdistill"},

@@ -57,8 +57,10 @@ def check_input_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if path.is_dir():
-        raise InputError(f"{path} is a folder, not a mesh file or capture bundle "
-                         f"(`partdistill batch {path}` labels every mesh in a folder)")  # fmt: skip
+        raise InputError(
+            f"{path} is a folder, not a mesh file or capture bundle "
+            f"(`partdistill batch {path}` labels every mesh in a folder)"
+        )
 
 
 def read_input(
@@ -90,8 +92,20 @@ def capture_in_blender(
         check_mesh_file(mesh)  # in seconds, before Blender starts
     except ValidationError as e:
         raise InputError(e.problem) from None
-    cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(mesh), str(bundle),
-           "--views", str(views), "--resolution", str(resolution), "--engine", engine]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "partdistill.blender_addon.headless",
+        "capture",
+        str(mesh),
+        str(bundle),
+        "--views",
+        str(views),
+        "--resolution",
+        str(resolution),
+        "--engine",
+        engine,
+    ]
     if not quiet:
         print(f"capturing {mesh} ({views} views, {resolution} px) with headless Blender ...", file=sys.stderr)
     # errors=replace: Blender may echo bytes of a broken file that are not UTF-8
@@ -124,8 +138,12 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     out = []
     for p in inputs:
         if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.suffix.lower() in (".npz", *MESH_SUFFIXES, ".xyz", ".pts", ".npy")
-                          and not f.name.endswith(".labels.npz"))  # fmt: skip
+            out += sorted(
+                f
+                for f in p.iterdir()
+                if f.suffix.lower() in (".npz", *MESH_SUFFIXES, ".xyz", ".pts", ".npy")
+                and not f.name.endswith(".labels.npz")
+            )
         elif p.exists():
             out.append(p)
         else:

@@ -45,8 +45,13 @@ def write_outputs(
     finally:
         for tmp in temp.values():
             tmp.unlink(missing_ok=True)
-    kinds = {"labels.npz": "labels", "labels.json": "json", "segmented.glb": "mesh", "preview.png": "preview",
-             "loss.png": "loss"}  # fmt: skip
+    kinds = {
+        "labels.npz": "labels",
+        "labels.json": "json",
+        "segmented.glb": "mesh",
+        "preview.png": "preview",
+        "loss.png": "loss",
+    }
     return {kinds[name]: out / name for name in temp}
 
 

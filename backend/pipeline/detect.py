@@ -144,9 +144,11 @@ def drop_whole_object_boxes(
         for n, dets in enumerate(detections.views)
     ]
     other_evidence = {
-        d.part for dets, cand in zip(detections.views, candidate, strict=True) for d, c in zip(dets, cand, strict=True)
+        d.part
+        for dets, cand in zip(detections.views, candidate, strict=True)
+        for d, c in zip(dets, cand, strict=True)
         if not c
-    }  # fmt: skip
+    }
     views = []
     for n, (dets, cand) in enumerate(zip(detections.views, candidate, strict=True)):
         kept = []

@@ -229,8 +229,11 @@ def distill(
         report.weights_after = report.weights_before
         return report
     opt = torch.optim.Adam(params, lr=config.lr)
-    losses = {g: UnitLoss(units[local[g]], _class_weights(units[local[g]], n_parts) if config.class_balance else None)
-              for g in active if g in local}  # fmt: skip
+    losses = {
+        g: UnitLoss(units[local[g]], _class_weights(units[local[g]], n_parts) if config.class_balance else None)
+        for g in active
+        if g in local
+    }
     weights = {g: torch.as_tensor(units[local[g]].weight, dtype=torch.float32) for g in losses}
     rng = np.random.default_rng(seed)
     end = config.epochs

@@ -47,8 +47,9 @@ def pair_weights(graph: FaceGraph, beta: float = DEFAULT_BETA) -> np.ndarray:
     return graph.edge_len / max(float(graph.edge_len.mean()), 1e-20) * np.exp(-beta * crease_weight(graph))
 
 
-def graph_cut(graph: FaceGraph, probs: np.ndarray, lam: float = DEFAULT_LAMBDA, beta: float = DEFAULT_BETA,
-              sweeps: int = 2) -> np.ndarray:  # fmt: skip
+def graph_cut(
+    graph: FaceGraph, probs: np.ndarray, lam: float = DEFAULT_LAMBDA, beta: float = DEFAULT_BETA, sweeps: int = 2
+) -> np.ndarray:
     """(F,) int32 labels minimising the Potts energy of the module docstring by alpha-expansion,
     starting from the argmax of ``probs`` (F, P); a move is kept only when it lowers the energy."""
     f, p = probs.shape

@@ -62,9 +62,11 @@ def prepare_points(
             tri = mesh.vertices[mesh.faces[missing]].astype(np.float64)
             n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
             n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-            points = SurfacePoints(np.concatenate([points.xyz, tri.mean(1).astype(np.float32)]),
-                                   np.concatenate([points.normals, n.astype(np.float32)]),
-                                   np.concatenate([points.face, missing.astype(points.face.dtype)]))  # fmt: skip
+            points = SurfacePoints(
+                np.concatenate([points.xyz, tri.mean(1).astype(np.float32)]),
+                np.concatenate([points.normals, n.astype(np.float32)]),
+                np.concatenate([points.face, missing.astype(points.face.dtype)]),
+            )
     xyz = torch.as_tensor(normalise(points.xyz), device=device)[None]
     nrm = torch.as_tensor(points.normals, device=device)[None]
     return PreparedShape(mesh, points, xyz, nrm, knn(xyz, k))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from partdistill.shared import protocol
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
+from partdistill.shared.request import SegmentRequest
 
 
 @dataclass
@@ -40,8 +41,10 @@ class Limits:
     keep_results_s: float = 300.0
 
     def check_options(self, options: SegmentOptions) -> None:
-        for name, value, limit in (("epochs", options.epochs, self.max_epochs),
-                                   ("n_points", options.n_points, self.max_points)):  # fmt: skip
+        for name, value, limit in (
+            ("epochs", options.epochs, self.max_epochs),
+            ("n_points", options.n_points, self.max_points),
+        ):
             if value > limit:
                 raise ValidationError(f"options.{name}", f"{value} is over this server's limit of {limit}")
 
@@ -49,16 +52,16 @@ class Limits:
 @dataclass
 class Job:
     """One segment job. envelope: the routing frames to answer on. owner: who may see and cancel it.
-    nbytes: what its request holds in memory, counted against the limits. request: the decoded
-    message until it is checked, then ``payload`` (capture, names, options, detections, labelled
-    faces). key: unique on this server (what a worker knows the job by)."""
+    nbytes: what its request holds in memory, counted against the limits. message: the decoded
+    message until it is checked, then ``request``. key: unique on this server (what a worker knows
+    the job by)."""
 
     id: str
     envelope: list[bytes]
     owner: str
     nbytes: int
-    request: protocol.Message | None = None
-    payload: tuple = ()
+    message: protocol.Message | None = None
+    request: SegmentRequest | None = None
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
     cancel: threading.Event = field(default_factory=threading.Event)
     why_cancelled: str = "the job was cancelled"

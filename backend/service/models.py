@@ -128,9 +128,11 @@ class TeacherCache:
                 raise Cancelled()
         self._cache.move_to_end(key)
         return self._cache[key].with_settings(
-            box_threshold=options.box_threshold, text_threshold=options.text_threshold,
-            prompt_template=options.prompt_template, object_name=options.object_name or None,
-        )  # fmt: skip
+            box_threshold=options.box_threshold,
+            text_threshold=options.text_threshold,
+            prompt_template=options.prompt_template,
+            object_name=options.object_name or None,
+        )
 
     def _load(self, options: SegmentOptions):
         if self._loader is not None:

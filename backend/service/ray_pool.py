@@ -23,6 +23,7 @@ import threading
 import time
 
 from partdistill.shared import protocol
+from partdistill.shared.request import SegmentRequest
 
 from .jobs import Job, JobBook
 from .models import TeacherCache
@@ -47,10 +48,10 @@ class SegmentWorker:
 
         return os.getpid()
 
-    def run(self, key: str, job_id: str, payload: tuple, private: bool):
+    def run(self, key: str, job_id: str, request: SegmentRequest, private: bool):
         """Run one job (a generator: its progress messages, then its reply); ``private``: its errors
         say nothing of the server's files."""
-        job = Job(job_id, [], "", 0, payload=payload, cancel=self.cancels.setdefault(key, threading.Event()))
+        job = Job(job_id, [], "", 0, request=request, cancel=self.cancels.setdefault(key, threading.Event()))
         messages: queue.Queue = queue.Queue()
 
         def work() -> None:
@@ -133,7 +134,7 @@ def _follow(job: Job, worker, pool: RayPool, book: JobBook, private: bool, send:
 def _stream(job: Job, worker, ray, private: bool, send: Send) -> protocol.Message:
     """Run ``job`` on ``worker``: its progress to the client, a cancel to the worker; returns its reply."""
     job.state, job.started = "running", time.monotonic()
-    stream = worker.run.remote(job.key, job.id, job.payload, private)
+    stream = worker.run.remote(job.key, job.id, job.request, private)
     cancel_sent = False
     while True:
         if job.cancel.is_set() and not cancel_sent:

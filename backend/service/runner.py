@@ -39,10 +39,10 @@ def check_jobs(
     """The checker thread: ``inbox`` holds unchecked jobs (None stops it); checked ones go to ``outbox``."""
     while (job := inbox.get()) is not None:
         try:
-            capture, names, options, detections, labelled = protocol.parse_segment_request(job.request)
-            options = policy.resolve(options)
-            limits.check_options(options)
-            job.payload, job.request = (capture, names, options, detections, labelled), None
+            request = protocol.parse_segment_request(job.message)
+            request.options = policy.resolve(request.options)
+            limits.check_options(request.options)
+            job.request, job.message = request, None
         except ValidationError as e:
             finish(book, job, protocol.error_message(job.id, "invalid", e.field, str(e)), send)
             continue
@@ -71,7 +71,8 @@ def run_jobs(inbox: queue.Queue, book: JobBook, teachers: TeacherCache, private:
 def run_job(job: Job, teachers: TeacherCache, private: bool, progress_to: Callable[[protocol.Message], None]):
     """Run one checked job; its progress goes to ``progress_to(message)``; returns its reply (a result
     or an error). ``private``: errors say nothing of the server's files."""
-    capture, names, options, detections, labelled = job.payload
+    request = job.request
+    options = request.options
     last = [0.0]
 
     def progress(done: int, total: int, stage: str) -> None:
@@ -86,13 +87,19 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, progress_to: Callab
             raise Cancelled()
         job.state, job.started = "running", time.monotonic()
         teacher = None
-        if detections is None and options.teacher is not None and not options.category_model:
+        if request.detections is None and options.teacher is not None and not options.category_model:
             job.stage = "loading teacher"
             teacher = teachers.get(options, job.cancel.is_set, private)
         result = segment(
-            capture, names, options=options, detections=detections, teacher=teacher, labelled_faces=labelled,
-            progress=progress, cancel=job.cancel.is_set,
-        )  # fmt: skip
+            request.capture,
+            request.part_names,
+            options=options,
+            detections=request.detections,
+            teacher=teacher,
+            labelled_faces=request.labelled_faces,
+            progress=progress,
+            cancel=job.cancel.is_set,
+        )
         return protocol.result_message(job.id, result)
     except Cancelled:
         return protocol.error_message(job.id, "cancelled", "", job.why_cancelled)

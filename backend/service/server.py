@@ -138,10 +138,14 @@ class Server:
             work = (run_jobs, (self._runs, self.book, self._teachers, not self.models.open, self._send))
         runner = threading.Thread(target=work[0], args=work[1], name="partdistill-worker", daemon=True)
         threads = [
-            threading.Thread(target=check_jobs, name="partdistill-checker", daemon=True,
-                             args=(self._checks, self._runs, self.book, self.models, self.limits, self._send)),
+            threading.Thread(
+                target=check_jobs,
+                name="partdistill-checker",
+                daemon=True,
+                args=(self._checks, self._runs, self.book, self.models, self.limits, self._send),
+            ),
             runner,
-        ]  # fmt: skip
+        ]
         for t in threads:
             t.start()
         poller = zmq.Poller()
@@ -262,7 +266,7 @@ class Server:
         if msg.type == "segment":
             if not msg.job:
                 raise ValidationError("header.job", "a segment request needs a job id")
-            job = Job(msg.job, envelope, owner, protocol.segment_request_bytes(msg, nbytes), request=msg)
+            job = Job(msg.job, envelope, owner, protocol.segment_request_bytes(msg, nbytes), message=msg)
             self.book.add(job)
             self._checks.put(job)
             return protocol.progress_message(msg.job, 0, 0, "queued", f"{len(self.book.all())} jobs held")

@@ -213,8 +213,16 @@ class CaptureSession:
             t = time.perf_counter()
             band = np.zeros_like(candidates)
             band[rows] = candidates[rows]
-            cast = _cast_face_ids(self._bvh, self._aabb, self._K[i], self._w2c[i], self._clip[i],
-                                  self._orthographic[i], self._size, candidates=band)  # fmt: skip
+            cast = _cast_face_ids(
+                self._bvh,
+                self._aabb,
+                self._K[i],
+                self._w2c[i],
+                self._clip[i],
+                self._orthographic[i],
+                self._size,
+                candidates=band,
+            )
             face_id[rows] = cast[rows]
             self._timings["raycast_s"] += time.perf_counter() - t
             if rows[-1] < height - 1:
@@ -225,8 +233,9 @@ class CaptureSession:
     def _raster_view(self, i: int, bands: int) -> Iterator[None]:
         verts, faces = self._mesh.vertices, self._mesh.faces
         t = time.perf_counter()
-        r = rasterize(verts, faces, self._K[i], self._w2c[i], self._size, orthographic=self._orthographic[i],
-                      clip=self._clip[i])  # fmt: skip
+        r = rasterize(
+            verts, faces, self._K[i], self._w2c[i], self._size, orthographic=self._orthographic[i], clip=self._clip[i]
+        )
         face_id = r.face_id
         self._timings["raster_s"] += time.perf_counter() - t
         if r.needs_ray_casting:  # the mesh crosses the camera plane: ray cast this view exactly, in bands
@@ -236,14 +245,30 @@ class CaptureSession:
                 t = time.perf_counter()
                 band = np.zeros((height, self._size[0]), bool)
                 band[rows] = True
-                cast = _cast_face_ids(self._bvh, self._aabb, self._K[i], self._w2c[i], self._clip[i],
-                                      self._orthographic[i], self._size, candidates=band)  # fmt: skip
+                cast = _cast_face_ids(
+                    self._bvh,
+                    self._aabb,
+                    self._K[i],
+                    self._w2c[i],
+                    self._clip[i],
+                    self._orthographic[i],
+                    self._size,
+                    candidates=band,
+                )
                 face_id[rows] = cast[rows]
                 self._timings["raycast_s"] += time.perf_counter() - t
         t = time.perf_counter()
-        self._rgb[i] = shade(face_id, verts, faces, self._K[i], self._w2c[i], face_colors=self._tri_colors,
-                             background=self._background, lighting=self._lighting,
-                             orthographic=self._orthographic[i])  # fmt: skip
+        self._rgb[i] = shade(
+            face_id,
+            verts,
+            faces,
+            self._K[i],
+            self._w2c[i],
+            face_colors=self._tri_colors,
+            background=self._background,
+            lighting=self._lighting,
+            orthographic=self._orthographic[i],
+        )
         self._timings["render_s"] += time.perf_counter() - t
         self._face_id[i] = face_id
         self._done[i] = True
@@ -272,9 +297,16 @@ class CaptureSession:
             "clip": [list(c) for c in self._clip],
             "timings": {k: round(v, 4) for k, v in self._timings.items()},
         }
-        capture = Capture(mesh=self._mesh, rgb=self._rgb, face_id=self._face_id, K=self._K, world_to_cam=self._w2c,
-                          orthographic=np.array(self._orthographic, dtype=bool), meta=meta,
-                          warnings=warnings)  # fmt: skip
+        capture = Capture(
+            mesh=self._mesh,
+            rgb=self._rgb,
+            face_id=self._face_id,
+            K=self._K,
+            world_to_cam=self._w2c,
+            orthographic=np.array(self._orthographic, dtype=bool),
+            meta=meta,
+            warnings=warnings,
+        )
         return capture.validate().check_views_show_object(hint)
 
     # -- setup / teardown
@@ -287,8 +319,11 @@ class CaptureSession:
         use_ring = self._choose_cameras()
         self._engine = _resolve_engine(self._engine_arg, self._color_type)
         if self._engine == "raster" and self._color_type not in ("MATERIAL", "SINGLE", "OBJECT"):
-            raise ValidationError("color_type", f"the raster engine draws MATERIAL, SINGLE or OBJECT colours, "
-                                  f"not {self._color_type}; use engine='workbench'")  # fmt: skip
+            raise ValidationError(
+                "color_type",
+                f"the raster engine draws MATERIAL, SINGLE or OBJECT colours, "
+                f"not {self._color_type}; use engine='workbench'",
+            )
         self._size = image_size(self._resolution, self._scene, use_ring)
         width, height = self._size
 

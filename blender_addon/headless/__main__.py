@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         def progress(done: int, total: int, message: str) -> None:
             print(f"captured {message}", file=sys.stderr, flush=True)
 
-        cap = capture_file(args.input, n_views=args.views, resolution=args.resolution, engine=args.engine,
-                           progress=progress)  # fmt: skip
+        cap = capture_file(
+            args.input, n_views=args.views, resolution=args.resolution, engine=args.engine, progress=progress
+        )
         save_bundle(args.out, cap)
         if args.timings:
             print(json.dumps(cap.meta.get("timings", {})), flush=True)

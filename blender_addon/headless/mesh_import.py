@@ -67,8 +67,10 @@ def import_mesh(path: str | os.PathLike) -> tuple[bpy.types.Object, list[str]]:
     kept = sum(len(o.data.polygons) for o in meshes)
     warnings = []
     if facts.faces is not None and kept < facts.faces:
-        warnings.append(f"{p.name}: the import kept {kept:,} of the file's {facts.faces:,} faces "
-                        f"({facts.faces - kept:,} degenerate or invalid faces dropped)")  # fmt: skip
+        warnings.append(
+            f"{p.name}: the import kept {kept:,} of the file's {facts.faces:,} faces "
+            f"({facts.faces - kept:,} degenerate or invalid faces dropped)"
+        )
     meshes = [o for o in meshes if not o.hide_render] or meshes
     for o in scene.objects:
         o.hide_viewport = o.hide_select = False

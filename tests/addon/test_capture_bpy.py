@@ -285,10 +285,22 @@ def scene_snapshot() -> dict:
     data = {
         name: sorted(i.name for i in getattr(bpy.data, name))
         for name in (
-            "objects", "meshes", "cameras", "images", "materials", "scenes", "worlds", "lights",
-            "collections", "node_groups", "shape_keys", "textures", "actions", "libraries",
+            "objects",
+            "meshes",
+            "cameras",
+            "images",
+            "materials",
+            "scenes",
+            "worlds",
+            "lights",
+            "collections",
+            "node_groups",
+            "shape_keys",
+            "textures",
+            "actions",
+            "libraries",
         )
-    }  # fmt: skip
+    }
     objects = {
         o.name: (
             o.hide_render,
@@ -313,11 +325,21 @@ def scene_snapshot() -> dict:
         for me in bpy.data.meshes
     }
     render = (
-        r.engine, r.resolution_x, r.resolution_y, r.resolution_percentage, r.filepath, r.film_transparent,
-        r.image_settings.file_format, r.dither_intensity, scene.view_settings.view_transform,
-        scene.display.shading.light, scene.display.render_aa, scene.frame_current,
-        scene.camera.name if scene.camera else None, scene.world.name if scene.world else None,
-    )  # fmt: skip
+        r.engine,
+        r.resolution_x,
+        r.resolution_y,
+        r.resolution_percentage,
+        r.filepath,
+        r.film_transparent,
+        r.image_settings.file_format,
+        r.dither_intensity,
+        scene.view_settings.view_transform,
+        scene.display.shading.light,
+        scene.display.render_aa,
+        scene.frame_current,
+        scene.camera.name if scene.camera else None,
+        scene.world.name if scene.world else None,
+    )
     active = bpy.context.view_layer.objects.active
     slots = {im.name: (len(im.render_slots), im.render_slots.active_index) for im in bpy.data.images}
     return dict(data=data, objects=objects, meshes=meshes, render=render, active=active and active.name, slots=slots)
@@ -532,8 +554,19 @@ def test_headless_capture_prints_its_timings_render_and_face_ids_apart(tmp_path)
     from partdistill.bench.shapes import chair
 
     obj = chair(arms=False).write_obj(tmp_path / "chair.obj")
-    cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture", str(obj), str(tmp_path / "c.npz"),
-           "--views", "2", "--resolution", "64", "--timings"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "partdistill.blender_addon.headless",
+        "capture",
+        str(obj),
+        str(tmp_path / "c.npz"),
+        "--views",
+        "2",
+        "--resolution",
+        "64",
+        "--timings",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     t = json.loads(out)
     assert {"setup_s", "render_s", "raster_s", "raycast_s", "read_s"} <= set(t)

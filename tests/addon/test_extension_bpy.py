@@ -107,8 +107,10 @@ def build_zip(out: Path) -> Path:
     """The extension zip built by scripts/build_extension.py into ``out`` (no PyPI wheels)."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "build_extension.py"), "--out", str(out), "--no-wheels"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return Path(proc.stdout.split()[-1])
 
 
@@ -131,9 +133,11 @@ def test_extension_zip_registers_standalone_with_the_shared_wheel(tmp_path):
     assert tuple(int(x) for x in manifest["blender_version_min"].split(".")) >= (4, 2, 0)
     assert "network" in manifest["permissions"]
     run = subprocess.run(
-        [sys.executable, "-c", STANDALONE, str(ROOT), str(tmp_path / "ext")], capture_output=True, text=True,
+        [sys.executable, "-c", STANDALONE, str(ROOT), str(tmp_path / "ext")],
+        capture_output=True,
+        text=True,
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
 
 
@@ -192,12 +196,19 @@ def test_the_installed_extension_segments_splits_and_clears_through_bpy_ops(tmp_
     with socket.socket() as sk:
         sk.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{sk.getsockname()[1]}"
-    server = subprocess.Popen([sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
-                              stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
         BackendClient(address, timeout_s=120).ping()
-        run = subprocess.run([sys.executable, "-c", DRIVE, str(ROOT), str(tmp_path / "ext"), address, str(det)],
-                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-c", DRIVE, str(ROOT), str(tmp_path / "ext"), address, str(det)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
     finally:
         server.terminate()

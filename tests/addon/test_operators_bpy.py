@@ -30,8 +30,15 @@ def obj(chair_object):
 def _settings(o, address: str) -> JobSettings:
     cap = capture_object(o, ring=True, n_views=VIEWS, resolution=RES)
     cap.part_names, cap.gt_face_labels = SHAPE.part_names, SHAPE.labels[cap.mesh.face_to_polygon]
-    return JobSettings(SHAPE.part_names, address, SegmentOptions(n_points=1024, epochs=20), simulate_detections(cap),
-                       n_views=VIEWS, resolution=RES, timeout_s=30)  # fmt: skip
+    return JobSettings(
+        SHAPE.part_names,
+        address,
+        SegmentOptions(n_points=1024, epochs=20),
+        simulate_detections(cap),
+        n_views=VIEWS,
+        resolution=RES,
+        timeout_s=30,
+    )
 
 
 def test_an_object_renamed_while_the_backend_works_still_gets_its_result(obj, server):
@@ -131,8 +138,10 @@ def test_messages_name_the_panels_fields_not_command_line_options():
     from partdistill.blender_addon.job import for_panel
 
     text = for_panel("no model: give `--teacher-model NAME_OR_FOLDER`, or use --detections FILE.json instead")
-    assert text == ("no model: give the Model field (PartDistill › Options), or use the Detections field "
-                    "(PartDistill › Options) instead")  # fmt: skip
+    assert text == (
+        "no model: give the Model field (PartDistill › Options), or use the Detections field "
+        "(PartDistill › Options) instead"
+    )
     assert (
         for_panel("--teacher grounding_dino is unknown")
         == "the Teacher field (PartDistill › Options) grounding_dino is unknown"

@@ -55,8 +55,9 @@ def test_a_point_object_is_segmented_into_point_attributes_and_cleared(points_ob
     truth = (pts[:, 2] < 2.0).astype(np.int32)  # top = 0, bottom = 1
     cap.part_names, cap.gt_face_labels = NAMES, np.repeat(truth, 2)
     det = simulate_detections(cap, mode="mask")
-    settings = JobSettings(NAMES, server.endpoint, SegmentOptions(method="vote-fill"), det, n_views=4, resolution=96,
-                           timeout_s=30)  # fmt: skip
+    settings = JobSettings(
+        NAMES, server.endpoint, SegmentOptions(method="vote-fill"), det, n_views=4, resolution=96, timeout_s=30
+    )
     job = SegmentJob(obj, settings)
     assert job.run() == DONE, job.error
     names, labels = point_result_labels(obj)
@@ -87,8 +88,9 @@ def test_capture_writes_a_render_type_as_its_own_bundle(tmp_path):
         out = tmp_path / f"{kind}.npz"
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            rc = cli.main(["capture", str(obj), "--out", str(out), "--views", "3", "--resolution", "64",
-                           "--render-type", kind])  # fmt: skip
+            rc = cli.main(
+                ["capture", str(obj), "--out", str(out), "--views", "3", "--resolution", "64", "--render-type", kind]
+            )
         assert rc == 0, err.getvalue()
         cap = load_bundle(out)
         assert (cap.cloud is not None and cap.cloud.n == 2048) == (kind == "sparse-points")

@@ -64,7 +64,11 @@ def test_batch_labels_the_good_reports_the_broken_and_resumes(collection, tmp_pa
     assert rc == 1, err  # something failed: the exit status says so
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
     assert {k: r["status"] for k, r in rows.items()} == {
-        "table0.npz": "done", "table1.npz": "done", "chair.obj": "done", "broken.obj": "failed"}  # fmt: skip
+        "table0.npz": "done",
+        "table1.npz": "done",
+        "chair.obj": "done",
+        "broken.obj": "failed",
+    }
     assert "PNG image" in rows["broken.obj"]["reason"] and "broken.obj" in (out / "batch.log").read_text()
     assert "done 3, failed 1, skipped 0" in stdout
     for name in ("table0", "table1", "chair"):

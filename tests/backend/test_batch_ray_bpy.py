@@ -44,8 +44,23 @@ def ray_cluster():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    start = [RAY, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
-             "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp]  # fmt: skip
+    start = [
+        RAY,
+        "start",
+        "--head",
+        "--block",
+        "--num-cpus",
+        "2",
+        "--port",
+        str(port),
+        "--node-ip-address",
+        "127.0.0.1",
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+        "--temp-dir",
+        temp,
+    ]
     log = Path(temp) / "ray-start.log"
     with open(log, "w") as fh:
         head = subprocess.Popen(start, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -95,7 +110,11 @@ def test_batch_on_a_ray_cluster_labels_reports_and_resumes(collection, ray_clust
     assert rc == 1, err
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
     assert {k: r["status"] for k, r in rows.items()} == {
-        "table0.npz": "done", "table1.npz": "done", "chair.obj": "done", "broken.obj": "failed"}  # fmt: skip
+        "table0.npz": "done",
+        "table1.npz": "done",
+        "chair.obj": "done",
+        "broken.obj": "failed",
+    }
     assert "PNG image" in rows["broken.obj"]["reason"]
     for name in ("table0", "table1", "chair"):
         assert (out / name / "labels.npz").is_file()
@@ -128,8 +147,9 @@ def test_a_local_ray_instance_needs_nothing_from_the_users_home(collection, tmp_
     home, ray_tmp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short socket paths
     try:
         env = _user_env(home, RAY_AUTH_MODE="token", RAY_TMPDIR=str(ray_tmp))
-        run = _cli(["batch", d / "table0.npz", "--parts", "top,leg", "--out", tmp_path / "out", "--ray", "local",
-                    *FAST], env)  # fmt: skip
+        run = _cli(
+            ["batch", d / "table0.npz", "--parts", "top,leg", "--out", tmp_path / "out", "--ray", "local", *FAST], env
+        )
         _, stderr = run.communicate(timeout=300)
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -319,8 +319,21 @@ def test_a_probably_wrong_result_prints_a_warning_and_keeps_it_in_labels_json(in
     legs = Detections(d.part_names, [[replace(x, part=1) for x in v] for v in d.views], d.image_size)
     legs.save_json(tmp_path / "legs.json")
     out = tmp_path / "out"
-    rc, _, err = _run(["segment", inputs["bundle"], "--parts", "top,leg", "--detections", tmp_path / "legs.json",
-                       "--method", "vote", "--out", out, "--quiet"])  # fmt: skip
+    rc, _, err = _run(
+        [
+            "segment",
+            inputs["bundle"],
+            "--parts",
+            "top,leg",
+            "--detections",
+            tmp_path / "legs.json",
+            "--method",
+            "vote",
+            "--out",
+            out,
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert "partdistill: warning: 'leg' covers" in err
     doc = json.loads((out / "labels.json").read_text())
@@ -402,8 +415,20 @@ def test_views_that_show_nothing_of_the_object_are_refused_before_the_teacher(in
     blank = replace(cap, face_id=np.full_like(cap.face_id, -1), warnings=[])
     blank.face_id[0, 0, 0] = 0  # one pixel of the object in four views
     save_bundle(tmp_path / "blank.npz", blank)
-    rc, _, err = _run(["segment", tmp_path / "blank.npz", "--parts", "top,leg", "--out", tmp_path / "out",
-                       "--teacher", "grounding_dino", "--teacher-model", tmp_path / "no-such-model"])  # fmt: skip
+    rc, _, err = _run(
+        [
+            "segment",
+            tmp_path / "blank.npz",
+            "--parts",
+            "top,leg",
+            "--out",
+            tmp_path / "out",
+            "--teacher",
+            "grounding_dino",
+            "--teacher-model",
+            tmp_path / "no-such-model",
+        ]
+    )
     _assert_one_line_error(rc, err, "capture: the views show almost nothing of the object (1 object pixels in 4 views")
     assert not (tmp_path / "out").exists()
 
@@ -411,8 +436,20 @@ def test_views_that_show_nothing_of_the_object_are_refused_before_the_teacher(in
 def test_a_capture_keeps_its_warnings_through_the_bundle_into_the_result(inputs, tmp_path):
     cap = replace(inputs["capture"], warnings=["table.obj: the import kept 58 of the file's 60 faces"])
     save_bundle(tmp_path / "warned.npz", cap)
-    rc, _, err = _run(["segment", tmp_path / "warned.npz", "--parts", "top,leg", "--detections", inputs["det"],
-                       "--method", "vote", "--out", tmp_path / "out"])  # fmt: skip
+    rc, _, err = _run(
+        [
+            "segment",
+            tmp_path / "warned.npz",
+            "--parts",
+            "top,leg",
+            "--detections",
+            inputs["det"],
+            "--method",
+            "vote",
+            "--out",
+            tmp_path / "out",
+        ]
+    )
     assert rc == 0 and "kept 58 of the file's 60 faces" in err
     doc = json.loads((tmp_path / "out" / "labels.json").read_text())
     assert doc["warnings"][0] == "table.obj: the import kept 58 of the file's 60 faces"

@@ -28,6 +28,7 @@ from partdistill.shared.client import BackendClient, BackendError, BackendGone
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
+from partdistill.shared.request import SegmentRequest
 from synthetic import capture_of, table
 
 CLI = [sys.executable, "-m", "partdistill.backend.cli"]
@@ -52,8 +53,13 @@ def keyed():
         clients = {name: zmq.curve_keypair() for name in ("alice", "bob", "mallory")}
         listed = kw.pop("listed", None)
         kw.setdefault("heartbeat_s", 0.2)
-        s = Server("tcp://127.0.0.1:0", curve_secret_key=sec, curve_public_key=pub,
-                   client_keys=None if listed is None else [clients[n][0] for n in listed], **kw)  # fmt: skip
+        s = Server(
+            "tcp://127.0.0.1:0",
+            curve_secret_key=sec,
+            curve_public_key=pub,
+            client_keys=None if listed is None else [clients[n][0] for n in listed],
+            **kw,
+        )
         started.append((s, s.start()))
 
         def client_for(name: str, **ckw) -> BackendClient:
@@ -79,8 +85,9 @@ class _Job:
 
         def run():
             try:
-                self.result = client.segment(cap, cap.part_names, options, det, job=job,
-                                             on_progress=lambda *a: self._began.set())  # fmt: skip
+                self.result = client.segment(
+                    cap, cap.part_names, options, det, job=job, on_progress=lambda *a: self._began.set()
+                )
             except Exception as e:  # noqa: BLE001 - what the test looks at
                 self.error = e
             self._began.set()
@@ -138,7 +145,7 @@ def test_one_mask_shared_by_many_detections_is_referenced_not_copied(scene):
     arrays = det.to_arrays()
     arrays["det_masks"] = arrays["det_masks"][:1]  # every detection points at the one mask
     arrays["det_mask_index"][:] = 0
-    msg = protocol.segment_request("j", cap, ("top", "leg"), SegmentOptions(), None)
+    msg = protocol.segment_request("j", SegmentRequest(cap, ("top", "leg"), SegmentOptions(teacher="grounding_dino")))
     msg.arrays.update(arrays)
     msg.fields["has_detections"] = True
     msg.fields["detections"] = {
@@ -148,7 +155,7 @@ def test_one_mask_shared_by_many_detections_is_referenced_not_copied(scene):
     }
     decoded = protocol.decode(protocol.encode(msg))
     tracemalloc.start()
-    _, _, _, parsed, _ = protocol.parse_segment_request(decoded)
+    parsed = protocol.parse_segment_request(decoded).detections
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     first = parsed.views[0][0].mask
@@ -161,9 +168,13 @@ def test_one_mask_shared_by_many_detections_is_referenced_not_copied(scene):
 def test_a_million_detections_are_refused_from_their_count_before_any_is_built(scene):
     cap, _ = scene
     d = 1_000_000
-    arrays = {"det_view": np.zeros(d, np.int32), "det_part": np.zeros(d, np.int32),
-              "det_score": np.ones(d, np.float32), "det_box": np.zeros((d, 4), np.float32),
-              "det_mask_index": np.full(d, -1, np.int32)}  # fmt: skip
+    arrays = {
+        "det_view": np.zeros(d, np.int32),
+        "det_part": np.zeros(d, np.int32),
+        "det_score": np.ones(d, np.float32),
+        "det_box": np.zeros((d, 4), np.float32),
+        "det_mask_index": np.full(d, -1, np.int32),
+    }
     t0 = time.perf_counter()
     with pytest.raises(ValidationError, match="1000000 detections for 4 views: more than 1000 per view"):
         Detections.from_arrays(("top", "leg"), cap.n_views, arrays)
@@ -175,9 +186,11 @@ def test_a_million_detections_are_refused_from_their_count_before_any_is_built(s
 
 @pytest.mark.parametrize(
     "spec, field",
-    [({"name": "a", "dtype": ["uint8"], "shape": [2]}, "header.arrays[0].dtype"),
-     ({"name": "a", "dtype": "uint8", "shape": [0, 2**63]}, "header.arrays[0].shape")],
-)  # fmt: skip
+    [
+        ({"name": "a", "dtype": ["uint8"], "shape": [2]}, "header.arrays[0].dtype"),
+        ({"name": "a", "dtype": "uint8", "shape": [0, 2**63]}, "header.arrays[0].shape"),
+    ],
+)
 def test_malformed_array_headers_are_invalid_with_the_field_named(keyed, spec, field):
     s, pub, client_for = keyed()
     client = client_for("alice")
@@ -237,8 +250,9 @@ def test_nobody_holding_the_servers_key_can_pose_as_a_worker_or_forge_a_result(k
     a request. Workers are Ray's cluster members (its token), which no client key reaches."""
     s, pub, client_for = keyed()
     cap, det = scene
-    victim = _Job(client_for("alice"), scene, options=SegmentOptions(n_points=1024, epochs=200, refine="none"),
-                  job="victim")  # fmt: skip
+    victim = _Job(
+        client_for("alice"), scene, options=SegmentOptions(n_points=1024, epochs=200, refine="none"), job="victim"
+    )
     forged = protocol.result_message("victim", protocol.parse_result(protocol.result_message("x", _fake(cap))))
     call = client_for("mallory")._call()
     try:
@@ -255,8 +269,9 @@ def _fake(cap):
     from partdistill.shared.result import SegmentationResult
 
     n = cap.mesh.n_faces
-    return SegmentationResult(("top", "leg"), np.zeros(n, np.int32), np.ones(n, np.float32),
-                              np.zeros(cap.mesh.n_polygons, np.int32))  # fmt: skip
+    return SegmentationResult(
+        ("top", "leg"), np.zeros(n, np.int32), np.ones(n, np.float32), np.zeros(cap.mesh.n_polygons, np.int32)
+    )
 
 
 def test_a_listed_server_refuses_a_key_that_is_not_listed_in_the_handshake(keyed):
@@ -277,8 +292,7 @@ def _free_address() -> str:
 
 
 def _serve(address: str, log) -> subprocess.Popen:
-    proc = subprocess.Popen([*CLI, "serve", "--bind", address], stderr=log,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    proc = subprocess.Popen([*CLI, "serve", "--bind", address], stderr=log, env={**os.environ, "OMP_NUM_THREADS": "1"})
     BackendClient(address, timeout_s=120).ping()
     return proc
 
@@ -302,9 +316,17 @@ def test_a_restarted_server_says_the_job_was_lost_and_the_client_sends_it_again(
         heard = []
         client = BackendClient(address, timeout_s=60)
         cap, det = scene
-        job = threading.Thread(target=lambda: heard.append(client.segment(
-            cap, cap.part_names, SegmentOptions(n_points=1024, epochs=300, refine="none"), det,
-            on_progress=lambda d, t, stage, m: heard.append(m))))  # fmt: skip
+        job = threading.Thread(
+            target=lambda: heard.append(
+                client.segment(
+                    cap,
+                    cap.part_names,
+                    SegmentOptions(n_points=1024, epochs=300, refine="none"),
+                    det,
+                    on_progress=lambda d, t, stage, m: heard.append(m),
+                )
+            )
+        )
         job.start()
         deadline = time.monotonic() + 60
         while not any(m == "" for m in heard if isinstance(m, str)):  # distillation under way

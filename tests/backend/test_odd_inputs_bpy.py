@@ -31,8 +31,22 @@ def _obj_lines(transform=None, extra: str = "") -> str:
 
 
 def _segment(obj: Path, out: Path, *extra) -> tuple[int, str, str]:
-    return _run(["segment", obj, "--parts", PARTS, "--detections", DETECTIONS, "--method", "vote-fill", "--out", out,
-                 "--quiet", *extra])  # fmt: skip
+    return _run(
+        [
+            "segment",
+            obj,
+            "--parts",
+            PARTS,
+            "--detections",
+            DETECTIONS,
+            "--method",
+            "vote-fill",
+            "--out",
+            out,
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def _labels(out: Path) -> np.ndarray:

@@ -30,8 +30,10 @@ def two_shapes(tmp_path_factory) -> dict:
     """Two bundles with their detections: a table (60 faces) and a stool (36 faces)."""
     folder = tmp_path_factory.mktemp("two_shapes")
     stool, stool_gt = assemble([(0, ((-0.5, -0.5, 0.9), (0.5, 0.5, 1.0))), (1, ((-0.1, -0.1, 0.0), (0.1, 0.1, 0.9)))])
-    shapes = {"table": capture_of(*table(), n_views=4, size=96), "stool": capture_of(stool, stool_gt, ("top", "leg"),
-                                                                                   n_views=4, size=96)}  # fmt: skip
+    shapes = {
+        "table": capture_of(*table(), n_views=4, size=96),
+        "stool": capture_of(stool, stool_gt, ("top", "leg"), n_views=4, size=96),
+    }
     out = {}
     for name, cap in shapes.items():
         save_bundle(folder / f"{name}.npz", cap)
@@ -42,8 +44,19 @@ def two_shapes(tmp_path_factory) -> dict:
 
 def _argv(shape: tuple, out: Path) -> list[str]:
     bundle, det, _ = shape
-    return ["segment", str(bundle), "--parts", "top,leg", "--detections", str(det), "--out", str(out),
-            "--method", "vote", "--quiet"]  # fmt: skip
+    return [
+        "segment",
+        str(bundle),
+        "--parts",
+        "top,leg",
+        "--detections",
+        str(det),
+        "--out",
+        str(out),
+        "--method",
+        "vote",
+        "--quiet",
+    ]
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -38,8 +38,16 @@ def _fit(args, env=None):
 
 
 def test_two_gloo_processes_fit_the_student_one_process_fits_with_the_same_steps(collection, tmp_path):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "--log-dir", str(tmp_path / "torchrun-logs")]  # fmt: skip
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--log-dir",
+        str(tmp_path / "torchrun-logs"),
+    ]
     r = _fit([*torchrun, "-m", "partdistill.backend.cli", *FIT, str(collection), "--out", str(tmp_path / "two")])
     assert "2 process(es)" in r.stdout and r.stdout.count("fitted on") == 1  # only rank 0 writes and prints
     _fit([*CLI, *FIT, str(collection), "--out", str(tmp_path / "one"), "--shapes-per-step", "2"])
@@ -73,8 +81,17 @@ def test_bigger_steps_take_fewer_optimiser_steps():
 
     def one_unit(part: int) -> KnowledgeUnits:
         one = np.ones(1, np.float32)
-        return KnowledgeUnits(np.array([part]), one, one.copy(), np.zeros(1, np.int32), np.zeros(1, bool),
-                              np.array([0, 2]), np.array([0, 1]), np.array([2]), n_points=2)  # fmt: skip
+        return KnowledgeUnits(
+            np.array([part]),
+            one,
+            one.copy(),
+            np.zeros(1, np.int32),
+            np.zeros(1, bool),
+            np.array([0, 2]),
+            np.array([0, 1]),
+            np.array([2]),
+            n_points=2,
+        )
 
     units = [one_unit(k % 3) for k in range(4)]
     steps = []
@@ -88,8 +105,14 @@ def test_bigger_steps_take_fewer_optimiser_steps():
     try:
         for per_step in (1, 2):
             steps.clear()
-            distill(lambda i: w.expand(2, 3), [w], units, 3, DistillConfig(epochs=3, backward=False),
-                    shapes_per_step=per_step)  # fmt: skip
+            distill(
+                lambda i: w.expand(2, 3),
+                [w],
+                units,
+                3,
+                DistillConfig(epochs=3, backward=False),
+                shapes_per_step=per_step,
+            )
             assert len(steps) == 3 * 4 // per_step
     finally:
         torch.optim.Adam.step = opt_step

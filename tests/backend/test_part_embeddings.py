@@ -37,8 +37,12 @@ def test_clip_text_encoder_loads_offline_and_embeds_each_name(tiny_clip, monkeyp
 def test_engine_conditions_the_student_on_clip_embeddings(tiny_clip):
     mesh, gt, names = table()
     cap = capture_of(mesh, gt, names, n_views=4, size=64)
-    res = segment(cap, names, options=SegmentOptions(n_points=1024, epochs=20, text_encoder=str(tiny_clip)),
-                  detections=simulate_detections(cap))  # fmt: skip
+    res = segment(
+        cap,
+        names,
+        options=SegmentOptions(n_points=1024, epochs=20, text_encoder=str(tiny_clip)),
+        detections=simulate_detections(cap),
+    )
     assert res.face_labels.shape == (mesh.n_faces,)
 
 

@@ -17,6 +17,7 @@ from partdistill.bench.levels import simulate
 from partdistill.bench.points import sample_cloud
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.protocol import decode, encode, parse_segment_request, segment_request
+from partdistill.shared.request import SegmentRequest
 
 pytestmark = pytest.mark.skipif(not psb.available(psb.default_data_dir()), reason="no real development meshes")
 
@@ -69,9 +70,21 @@ def test_the_cli_writes_labels_per_point(tmp_path):
     captured.part_names, captured.gt_face_labels = names, np.repeat(labels, 2)
     simulate(captured, "perfect").save_json(tmp_path / "det.json")
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(["segment", str(tmp_path / "c.npz"), "--parts", ",".join(names), "--detections",
-                       str(tmp_path / "det.json"), "--method", "vote-fill", "--out", str(tmp_path / "o"),
-                       "--quiet"])  # fmt: skip
+        rc = cli.main(
+            [
+                "segment",
+                str(tmp_path / "c.npz"),
+                "--parts",
+                ",".join(names),
+                "--detections",
+                str(tmp_path / "det.json"),
+                "--method",
+                "vote-fill",
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
     assert rc == 0, err.getvalue()
     with np.load(tmp_path / "o" / "labels.npz") as z:
         assert z["point_labels"].shape == (cap.cloud.n,) and z["point_confidence"].shape == (cap.cloud.n,)
@@ -82,8 +95,14 @@ def test_the_cli_writes_labels_per_point(tmp_path):
 
 def test_a_point_cloud_capture_crosses_the_wire_as_surfels(tmp_path):
     cap, labels, names = _capture(tmp_path, "FourLeg_382", views=2, resolution=64)
-    msg = decode(encode(segment_request("j", cap, names, SegmentOptions(method="vote-fill"), simulate(cap, "perfect"))))
-    got, *_ = parse_segment_request(msg)
+    msg = decode(
+        encode(
+            segment_request(
+                "j", SegmentRequest(cap, names, SegmentOptions(method="vote-fill"), simulate(cap, "perfect"))
+            )
+        )
+    )
+    got = parse_segment_request(msg).capture
     assert got.mesh.surfels and np.array_equal(got.mesh.faces, cap.mesh.faces)
 
 
@@ -101,8 +120,23 @@ def test_batch_labels_point_clouds_in_process_and_reports_a_broken_one(tmp_path)
     out = tmp_path / "out"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        rc = cli.main(["batch", str(folder), "--parts", ",".join(names), "--out", str(out), "--views", "4",
-                       "--resolution", "96", "--method", "vote-fill", "--quiet"])  # fmt: skip
+        rc = cli.main(
+            [
+                "batch",
+                str(folder),
+                "--parts",
+                ",".join(names),
+                "--out",
+                str(out),
+                "--views",
+                "4",
+                "--resolution",
+                "96",
+                "--method",
+                "vote-fill",
+                "--quiet",
+            ]
+        )
     assert rc == 1, buf.getvalue()
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
     assert rows["teddy.npy"]["status"] == "done" and rows["broken.xyz"]["status"] == "failed"
@@ -152,5 +186,6 @@ def test_the_four_render_types_show_the_same_shape_and_bring_labels_back_to_the_
         assert shape_miou(res.face_labels, cap.gt_face_labels, len(cap.part_names), area) > 0.7, kind
     with pytest.raises(Exception, match="render types apply to mesh captures"):
         points = render_as(cap, "sparse-points").capture
-        segment(points, cap.part_names, options=SegmentOptions(method="vote-fill", render_type="gray-mesh"),
-                detections=det)  # fmt: skip
+        segment(
+            points, cap.part_names, options=SegmentOptions(method="vote-fill", render_type="gray-mesh"), detections=det
+        )

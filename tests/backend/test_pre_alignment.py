@@ -80,8 +80,13 @@ def test_few_shot_units_have_confidence_one_and_survive_backward_distillation(ta
     pts = sample_surface(cap.mesh, 2000, seed=0)
     units = few_shot_units(pts, labelled)
     assert units.fixed.all() and (units.confidence == 1).all() and set(units.part) == {0, 1}
-    res = tta.segment(cap, NAMES, options=SegmentOptions(n_points=2000, epochs=60),
-                         detections=simulate_detections(cap), labelled_faces=labelled)  # fmt: skip
+    res = tta.segment(
+        cap,
+        NAMES,
+        options=SegmentOptions(n_points=2000, epochs=60),
+        detections=simulate_detections(cap),
+        labelled_faces=labelled,
+    )
     assert res.stats["trigger_epoch"] is not None
     after = np.array(res.stats["unit_weights_after"])
     assert (after[-2:] == 1.0).all()  # the two few-shot units come last and keep confidence 1
@@ -103,8 +108,24 @@ def test_cli_fit_then_predict(tables, tmp_path):
         simulate_detections(cap).save_json(tmp_path / "train" / f"t{i}.detections.json")
     save_bundle(tmp_path / "new.npz", tables[3])
     model, out = tmp_path / "model", tmp_path / "out"
-    assert cli.main(["fit", str(tmp_path / "train"), "--parts", "top,leg", "--out", str(model),
-                     "--points", "1024", "--epochs", "30", "--quiet"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "fit",
+                str(tmp_path / "train"),
+                "--parts",
+                "top,leg",
+                "--out",
+                str(model),
+                "--points",
+                "1024",
+                "--epochs",
+                "30",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert cli.main(["predict", str(tmp_path / "new.npz"), "--model", str(model), "--out", str(out), "--quiet"]) == 0
     z = np.load(out / "labels.npz")
     assert z["face_labels"].shape == (tables[3].mesh.n_faces,)
@@ -119,9 +140,28 @@ def test_cli_segment_takes_few_shot_labels(tables, tmp_path):
     labels[:3] = 0
     np.savez(tmp_path / "painted.npz", face_labels=labels, part_names=np.array(["top", "leg"]))
     out = tmp_path / "out"
-    assert cli.main(["segment", str(tmp_path / "t.npz"), "--parts", "top,leg", "--detections", str(tmp_path / "d.json"),
-                     "--labels", str(tmp_path / "painted.npz"), "--out", str(out), "--points", "1024",
-                     "--epochs", "20", "--quiet"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "segment",
+                str(tmp_path / "t.npz"),
+                "--parts",
+                "top,leg",
+                "--detections",
+                str(tmp_path / "d.json"),
+                "--labels",
+                str(tmp_path / "painted.npz"),
+                "--out",
+                str(out),
+                "--points",
+                "1024",
+                "--epochs",
+                "20",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     stats = json.loads((out / "labels.json").read_text())["stats"]
     assert stats["n_units"] == stats["n_detections"] + 1  # one few-shot unit for the painted part
 
@@ -168,8 +208,19 @@ def test_a_server_labels_with_an_allowed_category_model_and_refuses_others(check
 
 def test_segment_with_a_category_model_from_the_cli(checkpoint, tables, tmp_path):
     bundle = save_bundle(tmp_path / "t.npz", tables[3])
-    rc = cli.main(["segment", str(bundle), "--parts", "leg,top", "--category-model", str(checkpoint),
-                   "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    rc = cli.main(
+        [
+            "segment",
+            str(bundle),
+            "--parts",
+            "leg,top",
+            "--category-model",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert json.loads((tmp_path / "out" / "labels.json").read_text())["part_names"] == ["leg", "top"]
 

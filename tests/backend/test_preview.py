@@ -67,9 +67,13 @@ LEGEND_2_ROWS = 2 * LEGEND_PAD + 2 * LEGEND_LINE  # "top" and "leg" one above th
 
 @pytest.mark.parametrize(
     "n_views, max_views, size",
-    [(1, 10, (20, 16 + LEGEND_2_ROWS)), (3, 10, (60, 16 + LEGEND_2_ROWS)), (7, 10, (100, 2 * 16 + LEGEND_2_ROWS)),
-     (12, 10, (100, 2 * 16 + LEGEND_2_ROWS))],
-)  # fmt: skip
+    [
+        (1, 10, (20, 16 + LEGEND_2_ROWS)),
+        (3, 10, (60, 16 + LEGEND_2_ROWS)),
+        (7, 10, (100, 2 * 16 + LEGEND_2_ROWS)),
+        (12, 10, (100, 2 * 16 + LEGEND_2_ROWS)),
+    ],
+)
 def test_save_preview_writes_a_grid_of_views_with_a_legend(tmp_path, n_views, max_views, size):
     cap = _capture(n_views, h=16, w=20)
     path = save_preview(tmp_path / "sub" / "preview.png", cap, LABELS, ["top", "leg"], max_views=max_views)

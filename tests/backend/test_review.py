@@ -71,8 +71,9 @@ def test_labelled_faces_keep_the_users_labels_and_full_confidence():
     from partdistill.shared.result import SegmentationResult
 
     mesh = Mesh(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]] * 4, np.int32), np.array([0, 0, 1, 2], np.int32))
-    res = SegmentationResult(("a", "b"), np.array([0, 0, 0, 1], np.int32), np.full(4, 0.6, np.float32),
-                             np.array([0, 0, 1], np.int32), {}, {})  # fmt: skip
+    res = SegmentationResult(
+        ("a", "b"), np.array([0, 0, 0, 1], np.int32), np.full(4, 0.6, np.float32), np.array([0, 0, 1], np.int32), {}, {}
+    )
     out = keep_labelled(res, mesh, np.array([-1, -1, 1, -1], np.int32))
     assert out.face_labels.tolist() == [0, 0, 1, 1] and np.allclose(out.face_confidence, [0.6, 0.6, 1.0, 0.6])
     assert out.polygon_labels.tolist() == [0, 1, 1]

@@ -59,8 +59,22 @@ def front(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_AUTH_TOKEN", None)
     log = folder / "server.log"
-    command = [*CLI, "serve", "--bind", address, "--curve-keys", str(keys), "--ray", "local", "--ray-workers", "2",
-               "--client-timeout", "3", "--max-jobs-per-client", "2"]  # fmt: skip
+    command = [
+        *CLI,
+        "serve",
+        "--bind",
+        address,
+        "--curve-keys",
+        str(keys),
+        "--ray",
+        "local",
+        "--ray-workers",
+        "2",
+        "--client-timeout",
+        "3",
+        "--max-jobs-per-client",
+        "2",
+    ]
     with open(log, "w") as fh:
         proc = subprocess.Popen(command, stderr=fh, env=env, start_new_session=True)
 
@@ -126,8 +140,14 @@ def test_in_front_of_the_cluster_models_are_closed_and_jobs_are_their_owners(fro
 
     def long_job():
         try:
-            alice.segment(cap, cap.part_names, SegmentOptions(n_points=1024, epochs=2000), det, job="hers",
-                          on_progress=lambda done, total, stage, m: stage == "distill" and started.set())  # fmt: skip
+            alice.segment(
+                cap,
+                cap.part_names,
+                SegmentOptions(n_points=1024, epochs=2000),
+                det,
+                job="hers",
+                on_progress=lambda done, total, stage, m: stage == "distill" and started.set(),
+            )
         except BackendError as err:
             ended.append(err)
 
@@ -169,8 +189,21 @@ def test_a_killed_clients_job_stops_on_its_worker_within_the_heartbeat_period(fr
     c = client_for("bob")
     pub, sec = c.client_keys
     server_key = log.parent / "keys" / "server.key"
-    p = subprocess.Popen([sys.executable, "-c", _SILENT, address, pub.decode(), sec.decode(), str(tmp_path / "c.npz"),
-                          str(tmp_path / "d.json"), str(server_key)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _SILENT,
+            address,
+            pub.decode(),
+            sec.decode(),
+            str(tmp_path / "c.npz"),
+            str(tmp_path / "d.json"),
+            str(server_key),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout.readline().strip() == "distilling"
     p.kill()
     p.wait()

@@ -16,6 +16,7 @@ from partdistill.bench.simulated import simulate_detections
 from partdistill.shared import protocol
 from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
 from partdistill.shared.options import SegmentOptions
+from partdistill.shared.request import SegmentRequest
 from synthetic import capture_of, table
 
 
@@ -36,8 +37,9 @@ def test_segment_streams_progress_and_returns_labels(server, scene):
     cap, det = scene
     seen = []
     client = BackendClient(server.endpoint, timeout_s=10)
-    res = client.segment(cap, cap.part_names, SegmentOptions(n_points=2048, epochs=80), det,
-                         on_progress=lambda *a: seen.append(a))  # fmt: skip
+    res = client.segment(
+        cap, cap.part_names, SegmentOptions(n_points=2048, epochs=80), det, on_progress=lambda *a: seen.append(a)
+    )
     assert res.face_labels.shape == (cap.mesh.n_faces,)
     assert shape_miou(res.face_labels, cap.gt_face_labels, 2, cap.mesh.face_areas()) > 0.9
     stages = {s for _, _, s, _ in seen}
@@ -53,8 +55,14 @@ def test_ping_and_status_answer_while_a_job_runs_and_cancel_stops_it(server, sce
 
     def run():
         try:
-            client.segment(cap, cap.part_names, SegmentOptions(n_points=2048, epochs=2000), det,
-                           on_progress=lambda *a: started.set(), job="long-job")  # fmt: skip
+            client.segment(
+                cap,
+                cap.part_names,
+                SegmentOptions(n_points=2048, epochs=2000),
+                det,
+                on_progress=lambda *a: started.set(),
+                job="long-job",
+            )
         except BackendError as e:
             box["error"] = e
 
@@ -77,9 +85,13 @@ def test_cancel_from_the_segmenting_client(server, scene):
     calls = []
     with pytest.raises(BackendError) as e:
         BackendClient(server.endpoint, timeout_s=10).segment(
-            cap, cap.part_names, SegmentOptions(n_points=2048, epochs=2000), det,
-            on_progress=lambda *a: calls.append(a), should_cancel=lambda: len(calls) > 3,
-        )  # fmt: skip
+            cap,
+            cap.part_names,
+            SegmentOptions(n_points=2048, epochs=2000),
+            det,
+            on_progress=lambda *a: calls.append(a),
+            should_cancel=lambda: len(calls) > 3,
+        )
     assert e.value.code == "cancelled"
 
 
@@ -118,7 +130,7 @@ def test_invalid_messages_get_a_named_error_and_the_server_keeps_serving(server,
 
 def test_invalid_segment_arrays_get_a_named_error(server, scene):
     cap, det = scene
-    msg = protocol.segment_request("bad", cap, cap.part_names, SegmentOptions(), det)
+    msg = protocol.segment_request("bad", SegmentRequest(cap, cap.part_names, SegmentOptions(), det))
     msg.arrays["face_id"] = np.full_like(cap.face_id, 10**6)
     reply = _raw(server, [bytes(f) for f in protocol.encode(msg)])
     assert reply.type == "error" and reply.fields["code"] == "invalid" and reply.fields["field"] == "face_id"

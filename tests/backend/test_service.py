@@ -22,6 +22,7 @@ from partdistill.shared.client import BackendClient, BackendError, BackendRefuse
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
+from partdistill.shared.request import SegmentRequest
 from synthetic import capture_of, table
 
 OPTS = SegmentOptions(n_points=1024, epochs=30, refine="none")
@@ -87,8 +88,14 @@ class _LongJob:
 
         def run():
             try:
-                client.segment(cap, cap.part_names, SegmentOptions(n_points=1024, epochs=2000), det,
-                               on_progress=lambda *a: started.set(), job=job)  # fmt: skip
+                client.segment(
+                    cap,
+                    cap.part_names,
+                    SegmentOptions(n_points=1024, epochs=2000),
+                    det,
+                    on_progress=lambda *a: started.set(),
+                    job=job,
+                )
             except (BackendError, BackendTimeout) as e:
                 self.error, self.ended_at = e, time.monotonic()
 
@@ -125,15 +132,15 @@ def test_detections_for_other_views_are_refused_before_sending(scene):
     cap, det = scene
     fewer = Detections(det.part_names, det.views[:3], det.image_size)
     with pytest.raises(ValidationError, match="view"):
-        protocol.segment_request("j", cap, cap.part_names, OPTS, fewer)
+        protocol.segment_request("j", SegmentRequest(cap, cap.part_names, OPTS, fewer))
     bigger = Detections(det.part_names, det.views, (2 * cap.image_size[0], 2 * cap.image_size[1]))
     with pytest.raises(ValidationError):
-        protocol.segment_request("j", cap, cap.part_names, OPTS, bigger)
+        protocol.segment_request("j", SegmentRequest(cap, cap.part_names, OPTS, bigger))
 
 
 def test_detections_meta_disagreeing_with_the_capture_is_invalid_on_the_server(serve, scene):
     cap, det = scene
-    msg = protocol.segment_request("meta", cap, cap.part_names, OPTS, det)
+    msg = protocol.segment_request("meta", SegmentRequest(cap, cap.part_names, OPTS, det))
     msg.fields["detections"]["n_views"] = cap.n_views + 2
     reply = _raw(serve().endpoint, [bytes(f) for f in protocol.encode(msg)])
     assert reply.type == "error" and reply.fields["field"] == "detections.n_views"
@@ -143,7 +150,7 @@ def test_duplicate_part_names_are_refused_in_process_and_over_the_wire(serve, sc
     cap, det = scene
     with pytest.raises(ValidationError, match="duplicate"):
         segment(cap, ("top", "top", "leg"), options=OPTS, detections=det)
-    msg = protocol.segment_request("dup", cap, ("top", "leg"), OPTS, det)
+    msg = protocol.segment_request("dup", SegmentRequest(cap, ("top", "leg"), OPTS, det))
     msg.fields["part_names"] = ["top", "top", "leg"]
     reply = _raw(serve().endpoint, [bytes(f) for f in protocol.encode(msg)])
     assert (
@@ -166,7 +173,9 @@ def test_unknown_teachers_and_nested_options_are_invalid_not_internal(serve, sce
     cap, _ = scene
     s = serve()
     for options in ({"teacher": "no_such_teacher"}, {"epochs": {"a": {"b": [1, {"c": 2}]}}}, {1: 2}):
-        msg = protocol.segment_request("o", cap, cap.part_names, SegmentOptions(teacher="grounding_dino"))
+        msg = protocol.segment_request(
+            "o", SegmentRequest(cap, cap.part_names, SegmentOptions(teacher="grounding_dino"))
+        )
         msg.fields["options"] = {**msg.fields["options"], **options} if 1 not in options else options
         reply = _raw(s.endpoint, [bytes(f) for f in protocol.encode(msg)] if 1 not in options else _frames_with(msg))
         assert reply.type == "error" and reply.fields["code"] == "invalid", reply.fields
@@ -197,7 +206,10 @@ def test_epochs_and_points_above_the_servers_limits_are_refused(serve, scene):
 
 def test_jobs_over_the_queued_bytes_limit_get_busy(serve, scene):
     cap, det = scene
-    size = sum(len(bytes(f)) for f in protocol.encode(protocol.segment_request("x", cap, cap.part_names, OPTS, det)))
+    size = sum(
+        len(bytes(f))
+        for f in protocol.encode(protocol.segment_request("x", SegmentRequest(cap, cap.part_names, OPTS, det)))
+    )
     s = serve(limits=Limits(max_queued_bytes=int(size * 1.5)))
     c1, c2 = BackendClient(s.endpoint, timeout_s=20), BackendClient(s.endpoint, timeout_s=20)
     big = _LongJob(c1, scene, job="big")
@@ -247,8 +259,13 @@ def test_zap_lets_in_listed_clients_and_refuses_the_others_at_once(serve):
     server_pub, server_sec = zmq.curve_keypair()
     listed_pub, listed_sec = zmq.curve_keypair()
     s = serve(curve_secret_key=server_sec, curve_public_key=server_pub, client_keys=[listed_pub])
-    listed = BackendClient(s.endpoint, timeout_s=5, server_public_key=server_pub,
-                           client_public_key=listed_pub, client_secret_key=listed_sec)  # fmt: skip
+    listed = BackendClient(
+        s.endpoint,
+        timeout_s=5,
+        server_public_key=server_pub,
+        client_public_key=listed_pub,
+        client_secret_key=listed_sec,
+    )
     assert listed.hello()["server"] == "partdistill"
     t = time.monotonic()
     with pytest.raises(BackendRefused, match="does not let this client in"):
@@ -269,7 +286,9 @@ def test_a_wrong_server_key_says_so_instead_of_a_bare_timeout(serve):
 def test_a_silent_clients_job_is_cancelled_within_the_heartbeat_period(serve, scene):
     cap, det = scene
     s = serve(limits=Limits(client_timeout_s=1.0))
-    msg = protocol.segment_request("orphan", cap, cap.part_names, SegmentOptions(n_points=1024, epochs=2000), det)
+    msg = protocol.segment_request(
+        "orphan", SegmentRequest(cap, cap.part_names, SegmentOptions(n_points=1024, epochs=2000), det)
+    )
     msg.fields["session"] = "silent-client-1"
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -323,8 +342,11 @@ def test_thresholds_and_prompts_never_load_a_teacher_again():
     cache = TeacherCache(2, loader=lambda o: loads.append(o.teacher_model) or _Teacher())
     base = SegmentOptions(teacher="grounding_dino", teacher_model="m1")
     a = cache.get(base, lambda: False, True)
-    b = cache.get(SegmentOptions(teacher="grounding_dino", teacher_model="m1", box_threshold=0.1,
-                                 prompt_template="a {part}"), lambda: False, True)  # fmt: skip
+    b = cache.get(
+        SegmentOptions(teacher="grounding_dino", teacher_model="m1", box_threshold=0.1, prompt_template="a {part}"),
+        lambda: False,
+        True,
+    )
     assert loads == ["m1"] and a.settings["box_threshold"] != b.settings["box_threshold"]
     assert b.settings["prompt_template"] == "a {part}"
 
@@ -373,8 +395,12 @@ def test_ctrl_c_stops_a_served_backend_after_it_ran_a_job(scene, tmp_path):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     with err.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
-                                stderr=fh, env=env, preexec_fn=foreground_sigint)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
+            stderr=fh,
+            env=env,
+            preexec_fn=foreground_sigint,
+        )
     try:
         BackendClient(address, timeout_s=120).segment(cap, cap.part_names, OPTS, det)
         proc.send_signal(signal.SIGINT)

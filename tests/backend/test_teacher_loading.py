@@ -22,8 +22,13 @@ def dead_hub(monkeypatch):
 def test_an_uncached_hub_id_with_the_hub_unreachable_fails_in_seconds(dead_hub):
     t = time.monotonic()
     with pytest.raises(TeacherUnavailableError, match="does not answer"):
-        load_pretrained("grounding_dino", "no-such-org/no-such-model", default_model="x",
-                        auto_model="AutoModelForZeroShotObjectDetection", model_types=("grounding-dino",))  # fmt: skip
+        load_pretrained(
+            "grounding_dino",
+            "no-such-org/no-such-model",
+            default_model="x",
+            auto_model="AutoModelForZeroShotObjectDetection",
+            model_types=("grounding-dino",),
+        )
     assert time.monotonic() - t < loading.HUB_PROBE_S + 2
 
 

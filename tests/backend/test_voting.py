@@ -45,8 +45,15 @@ def _strip_capture():
 
 def test_face_votes_weigh_each_detections_pixels_by_its_score():
     cap = _strip_capture()
-    det = Detections(("a", "b"), [[Detection(0, 0.5, np.array([0, 0, 4, 4], np.float32)),
-                                   Detection(1, 0.25, np.array([2, 0, 6, 2], np.float32))]])  # fmt: skip
+    det = Detections(
+        ("a", "b"),
+        [
+            [
+                Detection(0, 0.5, np.array([0, 0, 4, 4], np.float32)),
+                Detection(1, 0.25, np.array([2, 0, 6, 2], np.float32)),
+            ]
+        ],
+    )
     v = face_votes(cap, det)
     # part a: columns 0-3, all rows: faces 0-3 get 4 px each x 0.5; part b: columns 2-5, rows 0-1:
     # faces 2 and 4 get 4 px each x 0.25
@@ -60,8 +67,15 @@ def test_face_votes_weigh_each_detections_pixels_by_its_score():
 
 def test_vote_fill_takes_the_argmax_and_fills_unvoted_faces_from_the_nearest_along_the_surface():
     cap = _strip_capture()
-    det = Detections(("a", "b"), [[Detection(0, 0.9, np.array([0, 0, 2, 4], np.float32)),
-                                   Detection(1, 0.9, np.array([6, 0, 8, 4], np.float32))]])  # fmt: skip
+    det = Detections(
+        ("a", "b"),
+        [
+            [
+                Detection(0, 0.9, np.array([0, 0, 2, 4], np.float32)),
+                Detection(1, 0.9, np.array([6, 0, 8, 4], np.float32)),
+            ]
+        ],
+    )
     labels, scores = vote_fill(cap, det)
     # quad 0 voted a, quad 3 voted b; quad 1 is nearer quad 0 along the strip, quad 2 nearer quad 3
     assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
@@ -71,8 +85,15 @@ def test_vote_fill_takes_the_argmax_and_fills_unvoted_faces_from_the_nearest_alo
 def test_superpoint_vote_gives_every_face_of_a_patch_its_summed_vote():
     cap = _strip_capture()
     # a weak vote for b on face 1 only, a strong one for a on faces 0 and 2, 3: per face, face 1 says b
-    det = Detections(("a", "b"), [[Detection(0, 0.9, np.array([0, 0, 4, 2], np.float32)),
-                                   Detection(1, 0.2, np.array([0, 2, 2, 4], np.float32))]])  # fmt: skip
+    det = Detections(
+        ("a", "b"),
+        [
+            [
+                Detection(0, 0.9, np.array([0, 0, 4, 2], np.float32)),
+                Detection(1, 0.2, np.array([0, 2, 2, 4], np.float32)),
+            ]
+        ],
+    )
     assert vote_fill(cap, det)[0][1] == 1
     patches = np.array([0, 0, 1, 1, 2, 2, 3, 3])  # the quads
     labels, _ = superpoint_vote(cap, det, patches=patches)

@@ -16,9 +16,28 @@ from partdistill.bench.quality import METHODS  # noqa: E402
 
 def test_bench_quality_reduced_writes_table_json_and_pictures(tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["bench", "quality", "--data", str(tmp_path / "data"), "--out", str(out), "--families", "mug,knife",
-            "--per-family", "3", "--n-test", "1", "--views", "3", "--resolution", "96", "--points", "512",
-            "--epochs", "20"]  # fmt: skip
+    argv = [
+        "bench",
+        "quality",
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--families",
+        "mug,knife",
+        "--per-family",
+        "3",
+        "--n-test",
+        "1",
+        "--views",
+        "3",
+        "--resolution",
+        "96",
+        "--points",
+        "512",
+        "--epochs",
+        "20",
+    ]
     assert cli.main(argv) == 0, capsys.readouterr().err
     res = json.loads((out / "results.json").read_text())
     for teacher in ("box", "mask"):

@@ -11,8 +11,9 @@ from partdistill.bench.real import CONFIDENCE_BINS
 
 
 def test_isotonic_pools_adjacent_violators_by_weight():
-    np.testing.assert_allclose(isotonic(np.array([0.1, 0.5, 0.3, 0.9]), np.array([1.0, 1.0, 3.0, 1.0])),
-                               [0.1, 0.35, 0.35, 0.9])  # fmt: skip
+    np.testing.assert_allclose(
+        isotonic(np.array([0.1, 0.5, 0.3, 0.9]), np.array([1.0, 1.0, 3.0, 1.0])), [0.1, 0.35, 0.35, 0.9]
+    )
     np.testing.assert_allclose(isotonic(np.array([0.2, 0.4]), np.array([1.0, 1.0])), [0.2, 0.4])
 
 
@@ -22,8 +23,15 @@ def _run(split, faces_at, right_at, method="distill"):
         faces[b] = n
     for b, n in right_at.items():
         right[b] = n
-    return {"split": split, "method": method, "teacher": "box", "level": "realistic", "shape": f"s{len(faces_at)}",
-            "confidence_faces": faces, "confidence_right": right}  # fmt: skip
+    return {
+        "split": split,
+        "method": method,
+        "teacher": "box",
+        "level": "realistic",
+        "shape": f"s{len(faces_at)}",
+        "confidence_faces": faces,
+        "confidence_right": right,
+    }
 
 
 def test_fit_maps_each_confidence_to_how_often_its_faces_were_right():

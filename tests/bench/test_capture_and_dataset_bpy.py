@@ -37,8 +37,11 @@ def built(tmp_path_factory):
 def test_reduced_dataset_builds_with_ground_truth(built):
     root, entries, calls, _ = built
     assert [(e.family, e.seed, e.split) for e in entries] == [
-        ("lamp", 0, "train"), ("lamp", 1, "test"), ("mug", 0, "train"), ("mug", 1, "test"),
-    ]  # fmt: skip
+        ("lamp", 0, "train"),
+        ("lamp", 1, "test"),
+        ("mug", 0, "train"),
+        ("mug", 1, "test"),
+    ]
     assert [c[:2] for c in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     for e in entries:
         assert e.path.is_file() and e.path.parent == root / e.family
@@ -98,8 +101,17 @@ def test_capture_many_keeps_going_after_a_bad_file(tmp_path):
         {"input": str(good), "output": str(tmp_path / "knife.npz")},
     ]
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
-    cmd = [sys.executable, "-m", "partdistill.blender_addon.headless", "capture-many", str(tmp_path / "jobs.json"),
-           "--views", "2", "--resolution", "32"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "partdistill.blender_addon.headless",
+        "capture-many",
+        str(tmp_path / "jobs.json"),
+        "--views",
+        "2",
+        "--resolution",
+        "32",
+    ]
     from partdistill.backend.io.inputs import blender_env as _blender_env
 
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_blender_env(), timeout=300)

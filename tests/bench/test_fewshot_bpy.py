@@ -29,9 +29,26 @@ def test_painting_gives_k_faces_of_each_part_their_true_part():
 def test_bench_fewshot_small_runs_both_curves_and_resumes(tmp_path, torch_single_thread):
     pytest.importorskip("bpy")
     out = tmp_path / "out"
-    argv = ["bench", "fewshot", "--data", str(tmp_path / "cache"), "--out", str(out), "--categories", "Bird",
-            "--per-category", "1", "--views", "4", "--resolution", "128", "--points", "512",
-            "--epochs", "6"]  # fmt: skip
+    argv = [
+        "bench",
+        "fewshot",
+        "--data",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+        "--categories",
+        "Bird",
+        "--per-category",
+        "1",
+        "--views",
+        "4",
+        "--resolution",
+        "128",
+        "--points",
+        "512",
+        "--epochs",
+        "6",
+    ]
     assert cli.main(argv) == 0
     rows = [json.loads(line) for line in (out / "fewshot.jsonl").read_text().splitlines()]
     assert sorted(r["k"] for r in rows if r["curve"] == "tta") == list(FACES_PER_PART)

@@ -14,9 +14,28 @@ pytestmark = pytest.mark.skipif(not psb.available(), reason="the real-mesh set (
 
 def test_bench_points_small_scores_every_method_per_point_and_resumes(tmp_path, torch_single_thread):
     out = tmp_path / "out"
-    argv = ["bench", "points", "--out", str(out), "--split", "val", "--per-category", "1", "--n-points", "3000",
-            "--levels", "perfect", "--views", "4", "--resolution", "128", "--points", "512",
-            "--epochs", "6"]  # fmt: skip
+    argv = [
+        "bench",
+        "points",
+        "--out",
+        str(out),
+        "--split",
+        "val",
+        "--per-category",
+        "1",
+        "--n-points",
+        "3000",
+        "--levels",
+        "perfect",
+        "--views",
+        "4",
+        "--resolution",
+        "128",
+        "--points",
+        "512",
+        "--epochs",
+        "6",
+    ]
     assert cli.main(argv) == 0
     rows = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()]
     assert len(rows) == 30 and {r["method"] for r in rows} == {"vote-fill", "superpoint", "distill"}
@@ -34,9 +53,26 @@ def test_bench_pretrain_then_fig_b_small(tmp_path, torch_single_thread):
     assert cli.main(["bench", "pretrain", "--out", str(bb), "--steps", "4", "--per-family", "1"]) == 0
     assert (bb / "backbone.safetensors").is_file() and (bb / "README.md").is_file()
     out = tmp_path / "out"
-    argv = ["bench", "backbone", "--backbone", str(bb), "--data", str(tmp_path / "cache"), "--out", str(out),
-            "--categories", "Vase", "--views", "4", "--resolution", "128", "--points", "512",
-            "--epochs", "10"]  # fmt: skip
+    argv = [
+        "bench",
+        "backbone",
+        "--backbone",
+        str(bb),
+        "--data",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+        "--categories",
+        "Vase",
+        "--views",
+        "4",
+        "--resolution",
+        "128",
+        "--points",
+        "512",
+        "--epochs",
+        "10",
+    ]
     assert cli.main(argv) == 0
     rows = [json.loads(line) for line in (out / "figb.jsonl").read_text().splitlines()]
     assert {r["config"] for r in rows} == {"scratch", "frozen", "finetuned"}

@@ -19,9 +19,32 @@ pytestmark = [
 def test_bench_real_small_runs_every_method_and_writes_tables_and_pictures(tmp_path, torch_single_thread):
     pytest.importorskip("bpy")
     out = tmp_path / "out"
-    argv = ["bench", "real", "--data", str(tmp_path / "cache"), "--out", str(out), "--categories", "Bird,Glasses",
-            "--per-category", "1", "--split", "val", "--teachers", "box", "--levels", "realistic",
-            "--views", "4", "--resolution", "128", "--points", "1024", "--epochs", "12"]  # fmt: skip
+    argv = [
+        "bench",
+        "real",
+        "--data",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+        "--categories",
+        "Bird,Glasses",
+        "--per-category",
+        "1",
+        "--split",
+        "val",
+        "--teachers",
+        "box",
+        "--levels",
+        "realistic",
+        "--views",
+        "4",
+        "--resolution",
+        "128",
+        "--points",
+        "1024",
+        "--epochs",
+        "12",
+    ]
     assert cli.main(argv) == 0
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert {r["method"] for r in runs} == set(METHODS)

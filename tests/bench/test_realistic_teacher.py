@@ -13,10 +13,24 @@ from synthetic import capture_of, table
 
 #: Every failure switched off: what remains is one box per visible region of each part.
 CLEAN = RealisticNoise(
-    confusion=0.0, miss_bias=-50.0, miss_slope=0.0, miss_persist=0.0, region_miss=0.0, min_pixels=4, group=0.0,
-    whole_object=0.0, spill=0.0, truncate=0.0, shift=0.0, label_swap=0.0, false_positive=0.0, score_noise=0.0,
-    mask_morph=0, bleed=0.0, holes=0.0,
-)  # fmt: skip
+    confusion=0.0,
+    miss_bias=-50.0,
+    miss_slope=0.0,
+    miss_persist=0.0,
+    region_miss=0.0,
+    min_pixels=4,
+    group=0.0,
+    whole_object=0.0,
+    spill=0.0,
+    truncate=0.0,
+    shift=0.0,
+    label_swap=0.0,
+    false_positive=0.0,
+    score_noise=0.0,
+    mask_morph=0,
+    bleed=0.0,
+    holes=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +41,12 @@ def cap():
 
 def _same(a, b) -> bool:
     return all(
-        len(x) == len(y) and all(d.part == e.part and d.score == e.score and np.array_equal(d.box, e.box)
-                                 for d, e in zip(x, y, strict=True))
+        len(x) == len(y)
+        and all(
+            d.part == e.part and d.score == e.score and np.array_equal(d.box, e.box) for d, e in zip(x, y, strict=True)
+        )
         for x, y in zip(a.views, b.views, strict=True)
-    )  # fmt: skip
+    )
 
 
 def test_every_level_is_deterministic_for_a_seed_and_documented(cap):

@@ -40,8 +40,10 @@ def backend():
     address = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "partdistill.backend.cli", "serve", "--bind", address],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -96,8 +98,14 @@ def test_blender_operator_segments_through_the_server_and_applies_parts(scene, b
 
 def test_a_dead_backend_is_reported_before_any_capture_within_a_second_or_so(scene, tmp_path):
     obj = scene
-    settings = JobSettings(SHAPE.part_names, "tcp://127.0.0.1:1", SegmentOptions(teacher="grounding_dino"),
-                           n_views=2, resolution=64, timeout_s=30)  # fmt: skip
+    settings = JobSettings(
+        SHAPE.part_names,
+        "tcp://127.0.0.1:1",
+        SegmentOptions(teacher="grounding_dino"),
+        n_views=2,
+        resolution=64,
+        timeout_s=30,
+    )
     scenes, t = len(bpy.data.scenes), time.monotonic()
     with pytest.raises(BackendTimeout, match="partdistill serve"):
         SegmentJob(obj, settings)
@@ -111,8 +119,9 @@ def test_detections_for_other_views_are_refused_before_any_capture(scene, tmp_pa
     from partdistill.shared.detections import Detections
     from partdistill.shared.errors import ValidationError
 
-    settings = JobSettings(SHAPE.part_names, backend, SegmentOptions(), Detections.load_json(det),
-                           n_views=VIEWS + 2, resolution=RES)  # fmt: skip
+    settings = JobSettings(
+        SHAPE.part_names, backend, SegmentOptions(), Detections.load_json(det), n_views=VIEWS + 2, resolution=RES
+    )
     with pytest.raises(ValidationError, match="view"):
         SegmentJob(obj, settings)
 
@@ -128,8 +137,23 @@ def test_cli_segments_a_mesh_file_in_process(scene, tmp_path):
     simulate_detections(cap).save_json(tmp_path / "det.json")
     out = tmp_path / "out"
     det = str(tmp_path / "det.json")
-    argv = ["segment", str(obj_path), "--parts", ",".join(SHAPE.part_names), "--detections", det, "--out", str(out),
-            "--views", str(VIEWS), "--resolution", str(RES), "--epochs", "100", "--quiet"]  # fmt: skip
+    argv = [
+        "segment",
+        str(obj_path),
+        "--parts",
+        ",".join(SHAPE.part_names),
+        "--detections",
+        det,
+        "--out",
+        str(out),
+        "--views",
+        str(VIEWS),
+        "--resolution",
+        str(RES),
+        "--epochs",
+        "100",
+        "--quiet",
+    ]
     assert cli.main(argv) == 0
     z = np.load(out / "labels.npz")
     assert list(z["part_names"]) == list(SHAPE.part_names)
@@ -142,8 +166,14 @@ def test_cli_segments_a_mesh_file_in_process(scene, tmp_path):
 
 def test_tiny_teacher_through_the_server_returns_labels_of_the_right_shape(scene, backend, tiny_grounding_dino):
     cap = capture_object(scene, ring=True, n_views=3, resolution=128)
-    opts = SegmentOptions(teacher="grounding_dino", teacher_model=str(tiny_grounding_dino), box_threshold=0.0,
-                          text_threshold=0.0, n_points=1024, epochs=10)  # fmt: skip
+    opts = SegmentOptions(
+        teacher="grounding_dino",
+        teacher_model=str(tiny_grounding_dino),
+        box_threshold=0.0,
+        text_threshold=0.0,
+        n_points=1024,
+        epochs=10,
+    )
     res = BackendClient(backend, timeout_s=60).segment(cap, ["seat", "back", "leg"], opts)
     assert res.face_labels.shape == (cap.mesh.n_faces,)
     assert res.polygon_labels.shape == (len(scene.data.polygons),)

@@ -19,9 +19,21 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chair"
 
 def test_example_chair_segments_with_its_shipped_detections(tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["segment", str(EXAMPLE / "chair.obj"), "--parts", "seat,back,leg,arm",
-            "--detections", str(EXAMPLE / "chair.detections-SIMULATED.json"), "--out", str(out),
-            "--points", "4096", "--epochs", "80", "--quiet"]  # fmt: skip
+    argv = [
+        "segment",
+        str(EXAMPLE / "chair.obj"),
+        "--parts",
+        "seat,back,leg,arm",
+        "--detections",
+        str(EXAMPLE / "chair.detections-SIMULATED.json"),
+        "--out",
+        str(out),
+        "--points",
+        "4096",
+        "--epochs",
+        "80",
+        "--quiet",
+    ]
     assert cli.main(argv) == 0, capsys.readouterr().err
     z = np.load(out / "labels.npz")
     shape = chair()

@@ -89,10 +89,15 @@ def test_a_second_run_into_a_locked_folder_is_refused_by_name(tmp_path):
 def test_a_lock_held_by_another_process_is_refused_and_freed_when_that_process_dies(tmp_path):
     out = tmp_path / "out"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from partdistill.shared.atomic import FolderLock\n"
-         f"l = FolderLock({str(out)!r}).__enter__()\nprint('held', flush=True)\nimport time; time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            f"from partdistill.shared.atomic import FolderLock\n"
+            f"l = FolderLock({str(out)!r}).__enter__()\nprint('held', flush=True)\nimport time; time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(ValidationError, match=f"process {holder.pid}"):

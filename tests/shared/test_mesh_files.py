@@ -42,8 +42,13 @@ def _stl(path, verts, faces):
 def _ascii_stl(path, verts, faces):
     lines = ["solid t"]
     for f in faces:
-        lines += ["facet normal 0 0 0", "outer loop", *(f"vertex {x} {y} {z}" for x, y, z in verts[f]), "endloop",
-                  "endfacet"]  # fmt: skip
+        lines += [
+            "facet normal 0 0 0",
+            "outer loop",
+            *(f"vertex {x} {y} {z}" for x, y, z in verts[f]),
+            "endloop",
+            "endfacet",
+        ]
     path.write_text("\n".join([*lines, "endsolid t", ""]))
     return path
 
@@ -60,8 +65,9 @@ def _gltf_with_data_uri(path, verts, faces):
     (json_len,) = struct.unpack("<I", raw[12:16])
     doc = json.loads(raw[20 : 20 + json_len])
     blob = raw[20 + json_len + 8 :]
-    doc["buffers"] = [{"byteLength": len(blob), "uri": "data:application/octet-stream;base64,"
-                       + base64.b64encode(blob).decode()}]  # fmt: skip
+    doc["buffers"] = [
+        {"byteLength": len(blob), "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}
+    ]
     path.write_text(json.dumps(doc))
     return path
 

@@ -67,8 +67,10 @@ def _ply_header(n: int, props: list[str], fmt: str, faces: int = 0) -> bytes:
 
 def test_ply_ascii_with_colours_and_binary_with_normals(tmp_path):
     a = tmp_path / "a.ply"
-    a.write_bytes(_ply_header(4, ["float x", "float y", "float z", "uchar red", "uchar green", "uchar blue"], "ascii")
-                  + b"".join(f"{i} 0 0 10 20 30\n".encode() for i in range(4)))  # fmt: skip
+    a.write_bytes(
+        _ply_header(4, ["float x", "float y", "float z", "uchar red", "uchar green", "uchar blue"], "ascii")
+        + b"".join(f"{i} 0 0 10 20 30\n".encode() for i in range(4))
+    )
     c = read_point_file(a)
     assert c.n == 4 and c.colors[0].tolist() == [10, 20, 30] and not ply_has_faces(a)
     b = tmp_path / "b.ply"

@@ -9,6 +9,7 @@ from partdistill.bench.simulated import simulate_detections
 from partdistill.shared import protocol
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
+from partdistill.shared.request import SegmentRequest
 from partdistill.shared.result import SegmentationResult
 from synthetic import capture_of, table
 
@@ -27,29 +28,40 @@ def roundtrip(msg: protocol.Message) -> protocol.Message:
 def test_segment_request_round_trips_capture_options_and_detections(capture):
     det = simulate_detections(capture)
     opts = SegmentOptions(method="vote", n_points=1000, seed=3)
-    back = roundtrip(protocol.segment_request("job1", capture, capture.part_names, opts, det))
-    cap2, names, opts2, det2, labelled = protocol.parse_segment_request(back)
+    back = roundtrip(protocol.segment_request("job1", SegmentRequest(capture, capture.part_names, opts, det)))
+    req = protocol.parse_segment_request(back)
+    cap2, names, opts2, det2, labelled = req.capture, req.part_names, req.options, req.detections, req.labelled_faces
     assert labelled is None
     assert back.type == "segment" and back.job == "job1"
     assert names == capture.part_names and opts2 == opts
     m, m2 = capture.mesh, cap2.mesh
-    pairs = [(cap2.rgb, capture.rgb), (cap2.face_id, capture.face_id), (cap2.K, capture.K),
-             (m2.faces, m.faces), (m2.face_to_polygon, m.face_to_polygon)]  # fmt: skip
+    pairs = [
+        (cap2.rgb, capture.rgb),
+        (cap2.face_id, capture.face_id),
+        (cap2.K, capture.K),
+        (m2.faces, m.faces),
+        (m2.face_to_polygon, m.face_to_polygon),
+    ]
     for a, b in pairs:
         np.testing.assert_array_equal(a, b)
     assert det2.n_detections == det.n_detections
     capture.mesh.polygon_count = int(capture.mesh.face_to_polygon.max()) + 5  # a modifier deleted some
-    back = roundtrip(protocol.segment_request("job2", capture, capture.part_names, opts, det))
-    assert protocol.parse_segment_request(back)[0].mesh.n_polygons == capture.mesh.polygon_count
+    back = roundtrip(protocol.segment_request("job2", SegmentRequest(capture, capture.part_names, opts, det)))
+    assert protocol.parse_segment_request(back).capture.mesh.n_polygons == capture.mesh.polygon_count
     capture.mesh.polygon_count = None
     np.testing.assert_allclose(det2.views[0][0].box, det.views[0][0].box)
 
 
 def test_result_round_trips():
     res = SegmentationResult(
-        ("a", "b"), np.array([0, 1, -1], np.int32), np.array([0.5, 1, 0], np.float32), np.array([0, 1], np.int32),
-        {"n_units": np.int64(4), "loss": [0.5, 0.25]}, {"distill": 1.5}, ["'a' covers 99% of the surface"],
-    )  # fmt: skip
+        ("a", "b"),
+        np.array([0, 1, -1], np.int32),
+        np.array([0.5, 1, 0], np.float32),
+        np.array([0, 1], np.int32),
+        {"n_units": np.int64(4), "loss": [0.5, 0.25]},
+        {"distill": 1.5},
+        ["'a' covers 99% of the surface"],
+    )
     back = protocol.parse_result(roundtrip(protocol.result_message("j", res)))
     np.testing.assert_array_equal(back.face_labels, res.face_labels)
     assert back.stats == {"n_units": 4, "loss": [0.5, 0.25]} and back.timings == {"distill": 1.5}
@@ -75,7 +87,9 @@ def test_every_other_message_type_round_trips(msg):
 
 
 def _segment_frames(capture, **replace):
-    msg = protocol.segment_request("j", capture, capture.part_names, SegmentOptions(teacher="grounding_dino"))
+    msg = protocol.segment_request(
+        "j", SegmentRequest(capture, capture.part_names, SegmentOptions(teacher="grounding_dino"))
+    )
     msg.arrays.update(replace)
     return [bytes(f) for f in protocol.encode(msg)]
 
@@ -112,11 +126,12 @@ def test_nan_is_named(capture):
 def test_oversize_is_named(capture, monkeypatch):
     from partdistill.shared import limits
 
+    frames = _segment_frames(capture)  # made within the limits, received past them
     monkeypatch.setattr(limits, "MAX_VIEWS", 2)
-    assert _field_error(_segment_frames(capture)) == "rgb (views)"
+    assert _field_error(frames) == "rgb (views)"
     monkeypatch.setattr(limits, "MAX_HEADER_BYTES", 10)
     with pytest.raises(ValidationError, match="header"):
-        protocol.decode(_segment_frames(capture))
+        protocol.decode(frames)
 
 
 def test_unknown_type_is_named():
@@ -167,20 +182,32 @@ def test_unknown_array_and_dtype_are_named(capture):
 
 
 def test_bad_options_and_part_names_are_named(capture):
-    msg = protocol.segment_request("j", capture, capture.part_names, SegmentOptions(teacher="grounding_dino"))
+    msg = protocol.segment_request(
+        "j", SegmentRequest(capture, capture.part_names, SegmentOptions(teacher="grounding_dino"))
+    )
     msg.fields["options"]["n_points"] = -5
     with pytest.raises(ValidationError) as e:
         protocol.parse_segment_request(roundtrip(msg))
     assert e.value.field == "options.n_points"
-    msg = protocol.segment_request("j", capture, ["seat", "seat"], SegmentOptions(teacher="grounding_dino"))
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(ValidationError, match="duplicate"):  # refused before it is sent...
+        protocol.segment_request(
+            "j", SegmentRequest(capture, ["seat", "seat"], SegmentOptions(teacher="grounding_dino"))
+        )
+    msg = protocol.segment_request(
+        "j", SegmentRequest(capture, capture.part_names, SegmentOptions(teacher="grounding_dino"))
+    )
+    msg.fields["part_names"] = ["seat", "seat"]
+    with pytest.raises(ValidationError) as e:  # ...and where it is received
         protocol.parse_segment_request(roundtrip(msg))
     assert e.value.field == "part_names[1]"
 
 
 def test_segment_without_teacher_or_detections_is_rejected(capture):
-    msg = protocol.segment_request("j", capture, capture.part_names, SegmentOptions())
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(ValidationError, match="no teacher named"):  # before it is sent...
+        protocol.segment_request("j", SegmentRequest(capture, capture.part_names, SegmentOptions()))
+    msg = protocol.segment_request("j", SegmentRequest(capture, capture.part_names, SegmentOptions(teacher="owlv2")))
+    msg.fields["options"]["teacher"] = None
+    with pytest.raises(ValidationError) as e:  # ...and where it is received
         protocol.parse_segment_request(roundtrip(msg))
     assert e.value.field == "options.teacher"
 

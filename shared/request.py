@@ -1,0 +1,49 @@
+"""A segmentation request: what a client asks for, the one form it takes from the client through the
+wire and the server's runner to the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import limits
+from .capture import Capture
+from .detections import Detections
+from .errors import ValidationError
+from .options import VOTING_METHODS, SegmentOptions
+from .validation import check_array, check_index_range, check_part_names
+
+
+@dataclass
+class SegmentRequest:
+    """capture: the mesh and its views. part_names: the parts to find, in the order the labels
+    index. options: how (``SegmentOptions``). detections: 2D detections made outside (None: the
+    teacher named in the options makes them). labelled_faces: ``(F,) int32`` few-shot labels, faces
+    a user labelled (-1 = unknown)."""
+
+    capture: Capture
+    part_names: Sequence[str]
+    options: SegmentOptions = field(default_factory=SegmentOptions)
+    detections: Detections | None = None
+    labelled_faces: np.ndarray | None = None
+
+    def validate(self) -> SegmentRequest:
+        """Every rule a request obeys, on either side of the wire: a valid capture, part names and
+        options; detections made for these views; labelled faces for these faces and parts; and
+        something to learn from (a teacher, detections, a category model, or labelled faces)."""
+        cap = self.capture.validate()
+        self.part_names = check_part_names("part_names", self.part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+        self.options = self.options.validate()
+        if self.detections is not None:
+            # a file made for other views fails now, not as garbage labels
+            self.detections.validate(cap.n_views, cap.image_size)
+        if self.labelled_faces is not None:
+            check_array("labelled_faces", self.labelled_faces, np.int32, (cap.mesh.n_faces,))
+            check_index_range("labelled_faces", self.labelled_faces, -1, len(self.part_names))
+        o = self.options
+        learns = self.labelled_faces is not None and o.method not in VOTING_METHODS
+        if self.detections is None and o.teacher is None and not o.category_model and not learns:
+            raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
+        return self
