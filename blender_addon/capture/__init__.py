@@ -22,19 +22,22 @@ Projection of a view: perspective, ``[u, v, 1]^T ~ K @ X_cam`` (divide by ``z``)
 ``X_cam = world_to_cam @ [X_world, 1]`` in the OpenCV camera frame (x right, y down, z forward);
 pixel ``(i, j)`` spans ``[i, i+1) x [j, j+1)``.
 
-Modules: ``session`` (the private scene and the per-view loop), ``cameras`` (the ring, OpenCV
-matrices), ``face_ids`` (triangulation and ray casting), ``render`` (engines and render settings), ``colors``
-(what the rasteriser paints), ``private_copy`` (the copy that is captured).
+Modules: ``session`` (the private scene and the per-view loop), ``settings`` (what a capture is
+asked for, and the choice of cameras), ``cameras`` (the ring, OpenCV matrices), ``face_ids``
+(triangulation and ray casting), ``render`` (engines and render settings), ``colors`` (what the
+rasteriser paints), ``private_copy`` (the copy that is captured).
 Importing mesh files (headless batch use) lives in ``blender_addon.headless.mesh_import``.
 """
 
 from .cameras import RING_ELEVATIONS_DEG, camera_matrices, ring_cameras
 from .render import workbench_available
 from .session import CaptureSession, capture_object
+from .settings import CaptureSettings
 
 __all__ = [
     "RING_ELEVATIONS_DEG",
     "CaptureSession",
+    "CaptureSettings",
     "camera_matrices",
     "capture_object",
     "ring_cameras",

@@ -80,7 +80,7 @@ def _bounding_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
     return center, float(np.linalg.norm(p - center, axis=1).max())
 
 
-def _remove_objects(objects: Sequence[bpy.types.Object]) -> None:
+def remove_objects(objects: Sequence[bpy.types.Object]) -> None:
     """Remove objects made for a capture (ring cameras, the Cycles sun) and their orphaned data."""
     for o in objects:
         data = o.data

@@ -20,7 +20,7 @@ from partdistill.shared.errors import ValidationError
 _SOURCE_ATTR = "_partdistill_source_polygon"
 
 
-def _evaluated_triangles(obj: bpy.types.Object, copy_eval: bpy.types.Object) -> tuple[Mesh, int, np.ndarray]:
+def evaluated_triangles(obj: bpy.types.Object, copy_eval: bpy.types.Object) -> tuple[Mesh, int, np.ndarray]:
     """Triangulate the evaluated copy into a world-space ``Mesh`` whose ``face_to_polygon`` indexes
     the polygons of ``obj``'s own mesh; also return that polygon count and each triangle's material
     slot index ``(T,) int32`` (what the rasteriser colours it with)."""
@@ -82,7 +82,7 @@ def _nearest_source_polygons(obj: bpy.types.Object, points_local: np.ndarray) ->
     return out
 
 
-def _dilate(mask: np.ndarray) -> np.ndarray:
+def dilate(mask: np.ndarray) -> np.ndarray:
     """``(H, W) bool`` grown by one pixel (3x3)."""
     out = mask.copy()
     out[1:] |= mask[:-1]
@@ -93,7 +93,7 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cast_face_ids(
+def cast_face_ids(
     bvh: BVHTree,
     aabb: np.ndarray,
     K: np.ndarray,

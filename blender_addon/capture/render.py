@@ -15,16 +15,16 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from .cameras import _remove_objects
+from .cameras import remove_objects
 
 _ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES"}
 #: Capture engines: Blender's two plus our own numpy rasteriser (face ids and a flat-shaded picture
 #: from one z-buffer pass, no render call; it draws material, single or object colours, not textures).
 ENGINES = ("raster", *_ENGINES)
 _RASTER_COLOR_TYPES = {"MATERIAL", "SINGLE", "OBJECT"}
-_COLOR_TYPES = {"MATERIAL", "SINGLE", "OBJECT", "RANDOM", "VERTEX", "TEXTURE"}
-_LIGHTINGS = {"STUDIO", "FLAT", "MATCAP"}
-_WORKBENCH_AA = {1: "OFF", 5: "5", 8: "8", 11: "11", 16: "16", 32: "32"}
+COLOR_TYPES = {"MATERIAL", "SINGLE", "OBJECT", "RANDOM", "VERTEX", "TEXTURE"}
+LIGHTINGS = {"STUDIO", "FLAT", "MATCAP"}
+WORKBENCH_AA = {1: "OFF", 5: "5", 8: "8", 11: "11", 16: "16", 32: "32"}
 
 _workbench_probe: bool | None = None
 
@@ -41,7 +41,7 @@ def workbench_available() -> bool:
     return _workbench_probe
 
 
-def _resolve_engine(engine: str, color_type: str = "MATERIAL") -> str:
+def resolve_engine(engine: str, color_type: str = "MATERIAL") -> str:
     """``"raster"``, ``"workbench"`` or ``"cycles"`` for an ``engine`` argument of :func:`capture_object`
     (``"auto"``: ``PARTDISTILL_RENDER_ENGINE`` if set, else the rasteriser when it can draw
     ``color_type``, else Workbench where it works, else Cycles)."""
@@ -75,7 +75,7 @@ bpy.ops.render.render(write_still=True)
 def _probe_workbench() -> bool:
     if not bpy.app.background:
         return True  # a UI session has a working OpenGL context
-    fd, out = tempfile.mkstemp(prefix="partdistill_probe_", suffix=".tga", dir=_fast_tmp_dir())
+    fd, out = tempfile.mkstemp(prefix="partdistill_probe_", suffix=".tga", dir=fast_tmp_dir())
     os.close(fd)
     os.remove(out)
     if bpy.app.binary_path:  # running inside the Blender executable (blender -b)
@@ -95,7 +95,7 @@ def _probe_workbench() -> bool:
 # --------------------------------------------------------------------------- settings
 
 
-def _configure_render(
+def configure_render(
     tmp: bpy.types.Scene, user_render: bpy.types.RenderSettings, engine: str, width: int, height: int
 ) -> None:
     """Settings of the private scene ``tmp`` common to both engines: size, a transparent film written
@@ -128,7 +128,7 @@ def _configure_render(
     vs.gamma = 1.0
 
 
-def _configure_workbench(tmp: bpy.types.Scene, *, aa: str, lighting: str, color_type: str) -> None:
+def configure_workbench(tmp: bpy.types.Scene, *, aa: str, lighting: str, color_type: str) -> None:
     d = tmp.display
     d.render_aa = aa
     s = d.shading
@@ -142,7 +142,7 @@ def _configure_workbench(tmp: bpy.types.Scene, *, aa: str, lighting: str, color_
     s.show_backface_culling = False
 
 
-def _configure_cycles(tmp: bpy.types.Scene, *, samples: int) -> None:
+def configure_cycles(tmp: bpy.types.Scene, *, samples: int) -> None:
     c = tmp.cycles
     c.device = "CPU"
     c.samples = samples
@@ -151,7 +151,7 @@ def _configure_cycles(tmp: bpy.types.Scene, *, samples: int) -> None:
     c.max_bounces = 2
 
 
-def _add_cycles_lighting(tmp: bpy.types.Scene, cleanup: list[Callable[[], None]]) -> bpy.types.Object:
+def add_cycles_lighting(tmp: bpy.types.Scene, cleanup: list[Callable[[], None]]) -> bpy.types.Object:
     """A grey world plus a sun that follows the camera; Cycles has no studio light of its own."""
     world = bpy.data.worlds.new("partdistill capture")
     cleanup.append(lambda: bpy.data.worlds.remove(world))
@@ -169,18 +169,18 @@ def _add_cycles_lighting(tmp: bpy.types.Scene, cleanup: list[Callable[[], None]]
     data.angle = math.radians(10)
     sun = bpy.data.objects.new(data.name, data)
     tmp.collection.objects.link(sun)
-    cleanup.append(lambda: _remove_objects([sun]))
+    cleanup.append(lambda: remove_objects([sun]))
     return sun
 
 
-def _follow_camera(light: bpy.types.Object, cam_to_world: Matrix) -> None:
+def follow_camera(light: bpy.types.Object, cam_to_world: Matrix) -> None:
     """A headlight slightly above-left of the camera: shading that reads like a studio look."""
     light.matrix_world = (
         cam_to_world @ Matrix.Rotation(math.radians(-25), 4, "X") @ Matrix.Rotation(math.radians(-20), 4, "Y")
     )
 
 
-def _guard_render_result(cleanup: list[Callable[[], None]]) -> None:
+def guard_render_result(cleanup: list[Callable[[], None]]) -> None:
     """Rendering writes to the 'Render Result' image: keep the user's render in its slot (the undo
     steps are appended to ``cleanup``)."""
     existing = [im for im in bpy.data.images if im.type == "RENDER_RESULT"]
@@ -210,12 +210,12 @@ def _guard_render_result(cleanup: list[Callable[[], None]]) -> None:
 # --------------------------------------------------------------------------- output
 
 
-def _fast_tmp_dir() -> str | None:
+def fast_tmp_dir() -> str | None:
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
-def _read_tga_over(path: str, background: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def read_tga_over(path: str, background: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Read an uncompressed 32-bit TGA (straight alpha) and composite it over ``background``
     (3,) in 0..255: ``(H, W, 3) uint8`` RGB and ``(H, W) uint8`` alpha."""
     data = np.fromfile(path, dtype=np.uint8)

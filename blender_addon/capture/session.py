@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 import bpy
 import numpy as np
@@ -17,83 +17,39 @@ from partdistill.shared.errors import ValidationError
 from partdistill.shared.framing import frame, ring_views
 from partdistill.shared.raster import rasterize, shade
 
-from .cameras import _remove_objects, camera_matrices, image_size, ring_cameras
+from .cameras import camera_matrices, image_size, remove_objects, ring_cameras
 from .colors import triangle_colors
-from .face_ids import _cast_face_ids, _dilate, _evaluated_triangles
+from .face_ids import cast_face_ids, dilate, evaluated_triangles
 from .private_copy import private_copy
 from .render import (
-    _COLOR_TYPES,
-    _LIGHTINGS,
-    _WORKBENCH_AA,
-    ENGINES,
-    _add_cycles_lighting,
-    _configure_cycles,
-    _configure_render,
-    _configure_workbench,
-    _fast_tmp_dir,
-    _follow_camera,
-    _guard_render_result,
-    _read_tga_over,
-    _resolve_engine,
+    WORKBENCH_AA,
+    add_cycles_lighting,
+    configure_cycles,
+    configure_render,
+    configure_workbench,
+    fast_tmp_dir,
+    follow_camera,
+    guard_render_result,
+    read_tga_over,
+    resolve_engine,
 )
+from .settings import CaptureSettings, describe
 
 ProgressFn = Callable[[int, int, str], None]
 
 
-def capture_object(
-    obj: bpy.types.Object,
-    *,
-    cameras: Sequence[bpy.types.Object] | None = None,
-    resolution: int | tuple[int, int] = 512,
-    engine: str = "auto",
-    ring: bool | None = None,
-    n_views: int = 10,
-    scene: bpy.types.Scene | None = None,
-    color_type: str = "MATERIAL",
-    lighting: str = "STUDIO",
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    aa_samples: int = 8,
-    cycles_samples: int = 8,
-    progress: ProgressFn | None = None,
-) -> Capture:
+def capture_object(obj: bpy.types.Object, *, progress: ProgressFn | None = None, **settings: object) -> Capture:
     """Render ``obj`` from several cameras and return the capture (mesh, RGB, face ids, cameras).
 
-    Cameras: ``cameras`` if given; else the cameras of ``scene`` (default: the context scene) if it
-    has any; else a temporary ring of ``n_views`` cameras framing the object (see
-    :func:`ring_cameras`). ``ring=True`` forces the ring, ``ring=False`` forbids it.
-
-    resolution: an int is the longer image side (the ring renders square images; scene cameras
-    keep the scene's aspect ratio), a pair is ``(width, height)``.
-    engine: ``"raster"`` (no render call: face ids from a numpy z-buffer, the exact pixel-centre
-    answer ray casting gives, and a flat-shaded picture painted from them; material, single or
-    object colours, no textures; ~25 ms per 512² view), ``"workbench"``, ``"cycles"`` (CPU,
-    ``cycles_samples``, no denoiser) or ``"auto"`` (the rasteriser when it can draw
-    ``color_type``, else Workbench when an OpenGL/EGL context works, probed once in a child
-    process, else Cycles; ``PARTDISTILL_RENDER_ENGINE=raster|workbench|cycles`` overrides it).
-    color_type / lighting: Workbench shading (``"MATERIAL"``, ``"TEXTURE"``, ``"SINGLE"``, ...;
-    ``"STUDIO"``, ``"FLAT"``, ``"MATCAP"``). background: display (sRGB) colour in [0, 1] composited
-    behind the object. aa_samples: Workbench anti-aliasing samples (1 = off, 5, 8, 11, 16, 32).
-    progress: called as ``progress(done, total, message)`` after each view; an exception raised
-    there aborts the capture (the scene is cleaned up all the same).
+    ``settings`` are those of :class:`CaptureSettings` (cameras, resolution, engine, ring, n_views,
+    scene, shading). progress: called as ``progress(done, total, message)`` after each view; an
+    exception raised there aborts the capture (the scene is cleaned up all the same).
 
     ``Capture.orthographic`` marks orthographic views. ``Capture.meta`` holds ``camera_names``, ``engine``,
     ``object_name``, ``n_polygons`` (polygons of the object's own mesh; ``face_to_polygon`` indexes
     them), ``clip`` (per view ``[near, far]``) and ``timings`` (seconds).
     """
-    with CaptureSession(
-        obj,
-        cameras=cameras,
-        resolution=resolution,
-        engine=engine,
-        ring=ring,
-        n_views=n_views,
-        scene=scene,
-        color_type=color_type,
-        lighting=lighting,
-        background=background,
-        aa_samples=aa_samples,
-        cycles_samples=cycles_samples,
-    ) as session:
+    with CaptureSession(obj, **settings) as session:
         for i in range(session.n_views):
             session.capture_view(i)
             if progress is not None:
@@ -102,7 +58,7 @@ def capture_object(
 
 
 class CaptureSession:
-    """Step-wise form of :func:`capture_object` (same arguments), for callers that render one view
+    """Step-wise form of :func:`capture_object` (the same settings), for callers that render one view
     per timer tick to keep Blender's UI responsive::
 
         with CaptureSession(obj) as s:
@@ -115,49 +71,12 @@ class CaptureSession:
     short-lived (do not let the user undo across it).
     """
 
-    def __init__(
-        self,
-        obj: bpy.types.Object,
-        *,
-        cameras: Sequence[bpy.types.Object] | None = None,
-        resolution: int | tuple[int, int] = 512,
-        engine: str = "auto",
-        ring: bool | None = None,
-        n_views: int = 10,
-        scene: bpy.types.Scene | None = None,
-        color_type: str = "MATERIAL",
-        lighting: str = "STUDIO",
-        background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-        aa_samples: int = 8,
-        cycles_samples: int = 8,
-    ):
+    def __init__(self, obj: bpy.types.Object, **settings: object):
         if not isinstance(obj, bpy.types.Object) or obj.type != "MESH":
-            raise ValidationError("object", f"expected a mesh object, got {_describe(obj)}")
-        if engine not in ("auto", *ENGINES):
-            raise ValidationError("engine", f"must be 'auto', 'raster', 'workbench' or 'cycles', got {engine!r}")
-        if aa_samples not in _WORKBENCH_AA:
-            raise ValidationError("aa_samples", f"must be one of {sorted(_WORKBENCH_AA)}, got {aa_samples}")
-        if not (isinstance(n_views, int) and 1 <= n_views <= 64):
-            raise ValidationError("n_views", f"must be an integer in [1, 64], got {n_views!r}")
-        if color_type not in _COLOR_TYPES:
-            raise ValidationError("color_type", f"must be one of {sorted(_COLOR_TYPES)}, got {color_type!r}")
-        if lighting not in _LIGHTINGS:
-            raise ValidationError("lighting", f"must be one of {sorted(_LIGHTINGS)}, got {lighting!r}")
-        bg = np.asarray(background, dtype=np.float64)
-        if bg.shape != (3,) or not np.all((bg >= 0) & (bg <= 1)):
-            raise ValidationError("background", "must be three numbers in [0, 1]")
+            raise ValidationError("object", f"expected a mesh object, got {describe(obj)}")
         self._obj = obj
-        self._scene = scene if scene is not None else bpy.context.scene
-        self._cameras_arg = None if cameras is None else list(cameras)
-        self._resolution = resolution
-        self._engine_arg = engine
-        self._ring_arg = ring
-        self._n_ring = n_views
-        self._color_type = color_type
-        self._lighting = lighting
-        self._background = np.round(bg * 255.0)
-        self._aa = _WORKBENCH_AA[aa_samples]
-        self._cycles_samples = int(cycles_samples)
+        self._settings = CaptureSettings(**settings).validate()  # type: ignore[arg-type]
+        self._scene = self._settings.scene if self._settings.scene is not None else bpy.context.scene
         self._cleanup: list[Callable[[], None]] = []
         self._timings = {"setup_s": 0.0, "render_s": 0.0, "read_s": 0.0, "raycast_s": 0.0, "raster_s": 0.0}
 
@@ -194,26 +113,26 @@ class CaptureSession:
         cam = self._cams[i]
         self._tmp.camera = cam
         if self._light is not None:
-            _follow_camera(self._light, self._cam_to_world[i])
+            follow_camera(self._light, self._cam_to_world[i])
         t0 = time.perf_counter()
         try:
             bpy.ops.render.render(write_still=True, scene=self._tmp.name)
         except RuntimeError as e:
             raise RuntimeError(f"rendering view {i} ({cam.name}) failed: {e}") from e
         t1 = time.perf_counter()
-        self._rgb[i], alpha = _read_tga_over(self._image_path, self._background, self._size)
+        self._rgb[i], alpha = read_tga_over(self._image_path, self._settings.background_255, self._size)
         t2 = time.perf_counter()
         self._timings["render_s"] += t1 - t0
         self._timings["read_s"] += t2 - t1
         yield
-        candidates = _dilate(alpha > 0)
+        candidates = dilate(alpha > 0)
         height = candidates.shape[0]
         face_id = np.full(candidates.shape, -1, np.int32)
         for rows in np.array_split(np.arange(height), max(1, bands)):
             t = time.perf_counter()
             band = np.zeros_like(candidates)
             band[rows] = candidates[rows]
-            cast = _cast_face_ids(
+            cast = cast_face_ids(
                 self._bvh,
                 self._aabb,
                 self._K[i],
@@ -245,7 +164,7 @@ class CaptureSession:
                 t = time.perf_counter()
                 band = np.zeros((height, self._size[0]), bool)
                 band[rows] = True
-                cast = _cast_face_ids(
+                cast = cast_face_ids(
                     self._bvh,
                     self._aabb,
                     self._K[i],
@@ -265,8 +184,8 @@ class CaptureSession:
             self._K[i],
             self._w2c[i],
             face_colors=self._tri_colors,
-            background=self._background,
-            lighting=self._lighting,
+            background=self._settings.background_255,
+            lighting=self._settings.lighting,
             orthographic=self._orthographic[i],
         )
         self._timings["render_s"] += time.perf_counter() - t
@@ -316,15 +235,16 @@ class CaptureSession:
         obj, scene = self._obj, self._scene
         if obj.mode == "EDIT":
             obj.update_from_editmode()
-        use_ring = self._choose_cameras()
-        self._engine = _resolve_engine(self._engine_arg, self._color_type)
-        if self._engine == "raster" and self._color_type not in ("MATERIAL", "SINGLE", "OBJECT"):
+        st = self._settings
+        self._user_cams, use_ring = st.choose_cameras()
+        self._engine = resolve_engine(st.engine, st.color_type)
+        if self._engine == "raster" and st.color_type not in ("MATERIAL", "SINGLE", "OBJECT"):
             raise ValidationError(
                 "color_type",
                 f"the raster engine draws MATERIAL, SINGLE or OBJECT colours, "
-                f"not {self._color_type}; use engine='workbench'",
+                f"not {st.color_type}; use engine='workbench'",
             )
-        self._size = image_size(self._resolution, self._scene, use_ring)
+        self._size = image_size(st.resolution, self._scene, use_ring)
         width, height = self._size
 
         tmp = bpy.data.scenes.new("partdistill capture")
@@ -332,13 +252,13 @@ class CaptureSession:
         self._tmp = tmp
         tmp.frame_current = scene.frame_current
         tmp.frame_subframe = scene.frame_subframe
-        _configure_render(tmp, scene.render, self._engine, width, height)
+        configure_render(tmp, scene.render, self._engine, width, height)
         if self._engine == "raster":
             pass  # no render call: the settings above only carry the user's simplification
         elif self._engine == "workbench":
-            _configure_workbench(tmp, aa=self._aa, lighting=self._lighting, color_type=self._color_type)
+            configure_workbench(tmp, aa=WORKBENCH_AA[st.aa_samples], lighting=st.lighting, color_type=st.color_type)
         else:
-            _configure_cycles(tmp, samples=self._cycles_samples)
+            configure_cycles(tmp, samples=int(st.cycles_samples))
 
         self._copy = private_copy(obj, tmp, self._cleanup)
         for cam in self._user_cams:
@@ -347,8 +267,8 @@ class CaptureSession:
 
         depsgraph = tmp.view_layers[0].depsgraph
         depsgraph.update()
-        self._mesh, self._n_polygons, tri_material = _evaluated_triangles(obj, self._copy.evaluated_get(depsgraph))
-        self._tri_colors = triangle_colors(obj, scene, tri_material, self._color_type)
+        self._mesh, self._n_polygons, tri_material = evaluated_triangles(obj, self._copy.evaluated_get(depsgraph))
+        self._tri_colors = triangle_colors(obj, scene, tri_material, st.color_type)
         verts = self._mesh.vertices
         self._bvh_tree: BVHTree | None = None  # built on first use: the rasteriser rarely needs it
         self._aabb = np.stack([verts.min(0), verts.max(0)]).astype(np.float64)
@@ -356,8 +276,8 @@ class CaptureSession:
         self._framing = None
         if use_ring:  # framing the object's mass, not a stray speck far away
             self._framing = fr = frame(verts, self._mesh.faces)
-            cams = ring_cameras(self._copy, self._n_ring, collection=tmp.collection, bounds=(fr.center, fr.radius))
-            self._cleanup.append(lambda: _remove_objects(cams))
+            cams = ring_cameras(self._copy, st.n_views, collection=tmp.collection, bounds=(fr.center, fr.radius))
+            self._cleanup.append(lambda: remove_objects(cams))
             depsgraph.update()
             self._cams = cams
             self._camera_names = [f"ring_{i:02d}" for i in range(len(cams))]
@@ -388,13 +308,13 @@ class CaptureSession:
 
         self._light = None
         if self._engine == "cycles":
-            self._light = _add_cycles_lighting(tmp, self._cleanup)
+            self._light = add_cycles_lighting(tmp, self._cleanup)
         self._timings["setup_s"] = time.perf_counter() - t0
         if self._engine == "raster":
             return
-        _guard_render_result(self._cleanup)
+        guard_render_result(self._cleanup)
 
-        fd, path = tempfile.mkstemp(prefix="partdistill_", suffix=".tga", dir=_fast_tmp_dir())
+        fd, path = tempfile.mkstemp(prefix="partdistill_", suffix=".tga", dir=fast_tmp_dir())
         os.close(fd)
         self._image_path = path
         self._cleanup.append(lambda: os.path.exists(path) and os.remove(path))
@@ -411,37 +331,3 @@ class CaptureSession:
                 errors.append(e)
         if errors:
             raise RuntimeError(f"cleaning up after the capture failed: {errors}")
-
-    def _choose_cameras(self) -> bool:
-        """Set ``self._user_cams``; True when a ring is to be made."""
-        self._user_cams: list[bpy.types.Object] = []
-        if self._ring_arg is True:
-            if self._cameras_arg:
-                raise ValidationError("cameras", "give cameras or ring=True, not both")
-            return True
-        if self._cameras_arg is not None:
-            cams = self._cameras_arg
-            if not cams:
-                raise ValidationError("cameras", "the list of cameras is empty")
-        else:
-            cams = sorted((o for o in self._scene.objects if o.type == "CAMERA"), key=lambda o: o.name)
-            if not cams:
-                if self._ring_arg is False:
-                    raise ValidationError("cameras", "the scene has no cameras and ring=False")
-                return True
-        for i, cam in enumerate(cams):
-            if not isinstance(cam, bpy.types.Object) or cam.type != "CAMERA":
-                raise ValidationError(f"cameras[{i}]", f"expected a camera object, got {_describe(cam)}")
-            if cam.data.type not in ("PERSP", "ORTHO"):
-                raise ValidationError(
-                    f"cameras[{i}]",
-                    f"camera {cam.name!r} is {cam.data.type}; use a perspective or orthographic camera",
-                )
-        self._user_cams = list(cams)
-        return False
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bpy.types.Object):
-        return f"{value.type.lower()} object {value.name!r}"
-    return type(value).__name__

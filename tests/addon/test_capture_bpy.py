@@ -116,7 +116,7 @@ def test_face_ids_agree_with_rendered_colours(bpy_empty, setup, engine):
     bvh = BVHTree.FromPolygons(c.mesh.vertices.tolist(), c.mesh.faces.tolist(), all_triangles=True)
     aabb = np.stack([c.mesh.vertices.min(0), c.mesh.vertices.max(0)]).astype(np.float64)
     args = (c.K[0], c.world_to_cam[0], tuple(c.meta["clip"][0]), c.is_orthographic(0), (96, 80))
-    assert np.array_equal(cap_face_ids._cast_face_ids(bvh, aabb, *args), c.face_id[0])
+    assert np.array_equal(cap_face_ids.cast_face_ids(bvh, aabb, *args), c.face_id[0])
 
 
 @pytest.mark.parametrize("setup", list(CAMERA_SETUPS))
@@ -597,7 +597,7 @@ def test_rasterised_face_ids_match_ray_casting_on_a_real_mesh(bpy_empty):
     same = seen = 0
     for i in range(6):
         args = (c.K[i], c.world_to_cam[i], tuple(c.meta["clip"][i]), c.is_orthographic(i), (256, 256))
-        cast = cap_face_ids._cast_face_ids(bvh, aabb, *args)
+        cast = cap_face_ids.cast_face_ids(bvh, aabb, *args)
         fg = (cast >= 0) | (c.face_id[i] >= 0)
         same += int((cast[fg] == c.face_id[i][fg]).sum())
         seen += int(fg.sum())
