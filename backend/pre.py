@@ -14,6 +14,7 @@ from partdistill.shared.capture import Capture, Mesh
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
+from partdistill.shared.progress import Progress
 from partdistill.shared.result import SegmentationResult
 
 from .cancel import Cancelled
@@ -44,7 +45,7 @@ def fit(
     options: SegmentOptions | None = None,
     *,
     teacher=None,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     shapes_per_step: int = 1,
     parallel: DataParallel | None = None,

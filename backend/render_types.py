@@ -20,6 +20,7 @@ from partdistill.shared.camera import project_points
 from partdistill.shared.capture import Capture, PointCloud
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.point_capture import PointCapture
+from partdistill.shared.point_cloud import per_face, per_point
 from partdistill.shared.raster import shade
 from partdistill.shared.result import SegmentationResult
 
@@ -81,7 +82,7 @@ def render_as(capture: Capture, render_type: str, seed: int = 0) -> Rendered:
     points = pc.result({"render_type": render_type})
     points.orthographic = capture.orthographic
     if capture.gt_face_labels is not None:
-        points.part_names, points.gt_face_labels = capture.part_names, np.repeat(capture.gt_face_labels[pts.face], 2)
+        points.part_names, points.gt_face_labels = capture.part_names, per_face(capture.gt_face_labels[pts.face])
     return Rendered(points, pts.face.astype(np.int32))
 
 
@@ -109,7 +110,7 @@ def to_mesh(
     mesh = capture.mesh
     n_parts = len(result.part_names)
     point_labels = result.polygon_labels
-    point_conf = result.face_confidence[0::2]
+    point_conf = per_point(result.face_confidence)
     scores = np.zeros((mesh.n_faces, n_parts))
     ok = point_labels >= 0
     np.add.at(scores, (point_face[ok], point_labels[ok]), np.maximum(point_conf[ok], 1e-3))
@@ -160,7 +161,7 @@ def segment_rendered(
             progress=progress,
             cancel=cancel,
         )
-    labelled = None if labelled_faces is None else np.repeat(labelled_faces[rendered.point_face], 2).astype(np.int32)
+    labelled = None if labelled_faces is None else per_face(labelled_faces[rendered.point_face]).astype(np.int32)
     result = segment_fn(
         rendered.capture,
         names,

@@ -18,6 +18,7 @@ from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import VOTING_METHODS, SegmentOptions
+from partdistill.shared.progress import Progress
 from partdistill.shared.result import SegmentationResult
 from partdistill.shared.validation import check_array, check_index_range, check_part_names
 
@@ -29,8 +30,6 @@ from .pipeline.review import review
 from .pipeline.shape import prepare_shape
 from .pipeline.vote import superpoint_vote, vote, vote_fill
 from .students.build import new_student
-
-Progress = Callable[[int, int, str], None]
 
 
 def segment(

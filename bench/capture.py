@@ -20,11 +20,9 @@ import numpy as np
 from partdistill.backend.io.capture_pool import capture_files
 from partdistill.shared.bundle import save_bundle
 from partdistill.shared.capture import Capture
+from partdistill.shared.progress import Progress
 
 from .shapes import LabelledShape
-
-ProgressFn = Callable[[int, int, str], None]
-"""``progress(done, total, message)``, called after each shape (cached ones included)."""
 
 
 @dataclass(eq=False)
@@ -50,7 +48,7 @@ def capture_jobs(
     views: int,
     resolution: int,
     workers: int | None = None,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Capture every job whose bundle does not exist yet; cached ones are reported and skipped, so a
     second call starts no Blender at all. Sets each job's ``n_faces``. workers: Blender processes run
@@ -133,7 +131,7 @@ def bundle_faces(bundle: Path) -> int:
 # ---- internals -------------------------------------------------------------------------------
 
 
-def _report(progress: ProgressFn | None, done: int, total: int, message: str) -> None:
+def _report(progress: Progress | None, done: int, total: int, message: str) -> None:
     if progress is not None:
         progress(done, total, message)
 

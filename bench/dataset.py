@@ -24,8 +24,9 @@ from pathlib import Path
 
 from partdistill.shared.bundle import load_bundle
 from partdistill.shared.capture import Capture
+from partdistill.shared.progress import Progress
 
-from .capture import CaptureJob, ProgressFn, capture_jobs
+from .capture import CaptureJob, capture_jobs
 from .families import FAMILIES, make_shape
 
 MANIFEST = "manifest.json"
@@ -56,7 +57,7 @@ def build_dataset(
     n_test: int = 4,
     views: int = 10,
     resolution: int = 512,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     workers: int | None = None,
 ) -> list[DatasetEntry]:
     """Build (or reuse from the cache) ``per_family`` shapes of each family, seeds 0..per_family-1;

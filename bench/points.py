@@ -19,6 +19,7 @@ from partdistill.backend.tta import segment
 from partdistill.shared.capture import Mesh, PointCloud
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.point_capture import capture_point_cloud
+from partdistill.shared.point_cloud import per_face
 
 from .levels import simulate
 from .psb import CATEGORIES, mesh_ids, part_words
@@ -72,7 +73,7 @@ def run(
                     t = time.perf_counter()
                     cap = capture_point_cloud(PointCloud(pts), n_views=views, resolution=resolution)
                     capture_s = time.perf_counter() - t
-                    cap.part_names, cap.gt_face_labels = names, np.repeat(labels, 2)
+                    cap.part_names, cap.gt_face_labels = names, per_face(labels)
                 det = simulate(cap, level, "box", seed=1000 + mesh_id)
                 t = time.perf_counter()
                 res = segment(cap, names, options=replace(options, method=m), detections=det)

@@ -22,6 +22,7 @@ from partdistill.shared.client import BackendClient, BackendError, BackendTimeou
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
+from partdistill.shared.point_cloud import per_point
 from partdistill.shared.result import SegmentationResult
 
 from .apply import apply_result
@@ -279,8 +280,7 @@ class SegmentJob:
     def _apply_points(self, obj: bpy.types.Object, result: SegmentationResult) -> None:
         if point_count(obj) != len(result.polygon_labels):
             raise ValidationError("object", f"{obj.name!r} was edited while the backend worked; segment it again")
-        # point i is the square of triangles 2i, 2i + 1 in the capture
-        apply_point_result(obj, result.part_names, result.polygon_labels, result.face_confidence[0::2])
+        apply_point_result(obj, result.part_names, result.polygon_labels, per_point(result.face_confidence))
         self.result = result
         self.state, self.progress = DONE, 1.0
         counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]

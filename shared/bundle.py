@@ -99,6 +99,7 @@ def _warnings(capture: Capture) -> dict[str, np.ndarray]:
 
 def _save_points(path: Path, capture: Capture, compress: bool) -> Path:
     from .point_capture import point_ids
+    from .point_cloud import per_point
 
     cloud = capture.cloud
     assert cloud is not None
@@ -119,14 +120,14 @@ def _save_points(path: Path, capture: Capture, compress: bool) -> Path:
     if capture.part_names:
         arrays["part_names"] = np.array(capture.part_names, dtype=np.str_)
     if capture.gt_face_labels is not None:
-        arrays["gt_point_labels"] = capture.gt_face_labels[0::2]
+        arrays["gt_point_labels"] = per_point(capture.gt_face_labels)
     return _write(path, arrays | _warnings(capture), compress)
 
 
 def _load_points(path: Path, data: dict) -> Capture:
     """A point-cloud bundle back into a capture: the surfel mesh is rebuilt from the points, their
     normals and spacing (the same mesh the capture made), ``face_id`` from ``point_id``."""
-    from .point_cloud import PointCloud, surfel_mesh
+    from .point_cloud import PointCloud, faces_of_points, per_face, surfel_mesh
     from .validation import check_array, check_index_range
 
     _check_keys(path, data, POINT_REQUIRED_KEYS, POINT_OPTIONAL_KEYS, "point-cloud bundle")
@@ -140,11 +141,11 @@ def _load_points(path: Path, data: dict) -> Capture:
     cloud.normals = normals
     gt = data.get("gt_point_labels")
     if gt is not None:
-        gt = np.repeat(check_array("gt_point_labels", gt, np.int32, (cloud.n,)), 2)
+        gt = per_face(check_array("gt_point_labels", gt, np.int32, (cloud.n,)))
     return Capture(
         mesh,
         data["rgb"],
-        np.where(pid >= 0, 2 * pid, -1).astype(np.int32),
+        faces_of_points(pid),
         data["K"],
         data["world_to_cam"],
         orthographic=data.get("orthographic"),

@@ -15,6 +15,7 @@ from .capture import Capture
 from .detections import Detections
 from .errors import ValidationError
 from .options import SegmentOptions
+from .progress import ServerProgress
 from .request import SegmentRequest
 from .result import SegmentationResult
 
@@ -129,7 +130,7 @@ class BackendClient:
         options: SegmentOptions | None = None,
         detections: Detections | None = None,
         *,
-        on_progress: Callable[[int, int, str, str], None] | None = None,
+        on_progress: ServerProgress | None = None,
         should_cancel: Callable[[], bool] | None = None,
         job: str | None = None,
         labelled_faces=None,

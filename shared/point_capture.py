@@ -5,14 +5,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 
 from .capture import Capture
 from .errors import ValidationError
 from .framing import frame, ring_views
-from .point_cloud import PointCloud, point_spacing, surfel_mesh
+from .point_cloud import PointCloud, faces_of_points, point_spacing, points_of_faces, surfel_mesh
+from .progress import Progress
 from .raster import rasterize, shade
 
 
@@ -81,7 +81,7 @@ class PointCapture:
         t = time.perf_counter()
         fid = rasterize(m.vertices, m.faces, self.K[i], self.w2c[i], size, clip=self.clips[i]).face_id
         # Each point's first triangle stands for its square: the ids a bundle's point_id map restores.
-        self.face_id[i] = np.where(fid >= 0, fid - fid % 2, -1)
+        self.face_id[i] = faces_of_points(points_of_faces(fid))
         t1 = time.perf_counter()
         self.rgb[i] = shade(
             self.face_id[i],
@@ -133,7 +133,7 @@ def capture_point_cloud(
     n_views: int = 10,
     resolution: int = 512,
     background: tuple[float, float, float] = (255.0, 255.0, 255.0),
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Capture:
     """Capture ``cloud`` from a ring of ``n_views`` square views of ``resolution`` pixels (see
     :class:`PointCapture`). ``face_to_polygon[face_id]`` of the result is the point seen at each

@@ -162,6 +162,31 @@ def estimate_normals(points: np.ndarray, spacing: float) -> np.ndarray:
     return normals.astype(np.float32)
 
 
+#: A cloud's surfel mesh draws point ``i`` as the square of triangles ``2 i`` and ``2 i + 1``; the four
+#: functions below are the one place that rule is written.
+TRIANGLES_PER_POINT = 2
+
+
+def per_point(face_values: np.ndarray) -> np.ndarray:
+    """``(2N, ...)`` values of a surfel mesh's triangles -> ``(N, ...)`` per point (its first triangle's)."""
+    return face_values[0::TRIANGLES_PER_POINT]
+
+
+def per_face(point_values: np.ndarray) -> np.ndarray:
+    """``(N, ...)`` values per point -> ``(2N, ...)`` per triangle of the surfel mesh."""
+    return np.repeat(point_values, TRIANGLES_PER_POINT, axis=0)
+
+
+def faces_of_points(point_ids: np.ndarray) -> np.ndarray:
+    """Point ids (-1: none) -> the first triangle of each point's square (-1 kept), int32."""
+    return np.where(point_ids >= 0, TRIANGLES_PER_POINT * point_ids, -1).astype(np.int32)
+
+
+def points_of_faces(face_ids: np.ndarray) -> np.ndarray:
+    """Triangle ids of a surfel mesh (-1: none) -> the point each belongs to (-1 kept), int32."""
+    return np.where(face_ids >= 0, face_ids // TRIANGLES_PER_POINT, -1).astype(np.int32)
+
+
 def surfel_mesh(cloud: PointCloud, spacing: float | None = None) -> tuple[Mesh, np.ndarray]:
     """The mesh standing for ``cloud``: per point a square of side 3 x spacing (``SURFEL_HALF_SIDE``)
     in the plane normal to the point's normal, as triangles ``2i`` and ``2i + 1`` (``face_to_polygon =
@@ -189,7 +214,7 @@ def surfel_mesh(cloud: PointCloud, spacing: float | None = None) -> tuple[Mesh, 
     mesh = Mesh(
         vertices=corners.reshape(-1, 3).astype(np.float32),
         faces=tris.astype(np.int32),
-        face_to_polygon=np.repeat(np.arange(cloud.n, dtype=np.int32), 2),
+        face_to_polygon=per_face(np.arange(cloud.n, dtype=np.int32)),
         polygon_count=cloud.n,
         surfels=True,
     )

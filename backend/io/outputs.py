@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from partdistill.shared.atomic import replace_together, temporary_name
 from partdistill.shared.capture import Capture
+from partdistill.shared.point_cloud import per_point
 from partdistill.shared.result import SegmentationResult
 
 OUTPUTS = ("labels.npz", "labels.json", "segmented.glb", "preview.png", "loss.png")
@@ -72,7 +73,7 @@ def _per_point(capture: Capture, result: SegmentationResult) -> dict[str, np.nda
     """A point cloud's labels per point (point i is polygon i of its surfel mesh)."""
     if capture.cloud is None:
         return {}
-    return {"point_labels": result.polygon_labels, "point_confidence": result.face_confidence[0::2]}
+    return {"point_labels": result.polygon_labels, "point_confidence": per_point(result.face_confidence)}
 
 
 def labels_summary(capture: Capture, result: SegmentationResult, *, per_face: bool = False) -> dict:

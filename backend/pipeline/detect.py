@@ -16,8 +16,7 @@ from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detection, Detections, box_mask, box_pixel_span
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
-
-Progress = Callable[[int, int, str], None]
+from partdistill.shared.progress import Progress
 
 
 def detection_region(capture: Capture, view: int, box: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:

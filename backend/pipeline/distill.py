@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from partdistill.shared.options import BACKWARD_RULES, SegmentOptions
+from partdistill.shared.progress import Progress
 
 from ..parallel import DataParallel
 from .lift import KnowledgeUnits
@@ -194,7 +195,7 @@ def distill(
     config: DistillConfig,
     *,
     seed: int = 0,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     shapes_per_step: int = 1,
     parallel: DataParallel | None = None,

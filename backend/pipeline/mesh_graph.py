@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from partdistill.shared.capture import Mesh
+from partdistill.shared.point_cloud import faces_of_points, per_point
 from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
@@ -90,19 +91,21 @@ def face_graph(mesh: Mesh) -> FaceGraph:
 
 
 def _surfel_pairs(v: np.ndarray, f: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Face pairs of a surfel mesh (triangles ``2i``, ``2i + 1`` are point ``i``'s square): the two
+    """Face pairs of a surfel mesh (``shared.point_cloud``: each point's square is two triangles): the two
     halves of each square, and the same halves of the squares of each point's ``k`` nearest
     neighbours; ``(E, 2) int64`` pairs and ``(E,) float64`` lengths (the square's side, the width
     the two surfels meet over)."""
-    n = len(f) // 2
-    corners = v[f[0::2]]  # (n, 3, 3): three of the square's corners
+    corners = v[per_point(f)]  # (n, 3, 3): three of the square's corners
+    n = len(corners)
     centre = (corners[:, 0] + corners[:, 2]) / 2.0
     side = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1)
     _, nn = cKDTree(centre).query(centre, k=min(k + 1, n))
     i = np.repeat(np.arange(n), nn.shape[1] - 1)
     j = nn[:, 1:].reshape(-1)
-    halves = np.stack([2 * np.arange(n), 2 * np.arange(n) + 1], axis=1)
-    pairs = np.concatenate([halves, np.stack([2 * i, 2 * j], 1), np.stack([2 * i + 1, 2 * j + 1], 1)])
+    first = faces_of_points(np.arange(n)).astype(np.int64)  # each square's first triangle; the other follows it
+    fi, fj = first[i], first[j]
+    halves = np.stack([first, first + 1], axis=1)
+    pairs = np.concatenate([halves, np.stack([fi, fj], 1), np.stack([fi + 1, fj + 1], 1)])
     lengths = np.concatenate([side * np.sqrt(2.0), side[i], side[i]])
     return pairs, lengths
 

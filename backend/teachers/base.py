@@ -15,13 +15,12 @@ import numpy as np
 from partdistill.shared import limits
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.progress import Progress
 from partdistill.shared.validation import check_part_names
 
 from ..cancel import Cancelled
 from .prompts import DEFAULT_PROMPT_TEMPLATE, check_prompt_template, make_prompts
 
-ProgressFn = Callable[[int, int, str], None]
-"""``progress(done, total, message)``; ``done`` counts finished work units out of ``total``."""
 CancelFn = Callable[[], bool]
 """Returns True when the caller wants the work stopped."""
 
@@ -74,7 +73,7 @@ class Teacher(abc.ABC):
         images: np.ndarray,
         part_names: Sequence[str],
         *,
-        progress: ProgressFn | None = None,
+        progress: Progress | None = None,
         cancel: CancelFn | None = None,
     ) -> Detections:
         """Detect the named parts in each view.
@@ -110,7 +109,7 @@ def check_images(images: object) -> np.ndarray:
     return images
 
 
-def report_progress(progress: ProgressFn | None, done: int, total: int, message: str) -> None:
+def report_progress(progress: Progress | None, done: int, total: int, message: str) -> None:
     if progress is not None:
         progress(done, total, message)
 

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from partdistill.shared.detections import Detection, Detections
+from partdistill.shared.progress import Progress
 
 from ..device import flush_denormals, resolve_device
 from .base import (
     CancelFn,
-    ProgressFn,
     Teacher,
     check_cancel,
     check_positive_int,
@@ -168,7 +168,7 @@ class ClipSegTeacher(Teacher):
         images: np.ndarray,
         part_names: Sequence[str],
         *,
-        progress: ProgressFn | None = None,
+        progress: Progress | None = None,
         cancel: CancelFn | None = None,
     ) -> Detections:
         """Masks (with their boxes) per view. images: ``(N, H, W, 3) uint8``. See ``Teacher.detect``."""

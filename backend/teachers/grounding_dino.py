@@ -21,9 +21,10 @@ import numpy as np
 from partdistill.shared import limits
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.progress import Progress
 
 from ..device import resolve_device
-from .base import CancelFn, ProgressFn, Teacher, check_cancel, check_positive_int, check_unit, report_progress
+from .base import CancelFn, Teacher, check_cancel, check_positive_int, check_unit, report_progress
 from .loading import load_pretrained
 from .prompts import DEFAULT_PROMPT_TEMPLATE
 
@@ -228,7 +229,7 @@ class GroundingDinoTeacher(Teacher):
         images: np.ndarray,
         part_names: Sequence[str],
         *,
-        progress: ProgressFn | None = None,
+        progress: Progress | None = None,
         cancel: CancelFn | None = None,
     ) -> Detections:
         """Boxes per view. images: ``(N, H, W, 3) uint8``. See ``Teacher.detect``."""

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from partdistill.shared.detections import Detection, Detections
+from partdistill.shared.progress import Progress
 
 from ..device import flush_denormals, resolve_device
 from .base import (
     CancelFn,
-    ProgressFn,
     Teacher,
     check_cancel,
     check_positive_int,
@@ -128,7 +128,7 @@ class Owlv2Teacher(Teacher):
         images: np.ndarray,
         part_names: Sequence[str],
         *,
-        progress: ProgressFn | None = None,
+        progress: Progress | None = None,
         cancel: CancelFn | None = None,
     ) -> Detections:
         """Boxes per view. images: ``(N, H, W, 3) uint8``. See ``Teacher.detect``."""

@@ -23,9 +23,10 @@ from dataclasses import replace
 import numpy as np
 from partdistill.shared.detections import Detection, Detections, box_mask
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.progress import Progress
 
 from ..device import flush_denormals, resolve_device
-from .base import CancelFn, ProgressFn, Teacher, check_cancel, check_images, check_positive_int, report_progress
+from .base import CancelFn, Teacher, check_cancel, check_images, check_positive_int, report_progress
 from .loading import load_pretrained
 
 DEFAULT_MODEL = "facebook/sam-vit-base"
@@ -72,7 +73,7 @@ class SamRefiner:
         images: np.ndarray,
         detections: Detections,
         *,
-        progress: ProgressFn | None = None,
+        progress: Progress | None = None,
         cancel: CancelFn | None = None,
     ) -> Detections:
         """A mask for every detection with a box. images: ``(N, H, W, 3) uint8``, the views the
@@ -172,7 +173,7 @@ class SamRefinedTeacher(Teacher):
         images: np.ndarray,
         part_names: Sequence[str],
         *,
-        progress: ProgressFn | None = None,
+        progress: Progress | None = None,
         cancel: CancelFn | None = None,
     ) -> Detections:
         """The base teacher's detections with a SAM mask for every box. See ``Teacher.detect``."""

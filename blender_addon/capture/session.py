@@ -15,6 +15,7 @@ from mathutils.bvhtree import BVHTree
 from partdistill.shared.capture import Capture
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.framing import frame, ring_views
+from partdistill.shared.progress import Progress
 from partdistill.shared.raster import rasterize, shade
 
 from .cameras import camera_matrices, image_size, remove_objects, ring_cameras
@@ -35,10 +36,8 @@ from .render import (
 )
 from .settings import CaptureSettings, describe
 
-ProgressFn = Callable[[int, int, str], None]
 
-
-def capture_object(obj: bpy.types.Object, *, progress: ProgressFn | None = None, **settings: object) -> Capture:
+def capture_object(obj: bpy.types.Object, *, progress: Progress | None = None, **settings: object) -> Capture:
     """Render ``obj`` from several cameras and return the capture (mesh, RGB, face ids, cameras).
 
     ``settings`` are those of :class:`CaptureSettings` (cameras, resolution, engine, ring, n_views,

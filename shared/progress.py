@@ -1,0 +1,14 @@
+"""How long work says where it stands: the one callback type every stage reports through, and the
+one a client hears from a backend (whose messages add a line of their own)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: ``progress(done, total, stage)``: ``done`` of ``total`` steps of ``stage`` (a short label); an
+#: exception raised in it stops the work.
+Progress = Callable[[int, int, str], None]
+
+#: ``on_progress(done, total, stage, message)``: the same from a backend, with its message ("queued",
+#: "heartbeat", why a job was sent again, ...).
+ServerProgress = Callable[[int, int, str, str], None]
