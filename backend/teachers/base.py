@@ -19,6 +19,7 @@ from partdistill.shared.progress import Progress
 from partdistill.shared.validation import check_part_names
 
 from ..cancel import Cancelled
+from ..device import resolve_device
 from .prompts import DEFAULT_PROMPT_TEMPLATE, check_prompt_template, make_prompts
 
 CancelFn = Callable[[], bool]
@@ -89,6 +90,100 @@ class Teacher(abc.ABC):
         images = check_images(images)
         names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
         return images, names
+
+
+class PretrainedModel:
+    """A Hugging Face model loaded for inference through the real ``from_pretrained`` path: a hub id
+    (downloaded on first use when online) or a local folder saved with ``save_pretrained`` (model and
+    processor), on ``device`` ("auto": CUDA when available, "cpu", "cuda[:n]"), run on ``batch_size``
+    views per forward pass. Subclasses name the model: ``name``, ``default_model``, ``auto_model``
+    (a transformers auto class), ``model_types`` (accepted ``config.model_type`` values)."""
+
+    name = "model"
+    default_model = ""
+    auto_model = ""
+    model_types: tuple[str, ...] = ()
+    processor_parts: tuple[str, ...] = ("tokenizer", "image_processor")
+    option = "--teacher-model"
+
+    def __init__(self, model: str = "", *, device: str = "auto", batch_size: int = 4):
+        from .loading import load_pretrained
+
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.model_name = model or self.default_model
+        self.device = resolve_device(device)
+        self.processor, self.model = load_pretrained(
+            self.name,
+            self.model_name,
+            default_model=self.default_model,
+            auto_model=self.auto_model,
+            model_types=self.model_types,
+            processor_parts=self.processor_parts,
+            device=self.device,
+            option=self.option,
+        )
+
+    def view_batches(self, n_views: int) -> list[tuple[int, int]]:
+        """``(start, end)`` of the views each forward pass takes."""
+        return [(s, min(s + self.batch_size, n_views)) for s in range(0, n_views, self.batch_size)]
+
+
+class ModelTeacher(PretrainedModel, Teacher):
+    """A teacher that is one pretrained model: the loop over view batches (cancel, progress, the cap
+    on detections per view) is here; each teacher supplies :meth:`detect_batch`.
+
+    box_threshold / text_threshold: the minimum confidence of a kept detection (each teacher says
+    what its scores are). prompt_template / object_name: see ``Teacher``.
+    """
+
+    def __init__(
+        self,
+        model: str = "",
+        *,
+        device: str = "auto",
+        box_threshold: float = 0.0,
+        text_threshold: float = 0.0,
+        batch_size: int = 4,
+        prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+        object_name: str | None = None,
+    ):
+        Teacher.__init__(self, prompt_template=prompt_template, object_name=object_name)
+        self.box_threshold = check_unit("box_threshold", box_threshold)
+        self.text_threshold = check_unit("text_threshold", text_threshold)
+        PretrainedModel.__init__(self, model, device=device, batch_size=batch_size)
+
+    def detect(
+        self,
+        images: np.ndarray,
+        part_names: Sequence[str],
+        *,
+        progress: Progress | None = None,
+        cancel: CancelFn | None = None,
+    ) -> Detections:
+        """See ``Teacher.detect``."""
+        from ..device import flush_denormals
+
+        flush_denormals()
+        images, names = self._check_inputs(images, part_names)
+        n_views = images.shape[0]
+        prompts = self.prompts(names)
+        self.prepare(prompts)
+        batches = self.view_batches(n_views)
+        views: list[list[Detection]] = [[] for _ in range(n_views)]
+        report_progress(progress, 0, len(batches), f"{self.name}: {len(names)} parts in {n_views} views")
+        for done, (s, e) in enumerate(batches, start=1):
+            check_cancel(cancel)
+            self.detect_batch(images[s:e], prompts, views[s:e])
+            report_progress(progress, done, len(batches), f"{self.name}: views {s + 1}-{e} of {n_views}")
+        return Detections(names, [limit_per_view(v) for v in views])
+
+    def prepare(self, prompts: Sequence[str]) -> None:
+        """Work on the prompts once per ``detect`` (warnings, caches); nothing by default."""
+
+    @abc.abstractmethod
+    def detect_batch(self, images: np.ndarray, prompts: Sequence[str], views: list[list[Detection]]) -> None:
+        """Append the detections of ``images`` ``(n, H, W, 3) uint8`` to ``views`` (one list per
+        image); a detection's ``part`` indexes ``prompts``."""
 
 
 def check_images(images: object) -> np.ndarray:

@@ -21,21 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from partdistill.shared.detections import Detection, Detections
-from partdistill.shared.progress import Progress
+from partdistill.shared.detections import Detection
 
-from ..device import flush_denormals, resolve_device
-from .base import (
-    CancelFn,
-    Teacher,
-    check_cancel,
-    check_positive_int,
-    check_unit,
-    limit_per_view,
-    report_progress,
-)
-from .loading import load_pretrained
-from .prompts import DEFAULT_PROMPT_TEMPLATE
+from ..device import flush_denormals
+from .base import ModelTeacher, check_positive_int, check_unit
 
 DEFAULT_MODEL = "CIDAS/clipseg-rd64-refined"
 _MODEL_TYPES = ("clipseg",)
@@ -90,53 +79,48 @@ def mask_detections(
     return out
 
 
-class ClipSegTeacher(Teacher):
-    """CLIPSeg mask teacher.
+class ClipSegTeacher(ModelTeacher):
+    """CLIPSeg mask teacher (see ``ModelTeacher`` for model, device, prompts).
 
-    model: hub id (downloaded on first use when online) or a local folder saved with
-    ``save_pretrained`` (model + processor). device: "auto" (CUDA when available), "cpu", "cuda[:n]".
     mask_threshold: probability at which a pixel belongs to the part. min_pixels: smallest connected
     region kept. split_components: one detection per region instead of one per part and view.
     box_threshold / text_threshold: minimum score (mean probability inside the mask) of a kept
-    detection; accepted so that the common teacher options (CLI, server) fit every teacher.
-    batch_size: views per forward pass (each view is paired with every part, so a forward holds
-    ``batch_size * n_parts`` image-text pairs). prompt_template / object_name: see ``Teacher``.
+    detection. batch_size: views per forward pass (each view is paired with every part, so a forward
+    holds ``batch_size * n_parts`` image-text pairs).
     """
 
     name = "clipseg"
     default_model = DEFAULT_MODEL
+    auto_model = "CLIPSegForImageSegmentation"
+    model_types = _MODEL_TYPES
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         *,
-        device: str = "auto",
         mask_threshold: float = 0.4,
         min_pixels: int = 16,
         split_components: bool = False,
-        box_threshold: float = 0.0,
-        text_threshold: float = 0.0,
-        batch_size: int = 4,
-        prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
-        object_name: str | None = None,
+        **kw,
     ):
-        super().__init__(prompt_template=prompt_template, object_name=object_name)
         self.mask_threshold = check_unit("mask_threshold", mask_threshold)
         self.min_pixels = check_positive_int("min_pixels", min_pixels)
         self.split_components = bool(split_components)
-        self.box_threshold = check_unit("box_threshold", box_threshold)
-        self.text_threshold = check_unit("text_threshold", text_threshold)
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.model_name = model or DEFAULT_MODEL
-        self.device = resolve_device(device)
-        self.processor, self.model = load_pretrained(
-            self.name,
-            self.model_name,
-            default_model=DEFAULT_MODEL,
-            auto_model="CLIPSegForImageSegmentation",
-            model_types=_MODEL_TYPES,
-            device=self.device,
-        )
+        super().__init__(model, **kw)
+
+    def detect_batch(self, images: np.ndarray, prompts: Sequence[str], views: list[list[Detection]]) -> None:
+        probs = self.probabilities(images, prompts)
+        min_score = max(self.box_threshold, self.text_threshold)
+        for i, dets in enumerate(views):
+            for k in range(len(prompts)):
+                found = mask_detections(
+                    probs[i, k],
+                    k,
+                    mask_threshold=self.mask_threshold,
+                    min_pixels=self.min_pixels,
+                    split_components=self.split_components,
+                )
+                dets.extend(d for d in found if d.score >= min_score)
 
     def probabilities(self, images: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
         """``(n, P, H, W) float32`` part probabilities of one batch of views ``(n, H, W, 3) uint8``."""
@@ -162,35 +146,3 @@ class ClipSegTeacher(Teacher):
             logits = logits.reshape(n * p, 1, logits.shape[-2], logits.shape[-1]).float()
             probs = torch.sigmoid(F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False))
         return probs.view(n, p, h, w).cpu().numpy()
-
-    def detect(
-        self,
-        images: np.ndarray,
-        part_names: Sequence[str],
-        *,
-        progress: Progress | None = None,
-        cancel: CancelFn | None = None,
-    ) -> Detections:
-        """Masks (with their boxes) per view. images: ``(N, H, W, 3) uint8``. See ``Teacher.detect``."""
-        images, names = self._check_inputs(images, part_names)
-        n_views = images.shape[0]
-        prompts = self.prompts(names)
-        batches = [(s, min(s + self.batch_size, n_views)) for s in range(0, n_views, self.batch_size)]
-        views: list[list[Detection]] = [[] for _ in range(n_views)]
-        min_score = max(self.box_threshold, self.text_threshold)
-        report_progress(progress, 0, len(batches), f"{self.name}: segmenting {len(names)} parts in {n_views} views")
-        for done, (s, e) in enumerate(batches, start=1):
-            check_cancel(cancel)
-            probs = self.probabilities(images[s:e], prompts)
-            for i in range(e - s):
-                for k in range(len(names)):
-                    dets = mask_detections(
-                        probs[i, k],
-                        k,
-                        mask_threshold=self.mask_threshold,
-                        min_pixels=self.min_pixels,
-                        split_components=self.split_components,
-                    )
-                    views[s + i].extend(d for d in dets if d.score >= min_score)
-            report_progress(progress, done, len(batches), f"{self.name}: views {s + 1}-{e} of {n_views}")
-        return Detections(names, [limit_per_view(v) for v in views])

@@ -18,15 +18,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from partdistill.shared import limits
-from partdistill.shared.detections import Detection, Detections
+from partdistill.shared.detections import Detection
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.progress import Progress
 
-from ..device import resolve_device
-from .base import CancelFn, Teacher, check_cancel, check_positive_int, check_unit, report_progress
-from .loading import load_pretrained
-from .prompts import DEFAULT_PROMPT_TEMPLATE
+from .base import ModelTeacher
 
 if TYPE_CHECKING:
     import torch
@@ -148,52 +143,26 @@ def part_scores(probs: torch.Tensor, token_part: torch.Tensor, n_parts: int) -> 
 # ---- the teacher ----------------------------------------------------------------------------------
 
 
-class GroundingDinoTeacher(Teacher):
-    """Grounding DINO box teacher.
+class GroundingDinoTeacher(ModelTeacher):
+    """Grounding DINO box teacher (see ``ModelTeacher`` for model, device, batch_size, prompts).
 
-    model: hub id (downloaded on first use when online) or a local folder saved with
-    ``save_pretrained`` (model + processor). device: "auto" (CUDA when available), "cpu", "cuda[:n]".
     box_threshold: minimum confidence of a kept box (the max sigmoid over its part's tokens).
     text_threshold: minimum score for a part to count as grounded in a box; a box is kept only when
-    its best part passes both thresholds. batch_size: views per forward pass. prompt_template /
-    object_name: see ``Teacher``.
+    its best part passes both thresholds. Part phrases that do not fit the model's text length
+    together are split into captions that do, each run on every view.
     """
 
     name = "grounding_dino"
     default_model = DEFAULT_MODEL
+    auto_model = "AutoModelForZeroShotObjectDetection"
+    model_types = _MODEL_TYPES
 
-    def __init__(
-        self,
-        model: str = DEFAULT_MODEL,
-        *,
-        device: str = "auto",
-        box_threshold: float = 0.25,
-        text_threshold: float = 0.2,
-        batch_size: int = 4,
-        prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
-        object_name: str | None = None,
-    ):
-        super().__init__(prompt_template=prompt_template, object_name=object_name)
-        self.box_threshold = check_unit("box_threshold", box_threshold)
-        self.text_threshold = check_unit("text_threshold", text_threshold)
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.model_name = model or DEFAULT_MODEL
-        self.device = resolve_device(device)
-        self.processor, self.model = self._load(self.model_name)
+    def __init__(self, model: str = DEFAULT_MODEL, *, box_threshold: float = 0.25, text_threshold: float = 0.2, **kw):
+        super().__init__(model, box_threshold=box_threshold, text_threshold=text_threshold, **kw)
         self.max_text_len = int(getattr(self.model.config, "max_text_len", 256))
         tok_max = getattr(self.processor.tokenizer, "model_max_length", None)
         if isinstance(tok_max, int) and 0 < tok_max < self.max_text_len:
             self.max_text_len = tok_max
-
-    def _load(self, model: str) -> tuple[Any, Any]:
-        return load_pretrained(
-            self.name,
-            model,
-            default_model=DEFAULT_MODEL,
-            auto_model="AutoModelForZeroShotObjectDetection",
-            model_types=_MODEL_TYPES,
-            device=self.device,
-        )
 
     # ---- text ----
 
@@ -224,56 +193,32 @@ class GroundingDinoTeacher(Teacher):
 
     # ---- detection ----
 
-    def detect(
-        self,
-        images: np.ndarray,
-        part_names: Sequence[str],
-        *,
-        progress: Progress | None = None,
-        cancel: CancelFn | None = None,
-    ) -> Detections:
-        """Boxes per view. images: ``(N, H, W, 3) uint8``. See ``Teacher.detect``."""
+    def prepare(self, prompts: Sequence[str]) -> None:
+        """The captions of this call: each a chunk of the phrases, its token -> part map made once."""
+        self._captions = [(chunk, *build_caption([prompts[k] for k in chunk])) for chunk in self._chunks(prompts)]
+        self._token_part: dict[int, torch.Tensor] = {}
+
+    def detect_batch(self, images: np.ndarray, prompts: Sequence[str], views: list[list[Detection]]) -> None:
         import torch
 
-        images, names = self._check_inputs(images, part_names)
-        n_views, h, w, _ = images.shape
-        prompts = self.prompts(names)
-        chunks = self._chunks(prompts)
-        batches = [(s, min(s + self.batch_size, n_views)) for s in range(0, n_views, self.batch_size)]
-        total = len(chunks) * len(batches)
-        views: list[list[Detection]] = [[] for _ in range(n_views)]
-        done = 0
-        report_progress(progress, 0, total, f"{self.name}: detecting {len(names)} parts in {n_views} views")
-        for chunk in chunks:
-            phrases = [prompts[k] for k in chunk]
-            caption, spans = build_caption(phrases)
-            token_part = None
-            for s, e in batches:
-                check_cancel(cancel)
-                # channels_last said outright: inferring it is ambiguous for views 3 px wide or high.
-                inputs = self.processor(
-                    images=list(images[s:e]),
-                    text=[caption] * (e - s),
-                    input_data_format="channels_last",
-                    return_tensors="pt",
-                )
-                if token_part is None:
-                    ids = inputs["input_ids"][0]
-                    ids = ids[inputs["attention_mask"][0].bool()] if "attention_mask" in inputs else ids
-                    local = self._token_parts(caption, spans, phrases, ids.tolist())
-                    # Phrase index within the chunk -> index into part_names.
-                    token_part = torch.from_numpy(np.where(local < 0, -1, np.asarray(chunk)[np.maximum(local, 0)]))
-                inputs = inputs.to(self.device)
-                with torch.inference_mode():
-                    out = self.model(**inputs)
-                self._collect(out, token_part, len(names), (h, w), views[s:e])
-                done += 1
-                report_progress(progress, done, total, f"{self.name}: views {s + 1}-{e} of {n_views}")
-        for n, dets in enumerate(views):
-            if len(dets) > limits.MAX_DETECTIONS_PER_VIEW:
-                keep = sorted(range(len(dets)), key=lambda i: -dets[i].score)[: limits.MAX_DETECTIONS_PER_VIEW]
-                views[n] = [dets[i] for i in sorted(keep)]
-        return Detections(names, views)
+        for c, (chunk, caption, spans) in enumerate(self._captions):
+            # channels_last said outright: inferring it is ambiguous for views 3 px wide or high.
+            inputs = self.processor(
+                images=list(images),
+                text=[caption] * len(images),
+                input_data_format="channels_last",
+                return_tensors="pt",
+            )
+            if c not in self._token_part:
+                ids = inputs["input_ids"][0]
+                ids = ids[inputs["attention_mask"][0].bool()] if "attention_mask" in inputs else ids
+                local = self._token_parts(caption, spans, [prompts[k] for k in chunk], ids.tolist())
+                # Phrase index within the chunk -> index into the prompts.
+                self._token_part[c] = torch.from_numpy(np.where(local < 0, -1, np.asarray(chunk)[np.maximum(local, 0)]))
+            inputs = inputs.to(self.device)
+            with torch.inference_mode():
+                out = self.model(**inputs)
+            self._collect(out, self._token_part[c], len(prompts), images.shape[1:3], views)
 
     def _collect(
         self,

@@ -20,21 +20,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from partdistill.shared.detections import Detection, Detections
-from partdistill.shared.progress import Progress
+from partdistill.shared.detections import Detection
 
-from ..device import flush_denormals, resolve_device
-from .base import (
-    CancelFn,
-    Teacher,
-    check_cancel,
-    check_positive_int,
-    check_unit,
-    limit_per_view,
-    report_progress,
-)
-from .loading import load_pretrained
-from .prompts import DEFAULT_PROMPT_TEMPLATE
+from .base import ModelTeacher, check_unit
 
 if TYPE_CHECKING:
     import torch
@@ -79,83 +67,48 @@ def nms_per_label(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tenso
     return order[torch.from_numpy(np.flatnonzero(keep)).to(order.device)]
 
 
-class Owlv2Teacher(Teacher):
-    """OWLv2 box teacher.
+class Owlv2Teacher(ModelTeacher):
+    """OWLv2 box teacher (see ``ModelTeacher`` for model, device, batch_size, prompts).
 
-    model: hub id (downloaded on first use when online) or a local folder saved with
-    ``save_pretrained`` (model + processor). device: "auto" (CUDA when available), "cpu", "cuda[:n]".
     box_threshold: minimum confidence of a kept box (sigmoid of its best query's logit; OWLv2's
-    scores are low, 0.1-0.3 is the usual range). text_threshold: accepted so that the common teacher
-    options (CLI, server) fit every teacher; a box must pass it too, which for OWLv2 is the same test
-    as ``box_threshold``. nms_threshold: IoU above which a lower-scored box of the same part is
-    dropped (1 = keep all). batch_size: views per forward pass. prompt_template / object_name: see
-    ``Teacher``.
+    scores are low, 0.1-0.3 is the usual range). text_threshold: a box must pass it too, which for
+    OWLv2 is the same test as ``box_threshold``. nms_threshold: IoU above which a lower-scored box of
+    the same part is dropped (1 = keep all).
     """
 
     name = "owlv2"
     default_model = DEFAULT_MODEL
+    auto_model = "AutoModelForZeroShotObjectDetection"
+    model_types = _MODEL_TYPES
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         *,
-        device: str = "auto",
         box_threshold: float = 0.1,
         text_threshold: float = 0.0,
         nms_threshold: float = 0.3,
-        batch_size: int = 4,
-        prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
-        object_name: str | None = None,
+        **kw,
     ):
-        super().__init__(prompt_template=prompt_template, object_name=object_name)
-        self.box_threshold = check_unit("box_threshold", box_threshold)
-        self.text_threshold = check_unit("text_threshold", text_threshold)
         self.nms_threshold = check_unit("nms_threshold", nms_threshold)
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.model_name = model or DEFAULT_MODEL
-        self.device = resolve_device(device)
-        self.processor, self.model = load_pretrained(
-            self.name,
-            self.model_name,
-            default_model=DEFAULT_MODEL,
-            auto_model="AutoModelForZeroShotObjectDetection",
-            model_types=_MODEL_TYPES,
-            device=self.device,
-        )
+        super().__init__(model, box_threshold=box_threshold, text_threshold=text_threshold, **kw)
 
-    def detect(
-        self,
-        images: np.ndarray,
-        part_names: Sequence[str],
-        *,
-        progress: Progress | None = None,
-        cancel: CancelFn | None = None,
-    ) -> Detections:
-        """Boxes per view. images: ``(N, H, W, 3) uint8``. See ``Teacher.detect``."""
+    def prepare(self, prompts: Sequence[str]) -> None:
+        self._warn_long_prompts(prompts)
+
+    def detect_batch(self, images: np.ndarray, prompts: Sequence[str], views: list[list[Detection]]) -> None:
         import torch
 
-        flush_denormals()
-        images, names = self._check_inputs(images, part_names)
-        n_views, h, w, _ = images.shape
-        prompts = self.prompts(names)
-        self._warn_long_prompts(prompts)
-        batches = [(s, min(s + self.batch_size, n_views)) for s in range(0, n_views, self.batch_size)]
-        views: list[list[Detection]] = [[] for _ in range(n_views)]
-        report_progress(progress, 0, len(batches), f"{self.name}: detecting {len(names)} parts in {n_views} views")
-        for done, (s, e) in enumerate(batches, start=1):
-            check_cancel(cancel)
-            inputs = self.processor(
-                text=[prompts] * (e - s),  # nested: the same queries for every image
-                images=list(images[s:e]),
-                truncation=True,  # OWLv2 reads 16 tokens; longer prompts are cut (warned above)
-                input_data_format="channels_last",  # said outright: ambiguous for views 3 px wide
-                return_tensors="pt",
-            ).to(self.device)
-            with torch.inference_mode():
-                out = self.model(**inputs)
-            self._collect(out, (h, w), views[s:e])
-            report_progress(progress, done, len(batches), f"{self.name}: views {s + 1}-{e} of {n_views}")
-        return Detections(names, [limit_per_view(v) for v in views])
+        inputs = self.processor(
+            text=[list(prompts)] * len(images),  # nested: the same queries for every image
+            images=list(images),
+            truncation=True,  # OWLv2 reads 16 tokens; longer prompts are cut (warned)
+            input_data_format="channels_last",  # said outright: ambiguous for views 3 px wide
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        self._collect(out, images.shape[1:3], views)
 
     def _warn_long_prompts(self, prompts: Sequence[str]) -> None:
         tok = self.processor.tokenizer

@@ -25,48 +25,29 @@ from partdistill.shared.detections import Detection, Detections, box_mask
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.progress import Progress
 
-from ..device import flush_denormals, resolve_device
-from .base import CancelFn, Teacher, check_cancel, check_images, check_positive_int, report_progress
-from .loading import load_pretrained
+from ..device import flush_denormals
+from .base import CancelFn, PretrainedModel, Teacher, check_cancel, check_images, check_positive_int, report_progress
 
 DEFAULT_MODEL = "facebook/sam-vit-base"
 _MODEL_TYPES = ("sam",)
 
 
-class SamRefiner:
-    """Turns boxes into masks with SAM.
-
-    model: hub id (downloaded on first use when online) or a local folder saved with
-    ``save_pretrained`` (model + processor). device: "auto" (CUDA when available), "cpu", "cuda[:n]".
-    batch_size: views per image-encoder forward. boxes_per_prompt: boxes per mask-decoder call
-    (bounds the memory of the upsampled masks).
+class SamRefiner(PretrainedModel):
+    """Turns boxes into masks with SAM (see ``PretrainedModel`` for model, device, batch_size: views
+    per image-encoder forward). boxes_per_prompt: boxes per mask-decoder call (bounds the memory of
+    the upsampled masks).
     """
 
     name = "sam"
     default_model = DEFAULT_MODEL
+    auto_model = "SamModel"
+    model_types = _MODEL_TYPES
+    processor_parts = ("image_processor",)
+    option = "--sam-model"
 
-    def __init__(
-        self,
-        model: str = DEFAULT_MODEL,
-        *,
-        device: str = "auto",
-        batch_size: int = 4,
-        boxes_per_prompt: int = 32,
-    ):
-        self.batch_size = check_positive_int("batch_size", batch_size)
+    def __init__(self, model: str = DEFAULT_MODEL, *, boxes_per_prompt: int = 32, **kw):
         self.boxes_per_prompt = check_positive_int("boxes_per_prompt", boxes_per_prompt)
-        self.model_name = model or DEFAULT_MODEL
-        self.device = resolve_device(device)
-        self.processor, self.model = load_pretrained(
-            self.name,
-            self.model_name,
-            default_model=DEFAULT_MODEL,
-            auto_model="SamModel",
-            model_types=_MODEL_TYPES,
-            processor_parts=("image_processor",),
-            device=self.device,
-            option="--sam-model",
-        )
+        super().__init__(model, **kw)
 
     def refine(
         self,
