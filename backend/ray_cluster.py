@@ -2,7 +2,7 @@
 
 ``ADDRESS`` is what ``ray.init`` takes ("auto", "HOST:PORT", "ray://HOST:10001"); "local" starts a
 private instance on this machine, secured by a token of its own. A cluster that cannot be reached, or
-that refuses this machine's token, is an :class:`InputError` of one line saying what to do.
+that refuses this machine's token, is an :class:`ValidationError` of one line saying what to do.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-from .io import InputError
+from partdistill.shared.errors import ValidationError
 
 
 def import_ray():
-    """The ``ray`` module, or an InputError saying how to install it."""
+    """The ``ray`` module, or a ValidationError saying how to install it."""
     try:
         import ray
     except ImportError:
-        raise InputError("this needs Ray: `pip install 'partdistill[ray]'`") from None
+        raise ValidationError("--ray", "this needs Ray: `pip install 'partdistill[ray]'`") from None
     return ray
 
 
@@ -42,7 +42,7 @@ def connected(ray, address: str) -> Iterator[None]:
     """``ray.init`` for ``address`` until the block ends. "local" starts a private instance secured
     by a token of its own, given to it in the environment (nothing is read from or written to
     ``~/.ray``). A cluster that cannot be reached, or that refuses this machine's token, is an
-    :class:`InputError` of one line saying what to do."""
+    :class:`ValidationError` of one line saying what to do."""
     saved = ""  # None: this block set RAY_AUTH_TOKEN, and removes it again
     try:
         if address == "local":
@@ -56,9 +56,11 @@ def connected(ray, address: str) -> Iterator[None]:
                     held.keep = True
             except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
                 if "authentic" in f"{e} {e.__cause__}".lower():
-                    raise InputError(f"the Ray cluster at {address} refused {_token_offered()}: {TOKEN_HELP}") from None
+                    raise ValidationError(
+                        "--ray", f"the Ray cluster at {address} refused {_token_offered()}: {TOKEN_HELP}"
+                    ) from None
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise InputError(f"cannot reach the Ray cluster at {address}: {first}") from None
+                raise ValidationError("--ray", f"cannot reach the Ray cluster at {address}: {first}") from None
         yield
     finally:
         ray.shutdown()

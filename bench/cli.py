@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from partdistill.backend.io import InputError
+from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import RENDER_TYPES, SegmentOptions
 
 
@@ -129,7 +129,9 @@ def _psb_data(args: argparse.Namespace) -> Path:
 
     data = args.psb or psb.default_data_dir()
     if not psb.available(data):
-        raise InputError(f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER")
+        raise ValidationError(
+            "--psb", f"the real-mesh set is not at {data} (psb-dev.npz, psb-dev.json): give --psb FOLDER"
+        )
     return data
 
 
@@ -245,13 +247,13 @@ def run_quality(args: argparse.Namespace) -> int:
     teachers = _list(args.teachers) or ()
     unknown = [t for t in teachers if t not in quality.TEACHERS]
     if unknown or not teachers:
-        raise InputError(f"--teachers must be among {sorted(quality.TEACHERS)}")
+        raise ValidationError("--teachers", f"must be among {sorted(quality.TEACHERS)}")
     families = _list(args.families)
     bad = [f for f in families or () if f not in FAMILIES]
     if bad:
-        raise InputError(f"unknown families {bad}; known: {sorted(FAMILIES)}")
+        raise ValidationError("--families", f"unknown families {bad}; known: {sorted(FAMILIES)}")
     if not 1 <= args.n_test < args.per_family:
-        raise InputError("--n-test must be at least 1 and smaller than --per-family")
+        raise ValidationError("--n-test", "must be at least 1 and smaller than --per-family")
     quality.quality(
         args.data,
         args.out,
@@ -294,7 +296,7 @@ def run_real(args: argparse.Namespace) -> int:
             **kw,
         )
     except ValueError as e:
-        raise InputError(str(e)) from None
+        raise ValidationError("bench real", str(e)) from None
     if args.fit_calibration:
         from partdistill.backend.pipeline import calibration
 
@@ -303,7 +305,7 @@ def run_real(args: argparse.Namespace) -> int:
         try:
             fitted = calibrate.write(calibration.TABLE, rows)
         except ValueError as e:
-            raise InputError(str(e)) from None
+            raise ValidationError("--fit-calibration", str(e)) from None
         print(f"refitted {calibration.TABLE} on {fitted['fitted_on']}")
     report.write(args.out, rows)
     print((args.out / "results.md").read_text())

@@ -22,7 +22,6 @@ from importlib.metadata import entry_points
 
 from partdistill.shared.errors import ValidationError
 
-from ..io import InputError
 from . import batch, capture, fit, keys, predict, segment, serve
 
 COMMANDS = (segment, batch, fit, predict, capture, serve, keys)
@@ -34,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return args.func(args)
-    except (InputError, ValidationError) as e:
+    except ValidationError as e:
         print(f"partdistill: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

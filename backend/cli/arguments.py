@@ -9,8 +9,6 @@ from partdistill.shared.limits import MAX_PARTS
 from partdistill.shared.options import BACKWARD_RULES, REFINES, SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
-from ..io import InputError
-
 DEFAULT_TEACHER = "grounding_dino"
 
 
@@ -79,7 +77,7 @@ def part_names(text: str) -> tuple[str, ...]:
     try:
         return parse_part_names(text)
     except ValidationError as e:
-        raise InputError(f"--parts: {e.problem}") from None
+        raise ValidationError("--parts", e.problem) from None
 
 
 def teacher(options: SegmentOptions):

@@ -27,7 +27,6 @@ from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError, one_line
 from partdistill.shared.protocol import check_address
 
-from ..io import InputError
 from ..io.inputs import INPUT_SUFFIXES, MESH_SUFFIXES, POINT_SUFFIXES, detections_file
 from ..io.outputs import write_outputs
 from .arguments import add_output_args, add_parts_arg, part_names, teacher
@@ -62,26 +61,27 @@ def collect_inputs(specs: list[str]) -> list[Path]:
     for spec in specs:
         matches = sorted(glob.glob(spec, recursive=True)) if glob.has_magic(spec) else [spec]
         if not matches:
-            raise InputError(f"no file matches {spec!r}")
+            raise ValidationError("input", f"no file matches {spec!r}")
         for m in map(Path, matches):
             if m.is_dir():
                 out += sorted(f for f in m.iterdir() if _is_input(f) and f.suffix.lower() != ".txt")
             elif m.is_file():
                 if not _is_input(m):
-                    raise InputError(
+                    raise ValidationError(
+                        "input",
                         f"{m}: not a mesh file ({' '.join(MESH_SUFFIXES)}), a point cloud "
-                        f"({' '.join(POINT_SUFFIXES)}) or a capture bundle .npz"
+                        f"({' '.join(POINT_SUFFIXES)}) or a capture bundle .npz",
                     )
                 out.append(m)
             else:
-                raise InputError(f"input not found: {m}")
+                raise ValidationError("input", f"not found: {m}")
     seen, unique = set(), []
     for p in out:
         if p.resolve() not in seen:
             seen.add(p.resolve())
             unique.append(p)
     if not unique:
-        raise InputError("no mesh files or capture bundles among the inputs")
+        raise ValidationError("input", "no mesh files or capture bundles among the inputs")
     return unique
 
 
@@ -104,13 +104,13 @@ def output_names(paths: list[Path]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     names = part_names(args.parts)
     if args.jobs < 1:
-        raise InputError("--jobs must be at least 1")
+        raise ValidationError("--jobs", "must be at least 1")
     if args.backend:
         check_address(args.backend, "--backend")
     if args.fit and args.backend:
-        raise InputError("--fit pre-aligns in this process: leave out --backend")
+        raise ValidationError("--fit", "pre-aligns in this process: leave out --backend")
     if args.ray and (args.fit or args.backend):
-        raise InputError("--ray runs the engine on the cluster: leave out --fit and --backend")
+        raise ValidationError("--ray", "runs the engine on the cluster: leave out --fit and --backend")
     inputs = collect_inputs(args.inputs)
     with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
         return _run(args, names, inputs)
@@ -221,7 +221,7 @@ def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
             t0 = time.perf_counter()
             try:
                 if isinstance(got, str):
-                    raise InputError(got)
+                    raise ValidationError("input", got)
                 detections = _detections_beside(inputs[i], got)
                 result = engine.label(got, detections)
                 _write_atomically(args.out, folders[i], got, result, args.per_face_json)
@@ -242,10 +242,10 @@ def _fit_first(args, inputs, todo, stream, rows, engine: _Engine, log):
         if not isinstance(got, str):
             try:
                 shapes.append(TrainingShape(got, _detections_beside(inputs[todo[k]], got)))
-            except (InputError, ValidationError) as e:
+            except ValidationError as e:
                 captured[-1] = (k, str(e))
     if not shapes:
-        raise InputError("--fit: no input could be captured to fit on")
+        raise ValidationError("--fit", "no input could be captured to fit on")
     options = engine_options(args, with_teacher=any(s.detections is None for s in shapes))
     need = any(s.detections is None for s in shapes)
     print(f"pre-aligning one student over {len(shapes)} shapes ...", file=sys.stderr)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from partdistill.shared.atomic import check_writable
 from partdistill.shared.bundle import load_bundle, save_bundle
+from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import RENDER_TYPES
 
-from ..io import InputError
 from ..io.inputs import (
     INPUT_SUFFIXES,
     capture_in_blender,
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
             save_bundle(args.out, render_as(load_bundle(args.out), args.render_type).capture)
     else:
-        raise InputError(f"unknown input type {args.input.suffix!r}; supported: {' '.join(INPUT_SUFFIXES)}")
+        raise ValidationError(
+            "input", f"unknown input type {args.input.suffix!r}; supported: {' '.join(INPUT_SUFFIXES)}"
+        )
     print(f"wrote {args.out}")
     return 0

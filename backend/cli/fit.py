@@ -8,9 +8,9 @@ from pathlib import Path
 
 from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
 
-from ..io import InputError
 from ..io.inputs import detections_file, expand_inputs, read_few_shot_labels, read_input
 from .arguments import (
     DEFAULT_TEACHER,
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     ).validate()
     if args.shapes_per_step < 1:
-        raise InputError("--shapes-per-step must be at least 1")
+        raise ValidationError("--shapes-per-step", "must be at least 1")
     parallel = DataParallel.from_env(args.device)  # under torchrun: this process's share of the shapes
     writer = parallel is None or parallel.rank == 0  # every process holds the same student; one writes it
     with FolderLock(args.out, field="--out") if writer else contextlib.nullcontext():

@@ -9,7 +9,6 @@ from pathlib import Path
 import zmq.auth
 from partdistill.shared.errors import ValidationError
 
-from ..io import InputError
 from ..service.auth import read_key as _read_key
 
 
@@ -23,10 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     name = args.client or "server"
     if not name.replace("-", "").replace("_", "").isalnum():
-        raise InputError("--client: use letters, digits, - and _ for the name")
+        raise ValidationError("--client", "use letters, digits, - and _ for the name")
     args.folder.mkdir(parents=True, exist_ok=True)
     if (args.folder / f"{name}.key").exists():
-        raise InputError(f"{args.folder / (name + '.key')} exists already: keys are never overwritten")
+        raise ValidationError("keys", f"{args.folder / (name + '.key')} exists already: keys are never overwritten")
     public, secret = zmq.auth.create_certificates(str(args.folder), name)
     Path(secret).chmod(0o600)
     if args.client:
@@ -40,15 +39,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def read_key(path: Path, secret: bool = False) -> bytes:
-    """A key from a key file (certificate or bare Z85); a one-line error when missing or not a key."""
-    try:
-        return _read_key(path, secret)
-    except ValidationError as e:
-        raise InputError(str(e)) from None
+    """A key from a key file (certificate or bare Z85); a ValidationError naming the file when missing
+    or not a key."""
+    return _read_key(path, secret)
 
 
 def load_server_keys(folder: Path) -> tuple[bytes, bytes]:
     """(secret, public) keys of the server from a folder made by ``partdistill keys``."""
     if not (folder / "server.key_secret").exists():
-        raise InputError(f"CurveZMQ keys not found in {folder} (make them with `partdistill keys {folder}`)")
+        raise ValidationError(
+            "--curve-keys", f"CurveZMQ keys not found in {folder} (make them with `partdistill keys {folder}`)"
+        )
     return read_key(folder / "server.key_secret", secret=True), read_key(folder / "server.key")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import METHODS, RENDER_TYPES, SegmentOptions
 from partdistill.shared.protocol import check_address
 
-from ..io import InputError
 from ..io.inputs import MESH_SUFFIXES, read_few_shot_labels, read_input
 from ..io.outputs import write_outputs
 from .arguments import (
@@ -142,9 +142,9 @@ def backend_client(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     names = part_names(args.parts)
     if args.detections is not None and args.teacher is not None:
-        raise InputError("give either --detections or --teacher, not both")
+        raise ValidationError("--detections", "give either --detections or --teacher, not both")
     if args.category_model and (args.detections is not None or args.teacher is not None):
-        raise InputError("a --category-model labels without a teacher: leave out --detections and --teacher")
+        raise ValidationError("--category-model", "labels without a teacher: leave out --detections and --teacher")
     options = engine_options(args, with_teacher=args.detections is None and not args.category_model)
     if args.backend:
         check_address(args.backend, "--backend")

@@ -14,7 +14,6 @@ import zmq
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.protocol import DEFAULT_ADDRESS
 
-from ..io import InputError
 from .keys import load_server_keys
 
 
@@ -65,10 +64,7 @@ def _keys(args: argparse.Namespace):
     if args.curve_keys is not None:
         secret, public = load_server_keys(args.curve_keys)
     if args.clients is not None:
-        try:
-            clients = allowed_client_keys(args.clients)
-        except ValidationError as e:
-            raise InputError(str(e)) from None
+        clients = allowed_client_keys(args.clients)
     return secret, public, clients
 
 
@@ -79,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     secret, public, clients = _keys(args)
     if args.ray_workers < 0:
-        raise InputError("--ray-workers must be 0 (one per GPU) or more")
+        raise ValidationError("--ray-workers", "must be 0 (one per GPU) or more")
     try:
         models = ModelPolicy.from_file(args.models) if args.models else None
         limits = Limits(
@@ -99,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
             models=models,
             limits=limits,
         )
-    except (ValueError, ValidationError) as e:
-        raise InputError(str(e)) from None
+    except ValueError as e:
+        raise ValidationError("serve", str(e)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     signal.signal(signal.SIGTERM, _interrupt)  # stopped by a service manager: as Ctrl+C, clients are told
     with _cluster(args.ray, args.ray_workers) as pool:
@@ -112,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             server.stop()
         except zmq.ZMQError as e:
-            raise InputError(_socket_error(server.address, e)) from None
+            raise ValidationError("--bind", _socket_error(server.address, e)) from None
     return 0
 
 

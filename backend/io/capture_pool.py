@@ -20,7 +20,6 @@ from partdistill.shared.capture import Capture
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.mesh_files import check_mesh_file
 
-from . import InputError
 from .inputs import blender_env, capture_point_file, is_point_cloud_file
 
 
@@ -40,7 +39,7 @@ def capture_files(
                 yield i, load_bundle(p)
                 continue
             check_mesh_file(p)
-        except (ValidationError, InputError, OSError) as e:
+        except (ValidationError, OSError) as e:
             yield i, str(e.problem if isinstance(e, ValidationError) else e)
             continue
         meshes.append(i)

@@ -21,8 +21,6 @@ from partdistill.shared.ply import ply_has_faces
 from partdistill.shared.point_capture import capture_point_cloud
 from partdistill.shared.point_cloud import POINT_SUFFIXES, read_point_file
 
-from . import InputError
-
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend")
 # Point clouds: POINT_SUFFIXES always, ``.ply`` without faces, and ``.npz`` files holding ``points`` but no views.
 INPUT_SUFFIXES = (*MESH_SUFFIXES, *POINT_SUFFIXES)
@@ -49,17 +47,18 @@ def capture_point_file(path: Path, *, views: int = 10, resolution: int = 512) ->
     try:
         return capture_point_cloud(read_point_file(path), n_views=views, resolution=resolution)
     except ValidationError as e:
-        raise InputError(f"{path}: {e.problem}") from None
+        raise ValidationError(e.field, f"{path}: {e.problem}") from None
 
 
 def check_input_file(path: Path) -> None:
     """An input that is missing or a folder is refused by name, before anything opens it."""
     if not path.exists():
-        raise InputError(f"input not found: {path}")
+        raise ValidationError("input", f"not found: {path}")
     if path.is_dir():
-        raise InputError(
+        raise ValidationError(
+            "input",
             f"{path} is a folder, not a mesh file or capture bundle "
-            f"(`partdistill batch {path}` labels every mesh in a folder)"
+            f"(`partdistill batch {path}` labels every mesh in a folder)",
         )
 
 
@@ -75,9 +74,10 @@ def read_input(
     if suffix == ".npz":
         return load_bundle(path).check_views_show_object()  # before a teacher is loaded for it
     if suffix not in MESH_SUFFIXES:
-        raise InputError(
+        raise ValidationError(
+            "input",
             f"unknown input type {path.suffix!r}: expected a capture bundle .npz, a mesh file {MESH_SUFFIXES} "
-            f"or a point cloud {POINT_SUFFIXES}"
+            f"or a point cloud {POINT_SUFFIXES}",
         )
     with tempfile.TemporaryDirectory(prefix="partdistill-capture-") as tmp:
         bundle = Path(tmp) / "capture.npz"
@@ -88,10 +88,7 @@ def read_input(
 def capture_in_blender(
     mesh: Path, bundle: Path, *, views: int, resolution: int, quiet: bool = False, engine: str = "auto"
 ) -> None:
-    try:
-        check_mesh_file(mesh)  # in seconds, before Blender starts
-    except ValidationError as e:
-        raise InputError(e.problem) from None
+    check_mesh_file(mesh)  # in seconds, before Blender starts
     cmd = [
         sys.executable,
         "-m",
@@ -115,7 +112,7 @@ def capture_in_blender(
         last = lines[-1] if lines else f"exit status {proc.returncode}"
         if "No module named 'bpy'" in (proc.stderr or ""):
             last = "Blender as a Python module (bpy) is not installed: `pip install 'partdistill[blender]'`"
-        raise InputError(f"capturing {mesh} failed: {last.removeprefix('partdistill: error: ')}")
+        raise ValidationError("input", f"capturing {mesh} failed: {last.removeprefix('partdistill: error: ')}")
 
 
 def blender_env() -> dict[str, str]:
@@ -147,9 +144,9 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
         elif p.exists():
             out.append(p)
         else:
-            raise InputError(f"input not found: {p}")
+            raise ValidationError("input", f"not found: {p}")
     if not out:
-        raise InputError("no mesh files or capture bundles among the inputs")
+        raise ValidationError("input", "no mesh files or capture bundles among the inputs")
     return out
 
 
@@ -160,11 +157,13 @@ def read_few_shot_labels(path: Path, cap: Capture, names: tuple[str, ...]) -> np
         with np.load(path, allow_pickle=False) as z:
             labels, their = z["face_labels"].astype(np.int32), [str(n) for n in z["part_names"]]
     except (OSError, KeyError, ValueError) as e:
-        raise InputError(f"{path}: not a labels file with face_labels and part_names ({e})") from None
+        raise ValidationError("--labels", f"{path}: not a labels file with face_labels and part_names ({e})") from None
     if labels.shape != (cap.mesh.n_faces,):
-        raise InputError(f"{path}: {labels.shape[0]} face labels for a mesh of {cap.mesh.n_faces} faces")
+        raise ValidationError(
+            "--labels", f"{path}: {labels.shape[0]} face labels for a mesh of {cap.mesh.n_faces} faces"
+        )
     unknown = [n for n in their if n not in names]
     if unknown:
-        raise InputError(f"{path}: parts {unknown} are not among --parts")
+        raise ValidationError("--labels", f"{path}: parts {unknown} are not among --parts")
     remap = np.array([names.index(n) for n in their] + [-1], dtype=np.int32)
     return remap[np.where(labels >= 0, labels, len(their))]

@@ -85,7 +85,7 @@ def test_batch_labels_the_good_reports_the_broken_and_resumes(collection, tmp_pa
 
 def test_globs_and_unknown_files(tmp_path):
     from partdistill.backend.cli.batch import collect_inputs, output_names
-    from partdistill.backend.io import InputError
+    from partdistill.shared.errors import ValidationError
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -96,10 +96,10 @@ def test_globs_and_unknown_files(tmp_path):
     assert [p.parent.name for p in paths] == ["a", "b"]
     names = output_names(paths)
     assert len(set(names)) == 2 and all(n.startswith("m-") for n in names)
-    with pytest.raises(InputError, match="no file matches"):
+    with pytest.raises(ValidationError, match="no file matches"):
         collect_inputs([str(tmp_path / "*.fbx")])
     (tmp_path / "notes.md").write_text("x")
-    with pytest.raises(InputError, match="not a mesh file"):
+    with pytest.raises(ValidationError, match="not a mesh file"):
         collect_inputs([str(tmp_path / "notes.md")])
     (tmp_path / "a" / "readme.txt").write_text("x")  # a .txt point cloud is taken only when named
     assert [p.name for p in collect_inputs([str(tmp_path / "a")])] == ["m.obj"]

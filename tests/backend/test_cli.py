@@ -177,7 +177,7 @@ def test_a_point_cloud_too_small_to_capture_is_a_user_error(tmp_path):
 
 def test_a_missing_input_file_is_a_user_error(tmp_path):
     rc, _, err = _run(["segment", tmp_path / "none.npz", "--parts", "a", "--out", tmp_path / "out"])
-    _assert_one_line_error(rc, err, "input not found", "none.npz")
+    _assert_one_line_error(rc, err, "input: not found", "none.npz")
 
 
 def test_a_broken_bundle_is_a_user_error(tmp_path):
