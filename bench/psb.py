@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from partdistill.shared.bundle import load_bundle
 from partdistill.shared.capture import Capture
+from partdistill.shared.progress import Progress
 
-from .capture import CaptureJob, ProgressFn, capture_jobs
+from .capture import CaptureJob, capture_jobs
 from .shapes import LabelledShape
 
 SPLITS = ("val", "test")
@@ -102,7 +103,7 @@ def real_shapes(
     per_category: int | None = None,
     views: int = 10,
     resolution: int = 512,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
 ) -> list[RealShape]:
     """The chosen meshes, captured (or taken from ``cache``; the bundle's name hashes the OBJ text and
     the capture settings). Raises FileNotFoundError when the set is not at ``data``."""

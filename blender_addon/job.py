@@ -12,7 +12,6 @@ touches bpy; it only talks ZeroMQ through the shared client.
 from __future__ import annotations
 
 import queue
-import re
 import threading
 from dataclasses import dataclass, field
 
@@ -63,27 +62,27 @@ class JobSettings:
         )
 
 
-#: The backend's messages name command-line options; in Blender the user sets panel fields instead.
+#: Where an artist sets each field a backend may name in an error.
 PANEL_FIELDS = {
-    "--teacher-model": "the Model field (PartDistill › Options)",
-    "--detections": "the Detections field (PartDistill › Options)",
-    "--teacher": "the Teacher field (PartDistill › Options)",
-    "--sam-model": "the SAM Model field (PartDistill › Options)",
-    "--parts": "the Parts field",
-    "--backend": "the backend address (Preferences › Add-ons › PartDistill)",
-    "--server-key": "the Server Key (Preferences › Add-ons › PartDistill)",
-    "--client-key": "the Client Key (Preferences › Add-ons › PartDistill)",
+    "options.teacher_model": "the Model field (PartDistill › Options), or a Detections file",
+    "options.teacher": "the Teacher field (PartDistill › Options), or a Detections file",
+    "options.sam_model": "the SAM Model field (PartDistill › Options)",
+    "options.category_model": "the Category Model field (PartDistill › Options)",
+    "detections": "the Detections field (PartDistill › Options)",
+    "part_names": "the Parts field",
+    "backend address": "the backend address (Preferences › Add-ons › PartDistill)",
+    "server key": "the Server Key (Preferences › Add-ons › PartDistill)",
+    "client key": "the Client Key (Preferences › Add-ons › PartDistill)",
 }
 
 
-def for_panel(message: str) -> str:
-    """``message`` with the command-line options it names replaced by the fields an artist sets."""
-    for flag in sorted(PANEL_FIELDS, key=len, reverse=True):  # --teacher-model before --teacher
-        # the flag, with the placeholder of its value if one follows (FILE.json, NAME_OR_FOLDER)
-        message = re.sub(
-            rf"`?{re.escape(flag)}(?![\w-])(?:[ =][A-Z][A-Z_]*(?:\.[a-z]+)?)?`?", PANEL_FIELDS[flag], message
-        )
-    return message
+def for_panel(error: BaseException) -> str:
+    """An error as the artist reads it: the message, and where in Blender to set what it names."""
+    field = getattr(error, "field", "")
+    field = field.split("[", 1)[0].split(".views", 1)[0] if field else ""
+    where = PANEL_FIELDS.get(field)
+    message = error.message if isinstance(error, BackendError) else str(error)
+    return f"{message} (set it in {where})" if where else message
 
 
 PREFLIGHT_S = 1.0  # how long the checks before capture may wait for the backend
@@ -158,9 +157,9 @@ class SegmentJob:
             elif self.state == WAITING:
                 self._drain()
         except ValidationError as e:
-            self._fail(str(e))
+            self._fail(e)
         except Exception as e:  # the user's scene must be cleaned up whatever went wrong
-            self._fail(f"{type(e).__name__}: {e}")
+            self._fail(RuntimeError(f"{type(e).__name__}: {e}"))
         return self.state
 
     def run(self, poll_s: float = 0.05) -> str:
@@ -224,13 +223,11 @@ class SegmentJob:
             )
             self._events.put(("result", result))
         except BackendError as e:
-            self._events.put(("cancelled",) if e.code == "cancelled" else ("error", str(e)))
-        except BackendTimeout as e:
-            self._events.put(("error", str(e)))
-        except ValidationError as e:
-            self._events.put(("error", str(e)))
+            self._events.put(("cancelled",) if e.code == "cancelled" else ("error", e))
+        except (BackendTimeout, ValidationError) as e:
+            self._events.put(("error", e))
         except Exception as e:
-            self._events.put(("error", f"{type(e).__name__}: {e}"))
+            self._events.put(("error", RuntimeError(f"{type(e).__name__}: {e}")))
 
     def _drain(self) -> None:
         while True:
@@ -287,8 +284,8 @@ class SegmentJob:
         self.message = "segmented: " + ", ".join(f"{n} {c}" for n, c in zip(result.part_names, counts, strict=True))
         self.warnings = list(result.warnings)
 
-    def _fail(self, message: str) -> None:
-        message = for_panel(message)
+    def _fail(self, error: BaseException) -> None:
+        message = for_panel(error)
         self._cancel.set()
         self._close_session()
         self.state, self.error, self.message = FAILED, message, message

@@ -87,7 +87,7 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
         try:
             self._settings = job_settings(context.scene)
         except (ValidationError, BackendError, BackendTimeout, OSError) as e:
-            self.report({"ERROR"}, f"partdistill: {for_panel(str(e))}")
+            self.report({"ERROR"}, f"partdistill: {for_panel(e)}")
             return False
         if not self._next():
             self._finish(context)
@@ -227,7 +227,7 @@ class PARTDISTILL_OT_check_backend(bpy.types.Operator):
             hello = client.hello()
             rtt = client.ping()
         except (BackendError, BackendTimeout, ValidationError, OSError) as e:
-            self.report({"ERROR"}, f"partdistill: {for_panel(str(e))}")
+            self.report({"ERROR"}, f"partdistill: {for_panel(e)}")
             return {"CANCELLED"}
         self.report(
             {"INFO"},
@@ -291,7 +291,7 @@ class PARTDISTILL_OT_refine(_NeedsResult, bpy.types.Operator):
             settings.part_names = names  # the result's parts, whatever the panel says now
             job = SegmentJob(obj, settings, labelled_polygons=fixed)
         except (ValidationError, BackendError, BackendTimeout, OSError) as e:
-            self.report({"ERROR"}, f"partdistill: {for_panel(str(e))}")
+            self.report({"ERROR"}, f"partdistill: {for_panel(e)}")
             return {"CANCELLED"}
         if job.run() != DONE:
             self.report({"ERROR"}, f"partdistill: {job.error or job.message}")

@@ -21,7 +21,8 @@ Types and their fields (client -> server):
 Server -> client:
   progress {done, total, stage, message}   (also sent as a heartbeat while a job runs)
   result   {part_names, stats, timings, warnings} + face_labels, face_confidence, polygon_labels arrays
-  error    {code, field, message}  codes: invalid, unknown_type, cancelled, teacher_unavailable, busy, internal
+  error    {code, field, message}  codes: invalid, unknown_type, cancelled, teacher_unavailable, busy,
+                                   internal, lost, refused
 """
 
 from __future__ import annotations

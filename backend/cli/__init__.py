@@ -45,9 +45,25 @@ def main(argv: list[str] | None = None) -> int:
         from ..teachers.loading import TeacherUnavailableError
 
         if isinstance(e, TeacherUnavailableError | BackendError | BackendTimeout):
-            print(f"partdistill: error: {e}", file=sys.stderr)
+            print(f"partdistill: error: {e}{where_to_set(getattr(e, 'field', ''))}", file=sys.stderr)
             return 2
         raise
+
+
+#: Where a user of the CLI sets each field a backend or the engine may name in an error.
+CLI_FLAGS = {
+    "options.teacher_model": "--teacher-model NAME_OR_FOLDER, or --detections FILE.json",
+    "options.sam_model": "--sam-model NAME_OR_FOLDER",
+    "options.text_encoder": "--text-encoder NAME_OR_FOLDER",
+    "options.backbone": "--backbone FOLDER",
+    "options.category_model": "--category-model FOLDER",
+    "options.teacher": "--teacher NAME, or --detections FILE.json",
+}
+
+
+def where_to_set(field: str) -> str:
+    """`` (set it with ...)`` for a field the CLI has an option for, else ""."""
+    return f" (set it with {CLI_FLAGS[field]})" if field in CLI_FLAGS else ""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -109,7 +109,7 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, progress_to: Callab
             return protocol.error_message(job.id, "invalid", e.field, "the model could not be loaded on this server")
         return protocol.error_message(job.id, "invalid", e.field, str(e))
     except TeacherUnavailableError as e:
-        return protocol.error_message(job.id, "teacher_unavailable", "options.teacher_model", str(e))
+        return protocol.error_message(job.id, "teacher_unavailable", e.field, str(e))
     except Exception as e:
         log.error("job %s failed:\n%s", job.id, traceback.format_exc())
         if private:

@@ -69,7 +69,9 @@ class PartEmbedder:
                 self._tokenizer = AutoTokenizer.from_pretrained(text_encoder)
                 self._model = CLIPTextModelWithProjection.from_pretrained(text_encoder).to(self.device).eval()
             except Exception as e:
-                raise TeacherUnavailableError("clip text encoder", text_encoder, str(e), option="--text-encoder") from e
+                raise TeacherUnavailableError(
+                    "clip text encoder", text_encoder, str(e), field="options.text_encoder"
+                ) from e
 
     @property
     def dim(self) -> int:

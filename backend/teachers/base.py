@@ -104,7 +104,7 @@ class PretrainedModel:
     auto_model = ""
     model_types: tuple[str, ...] = ()
     processor_parts: tuple[str, ...] = ("tokenizer", "image_processor")
-    option = "--teacher-model"
+    field = "options.teacher_model"
 
     def __init__(self, model: str = "", *, device: str = "auto", batch_size: int = 4):
         from .loading import load_pretrained
@@ -120,7 +120,7 @@ class PretrainedModel:
             model_types=self.model_types,
             processor_parts=self.processor_parts,
             device=self.device,
-            option=self.option,
+            field=self.field,
         )
 
     def view_batches(self, n_views: int) -> list[tuple[int, int]]:

@@ -17,10 +17,11 @@ _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 class TeacherUnavailableError(RuntimeError):
     """The teacher's model cannot be loaded (offline without a cached copy, a missing folder, ...).
 
-    The message is meant for the user as is: it names the model, the reason, and the three ways to
-    provide a teacher (hub id, local folder, or detections brought as JSON). ``teacher``, ``model``
-    and ``reason`` are kept as attributes. ``option`` is the command-line option that names the
-    model (``--teacher-model``; ``--sam-model`` for the SAM refiner).
+    The message names the model, the reason, and the three ways to provide one (a hub id, a local
+    folder, or 2D detections instead); it names no command-line option or panel field: ``field`` (the
+    request's option, ``options.teacher_model``, ``options.sam_model`` or ``options.text_encoder``)
+    crosses the wire, and each front end says where the user sets it. ``teacher``, ``model`` and
+    ``reason`` are kept as attributes.
     """
 
     def __init__(
@@ -30,23 +31,18 @@ class TeacherUnavailableError(RuntimeError):
         reason: str,
         *,
         default_model: str | None = None,
-        option: str = "--teacher-model",
+        field: str = "options.teacher_model",
     ):
-        self.teacher = teacher
-        self.model = model
-        self.reason = reason
+        self.teacher, self.model, self.reason, self.field = teacher, model, reason, field
         example = default_model or model or "<hub-id>"
         offline = ""
         if any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in _OFFLINE_VARS):
             offline = " (offline mode is on: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set)"
         super().__init__(
-            f"Cannot load the {teacher} teacher model {model!r}: {reason}{offline}\n"
-            "Provide the teacher's model in one of these ways:\n"
-            f"  - a hub id, downloaded on first use when this machine is online: {option} {example}\n"
-            "  - a local folder holding the weights and processor files (config.json, model.safetensors, "
-            f"tokenizer/processor configs), e.g. made with save_pretrained: {option} /path/to/folder\n"
-            "  - or no teacher at all: bring 2D detections as a JSON file: --detections FILE.json "
-            "(format in the README)"
+            f"cannot load the {teacher} model {model!r}: {reason}{offline}. Provide it as a hub id (downloaded on "
+            f"first use when this machine is online, e.g. {example}), or as a local folder holding the weights and "
+            "processor files (made with save_pretrained); or label without a teacher, from 2D detections in a "
+            "JSON file"
         )
 
 
@@ -97,7 +93,7 @@ def load_pretrained(
     model_types: Sequence[str],
     processor_parts: Sequence[str] = ("tokenizer", "image_processor"),
     device: str = "cpu",
-    option: str = "--teacher-model",
+    field: str = "options.teacher_model",
 ) -> tuple[Any, Any]:
     """Load ``(processor, model)`` from a hub id or a local folder (``save_pretrained`` layout).
 
@@ -105,21 +101,21 @@ def load_pretrained(
     model class. model_types: the ``config.model_type`` values accepted. processor_parts: attributes
     the processor must have. Every failure (missing folder, offline without a cache, wrong model
     type, bad files) becomes a ``TeacherUnavailableError`` that tells the user how to provide a
-    model (``option``: the command-line option that names it). The model is put in eval mode on
+    model (``field``: the request's option that names it). The model is put in eval mode on
     ``device``.
     """
     if looks_like_path(model):
         folder = Path(model).expanduser()
         if not folder.is_dir():
             raise TeacherUnavailableError(
-                teacher, model, f"no such folder: {folder}", default_model=default_model, option=option
+                teacher, model, f"no such folder: {folder}", default_model=default_model, field=field
             )
         source = str(folder)
     else:
         source = model
         why = hub_unreachable(model)
         if why:
-            raise TeacherUnavailableError(teacher, model, why, default_model=default_model, option=option)
+            raise TeacherUnavailableError(teacher, model, why, default_model=default_model, field=field)
     try:
         import transformers
 
@@ -128,7 +124,7 @@ def load_pretrained(
     except Exception as e:  # OSError, hub errors, bad configs: all mean "no usable model here"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise TeacherUnavailableError(
-            teacher, model, f"{type(e).__name__}: {first}", default_model=default_model, option=option
+            teacher, model, f"{type(e).__name__}: {first}", default_model=default_model, field=field
         ) from e
     model_type = getattr(net.config, "model_type", "")
     if model_type not in model_types:
@@ -137,7 +133,7 @@ def load_pretrained(
             model,
             f"it holds a {model_type!r} model, not one of {list(model_types)}",
             default_model=default_model,
-            option=option,
+            field=field,
         )
     missing = [p for p in processor_parts if getattr(processor, p, None) is None]
     if missing:
@@ -146,7 +142,7 @@ def load_pretrained(
             model,
             f"its processor lacks {' and '.join(missing)}",
             default_model=default_model,
-            option=option,
+            field=field,
         )
     net.eval().to(device)
     return processor, net

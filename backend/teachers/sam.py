@@ -43,7 +43,7 @@ class SamRefiner(PretrainedModel):
     auto_model = "SamModel"
     model_types = _MODEL_TYPES
     processor_parts = ("image_processor",)
-    option = "--sam-model"
+    field = "options.sam_model"
 
     def __init__(self, model: str = DEFAULT_MODEL, *, boxes_per_prompt: int = 32, **kw):
         self.boxes_per_prompt = check_positive_int("boxes_per_prompt", boxes_per_prompt)

@@ -134,15 +134,15 @@ def test_a_category_model_in_the_panel_labels_without_a_teacher(obj):
     assert job_settings(bpy.context.scene).options.teacher == s.teacher
 
 
-def test_messages_name_the_panels_fields_not_command_line_options():
+def test_errors_say_where_in_the_panels_the_named_field_is_set():
     from partdistill.blender_addon.job import for_panel
+    from partdistill.shared.client import BackendError
+    from partdistill.shared.errors import ValidationError
 
-    text = for_panel("no model: give `--teacher-model NAME_OR_FOLDER`, or use --detections FILE.json instead")
-    assert text == (
-        "no model: give the Model field (PartDistill › Options), or use the Detections field "
-        "(PartDistill › Options) instead"
+    missing = BackendError("teacher_unavailable", "options.teacher_model", "cannot load the owlv2 model 'x'")
+    assert for_panel(missing) == (
+        "cannot load the owlv2 model 'x' (set it in the Model field (PartDistill › Options), or a Detections file)"
     )
-    assert (
-        for_panel("--teacher grounding_dino is unknown")
-        == "the Teacher field (PartDistill › Options) grounding_dino is unknown"
-    )
+    bad = ValidationError("detections.views[3]", "2 boxes but 3 scores")
+    assert for_panel(bad).endswith("(set it in the Detections field (PartDistill › Options))")
+    assert for_panel(RuntimeError("disk full")) == "disk full"

@@ -125,11 +125,13 @@ def test_missing_model_is_a_clear_error(model, hf_offline, tmp_path, monkeypatch
     with pytest.raises(TeacherUnavailableError) as e:
         make_teacher("owlv2", model=model, device="cpu")
     msg = str(e.value)
-    assert model in msg and "--detections" in msg and "--teacher-model" in msg
+    assert model in msg and "hub id" in msg and "local folder" in msg and "2D detections" in msg
+    assert "\n" not in msg and "--" not in msg  # one line; each front end says where 'options.teacher_model' is set
+    assert e.value.field == "options.teacher_model"
 
 
 def test_wrong_model_type_is_a_clear_error(tiny_clipseg, hf_offline) -> None:
-    with pytest.raises(TeacherUnavailableError, match="--detections"):
+    with pytest.raises(TeacherUnavailableError, match="2D detections"):
         make_teacher("owlv2", model=str(tiny_clipseg), device="cpu")
 
 

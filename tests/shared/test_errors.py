@@ -3,17 +3,12 @@ a log line, a status bar)."""
 
 from __future__ import annotations
 
-from partdistill.backend.teachers.loading import TeacherUnavailableError
 from partdistill.shared.errors import one_line
 
 
-def test_a_teachers_several_line_message_reads_as_one_line_with_its_breaks_kept():
-    reason = "it is not in the local cache and https://huggingface.co does not answer"
-    message = str(TeacherUnavailableError("grounding_dino", "IDEA-Research/grounding-dino-tiny", reason))
-    line = one_line(message)
-    assert "\n" not in line and "does not answer Provide" not in line
-    assert "does not answer; Provide the teacher's model in one of these ways: - a hub id" in line
-    assert "/path/to/folder; - or no teacher at all" in line
+def test_a_several_line_message_reads_as_one_line_with_its_breaks_kept():
+    message = "cannot read x.obj:\n  line 3: a face names vertex 9\nthe file has 4 vertices\n"
+    assert one_line(message) == "cannot read x.obj: line 3: a face names vertex 9; the file has 4 vertices"
 
 
 def test_one_line_leaves_a_single_line_alone():
