@@ -37,29 +37,22 @@ CAPTURING, WAITING, DONE, FAILED, CANCELLED = "capturing", "waiting", "done", "f
 
 @dataclass
 class JobSettings:
-    """What a job needs beyond the object: the backend, options and how to capture."""
+    """What a job needs beyond the object: the backend's client (its address, keys and timeout, made
+    once from the preferences), the options and how to capture."""
 
     part_names: tuple[str, ...]
-    address: str
+    client: BackendClient
     options: SegmentOptions = field(default_factory=SegmentOptions)
     detections: Detections | None = None
     use_scene_cameras: bool = False
     n_views: int = 10
     resolution: int = 512
     render: str = "raster"
-    timeout_s: float = 30.0
-    server_public_key: bytes | None = None
-    client_public_key: bytes | None = None
-    client_secret_key: bytes | None = None
 
-    def client(self, timeout_s: float | None = None) -> BackendClient:
-        return BackendClient(
-            self.address,
-            timeout_s=timeout_s or self.timeout_s,
-            server_public_key=self.server_public_key,
-            client_public_key=self.client_public_key,
-            client_secret_key=self.client_secret_key,
-        )
+
+#: What can stop a job before it starts: bad settings, a backend that refuses or does not answer,
+#: a file that cannot be read.
+JOB_ERRORS = (ValidationError, BackendError, BackendTimeout, OSError)
 
 
 #: Where an artist sets each field a backend may name in an error.
@@ -94,7 +87,7 @@ def preflight(settings: JobSettings) -> None:
     Raises ValidationError (or BackendTimeout / BackendError) naming the problem."""
     if settings.detections is not None and not settings.use_scene_cameras:
         settings.detections.validate(settings.n_views, (settings.resolution, settings.resolution))
-    hello = settings.client(PREFLIGHT_S).hello()
+    hello = settings.client.hello(timeout_s=PREFLIGHT_S)
     teacher = settings.options.teacher if settings.detections is None else None
     if teacher is not None and teacher not in hello.get("teachers", ()):
         raise ValidationError(
@@ -210,9 +203,8 @@ class SegmentJob:
     def _talk(self, capture) -> None:
         """Worker thread: no bpy here."""
         st = self.settings
-        client = st.client()
         try:
-            result = client.segment(
+            result = st.client.segment(
                 capture,
                 st.part_names,
                 st.options,

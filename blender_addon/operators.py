@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import bpy
+import numpy as np
 from partdistill.shared.client import BackendError, BackendTimeout
 from partdistill.shared.detections import Detections
-from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 from .apply import remove_result, result_labels
 from .apply_points import remove_point_result
 from .capture.points import is_point_object
-from .job import CANCELLED, CAPTURING, DONE, FAILED, JobSettings, SegmentJob, for_panel
+from .job import CANCELLED, CAPTURING, DONE, FAILED, JOB_ERRORS, JobSettings, SegmentJob, for_panel
 from .preferences import client as prefs_client
 from .preferences import preferences
 from .results import corrections, make_vertex_groups, split_parts
@@ -23,11 +23,9 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
     detections = None
     if s.detections.strip():
         detections = Detections.load_json(bpy.path.abspath(s.detections))
-    prefs = preferences()
-    c = prefs_client(prefs)  # checks the address and reads the key files
     return JobSettings(
         part_names=parse_part_names(s.parts),
-        address=c.address,
+        client=prefs_client(preferences()),  # checks the address and reads the key files
         options=SegmentOptions(
             method=s.method,
             teacher=None if detections is not None or s.category_model.strip() else s.teacher,
@@ -45,48 +43,32 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
         n_views=s.n_views,
         resolution=s.resolution,
         render=s.render,
-        timeout_s=prefs.timeout,
-        server_public_key=c.server_public_key,
-        client_public_key=None if c.client_keys is None else c.client_keys[0],
-        client_secret_key=None if c.client_keys is None else c.client_keys[1],
     )
 
 
-class PARTDISTILL_OT_segment(bpy.types.Operator):
-    """Render views of the selected meshes, send them to the partdistill backend and colour their parts"""
-
-    bl_idname = "partdistill.segment"
-    bl_label = "Segment"
-    bl_options = {"REGISTER", "UNDO"}
+class _RunsJobs:
+    """Runs one SegmentJob per object in turn: modal from the UI (a timer steps the job, the progress
+    bar moves, Esc or Cancel stops it, the user works on while the backend does), or blocking from
+    ``execute`` for scripts and headless Blender. Subclasses say which jobs to run (``_plan``)."""
 
     _job: SegmentJob | None = None
     _timer = None
-    _objects: list = []
+    _queue: list = []
     _index = -1
     _outcomes: list = []
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        obj = context.active_object
-        why = None
-        if context.window_manager.partdistill.running:
-            why = "A segmentation is running: wait for it or cancel it"
-        elif obj is None or (obj.type != "MESH" and not is_point_object(obj)):
-            why = "Select a mesh or point-cloud object to segment"
-        elif obj.mode != "OBJECT":
-            why = "Switch to Object Mode to segment"
-        if why is not None:
-            cls.poll_message_set(why)
-        return why is None
+    def _plan(self, context: bpy.types.Context) -> list[tuple[bpy.types.Object, JobSettings, np.ndarray | None]]:
+        """``(object, settings, corrected polygon labels or None)`` for each job; raises one of JOB_ERRORS."""
+        raise NotImplementedError
+
+    def _done_text(self, job: SegmentJob) -> str:
+        return job.message
 
     def _start(self, context: bpy.types.Context) -> bool:
-        """Queue every selected mesh (the active one first), one job each, and start the first."""
-        active = context.active_object
-        others = [o for o in context.selected_objects if (o.type == "MESH" or is_point_object(o)) and o != active]
-        self._objects, self._index, self._outcomes = [active, *others], -1, []
+        self._index, self._outcomes = -1, []
         try:
-            self._settings = job_settings(context.scene)
-        except (ValidationError, BackendError, BackendTimeout, OSError) as e:
+            self._queue = self._plan(context)
+        except JOB_ERRORS as e:
             self.report({"ERROR"}, f"partdistill: {for_panel(e)}")
             return False
         if not self._next():
@@ -97,26 +79,27 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
     def _next(self) -> bool:
         """Start the next object's job; False when none is left (a job that cannot start is
         reported and skipped; a backend that does not answer ends the queue)."""
-        while self._index + 1 < len(self._objects):
+        while self._index + 1 < len(self._queue):
             self._index += 1
-            obj = self._objects[self._index]
+            obj, settings, corrected = self._queue[self._index]
             try:
-                self._job = SegmentJob(obj, self._settings)
+                self._job = SegmentJob(obj, settings, labelled_polygons=corrected)
                 return True
-            except (ValidationError, BackendError, BackendTimeout, OSError) as e:
-                self._outcomes.append((obj.name, FAILED, str(e)))
+            except JOB_ERRORS as e:
+                self._outcomes.append((obj.name, FAILED, for_panel(e)))
                 if isinstance(e, BackendTimeout | BackendError):
                     return False
         return False
 
     def _record(self) -> None:
         job = self._job
-        self._outcomes.append((job.object_name, job.state, job.error or job.message))
+        text = self._done_text(job) if job.state == DONE else job.error or job.message
+        self._outcomes.append((job.object_name, job.state, text))
         for w in job.warnings:
             self.report({"WARNING"}, f"partdistill: {job.object_name}: {w}")
-        if job.state == DONE and self._index + 1 < len(self._objects):
+        if job.state == DONE and self._index + 1 < len(self._queue):
             try:  # one undo step per applied result (the operator's own step covers the last)
-                bpy.ops.ed.undo_push(message=f"partdistill: segment {job.object_name}")
+                bpy.ops.ed.undo_push(message=f"partdistill: {self.bl_label.lower()} {job.object_name}")
             except RuntimeError:
                 pass  # no window to push from (headless): the whole run is one step
 
@@ -145,13 +128,13 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
         if event.type == "ESC" or state.cancel_requested:
             state.cancel_requested = False
             self._job.cancel()
-            self._objects = self._objects[: self._index + 1]  # the queue ends with this job
+            self._queue = self._queue[: self._index + 1]  # the queue ends with this job
         if event.type != "TIMER" and not self._job.finished:
             # while views are captured the private capture scene exists: no key may reach it (Ctrl+Z
             # would undo into it); while the backend works, the user works on
             return {"RUNNING_MODAL"} if self._job.state == CAPTURING else {"PASS_THROUGH"}
         self._job.step()
-        n = len(self._objects)
+        n = len(self._queue)
         progress = (self._index + self._job.progress) / n
         prefix = f"[{self._index + 1}/{n}] {self._job.object_name}: " if n > 1 else ""
         state.progress, state.message = progress, prefix + self._job.message
@@ -169,7 +152,7 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
 
     def cancel(self, context: bpy.types.Context) -> None:
         """Blender ends the operator itself (a file is loaded, the window closes): stop the job and
-        leave nothing behind (timer, progress, the running flag that greys Segment out)."""
+        leave nothing behind (timer, progress, the running flag that greys the operators out)."""
         if self._job is not None and not self._job.finished:
             self._job.cancel()
         self._end_modal(context)
@@ -183,17 +166,48 @@ class PARTDISTILL_OT_segment(bpy.types.Operator):
 
     def _finish(self, context: bpy.types.Context) -> set[str]:
         """Report every object's outcome; FINISHED (one undo step) when any result was applied."""
-        done = [o for o in self._outcomes if o[1] == DONE]
+        many = len(self._queue) > 1
         for name, state, text in self._outcomes:
             if state == DONE:
-                self.report({"INFO"}, f"partdistill: {name}: {text}" if len(self._objects) > 1 else text)
+                self.report({"INFO"}, f"partdistill: {name}: {text}" if many else f"partdistill: {text}")
             elif state == CANCELLED:
                 self.report({"WARNING"}, f"partdistill: {name}: cancelled")
             else:
-                self.report(
-                    {"ERROR"}, f"partdistill: {name}: {text}" if len(self._objects) > 1 else f"partdistill: {text}"
-                )
-        return {"FINISHED"} if done else {"CANCELLED"}
+                self.report({"ERROR"}, f"partdistill: {name}: {text}" if many else f"partdistill: {text}")
+        return {"FINISHED"} if any(o[1] == DONE for o in self._outcomes) else {"CANCELLED"}
+
+
+def _why_busy(context: bpy.types.Context) -> str | None:
+    if context.window_manager.partdistill.running:
+        return "A segmentation is running: wait for it or cancel it"
+    return None
+
+
+class PARTDISTILL_OT_segment(_RunsJobs, bpy.types.Operator):
+    """Render views of the selected meshes, send them to the partdistill backend and colour their parts"""
+
+    bl_idname = "partdistill.segment"
+    bl_label = "Segment"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = context.active_object
+        why = _why_busy(context)
+        if why is None and (obj is None or (obj.type != "MESH" and not is_point_object(obj))):
+            why = "Select a mesh or point-cloud object to segment"
+        elif why is None and obj.mode != "OBJECT":
+            why = "Switch to Object Mode to segment"
+        if why is not None:
+            cls.poll_message_set(why)
+        return why is None
+
+    def _plan(self, context: bpy.types.Context) -> list[tuple[bpy.types.Object, JobSettings, None]]:
+        """Every selected mesh or point cloud (the active one first), one job each."""
+        active = context.active_object
+        others = [o for o in context.selected_objects if (o.type == "MESH" or is_point_object(o)) and o != active]
+        settings = job_settings(context.scene)
+        return [(o, settings, None) for o in (active, *others)]
 
 
 class PARTDISTILL_OT_cancel(bpy.types.Operator):
@@ -223,10 +237,10 @@ class PARTDISTILL_OT_check_backend(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         prefs = preferences(context)
         try:
-            client = prefs_client(prefs, timeout_s=min(prefs.timeout, 5.0))
-            hello = client.hello()
-            rtt = client.ping()
-        except (BackendError, BackendTimeout, ValidationError, OSError) as e:
+            client = prefs_client(prefs)
+            hello = client.hello(timeout_s=min(prefs.timeout, 5.0))
+            rtt = client.ping(timeout_s=min(prefs.timeout, 5.0))
+        except JOB_ERRORS as e:
             self.report({"ERROR"}, f"partdistill: {for_panel(e)}")
             return {"CANCELLED"}
         self.report(
@@ -237,17 +251,22 @@ class PARTDISTILL_OT_check_backend(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def _why_no_result(context: bpy.types.Context) -> str | None:
+    obj = context.active_object
+    if obj is None or obj.type != "MESH" or result_labels(obj) is None:
+        return "Select a mesh with a partdistill result"
+    if obj.mode != "OBJECT":
+        return "Switch to Object Mode"
+    return None
+
+
 class _NeedsResult:
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        obj = context.active_object
-        if obj is None or obj.type != "MESH" or result_labels(obj) is None:
-            cls.poll_message_set("Select a mesh with a partdistill result")
-            return False
-        if obj.mode != "OBJECT":
-            cls.poll_message_set("Switch to Object Mode")
-            return False
-        return True
+        why = _why_no_result(context)
+        if why is not None:
+            cls.poll_message_set(why)
+        return why is None
 
 
 class PARTDISTILL_OT_vertex_groups(_NeedsResult, bpy.types.Operator):
@@ -276,28 +295,30 @@ class PARTDISTILL_OT_split(_NeedsResult, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class PARTDISTILL_OT_refine(_NeedsResult, bpy.types.Operator):
+class PARTDISTILL_OT_refine(_RunsJobs, bpy.types.Operator):
     """Segment the active mesh again, keeping the faces you moved to another part's slot in Edit Mode"""
 
     bl_idname = "partdistill.refine"
     bl_label = "Refine"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        why = _why_busy(context) or _why_no_result(context)
+        if why is not None:
+            cls.poll_message_set(why)
+        return why is None
+
+    def _plan(self, context: bpy.types.Context) -> list[tuple[bpy.types.Object, JobSettings, np.ndarray]]:
         obj = context.active_object
-        try:
-            names, fixed = corrections(obj)
-            settings = job_settings(context.scene)
-            settings.part_names = names  # the result's parts, whatever the panel says now
-            job = SegmentJob(obj, settings, labelled_polygons=fixed)
-        except (ValidationError, BackendError, BackendTimeout, OSError) as e:
-            self.report({"ERROR"}, f"partdistill: {for_panel(e)}")
-            return {"CANCELLED"}
-        if job.run() != DONE:
-            self.report({"ERROR"}, f"partdistill: {job.error or job.message}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"partdistill: refined with {int((fixed >= 0).sum())} corrected faces; {job.message}")
-        return {"FINISHED"}
+        names, fixed = corrections(obj)
+        settings = job_settings(context.scene)
+        settings.part_names = names  # the result's parts, whatever the panel says now
+        self._n_fixed = int((fixed >= 0).sum())
+        return [(obj, settings, fixed)]
+
+    def _done_text(self, job: SegmentJob) -> str:
+        return f"refined with {self._n_fixed} corrected faces; {job.message}"
 
 
 class PARTDISTILL_OT_clear(bpy.types.Operator):

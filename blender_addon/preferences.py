@@ -84,7 +84,7 @@ def preferences(context: bpy.types.Context | None = None):
     return addon.preferences if addon is not None else _DEFAULTS
 
 
-def client(prefs, timeout_s: float | None = None) -> BackendClient:
+def client(prefs) -> BackendClient:
     """A client of the backend the preferences name, with their keys; ValidationError names a bad
     address or key file."""
     server = read_key(Path(bpy.path.abspath(prefs.server_key))) if prefs.server_key.strip() else None
@@ -94,7 +94,7 @@ def client(prefs, timeout_s: float | None = None) -> BackendClient:
         mine = (read_key(path), read_key(path, secret=True))
     return BackendClient(
         prefs.backend.strip(),
-        timeout_s=timeout_s or prefs.timeout,
+        timeout_s=prefs.timeout,
         server_public_key=server,
         client_public_key=mine[0],
         client_secret_key=mine[1],
@@ -174,7 +174,7 @@ class PARTDISTILL_OT_start_local_backend(bpy.types.Operator):
             self.report({"ERROR"}, f"partdistill: {e}")
             return {"CANCELLED"}
         try:  # answering within 60 s (it loads torch first)
-            client(prefs, timeout_s=60).ping()
+            client(prefs).ping(timeout_s=60)
         except (BackendError, BackendTimeout, ValidationError) as e:
             self.report({"ERROR"}, f"partdistill: the local backend did not answer ({e}); log: {log}")
             return {"CANCELLED"}

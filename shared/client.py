@@ -106,21 +106,21 @@ class BackendClient:
         """(public, secret) keys given to this client, None when it made a pair of its own."""
         return self._client_keys
 
-    # ---- simple requests ------------------------------------------------------------------
-    def hello(self) -> dict:
-        return self._request(protocol.Message("hello", fields={"client": "partdistill"})).fields
+    # ---- simple requests (``timeout_s`` overrides the client's for this call) ----------------
+    def hello(self, timeout_s: float | None = None) -> dict:
+        return self._request(protocol.Message("hello", fields={"client": "partdistill"}), timeout_s).fields
 
-    def ping(self) -> float:
+    def ping(self, timeout_s: float | None = None) -> float:
         """Round-trip time in seconds."""
         t = time.perf_counter()
-        self._request(protocol.Message("ping"))
+        self._request(protocol.Message("ping"), timeout_s)
         return time.perf_counter() - t
 
-    def status(self) -> dict:
-        return self._request(protocol.Message("status")).fields
+    def status(self, timeout_s: float | None = None) -> dict:
+        return self._request(protocol.Message("status"), timeout_s).fields
 
-    def cancel(self, job: str) -> dict:
-        return self._request(protocol.Message("cancel", fields={"target": job})).fields
+    def cancel(self, job: str, timeout_s: float | None = None) -> dict:
+        return self._request(protocol.Message("cancel", fields={"target": job}), timeout_s).fields
 
     # ---- jobs -----------------------------------------------------------------------------
     def segment(
@@ -219,13 +219,13 @@ class BackendClient:
             f"{self.timeout_s:g} s: it stopped or crashed"
         )
 
-    def _silence(self) -> str:
-        text = f"no answer from the backend at {self.address} within {self.timeout_s:g} s"
+    def _silence(self, timeout_s: float | None = None) -> str:
+        text = f"no answer from the backend at {self.address} within {timeout_s or self.timeout_s:g} s"
         if self.server_public_key is not None:
             return text + " — is the server key right (and, where only listed clients get in, is this client's?)"
         return text + " (is `partdistill serve` running there?)"
 
-    def _call(self) -> _Call:
+    def _call(self, timeout_s: float | None = None) -> _Call:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)  # libzmq drops the connection of a dead peer
@@ -233,12 +233,12 @@ class BackendClient:
         if self.server_public_key is not None:
             sock.curve_publickey, sock.curve_secretkey = self._own_keys
             sock.curve_serverkey = self.server_public_key
-        return _Call(sock, self.address, self.timeout_s, self._silence())
+        return _Call(sock, self.address, timeout_s or self.timeout_s, self._silence(timeout_s))
 
-    def _request(self, msg: protocol.Message) -> protocol.Message:
+    def _request(self, msg: protocol.Message, timeout_s: float | None = None) -> protocol.Message:
         msg.job = msg.job or uuid.uuid4().hex
         self._stamp(msg)
-        call = self._call()
+        call = self._call(timeout_s)
         try:
             call.sock.send_multipart(protocol.encode(msg))
             while True:

@@ -16,6 +16,7 @@ from partdistill.blender_addon.apply import PART_ATTRIBUTE  # noqa: E402
 from partdistill.blender_addon.capture import capture_object  # noqa: E402
 from partdistill.blender_addon.job import CANCELLED, CAPTURING, DONE, WAITING, JobSettings, SegmentJob  # noqa: E402
 from partdistill.blender_addon.operators import PARTDISTILL_OT_segment  # noqa: E402
+from partdistill.shared.client import BackendClient  # noqa: E402
 from partdistill.shared.options import SegmentOptions  # noqa: E402
 
 SHAPE = chair(arms=False)
@@ -32,12 +33,11 @@ def _settings(o, address: str) -> JobSettings:
     cap.part_names, cap.gt_face_labels = SHAPE.part_names, SHAPE.labels[cap.mesh.face_to_polygon]
     return JobSettings(
         SHAPE.part_names,
-        address,
+        BackendClient(address, timeout_s=30),
         SegmentOptions(n_points=1024, epochs=20),
         simulate_detections(cap),
         n_views=VIEWS,
         resolution=RES,
-        timeout_s=30,
     )
 
 

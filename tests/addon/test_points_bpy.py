@@ -14,6 +14,7 @@ from partdistill.blender_addon.apply import PART_ATTRIBUTE  # noqa: E402
 from partdistill.blender_addon.apply_points import COLOR_ATTRIBUTE, point_result_labels  # noqa: E402
 from partdistill.blender_addon.capture.points import PointSession, is_point_object  # noqa: E402
 from partdistill.blender_addon.job import DONE, JobSettings, SegmentJob  # noqa: E402
+from partdistill.shared.client import BackendClient  # noqa: E402
 from partdistill.shared.options import SegmentOptions  # noqa: E402
 
 NAMES = ("top", "bottom")
@@ -56,7 +57,12 @@ def test_a_point_object_is_segmented_into_point_attributes_and_cleared(points_ob
     cap.part_names, cap.gt_face_labels = NAMES, np.repeat(truth, 2)
     det = simulate_detections(cap, mode="mask")
     settings = JobSettings(
-        NAMES, server.endpoint, SegmentOptions(method="vote-fill"), det, n_views=4, resolution=96, timeout_s=30
+        NAMES,
+        BackendClient(server.endpoint, timeout_s=30),
+        SegmentOptions(method="vote-fill"),
+        det,
+        n_views=4,
+        resolution=96,
     )
     job = SegmentJob(obj, settings)
     assert job.run() == DONE, job.error
@@ -68,7 +74,7 @@ def test_a_point_object_is_segmented_into_point_attributes_and_cleared(points_ob
 
 
 def test_corrections_are_refused_on_point_objects(points_object, server):
-    settings = JobSettings(NAMES, server.endpoint, SegmentOptions(method="vote-fill"), timeout_s=30)
+    settings = JobSettings(NAMES, BackendClient(server.endpoint, timeout_s=30), SegmentOptions(method="vote-fill"))
     from partdistill.shared.errors import ValidationError
 
     with pytest.raises(ValidationError, match="corrections"):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from partdistill.bench.simulated import simulate_detections  # noqa: E402
 from partdistill.blender_addon.apply import PART_ATTRIBUTE, result_labels  # noqa: E402
 from partdistill.blender_addon.capture import capture_object  # noqa: E402
 from partdistill.blender_addon.job import JobSettings, SegmentJob  # noqa: E402
+from partdistill.blender_addon.operators import PARTDISTILL_OT_refine, _RunsJobs  # noqa: E402
 from partdistill.blender_addon.preferences import preferences  # noqa: E402
 from partdistill.shared.bundle import load_bundle  # noqa: E402
 from partdistill.shared.client import BackendClient, BackendTimeout  # noqa: E402
@@ -100,11 +102,10 @@ def test_a_dead_backend_is_reported_before_any_capture_within_a_second_or_so(sce
     obj = scene
     settings = JobSettings(
         SHAPE.part_names,
-        "tcp://127.0.0.1:1",
+        BackendClient("tcp://127.0.0.1:1", timeout_s=30),
         SegmentOptions(teacher="grounding_dino"),
         n_views=2,
         resolution=64,
-        timeout_s=30,
     )
     scenes, t = len(bpy.data.scenes), time.monotonic()
     with pytest.raises(BackendTimeout, match="partdistill serve"):
@@ -120,7 +121,12 @@ def test_detections_for_other_views_are_refused_before_any_capture(scene, tmp_pa
     from partdistill.shared.errors import ValidationError
 
     settings = JobSettings(
-        SHAPE.part_names, backend, SegmentOptions(), Detections.load_json(det), n_views=VIEWS + 2, resolution=RES
+        SHAPE.part_names,
+        BackendClient(backend),
+        SegmentOptions(),
+        Detections.load_json(det),
+        n_views=VIEWS + 2,
+        resolution=RES,
     )
     with pytest.raises(ValidationError, match="view"):
         SegmentJob(obj, settings)
@@ -198,8 +204,8 @@ def test_several_selected_meshes_are_segmented_one_job_each(scene, backend, tmp_
         assert names == SHAPE.part_names and (labels >= 0).any()
 
 
-def test_refine_keeps_the_faces_the_user_moved_to_another_part(scene, backend, tmp_path):
-    obj = scene
+def _segment_then_move_the_legs_to_the_seat(obj, backend, tmp_path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Segment, then move the legs to the "seat" slot as Edit Mode's Assign does: (names, labels, moved)."""
     s = bpy.context.scene.partdistill
     s.parts = ", ".join(SHAPE.part_names)
     preferences(bpy.context).backend = backend
@@ -208,7 +214,6 @@ def test_refine_keeps_the_faces_the_user_moved_to_another_part(scene, backend, t
     assert bpy.ops.partdistill.refine.poll() is False  # nothing to refine before a result
     assert bpy.ops.partdistill.segment() == {"FINISHED"}
     names, labels = result_labels(obj)
-    # the user moves the legs to the "seat" slot (as Edit Mode's Assign does)
     seat_slot = next(
         k for k, m in enumerate(obj.data.materials) if m is not None and m.get("partdistill_part") == "seat"
     )
@@ -217,7 +222,56 @@ def test_refine_keeps_the_faces_the_user_moved_to_another_part(scene, backend, t
     moved = SHAPE.labels == names.index("leg")
     index[moved] = seat_slot
     obj.data.polygons.foreach_set("material_index", index)
+    return names, labels, moved
+
+
+def test_refine_keeps_the_faces_the_user_moved_to_another_part(scene, backend, tmp_path):
+    obj = scene
+    names, labels, moved = _segment_then_move_the_legs_to_the_seat(obj, backend, tmp_path)
     assert bpy.ops.partdistill.refine() == {"FINISHED"}
     _, after = result_labels(obj)
     assert (after[moved] == names.index("seat")).mean() >= 0.9
     assert (after[~moved] == labels[~moved]).mean() >= 0.8  # the rest stays about as it was
+
+
+class _ModalRefine(_RunsJobs):
+    """Refine as Blender's event loop drives it from the panel (a timer event at a time), outside a
+    window: what the artist sees is the progress bar and the reports."""
+
+    bl_label = "Refine"
+    _plan = PARTDISTILL_OT_refine._plan
+    _done_text = PARTDISTILL_OT_refine._done_text
+
+    def __init__(self):
+        self.reports = []
+
+    def report(self, kind, text):
+        self.reports.append((next(iter(kind)), text))
+
+    def drive(self, cancel_after: int | None = None) -> tuple[set[str], list[float]]:
+        state = bpy.context.window_manager.partdistill
+        assert self._start(bpy.context)
+        state.running, seen, ticks = True, [], 0
+        while True:
+            ticks += 1
+            if ticks == cancel_after:
+                state.cancel_requested = True  # the panel's Cancel button
+            out = self.modal(bpy.context, SimpleNamespace(type="TIMER"))
+            seen.append(state.progress)
+            if out != {"RUNNING_MODAL"}:
+                return out, seen
+
+
+def test_refine_runs_step_by_step_with_progress_and_a_cancel_leaves_the_result_as_it_was(scene, backend, tmp_path):
+    obj = scene
+    names, _, moved = _segment_then_move_the_legs_to_the_seat(obj, backend, tmp_path)
+    before = result_labels(obj)[1].copy()
+    out, _ = _ModalRefine().drive(cancel_after=3)
+    assert out == {"CANCELLED"} and not bpy.context.window_manager.partdistill.running
+    assert (result_labels(obj)[1] == before).all()  # nothing half-applied
+    op = _ModalRefine()
+    out, seen = op.drive()
+    assert out == {"FINISHED"} and not bpy.context.window_manager.partdistill.running
+    assert len(set(seen)) > 3 and seen == sorted(seen)  # the bar moves, forwards only
+    assert op.reports[-1][0] == "INFO" and "refined with" in op.reports[-1][1]
+    assert (result_labels(obj)[1][moved] == names.index("seat")).mean() >= 0.9
