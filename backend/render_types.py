@@ -1,4 +1,4 @@
-"""The seed's four render types (its C.3): what the teacher looks at, made from a mesh capture.
+"""The paper's four render types (its supplementary C.3): what the teacher looks at, made from a mesh capture.
 
 - ``color-mesh``: the views as captured (the mesh in its own colours);
 - ``gray-mesh``: the same views repainted in one grey from their face ids (exact: no new render);
@@ -24,9 +24,8 @@ from partdistill.shared.point_cloud import per_face, per_point
 from partdistill.shared.raster import shade
 from partdistill.shared.result import SegmentationResult
 
-from .pipeline.label import faces_to_polygons, keep_labelled
+from .pipeline.label import faces_to_polygons
 from .pipeline.mesh_graph import face_graph, nearest_labelled
-from .pipeline.review import review
 from .pipeline.sample import sample_surface
 
 DENSE_POINTS = 50_000
@@ -103,10 +102,9 @@ def _pixel_colors(capture: Capture, xyz: np.ndarray, face: np.ndarray) -> np.nda
     return out
 
 
-def to_mesh(
-    result: SegmentationResult, capture: Capture, point_face: np.ndarray, detections=None
-) -> SegmentationResult:
-    """A point-capture result as labels of ``capture``'s faces (see the module docstring)."""
+def to_mesh(result: SegmentationResult, capture: Capture, point_face: np.ndarray) -> SegmentationResult:
+    """A point-capture result as labels of ``capture``'s faces (see the module docstring).
+    ``point_face (N,) int32``: the mesh triangle each point was sampled on."""
     mesh = capture.mesh
     n_parts = len(result.part_names)
     point_labels = result.polygon_labels
@@ -128,49 +126,12 @@ def to_mesh(
         "n_faces": mesh.n_faces,
         "n_render_points": int(len(point_face)),
     }
-    out = SegmentationResult(
+    return SegmentationResult(
         result.part_names, labels.astype(np.int32), conf.astype(np.float32), polygons, stats, dict(result.timings)
     )
-    return review(out, mesh, detections, noted=capture.warnings)
 
 
-def segment_rendered(
-    capture: Capture,
-    names,
-    options,
-    segment_fn,
-    *,
-    detections=None,
-    teacher=None,
-    labelled_faces=None,
-    progress=None,
-    cancel=None,
-) -> SegmentationResult:
-    """Run ``segment_fn`` (``tta.segment``) on ``capture`` as ``options.render_type`` shows it, with
-    labels brought back to the mesh; painted faces pass to the points sampled on them."""
-    rendered = render_as(capture, options.render_type, options.seed)
-    inner = replace(options, render_type="color-mesh")
-    if rendered.point_face is None:
-        return segment_fn(
-            rendered.capture,
-            names,
-            options=inner,
-            detections=detections,
-            teacher=teacher,
-            labelled_faces=labelled_faces,
-            progress=progress,
-            cancel=cancel,
-        )
-    labelled = None if labelled_faces is None else per_face(labelled_faces[rendered.point_face]).astype(np.int32)
-    result = segment_fn(
-        rendered.capture,
-        names,
-        options=inner,
-        detections=detections,
-        teacher=teacher,
-        labelled_faces=labelled,
-        progress=progress,
-        cancel=cancel,
-    )
-    result.stats["render_type"] = options.render_type
-    return keep_labelled(to_mesh(result, capture, rendered.point_face, detections), capture.mesh, labelled_faces)
+def to_points(labelled_faces: np.ndarray | None, point_face: np.ndarray) -> np.ndarray | None:
+    """Faces a user labelled ``(F,) int32`` (-1 = not labelled) as labels of the point capture's
+    units (two surfel triangles per point): a point takes its face's label."""
+    return None if labelled_faces is None else per_face(labelled_faces[point_face]).astype(np.int32)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 from partdistill.shared import limits
@@ -29,6 +30,7 @@ from .pipeline.label import faces_to_polygons, keep_labelled, label_faces
 from .pipeline.review import review
 from .pipeline.shape import prepare_shape
 from .pipeline.vote import superpoint_vote, vote, vote_fill
+from .render_types import render_as, to_mesh, to_points
 from .students.build import new_student
 
 
@@ -47,24 +49,55 @@ def segment(
 
     Give ``detections`` or a ``teacher`` (``partdistill.backend.teachers.base.Teacher``). ``labelled_faces``
     (F,) int32 (-1 = unknown), optional: few-shot labels (faces a user painted) that enter as units of
-    confidence 1 which backward distillation never lowers, and keep their labels in the result."""
+    confidence 1 which backward distillation never lowers, and keep their labels in the result.
+    A render type other than ``color-mesh`` is a straight line: render the capture as points, label
+    the points, bring the labels back to the faces; the result is reviewed once, on the mesh."""
     options = (options or SegmentOptions()).validate()
     capture.validate()
-    if options.render_type != "color-mesh" and not options.category_model:
-        from .render_types import segment_rendered
-
-        return segment_rendered(
-            capture,
-            part_names,
-            options,
-            segment,
-            detections=detections,
-            teacher=teacher,
-            labelled_faces=labelled_faces,
-            progress=progress,
-            cancel=cancel,
-        )
     names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+    if labelled_faces is not None:
+        _check_labelled_faces(labelled_faces, capture.mesh.n_faces, len(names))
+    if options.category_model:  # the paper's Pre: a pre-aligned student alone, no teacher
+        from .pre import predict_named
+
+        result = keep_labelled(predict_named(capture, names, options), capture.mesh, labelled_faces)
+        return review(result, capture.mesh, noted=capture.warnings).validate()
+    if options.render_type == "color-mesh":
+        result, detections = _label(capture, names, options, detections, teacher, labelled_faces, progress, cancel)
+        return review(result, capture.mesh, detections, capture.face_id, capture.warnings).validate()
+    rendered = render_as(capture, options.render_type, options.seed)
+    inner = replace(options, render_type="color-mesh")
+    labelled = None if rendered.point_face is None else to_points(labelled_faces, rendered.point_face)
+    result, detections = _label(
+        rendered.capture,
+        names,
+        inner,
+        detections,
+        teacher,
+        labelled_faces if labelled is None else labelled,
+        progress,
+        cancel,
+    )
+    if rendered.point_face is None:  # gray-mesh: the mesh itself, repainted
+        return review(result, capture.mesh, detections, rendered.capture.face_id, capture.warnings).validate()
+    result = to_mesh(result, capture, rendered.point_face)
+    result.stats["render_type"] = options.render_type
+    result = keep_labelled(result, capture.mesh, labelled_faces)
+    return review(result, capture.mesh, detections, noted=capture.warnings).validate()
+
+
+def _label(
+    capture: Capture,
+    names: list[str],
+    options: SegmentOptions,
+    detections: Detections | None,
+    teacher,
+    labelled_faces: np.ndarray | None,
+    progress: Progress | None,
+    cancel: Callable[[], bool] | None,
+) -> tuple[SegmentationResult, Detections | None]:
+    """Teacher (or the user's detections) -> lift -> distill (or vote) -> labels of ``capture``'s
+    faces, the faces a user labelled kept; with the detections used, for the review."""
     timings: dict[str, float] = {}
     stats: dict[str, object] = {"method": options.method, "n_views": capture.n_views, "n_faces": capture.mesh.n_faces}
 
@@ -74,13 +107,6 @@ def segment(
         if progress is not None:
             progress(done, total, stage)
 
-    if labelled_faces is not None:
-        _check_labelled_faces(labelled_faces, capture.mesh.n_faces, len(names))
-    if options.category_model:  # the paper's Pre: a pre-aligned student alone, no teacher
-        from .pre import predict_named
-
-        result = keep_labelled(predict_named(capture, names, options), capture.mesh, labelled_faces)
-        return review(result, capture.mesh, noted=capture.warnings).validate()
     capture.check_views_show_object()  # before the teacher: empty views teach nothing
     voting = options.method in VOTING_METHODS
     if detections is not None or teacher is not None or labelled_faces is None or voting:
@@ -94,10 +120,8 @@ def segment(
         timings["vote"] = time.perf_counter() - t
         confidence = np.where(labels >= 0, scores.max(axis=1), 0.0).astype(np.float32)
         polygons = faces_to_polygons(capture.mesh, scores, labels)
-        result = keep_labelled(
-            SegmentationResult(names, labels, confidence, polygons, stats, timings), capture.mesh, labelled_faces
-        )
-        return review(result, capture.mesh, detections, capture.face_id, capture.warnings).validate()
+        result = SegmentationResult(names, labels, confidence, polygons, stats, timings)
+        return keep_labelled(result, capture.mesh, labelled_faces), detections
 
     t = time.perf_counter()
     setup = new_student(names, options.text_encoder, options.device, options.seed)
@@ -134,8 +158,7 @@ def segment(
     stats["unit_weights_before"] = [round(float(x), 4) for x in rep.weights_before]
     stats["unit_weights_after"] = [round(float(x), 4) for x in rep.weights_after]
     result = label_faces(student, shape, emb, names, stats, timings, options.refine)
-    result = keep_labelled(result, capture.mesh, labelled_faces)
-    return review(result, capture.mesh, detections, capture.face_id, capture.warnings).validate()
+    return keep_labelled(result, capture.mesh, labelled_faces), detections
 
 
 def _check_labelled_faces(labels: np.ndarray, n_faces: int, n_parts: int) -> None:
