@@ -184,7 +184,7 @@ def run_points(args: argparse.Namespace) -> int:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from .backbone import run_pretrain as pretrain
+    from .pretraining import run_pretrain as pretrain
 
     out = pretrain(args.out, steps=args.steps, n_per_family=args.per_family, seed=args.seed)
     print(f"wrote {out} (backbone.safetensors, backbone.json, README.md)")
@@ -192,12 +192,12 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def run_backbone(args: argparse.Namespace) -> int:
-    from . import backbone, psb
+    from . import pretraining, psb
 
     data = _psb_data(args)
     rows = []
     for split in ("val", "test") if args.split == "all" else (args.split,):
-        rows += backbone.fig_b(
+        rows += pretraining.fig_b(
             data,
             args.data,
             args.out,
@@ -209,7 +209,7 @@ def run_backbone(args: argparse.Namespace) -> int:
             resolution=args.resolution,
             categories=_list(args.categories) or psb.CATEGORIES,
         )
-    print(backbone.report(rows, args.out))
+    print(pretraining.report(rows, args.out))
     print(f"wrote {args.out}/figb.jsonl, figb.md, figb.png")
     return 0
 

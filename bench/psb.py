@@ -21,7 +21,7 @@ from partdistill.shared.bundle import load_bundle
 from partdistill.shared.capture import Capture
 from partdistill.shared.progress import Progress
 
-from .capture import CaptureJob, capture_jobs
+from .capture_cache import CaptureJob, capture_jobs
 from .shapes import LabelledShape
 
 SPLITS = ("val", "test")

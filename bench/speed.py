@@ -16,7 +16,7 @@ from partdistill.backend.tta import segment
 from partdistill.shared.bundle import load_bundle, save_bundle
 from partdistill.shared.options import SegmentOptions
 
-from .capture import attach_ground_truth
+from .capture_cache import attach_ground_truth
 from .families import make_shape
 from .quality import simulated
 from .shapes import LabelledShape

@@ -22,9 +22,9 @@ from importlib.metadata import entry_points
 
 from partdistill.shared.errors import ValidationError
 
-from . import batch, capture, fit, keys, predict, segment, serve
+from . import batch, capture_bundle, fit, keys, predict, segment, serve
 
-COMMANDS = (segment, batch, fit, predict, capture, serve, keys)
+COMMANDS = (segment, batch, fit, predict, capture_bundle, serve, keys)
 PLUGIN_GROUP = "partdistill.commands"
 
 

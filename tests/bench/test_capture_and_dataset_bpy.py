@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from partdistill.bench import capture as bench_capture
-from partdistill.bench.capture import attach_ground_truth
+from partdistill.bench import capture_cache as bench_capture
+from partdistill.bench.capture_cache import attach_ground_truth
 from partdistill.bench.dataset import build_dataset, load_dataset
 from partdistill.bench.families import OPTIONAL_PARTS, make_shape
 from partdistill.bench.shapes import LabelledShape
