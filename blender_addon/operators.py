@@ -14,7 +14,7 @@ from .apply_points import remove_point_result
 from .capture.points import is_point_object
 from .job import CANCELLED, CAPTURING, DONE, FAILED, JOB_ERRORS, JobSettings, SegmentJob, for_panel
 from .preferences import client as prefs_client
-from .preferences import preferences
+from .preferences import describe_backend, preferences
 from .results import corrections, make_vertex_groups, split_parts
 
 
@@ -46,11 +46,51 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
     )
 
 
-class _RunsJobs:
+class _Greyed:
+    """An operator greyed out while ``why_not`` gives a reason (Blender shows it on hover)."""
+
+    @classmethod
+    def why_not(cls, context: bpy.types.Context) -> str | None:
+        return None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        why = cls.why_not(context)
+        if why is not None:
+            cls.poll_message_set(why)
+        return why is None
+
+
+def _why_busy(context: bpy.types.Context) -> str | None:
+    if context.window_manager.partdistill.running:
+        return "A segmentation is running: wait for it or cancel it"
+    return None
+
+
+def _why_no_object(context: bpy.types.Context, doing: str = "") -> str | None:
+    obj = context.active_object
+    if obj is None or (obj.type != "MESH" and not is_point_object(obj)):
+        return f"Select a mesh or point-cloud object{doing}"
+    if obj.mode != "OBJECT":
+        return f"Switch to Object Mode{doing}"
+    return None
+
+
+def _why_no_result(context: bpy.types.Context) -> str | None:
+    obj = context.active_object
+    if obj is None or obj.type != "MESH" or result_labels(obj) is None:
+        return "Select a mesh with a partdistill result"
+    if obj.mode != "OBJECT":
+        return "Switch to Object Mode"
+    return None
+
+
+class _RunsJobs(_Greyed):
     """Runs one SegmentJob per object in turn: modal from the UI (a timer steps the job, the progress
     bar moves, Esc or Cancel stops it, the user works on while the backend does), or blocking from
     ``execute`` for scripts and headless Blender. Subclasses say which jobs to run (``_plan``)."""
 
+    bl_options = {"REGISTER", "UNDO"}
     _job: SegmentJob | None = None
     _timer = None
     _queue: list = []
@@ -177,30 +217,15 @@ class _RunsJobs:
         return {"FINISHED"} if any(o[1] == DONE for o in self._outcomes) else {"CANCELLED"}
 
 
-def _why_busy(context: bpy.types.Context) -> str | None:
-    if context.window_manager.partdistill.running:
-        return "A segmentation is running: wait for it or cancel it"
-    return None
-
-
 class PARTDISTILL_OT_segment(_RunsJobs, bpy.types.Operator):
     """Render views of the selected meshes, send them to the partdistill backend and colour their parts"""
 
     bl_idname = "partdistill.segment"
     bl_label = "Segment"
-    bl_options = {"REGISTER", "UNDO"}
 
     @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        obj = context.active_object
-        why = _why_busy(context)
-        if why is None and (obj is None or (obj.type != "MESH" and not is_point_object(obj))):
-            why = "Select a mesh or point-cloud object to segment"
-        elif why is None and obj.mode != "OBJECT":
-            why = "Switch to Object Mode to segment"
-        if why is not None:
-            cls.poll_message_set(why)
-        return why is None
+    def why_not(cls, context: bpy.types.Context) -> str | None:
+        return _why_busy(context) or _why_no_object(context, " to segment")
 
     def _plan(self, context: bpy.types.Context) -> list[tuple[bpy.types.Object, JobSettings, None]]:
         """Every selected mesh or point cloud (the active one first), one job each."""
@@ -210,18 +235,15 @@ class PARTDISTILL_OT_segment(_RunsJobs, bpy.types.Operator):
         return [(o, settings, None) for o in (active, *others)]
 
 
-class PARTDISTILL_OT_cancel(bpy.types.Operator):
+class PARTDISTILL_OT_cancel(_Greyed, bpy.types.Operator):
     """Cancel the running segmentation"""
 
     bl_idname = "partdistill.cancel"
     bl_label = "Cancel"
 
     @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        if not context.window_manager.partdistill.running:
-            cls.poll_message_set("No segmentation is running")
-            return False
-        return True
+    def why_not(cls, context: bpy.types.Context) -> str | None:
+        return None if context.window_manager.partdistill.running else "No segmentation is running"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         context.window_manager.partdistill.cancel_requested = True
@@ -237,62 +259,49 @@ class PARTDISTILL_OT_check_backend(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         prefs = preferences(context)
         try:
-            client = prefs_client(prefs)
-            hello = client.hello(timeout_s=min(prefs.timeout, 5.0))
-            rtt = client.ping(timeout_s=min(prefs.timeout, 5.0))
+            about = describe_backend(prefs, timeout_s=min(prefs.timeout, 5.0))
         except JOB_ERRORS as e:
             self.report({"ERROR"}, f"partdistill: {for_panel(e)}")
             return {"CANCELLED"}
-        self.report(
-            {"INFO"},
-            f"partdistill {hello.get('version')} on {hello.get('device')}, teachers {hello.get('teachers')}, "
-            f"ping {1000 * rtt:.1f} ms",
-        )
+        self.report({"INFO"}, about)
         return {"FINISHED"}
 
 
-def _why_no_result(context: bpy.types.Context) -> str | None:
-    obj = context.active_object
-    if obj is None or obj.type != "MESH" or result_labels(obj) is None:
-        return "Select a mesh with a partdistill result"
-    if obj.mode != "OBJECT":
-        return "Switch to Object Mode"
-    return None
+class _ResultTool(_Greyed):
+    """An operator that makes something of the active mesh's result; ``make`` says what it made."""
 
+    bl_options = {"REGISTER", "UNDO"}
 
-class _NeedsResult:
     @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        why = _why_no_result(context)
-        if why is not None:
-            cls.poll_message_set(why)
-        return why is None
+    def why_not(cls, context: bpy.types.Context) -> str | None:
+        return _why_no_result(context)
+
+    def make(self, context: bpy.types.Context) -> str:
+        raise NotImplementedError
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        self.report({"INFO"}, f"partdistill: {self.make(context)}")
+        return {"FINISHED"}
 
 
-class PARTDISTILL_OT_vertex_groups(_NeedsResult, bpy.types.Operator):
+class PARTDISTILL_OT_vertex_groups(_ResultTool, bpy.types.Operator):
     """Make one vertex group per part on the active mesh"""
 
     bl_idname = "partdistill.vertex_groups"
     bl_label = "Vertex Groups"
-    bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        made = make_vertex_groups(context.active_object)
-        self.report({"INFO"}, f"partdistill: {len(made)} vertex groups")
-        return {"FINISHED"}
+    def make(self, context: bpy.types.Context) -> str:
+        return f"{len(make_vertex_groups(context.active_object))} vertex groups"
 
 
-class PARTDISTILL_OT_split(_NeedsResult, bpy.types.Operator):
+class PARTDISTILL_OT_split(_ResultTool, bpy.types.Operator):
     """Copy each part of the active mesh into an object of its own (the original is hidden)"""
 
     bl_idname = "partdistill.split"
     bl_label = "Split into Objects"
-    bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        made = split_parts(context.active_object, context)
-        self.report({"INFO"}, f"partdistill: {len(made)} objects, one per part")
-        return {"FINISHED"}
+    def make(self, context: bpy.types.Context) -> str:
+        return f"{len(split_parts(context.active_object, context))} objects, one per part"
 
 
 class PARTDISTILL_OT_refine(_RunsJobs, bpy.types.Operator):
@@ -300,14 +309,10 @@ class PARTDISTILL_OT_refine(_RunsJobs, bpy.types.Operator):
 
     bl_idname = "partdistill.refine"
     bl_label = "Refine"
-    bl_options = {"REGISTER", "UNDO"}
 
     @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        why = _why_busy(context) or _why_no_result(context)
-        if why is not None:
-            cls.poll_message_set(why)
-        return why is None
+    def why_not(cls, context: bpy.types.Context) -> str | None:
+        return _why_busy(context) or _why_no_result(context)
 
     def _plan(self, context: bpy.types.Context) -> list[tuple[bpy.types.Object, JobSettings, np.ndarray]]:
         obj = context.active_object
@@ -321,7 +326,7 @@ class PARTDISTILL_OT_refine(_RunsJobs, bpy.types.Operator):
         return f"refined with {self._n_fixed} corrected faces; {job.message}"
 
 
-class PARTDISTILL_OT_clear(bpy.types.Operator):
+class PARTDISTILL_OT_clear(_Greyed, bpy.types.Operator):
     """Remove the part materials and attribute from the active mesh, restoring its materials"""
 
     bl_idname = "partdistill.clear"
@@ -329,15 +334,8 @@ class PARTDISTILL_OT_clear(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        obj = context.active_object
-        if obj is None or (obj.type != "MESH" and not is_point_object(obj)):
-            cls.poll_message_set("Select a mesh or point-cloud object")
-            return False
-        if obj.mode != "OBJECT":
-            cls.poll_message_set("Switch to Object Mode")
-            return False
-        return True
+    def why_not(cls, context: bpy.types.Context) -> str | None:
+        return _why_no_object(context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = context.active_object

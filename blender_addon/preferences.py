@@ -17,6 +17,8 @@ from partdistill.shared.errors import ValidationError
 from partdistill.shared.keys import read_key
 from partdistill.shared.protocol import check_address
 
+from .properties import file_property
+
 ADDON = __package__  # the add-on's module: "partdistill.blender_addon", or bl_ext.<repo>.partdistill
 
 _local: dict[str, object] = {"proc": None, "log": None}  # the local backend this Blender started
@@ -26,16 +28,8 @@ class PartDistillPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON
 
     backend: StringProperty(name="Backend", description="Address of `partdistill serve`", default=DEFAULT_ADDRESS)  # type: ignore[valid-type]
-    server_key: StringProperty(
-        name="Server Key",
-        subtype="FILE_PATH",
-        description="The backend's public key file (server.key), for an encrypted backend",
-    )  # type: ignore[valid-type]
-    client_key: StringProperty(
-        name="Client Key",
-        subtype="FILE_PATH",
-        description="This machine's NAME.key_secret, where the backend lets in listed clients",
-    )  # type: ignore[valid-type]
+    server_key: file_property("Server Key", "The backend's public key file (server.key), for an encrypted backend")  # type: ignore[valid-type]
+    client_key: file_property("Client Key", "This machine's NAME.key_secret, where the backend lets in listed clients")  # type: ignore[valid-type]
     timeout: FloatProperty(
         name="Timeout",
         default=30.0,
@@ -44,10 +38,8 @@ class PartDistillPreferences(bpy.types.AddonPreferences):
         subtype="TIME_ABSOLUTE",
         description="Seconds of backend silence before giving up",
     )  # type: ignore[valid-type]
-    local_command: StringProperty(
-        name="Backend Command",
-        subtype="FILE_PATH",
-        description="The `partdistill` program of a backend install on this machine (empty: the one on PATH)",
+    local_command: file_property(
+        "Backend Command", "The `partdistill` program of a backend install on this machine (empty: the one on PATH)"
     )  # type: ignore[valid-type]
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -98,6 +90,18 @@ def client(prefs) -> BackendClient:
         server_public_key=server,
         client_public_key=mine[0],
         client_secret_key=mine[1],
+    )
+
+
+def describe_backend(prefs, timeout_s: float) -> str:
+    """One line on the backend the preferences name (version, device, teachers, round trip); raises
+    BackendError, BackendTimeout or ValidationError."""
+    c = client(prefs)
+    hello = c.hello(timeout_s=timeout_s)
+    rtt = c.ping(timeout_s=timeout_s)
+    return (
+        f"partdistill {hello.get('version')} on {hello.get('device')}, teachers {hello.get('teachers')}, "
+        f"ping {1000 * rtt:.1f} ms"
     )
 
 
@@ -167,18 +171,15 @@ class PARTDISTILL_OT_start_local_backend(bpy.types.Operator):
     bl_label = "Start"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        prefs = preferences(context)
+        prefs, log = preferences(context), None
         try:
             log = start_local_backend(prefs)
-        except ValidationError as e:
-            self.report({"ERROR"}, f"partdistill: {e}")
-            return {"CANCELLED"}
-        try:  # answering within 60 s (it loads torch first)
-            client(prefs).ping(timeout_s=60)
+            about = describe_backend(prefs, timeout_s=60)  # the first answer waits for torch to load
         except (BackendError, BackendTimeout, ValidationError) as e:
-            self.report({"ERROR"}, f"partdistill: the local backend did not answer ({e}); log: {log}")
+            where = f" (the local backend's log: {log})" if log else ""
+            self.report({"ERROR"}, f"partdistill: {e}{where}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"partdistill backend running on {prefs.backend}")
+        self.report({"INFO"}, f"{about}, running on {prefs.backend}")
         return {"FINISHED"}
 
 

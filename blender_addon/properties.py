@@ -25,10 +25,55 @@ def preset_parts(identifier: str) -> tuple[str, ...] | None:
     return {"SNP": SHAPENET_PART, "PNE": PARTNET_E}.get(prefix, {}).get(name)
 
 
+def fraction_property(name: str, default: float, description: str):
+    """A setting in [0, 1] (a threshold)."""
+    return FloatProperty(name=name, default=default, min=0.0, max=1.0, description=description)
+
+
+def file_property(name: str, description: str):
+    """A file path, with Blender's file browser."""
+    return StringProperty(name=name, description=description, subtype="FILE_PATH")
+
+
 def _apply_preset(self, context) -> None:
     parts = preset_parts(self.preset)
     if parts is not None:
         self.parts = ", ".join(parts)
+
+
+METHOD_ITEMS = [
+    ("distill", "Distill", "2D teacher -> knowledge units -> 3D student (PartDistill)"),
+    ("vote", "Vote", "Thresholded multi-view vote of the teacher's boxes (baseline; may leave gaps)"),
+    ("vote-fill", "Vote + fill", "Score-weighted vote per face, gaps filled along the surface (baseline)"),
+    ("superpoint", "Superpoint vote", "Votes pooled over geometric patches, as PartSLIP does (baseline)"),
+]
+
+TEACHER_ITEMS = [
+    ("grounding_dino", "Grounding DINO", "Box vision-language model (IDEA-Research/grounding-dino-tiny)"),
+    ("owlv2", "OWLv2", "Box vision-language model (google/owlv2-base-patch16-ensemble)"),
+    ("clipseg", "CLIPSeg", "Mask vision-language model (CIDAS/clipseg-rd64-refined)"),
+]
+
+CAMERA_ITEMS = [
+    ("RING", "Ring", "A temporary ring of cameras around the object, removed afterwards"),
+    ("SCENE", "Scene", "The scene's cameras"),
+]
+
+RENDER_ITEMS = [
+    (
+        "raster",
+        "Fast",
+        "Face ids and a flat-shaded picture from one z-buffer pass (material colours, "
+        "no textures): about 0.07 s a view",
+    ),
+    (
+        "workbench",
+        "Workbench",
+        "Blender's Workbench render (anti-aliased, textures when the object's "
+        "materials have them); face ids by ray casting: about 0.4 s a view",
+    ),
+    ("cycles", "Cycles", "Cycles on the CPU (8 samples); face ids by ray casting: about 1 s a view"),
+]
 
 
 class PartDistillSettings(bpy.types.PropertyGroup):
@@ -39,40 +84,17 @@ class PartDistillSettings(bpy.types.PropertyGroup):
         description="Fill in the part names of a ShapeNetPart or PartNetE category",
     )  # type: ignore[valid-type]
     parts: StringProperty(name="Parts", description="Part names, separated by commas", default="seat, back, leg, arm")  # type: ignore[valid-type]
-    method: EnumProperty(
-        name="Method",
-        items=[
-            ("distill", "Distill", "2D teacher -> knowledge units -> 3D student (PartDistill)"),
-            ("vote", "Vote", "Thresholded multi-view vote of the teacher's boxes (baseline; may leave gaps)"),
-            ("vote-fill", "Vote + fill", "Score-weighted vote per face, gaps filled along the surface (baseline)"),
-            ("superpoint", "Superpoint vote", "Votes pooled over geometric patches, as PartSLIP does (baseline)"),
-        ],
-    )  # type: ignore[valid-type]
-    teacher: EnumProperty(
-        name="Teacher",
-        items=[
-            ("grounding_dino", "Grounding DINO", "Box vision-language model (IDEA-Research/grounding-dino-tiny)"),
-            ("owlv2", "OWLv2", "Box vision-language model (google/owlv2-base-patch16-ensemble)"),
-            ("clipseg", "CLIPSeg", "Mask vision-language model (CIDAS/clipseg-rd64-refined)"),
-        ],
-    )  # type: ignore[valid-type]
+    method: EnumProperty(name="Method", items=METHOD_ITEMS)  # type: ignore[valid-type]
+    teacher: EnumProperty(name="Teacher", items=TEACHER_ITEMS)  # type: ignore[valid-type]
     sam: BoolProperty(name="SAM Masks", description="Refine the teacher's boxes into masks with SAM")  # type: ignore[valid-type]
     sam_model: StringProperty(
         name="SAM Model", description="SAM's hub id or allowed name on the backend (empty: the default)"
     )  # type: ignore[valid-type]
-    box_threshold: FloatProperty(
-        name="Box Threshold",
-        default=SegmentOptions.box_threshold,
-        min=0.0,
-        max=1.0,
-        description="Keep the teacher's boxes scoring at least this",
+    box_threshold: fraction_property(
+        "Box Threshold", SegmentOptions.box_threshold, "Keep the teacher's boxes scoring at least this"
     )  # type: ignore[valid-type]
-    text_threshold: FloatProperty(
-        name="Text Threshold",
-        default=SegmentOptions.text_threshold,
-        min=0.0,
-        max=1.0,
-        description="Grounding DINO: the least text-token score of a box's phrase",
+    text_threshold: fraction_property(
+        "Text Threshold", SegmentOptions.text_threshold, "Grounding DINO: the least text-token score of a box's phrase"
     )  # type: ignore[valid-type]
     prompt_template: StringProperty(
         name="Prompt", default="{part}", description='Text per part, e.g. "the {part} of a {object}"'
@@ -86,36 +108,11 @@ class PartDistillSettings(bpy.types.PropertyGroup):
         description="A category model made by `partdistill fit`, by the name the backend allows (or its folder "
         "on a local backend): label with it alone, no teacher",
     )  # type: ignore[valid-type]
-    detections: StringProperty(
-        name="Detections",
-        description="Optional 2D detections JSON to use instead of the teacher (views must match the capture)",
-        subtype="FILE_PATH",
+    detections: file_property(
+        "Detections", "Optional 2D detections JSON to use instead of the teacher (views must match the capture)"
     )  # type: ignore[valid-type]
-    cameras: EnumProperty(
-        name="Cameras",
-        items=[
-            ("RING", "Ring", "A temporary ring of cameras around the object, removed afterwards"),
-            ("SCENE", "Scene", "The scene's cameras"),
-        ],
-    )  # type: ignore[valid-type]
-    render: EnumProperty(
-        name="Render",
-        items=[
-            (
-                "raster",
-                "Fast",
-                "Face ids and a flat-shaded picture from one z-buffer pass (material colours, "
-                "no textures): about 0.07 s a view",
-            ),
-            (
-                "workbench",
-                "Workbench",
-                "Blender's Workbench render (anti-aliased, textures when the object's "
-                "materials have them); face ids by ray casting: about 0.4 s a view",
-            ),
-            ("cycles", "Cycles", "Cycles on the CPU (8 samples); face ids by ray casting: about 1 s a view"),
-        ],
-    )  # type: ignore[valid-type]
+    cameras: EnumProperty(name="Cameras", items=CAMERA_ITEMS)  # type: ignore[valid-type]
+    render: EnumProperty(name="Render", items=RENDER_ITEMS)  # type: ignore[valid-type]
     n_views: IntProperty(name="Views", default=10, min=1, max=64)  # type: ignore[valid-type]
     resolution: IntProperty(name="Resolution", default=512, min=64, max=4096, subtype="PIXEL")  # type: ignore[valid-type]
     epochs: IntProperty(name="Epochs", default=100, min=1, max=100000)  # type: ignore[valid-type]

@@ -9,12 +9,17 @@ from .apply_points import point_result_labels
 from .preferences import preferences
 
 
-class PARTDISTILL_PT_panel(bpy.types.Panel):
-    bl_label = "PartDistill"
-    bl_idname = "PARTDISTILL_PT_panel"
+class _Sidebar:
+    """Where the add-on's panels live: View3D > Sidebar > PartDistill."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "PartDistill"
+
+
+class PARTDISTILL_PT_panel(_Sidebar, bpy.types.Panel):
+    bl_label = "PartDistill"
+    bl_idname = "PARTDISTILL_PT_panel"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -62,12 +67,9 @@ class PARTDISTILL_PT_panel(bpy.types.Panel):
             row.operator("partdistill.clear", icon="X")
 
 
-class PARTDISTILL_PT_options(bpy.types.Panel):
+class PARTDISTILL_PT_options(_Sidebar, bpy.types.Panel):
     bl_label = "Options"
     bl_idname = "PARTDISTILL_PT_options"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PartDistill"
     bl_parent_id = "PARTDISTILL_PT_panel"
     bl_options = {"DEFAULT_CLOSED"}
 

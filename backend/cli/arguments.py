@@ -72,6 +72,18 @@ def add_run_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def training_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``SegmentOptions`` fields of ``add_training_args`` and ``add_run_args`` (but ``refine``)."""
+    return {
+        "n_points": args.points,
+        "epochs": args.epochs,
+        "backward": not args.no_backward,
+        "backward_rule": args.backward_rule,
+        "device": args.device,
+        "seed": args.seed,
+    }
+
+
 def part_names(text: str) -> tuple[str, ...]:
     """``--parts`` as a tuple of names."""
     try:

@@ -12,47 +12,36 @@ from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import SegmentOptions
 
 from ..io.inputs import detections_file, expand_inputs, read_few_shot_labels, read_input
-from .arguments import (
-    DEFAULT_TEACHER,
-    add_capture_args,
-    add_parts_arg,
-    add_run_args,
-    add_training_args,
-    part_names,
-    teacher,
-)
+from . import arguments
 from .console import ProgressBars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("fit", help="pre-align one student over many shapes of a category (Pre)")
     f.add_argument("inputs", type=Path, nargs="+", help="mesh files, capture bundles, or folders of them")
-    add_parts_arg(f)
+    arguments.add_parts_arg(f)
     f.add_argument("--out", type=Path, required=True, help="checkpoint folder")
-    f.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher for inputs without <stem>.detections.json")
+    f.add_argument(
+        "--teacher", default=arguments.DEFAULT_TEACHER, help="teacher for inputs without <stem>.detections.json"
+    )
     f.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
     f.add_argument(
         "--shapes-per-step", type=int, default=1, help="shapes per optimiser step (under torchrun: one per process)"
     )
-    add_capture_args(f)
-    add_training_args(f)
-    add_run_args(f)
+    arguments.add_capture_args(f)
+    arguments.add_training_args(f)
+    arguments.add_run_args(f)
     f.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..parallel import DataParallel
 
-    names = part_names(args.parts)
+    names = arguments.part_names(args.parts)
     options = SegmentOptions(
         teacher=args.teacher,
         teacher_model=args.teacher_model,
-        n_points=args.points,
-        epochs=args.epochs,
-        backward=not args.no_backward,
-        backward_rule=args.backward_rule,
-        device=args.device,
-        seed=args.seed,
+        **arguments.training_options(args),
     ).validate()
     if args.shapes_per_step < 1:
         raise ValidationError("--shapes-per-step", "must be at least 1")
@@ -87,7 +76,7 @@ def _fit(args: argparse.Namespace, names: tuple[str, ...], options: SegmentOptio
             shapes,
             names,
             options,
-            teacher=teacher(options) if need_teacher else None,
+            teacher=arguments.teacher(options) if need_teacher else None,
             progress=bar.update,
             shapes_per_step=args.shapes_per_step,
             parallel=parallel,

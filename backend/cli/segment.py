@@ -14,16 +14,7 @@ from partdistill.shared.protocol import check_address
 
 from ..io.inputs import MESH_SUFFIXES, read_few_shot_labels, read_input
 from ..io.outputs import write_outputs
-from .arguments import (
-    DEFAULT_TEACHER,
-    add_capture_args,
-    add_output_args,
-    add_parts_arg,
-    add_run_args,
-    add_training_args,
-    part_names,
-    teacher,
-)
+from . import arguments
 from .console import ProgressBars, print_summary
 from .keys import read_key
 
@@ -31,18 +22,20 @@ from .keys import read_key
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("segment", help="segment a mesh file or a capture bundle into named parts")
     s.add_argument("input", type=Path, help=f"a mesh file ({' '.join(MESH_SUFFIXES)}) or a capture bundle .npz")
-    add_parts_arg(s)
+    arguments.add_parts_arg(s)
     s.add_argument("--out", type=Path, required=True, help="output folder")
     s.add_argument("--detections", type=Path, help="2D detections JSON (format in the README); no teacher then")
     s.add_argument("--labels", type=Path, help="few-shot: a labels.npz (face_labels, part_names) of faces you labelled")
     add_engine_args(s)
-    add_output_args(s)
+    arguments.add_output_args(s)
     s.set_defaults(func=run)
 
 
 def add_engine_args(s: argparse.ArgumentParser) -> None:
     """The options of the teacher, the method and the backend (``segment`` and ``batch``)."""
-    s.add_argument("--teacher", default=None, help=f"2D teacher when no --detections (default {DEFAULT_TEACHER})")
+    s.add_argument(
+        "--teacher", default=None, help=f"2D teacher when no --detections (default {arguments.DEFAULT_TEACHER})"
+    )
     s.add_argument("--teacher-model", default="", help="hub id or local folder of the teacher's weights")
     s.add_argument("--prompt-template", default="{part}", help='text per part, e.g. "the {part} of a {object}"')
     s.add_argument("--object", default="", help="object name for {object} in the prompt template")
@@ -90,17 +83,17 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--server-key", type=Path, help="the backend's CurveZMQ public key file (server.key)")
     s.add_argument("--client-key", type=Path, help="this client's NAME.key_secret (`partdistill keys --client`)")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds of backend silence before giving up")
-    add_capture_args(s)
-    add_training_args(s)
+    arguments.add_capture_args(s)
+    arguments.add_training_args(s)
     s.add_argument("--box-threshold", type=float, default=SegmentOptions.box_threshold)
-    add_run_args(s)
+    arguments.add_run_args(s)
 
 
 def engine_options(args: argparse.Namespace, with_teacher: bool) -> SegmentOptions:
     """The job options from the command line; ``with_teacher``: no detections given."""
     return SegmentOptions(
         method=args.method,
-        teacher=(args.teacher or DEFAULT_TEACHER) if with_teacher else None,
+        teacher=(args.teacher or arguments.DEFAULT_TEACHER) if with_teacher else None,
         teacher_model=args.teacher_model,
         prompt_template=args.prompt_template,
         object_name=args.object,
@@ -108,17 +101,12 @@ def engine_options(args: argparse.Namespace, with_teacher: bool) -> SegmentOptio
         text_encoder=args.text_encoder,
         whole_object_cover=args.whole_object_cover,
         box_threshold=args.box_threshold,
-        n_points=args.points,
-        epochs=args.epochs,
-        backward=not args.no_backward,
-        backward_rule=args.backward_rule,
         refine=args.refine,
         render_type=args.render_type,
         backbone=args.backbone,
         finetune_backbone=args.finetune_backbone,
         category_model=args.category_model,
-        device=args.device,
-        seed=args.seed,
+        **arguments.training_options(args),
     ).validate()
 
 
@@ -140,7 +128,7 @@ def backend_client(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    names = part_names(args.parts)
+    names = arguments.part_names(args.parts)
     if args.detections is not None and args.teacher is not None:
         raise ValidationError("--detections", "give either --detections or --teacher, not both")
     if args.category_model and (args.detections is not None or args.teacher is not None):
@@ -172,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                     names,
                     options=options,
                     detections=detections,
-                    teacher=teacher(options) if detections is None and not options.category_model else None,
+                    teacher=arguments.teacher(options) if detections is None and not options.category_model else None,
                     labelled_faces=labelled,
                     progress=bar.update,
                 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import queue
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,7 @@ from partdistill.shared.capture import Capture
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.mesh_files import check_mesh_file
 
-from .inputs import blender_env, capture_point_file, is_point_cloud_file
+from .inputs import blender_env, capture_point_file, headless_command, is_point_cloud_file
 
 
 def capture_files(
@@ -56,20 +55,8 @@ def _capture_in_children(paths, todo: list[int], views: int, resolution: int, wo
             spec = [{"input": str(paths[i]), "output": str(Path(tmp) / f"{w}_{k}.npz")} for k, i in enumerate(chunk)]
             jobs = Path(tmp) / f"jobs_{w}.json"
             jobs.write_text(json.dumps(spec))
-            cmd = [
-                sys.executable,
-                "-m",
-                "partdistill.blender_addon.headless",
-                "capture-many",
-                str(jobs),
-                "--views",
-                str(views),
-                "--resolution",
-                str(resolution),
-                "--engine",
-                engine,
-                "--no-compress",
-            ]
+            cmd = headless_command("capture-many", str(jobs), views=views, resolution=resolution, engine=engine)
+            cmd.append("--no-compress")
             procs.append(
                 subprocess.Popen(
                     cmd,

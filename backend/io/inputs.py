@@ -89,20 +89,7 @@ def capture_in_blender(
     mesh: Path, bundle: Path, *, views: int, resolution: int, quiet: bool = False, engine: str = "auto"
 ) -> None:
     check_mesh_file(mesh)  # in seconds, before Blender starts
-    cmd = [
-        sys.executable,
-        "-m",
-        "partdistill.blender_addon.headless",
-        "capture",
-        str(mesh),
-        str(bundle),
-        "--views",
-        str(views),
-        "--resolution",
-        str(resolution),
-        "--engine",
-        engine,
-    ]
+    cmd = headless_command("capture", str(mesh), str(bundle), views=views, resolution=resolution, engine=engine)
     if not quiet:
         print(f"capturing {mesh} ({views} views, {resolution} px) with headless Blender ...", file=sys.stderr)
     # errors=replace: Blender may echo bytes of a broken file that are not UTF-8
@@ -113,6 +100,23 @@ def capture_in_blender(
         if "No module named 'bpy'" in (proc.stderr or ""):
             last = "Blender as a Python module (bpy) is not installed: `pip install 'partdistill[blender]'`"
         raise ValidationError("input", f"capturing {mesh} failed: {last.removeprefix('partdistill: error: ')}")
+
+
+def headless_command(command: str, *arguments: str, views: int, resolution: int, engine: str) -> list[str]:
+    """The command line of a headless-Blender capture child (``capture`` or ``capture-many``)."""
+    return [
+        sys.executable,
+        "-m",
+        "partdistill.blender_addon.headless",
+        command,
+        *arguments,
+        "--views",
+        str(views),
+        "--resolution",
+        str(resolution),
+        "--engine",
+        engine,
+    ]
 
 
 def blender_env() -> dict[str, str]:

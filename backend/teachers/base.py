@@ -33,7 +33,7 @@ class TeacherCancelled(Cancelled):
 
 class Teacher(abc.ABC):
     """A 2D teacher. Subclasses load their model in ``__init__`` (raising ``TeacherUnavailableError``
-    when it cannot be had) and implement ``detect``.
+    when it cannot be had) and implement ``detect_checked``.
 
     ``prompt_template`` turns each part name into the text the model sees ("{part}",
     "the {part} of a {object}"); ``object_name`` fills ``{object}``.
@@ -68,7 +68,6 @@ class Teacher(abc.ABC):
         make_prompts(["part"], out.prompt_template, out.object_name)
         return out
 
-    @abc.abstractmethod
     def detect(
         self,
         images: np.ndarray,
@@ -84,12 +83,15 @@ class Teacher(abc.ABC):
         in view order; boxes are ``(4,) float32`` xyxy pixels inside the image. ``progress`` is called
         as work advances; when ``cancel()`` returns True, ``TeacherCancelled`` is raised.
         """
-
-    @staticmethod
-    def _check_inputs(images: object, part_names: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
         images = check_images(images)
         names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
-        return images, names
+        return self.detect_checked(images, names, progress, cancel)
+
+    @abc.abstractmethod
+    def detect_checked(
+        self, images: np.ndarray, names: tuple[str, ...], progress: Progress | None, cancel: CancelFn | None
+    ) -> Detections:
+        """``detect`` once its inputs passed the checks every teacher applies."""
 
 
 class PretrainedModel:
@@ -112,16 +114,7 @@ class PretrainedModel:
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.model_name = model or self.default_model
         self.device = resolve_device(device)
-        self.processor, self.model = load_pretrained(
-            self.name,
-            self.model_name,
-            default_model=self.default_model,
-            auto_model=self.auto_model,
-            model_types=self.model_types,
-            processor_parts=self.processor_parts,
-            device=self.device,
-            field=self.field,
-        )
+        self.processor, self.model = load_pretrained(self, self.model_name, self.device)
 
     def view_batches(self, n_views: int) -> list[tuple[int, int]]:
         """``(start, end)`` of the views each forward pass takes."""
@@ -136,35 +129,33 @@ class ModelTeacher(PretrainedModel, Teacher):
     what its scores are). prompt_template / object_name: see ``Teacher``.
     """
 
+    #: ``(box_threshold, text_threshold)`` when a caller gives none.
+    thresholds: tuple[float, float] = (0.0, 0.0)
+
     def __init__(
         self,
         model: str = "",
         *,
         device: str = "auto",
-        box_threshold: float = 0.0,
-        text_threshold: float = 0.0,
+        box_threshold: float | None = None,
+        text_threshold: float | None = None,
         batch_size: int = 4,
         prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
         object_name: str | None = None,
     ):
         Teacher.__init__(self, prompt_template=prompt_template, object_name=object_name)
-        self.box_threshold = check_unit("box_threshold", box_threshold)
-        self.text_threshold = check_unit("text_threshold", text_threshold)
+        box, text = self.thresholds
+        self.box_threshold = check_unit("box_threshold", box if box_threshold is None else box_threshold)
+        self.text_threshold = check_unit("text_threshold", text if text_threshold is None else text_threshold)
         PretrainedModel.__init__(self, model, device=device, batch_size=batch_size)
 
-    def detect(
-        self,
-        images: np.ndarray,
-        part_names: Sequence[str],
-        *,
-        progress: Progress | None = None,
-        cancel: CancelFn | None = None,
+    def detect_checked(
+        self, images: np.ndarray, names: tuple[str, ...], progress: Progress | None, cancel: CancelFn | None
     ) -> Detections:
-        """See ``Teacher.detect``."""
+        """The loop over view batches; see ``Teacher.detect``."""
         from ..device import flush_denormals
 
         flush_denormals()
-        images, names = self._check_inputs(images, part_names)
         n_views = images.shape[0]
         prompts = self.prompts(names)
         self.prepare(prompts)

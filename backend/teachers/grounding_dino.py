@@ -156,9 +156,10 @@ class GroundingDinoTeacher(ModelTeacher):
     default_model = DEFAULT_MODEL
     auto_model = "AutoModelForZeroShotObjectDetection"
     model_types = _MODEL_TYPES
+    thresholds = (0.25, 0.2)
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, box_threshold: float = 0.25, text_threshold: float = 0.2, **kw):
-        super().__init__(model, box_threshold=box_threshold, text_threshold=text_threshold, **kw)
+    def __init__(self, model: str = DEFAULT_MODEL, **kw):
+        super().__init__(model, **kw)
         self.max_text_len = int(getattr(self.model.config, "max_text_len", 256))
         tok_max = getattr(self.processor.tokenizer, "model_max_length", None)
         if isinstance(tok_max, int) and 0 < tok_max < self.max_text_len:

@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -84,65 +84,53 @@ def hub_unreachable(repo_id: str) -> str:
     return "" if _probe[endpoint][1] else f"it is not in the local cache and {endpoint} does not answer"
 
 
-def load_pretrained(
-    teacher: str,
-    model: str,
-    *,
-    default_model: str,
-    auto_model: str,
-    model_types: Sequence[str],
-    processor_parts: Sequence[str] = ("tokenizer", "image_processor"),
-    device: str = "cpu",
-    field: str = "options.teacher_model",
-) -> tuple[Any, Any]:
-    """Load ``(processor, model)`` from a hub id or a local folder (``save_pretrained`` layout).
+class ModelSpec(Protocol):
+    """What a model to load is: ``name`` (for messages), ``default_model``, ``auto_model`` (a
+    transformers auto class or model class, e.g. ``"AutoModelForZeroShotObjectDetection"``),
+    ``model_types`` (the ``config.model_type`` values accepted), ``processor_parts`` (attributes the
+    processor must have) and ``field`` (the request's option that names the model). A
+    ``PretrainedModel`` subclass is one."""
 
-    auto_model: the name of a transformers auto class (``"AutoModelForZeroShotObjectDetection"``) or
-    model class. model_types: the ``config.model_type`` values accepted. processor_parts: attributes
-    the processor must have. Every failure (missing folder, offline without a cache, wrong model
-    type, bad files) becomes a ``TeacherUnavailableError`` that tells the user how to provide a
-    model (``field``: the request's option that names it). The model is put in eval mode on
-    ``device``.
-    """
+    name: str
+    default_model: str
+    auto_model: str
+    model_types: Sequence[str]
+    processor_parts: Sequence[str]
+    field: str
+
+
+def load_pretrained(spec: ModelSpec, model: str, device: str = "cpu") -> tuple[Any, Any]:
+    """Load ``(processor, model)`` of the kind ``spec`` describes from a hub id or a local folder
+    (``save_pretrained`` layout), in eval mode on ``device``. Every failure (missing folder, offline
+    without a cache, wrong model type, bad files) becomes a ``TeacherUnavailableError`` that tells the
+    user how to provide a model."""
+
+    def unavailable(reason: str) -> TeacherUnavailableError:
+        return TeacherUnavailableError(spec.name, model, reason, default_model=spec.default_model, field=spec.field)
+
     if looks_like_path(model):
         folder = Path(model).expanduser()
         if not folder.is_dir():
-            raise TeacherUnavailableError(
-                teacher, model, f"no such folder: {folder}", default_model=default_model, field=field
-            )
+            raise unavailable(f"no such folder: {folder}")
         source = str(folder)
     else:
         source = model
         why = hub_unreachable(model)
         if why:
-            raise TeacherUnavailableError(teacher, model, why, default_model=default_model, field=field)
+            raise unavailable(why)
     try:
         import transformers
 
         processor = transformers.AutoProcessor.from_pretrained(source)
-        net = getattr(transformers, auto_model).from_pretrained(source)
+        net = getattr(transformers, spec.auto_model).from_pretrained(source)
     except Exception as e:  # OSError, hub errors, bad configs: all mean "no usable model here"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise TeacherUnavailableError(
-            teacher, model, f"{type(e).__name__}: {first}", default_model=default_model, field=field
-        ) from e
+        raise unavailable(f"{type(e).__name__}: {first}") from e
     model_type = getattr(net.config, "model_type", "")
-    if model_type not in model_types:
-        raise TeacherUnavailableError(
-            teacher,
-            model,
-            f"it holds a {model_type!r} model, not one of {list(model_types)}",
-            default_model=default_model,
-            field=field,
-        )
-    missing = [p for p in processor_parts if getattr(processor, p, None) is None]
+    if model_type not in spec.model_types:
+        raise unavailable(f"it holds a {model_type!r} model, not one of {list(spec.model_types)}")
+    missing = [p for p in spec.processor_parts if getattr(processor, p, None) is None]
     if missing:
-        raise TeacherUnavailableError(
-            teacher,
-            model,
-            f"its processor lacks {' and '.join(missing)}",
-            default_model=default_model,
-            field=field,
-        )
+        raise unavailable(f"its processor lacks {' and '.join(missing)}")
     net.eval().to(device)
     return processor, net

@@ -80,18 +80,11 @@ class Owlv2Teacher(ModelTeacher):
     default_model = DEFAULT_MODEL
     auto_model = "AutoModelForZeroShotObjectDetection"
     model_types = _MODEL_TYPES
+    thresholds = (0.1, 0.0)
 
-    def __init__(
-        self,
-        model: str = DEFAULT_MODEL,
-        *,
-        box_threshold: float = 0.1,
-        text_threshold: float = 0.0,
-        nms_threshold: float = 0.3,
-        **kw,
-    ):
+    def __init__(self, model: str = DEFAULT_MODEL, *, nms_threshold: float = 0.3, **kw):
         self.nms_threshold = check_unit("nms_threshold", nms_threshold)
-        super().__init__(model, box_threshold=box_threshold, text_threshold=text_threshold, **kw)
+        super().__init__(model, **kw)
 
     def prepare(self, prompts: Sequence[str]) -> None:
         self._warn_long_prompts(prompts)

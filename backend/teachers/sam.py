@@ -149,16 +149,10 @@ class SamRefinedTeacher(Teacher):
         out.base = self.base.with_settings(**settings)
         return out
 
-    def detect(
-        self,
-        images: np.ndarray,
-        part_names: Sequence[str],
-        *,
-        progress: Progress | None = None,
-        cancel: CancelFn | None = None,
+    def detect_checked(
+        self, images: np.ndarray, names: tuple[str, ...], progress: Progress | None, cancel: CancelFn | None
     ) -> Detections:
         """The base teacher's detections with a SAM mask for every box. See ``Teacher.detect``."""
-        images, _ = self._check_inputs(images, part_names)
         n_views = images.shape[0]
         # The base reports (done, total) over its own work; SAM adds at most one unit per view.
         base_total = [1]
@@ -172,6 +166,6 @@ class SamRefinedTeacher(Teacher):
             units = n_views if total == 0 else round(done * n_views / total)
             report_progress(progress, base_total[0] + units, base_total[0] + n_views, message)
 
-        dets = self.base.detect(images, part_names, progress=base_progress if progress else None, cancel=cancel)
+        dets = self.base.detect(images, names, progress=base_progress if progress else None, cancel=cancel)
         check_cancel(cancel)
         return self.refiner.refine(images, dets, progress=sam_progress if progress else None, cancel=cancel)

@@ -125,26 +125,8 @@ class CaptureSession:
         self._timings["read_s"] += t2 - t1
         yield
         candidates = dilate(alpha > 0)
-        height = candidates.shape[0]
         face_id = np.full(candidates.shape, -1, np.int32)
-        for rows in np.array_split(np.arange(height), max(1, bands)):
-            t = time.perf_counter()
-            band = np.zeros_like(candidates)
-            band[rows] = candidates[rows]
-            cast = cast_face_ids(
-                self._bvh,
-                self._aabb,
-                self._K[i],
-                self._w2c[i],
-                self._clip[i],
-                self._orthographic[i],
-                self._size,
-                candidates=band,
-            )
-            face_id[rows] = cast[rows]
-            self._timings["raycast_s"] += time.perf_counter() - t
-            if rows[-1] < height - 1:
-                yield
+        yield from self._cast_in_bands(i, face_id, candidates, bands)
         self._face_id[i] = face_id
         self._done[i] = True
 
@@ -157,24 +139,8 @@ class CaptureSession:
         face_id = r.face_id
         self._timings["raster_s"] += time.perf_counter() - t
         if r.needs_ray_casting:  # the mesh crosses the camera plane: ray cast this view exactly, in bands
-            height = self._size[1]
-            for rows in np.array_split(np.arange(height), max(1, bands)):
-                yield
-                t = time.perf_counter()
-                band = np.zeros((height, self._size[0]), bool)
-                band[rows] = True
-                cast = cast_face_ids(
-                    self._bvh,
-                    self._aabb,
-                    self._K[i],
-                    self._w2c[i],
-                    self._clip[i],
-                    self._orthographic[i],
-                    self._size,
-                    candidates=band,
-                )
-                face_id[rows] = cast[rows]
-                self._timings["raycast_s"] += time.perf_counter() - t
+            yield
+            yield from self._cast_in_bands(i, face_id, np.ones(face_id.shape, bool), bands)
         t = time.perf_counter()
         self._rgb[i] = shade(
             face_id,
@@ -190,6 +156,28 @@ class CaptureSession:
         self._timings["render_s"] += time.perf_counter() - t
         self._face_id[i] = face_id
         self._done[i] = True
+
+    def _cast_in_bands(self, i: int, face_id: np.ndarray, candidates: np.ndarray, bands: int) -> Iterator[None]:
+        """Ray cast view ``i``'s face ids at the ``candidates`` ``(H, W) bool`` pixels into ``face_id``
+        ``(H, W) int32``, a band of rows at a time, yielding between bands."""
+        for k, rows in enumerate(np.array_split(np.arange(candidates.shape[0]), max(1, bands))):
+            if k:
+                yield
+            t = time.perf_counter()
+            band = np.zeros_like(candidates)
+            band[rows] = candidates[rows]
+            cast = cast_face_ids(
+                self._bvh,
+                self._aabb,
+                self._K[i],
+                self._w2c[i],
+                self._clip[i],
+                self._orthographic[i],
+                self._size,
+                candidates=band,
+            )
+            face_id[rows] = cast[rows]
+            self._timings["raycast_s"] += time.perf_counter() - t
 
     @property
     def _bvh(self) -> BVHTree:

@@ -146,3 +146,12 @@ def test_errors_say_where_in_the_panels_the_named_field_is_set():
     bad = ValidationError("detections.views[3]", "2 boxes but 3 scores")
     assert for_panel(bad).endswith("(set it in the Detections field (PartDistill › Options))")
     assert for_panel(RuntimeError("disk full")) == "disk full"
+
+
+def test_the_panels_choices_are_the_engines_methods_and_teachers():
+    from partdistill.backend.teachers import teacher_names
+    from partdistill.blender_addon.properties import METHOD_ITEMS, TEACHER_ITEMS
+    from partdistill.shared.options import METHODS
+
+    assert [i[0] for i in METHOD_ITEMS] == list(METHODS)
+    assert [i[0] for i in TEACHER_ITEMS] == list(teacher_names())

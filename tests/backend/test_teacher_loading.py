@@ -7,6 +7,7 @@ import time
 
 import pytest
 from partdistill.backend.teachers import loading
+from partdistill.backend.teachers.grounding_dino import GroundingDinoTeacher
 from partdistill.backend.teachers.loading import TeacherUnavailableError, hub_unreachable, load_pretrained
 
 
@@ -22,13 +23,7 @@ def dead_hub(monkeypatch):
 def test_an_uncached_hub_id_with_the_hub_unreachable_fails_in_seconds(dead_hub):
     t = time.monotonic()
     with pytest.raises(TeacherUnavailableError, match="does not answer"):
-        load_pretrained(
-            "grounding_dino",
-            "no-such-org/no-such-model",
-            default_model="x",
-            auto_model="AutoModelForZeroShotObjectDetection",
-            model_types=("grounding-dino",),
-        )
+        load_pretrained(GroundingDinoTeacher, "no-such-org/no-such-model")
     assert time.monotonic() - t < loading.HUB_PROBE_S + 2
 
 

@@ -137,3 +137,9 @@ def test_wrong_model_type_is_a_clear_error(tiny_clipseg, hf_offline) -> None:
 
 def test_registry() -> None:
     assert {"grounding_dino", "owlv2", "clipseg"} <= set(teacher_names())
+
+
+def test_each_teacher_has_its_own_default_thresholds_and_a_given_one_wins(tiny_owlv2, hf_offline) -> None:
+    teacher = make_teacher("owlv2", model=str(tiny_owlv2), device="cpu")
+    assert (teacher.box_threshold, teacher.text_threshold) == (0.1, 0.0)  # OWLv2's scores are low
+    assert make_teacher("owlv2", model=str(tiny_owlv2), device="cpu", box_threshold=0.0).box_threshold == 0.0
