@@ -1,6 +1,6 @@
-"""The partdistill backend: teachers, the pipeline (detect, lift, distill, label, vote), students,
-test-time alignment and pre-alignment, the ZeroMQ server, inputs/outputs and the CLI. Never imports
-bpy."""
+"""The engine: teachers, pipeline, students, alignment, the server, inputs/outputs and the CLI.
+
+The pipeline's stages are detect, lift, distill, label (and vote, the baselines). Never imports bpy."""
 
 from importlib.metadata import PackageNotFoundError, version
 

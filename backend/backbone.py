@@ -1,5 +1,6 @@
-"""A backbone for the student pretrained without labels by masked point modelling (after Point-MAE),
-and loading it into a student, frozen or to fine-tune.
+"""The student's encoder pretrained without labels, and loading it into a student.
+
+Pretrained by masked point modelling (after Point-MAE); loaded frozen or to fine-tune.
 
 The backbone is the student's point encoder (``stem``, ``edge1``, ``edge2``: Fourier features and
 two EdgeConv layers); the part-scoring head (``fuse``, ``global_proj``, ``text_proj``) is what the

@@ -1,4 +1,6 @@
-"""A trained student on disk: ``model.safetensors`` (weights) + ``partdistill.json`` (metadata: part
+"""A trained student saved to and loaded from a folder.
+
+On disk: ``model.safetensors`` (weights) + ``partdistill.json`` (metadata: part
 names, student config, text encoder, partdistill version, training figures). Loading never needs a
 teacher."""
 

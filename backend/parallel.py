@@ -1,7 +1,9 @@
-"""Data-parallel Pre over large collections with ``torch.distributed`` (launched by ``torchrun``):
-each process prepares only its share of the shapes (reading, capture, teacher, lifting — the slow
-part for thousands of meshes) and trains the same student on it; gradients and losses are summed
-across processes every step, so every process holds the same student throughout.
+"""Pre over large collections, data-parallel under torchrun.
+
+With ``torch.distributed`` (launched by ``torchrun``), each process prepares only its share of the
+shapes (reading, capture, teacher, lifting — the slow part for thousands of meshes) and trains the
+same student on it; gradients and losses are summed across processes every step, so every process
+holds the same student throughout.
 
 A step takes ``world_size`` shapes of a shared shuffled order (each shape's loss divided by the
 step's size); one process with ``shapes_per_step=world_size`` takes exactly the same steps, which is

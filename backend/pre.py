@@ -1,5 +1,7 @@
-"""Pre-alignment (the paper's "Pre"): distil one student over many unlabelled shapes of a category
-once, save it, then label new shapes with the student alone — no teacher, no rendering needed.
+"""Pre-alignment: one student distilled over a category, then labelling with it alone.
+
+The paper's "Pre": distil one student over many unlabelled shapes of a category once, save it,
+then label new shapes with the student alone — no teacher, no rendering needed.
 Few-shot: shapes with labelled faces add units of confidence 1 that backward distillation never lowers."""
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""partdistill for Blender: segment a mesh into named parts with a vision-language-model teacher
-distilled into a 3D student, running on a partdistill backend (`partdistill serve`).
+"""partdistill for Blender: segment a mesh into named parts on a partdistill backend.
+
+A vision-language-model teacher distilled into a 3D student, on a partdistill backend
+(`partdistill serve`).
 
 Registers as a Blender >= 4.2 extension (see blender_manifest.toml) or as a plain add-on package.
 Never imports torch: the backend owns the models.

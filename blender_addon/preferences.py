@@ -1,6 +1,8 @@
-"""The add-on's preferences (Edit > Preferences > Add-ons > PartDistill): the machine's settings, not
-the scene's — where the backend is, the keys to reach it, and a local backend that Blender starts and
-stops itself (its status and the end of its log shown there)."""
+"""The add-on's preferences: the machine's settings and the local backend.
+
+Edit > Preferences > Add-ons > PartDistill: the machine's settings, not the scene's — where the
+backend is, the keys to reach it, and a local backend that Blender starts and stops itself (its
+status and the end of its log shown there)."""
 
 from __future__ import annotations
 

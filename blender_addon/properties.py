@@ -1,5 +1,7 @@
-"""The add-on's per-scene settings (saved with the scene) and its runtime state (not saved); the
-machine's settings (backend, keys) are preferences (``preferences.py``)."""
+"""The add-on's per-scene settings and its runtime state.
+
+The settings are saved with the scene, the state is not; the machine's settings (backend, keys) are
+preferences (``preferences.py``)."""
 
 from __future__ import annotations
 

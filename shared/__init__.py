@@ -1,0 +1,1 @@
+"""What the add-on and the backend share: data types, formats, the wire protocol and its client."""

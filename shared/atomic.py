@@ -1,4 +1,6 @@
-"""Outputs that are never half there: files written under a temporary name beside their destination
+"""Outputs that are never half there: atomic files, files renamed in together, folder locks.
+
+Files are written under a temporary name beside their destination
 and renamed into place when complete, sets of files renamed in together with Ctrl+C held off for
 those microseconds, and a lock that keeps two runs from writing into one folder.
 

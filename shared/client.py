@@ -1,5 +1,6 @@
-"""The client side of the wire protocol (DEALER), used by the Blender add-on and the CLI alike.
-Needs only pyzmq, msgpack and numpy, so Blender's bundled Python can run it."""
+"""The client side of the wire protocol, for the add-on and the CLI alike.
+
+A DEALER socket per call. Needs only pyzmq, msgpack and numpy, so Blender's bundled Python can run it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Documented size limits. Anything above them is rejected with a ValidationError naming the field,
+"""Documented size limits on everything a user or a client can send.
+
+Anything above them is rejected with a ValidationError naming the field,
 so a malformed or hostile message cannot make the backend allocate without bound."""
 
 MAX_VERTICES = 5_000_000

@@ -1,4 +1,6 @@
-"""Checks on a mesh file before anything reads it: the CLI runs them before it starts Blender, the
+"""Checks on a mesh file before anything reads it.
+
+The CLI runs them before it starts Blender, the
 headless importer before Blender's importers (which read garbage as an empty mesh, turn NaN
 coordinates into 0 without a word, and drop OBJ faces that use vertices defined later in the file).
 

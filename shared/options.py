@@ -13,7 +13,7 @@ BACKWARD_RULES = ("part-relative", "paper")
 #: How the student's prediction is carried onto the mesh: "none" (the student's argmax, as the paper),
 #: "superpoints" (pooled over superpoints) or "graph-cut" (pooled, then a Potts graph cut over faces).
 REFINES = ("none", "superpoints", "graph-cut")
-#: What the teacher looks at (the seed's C.3): the mesh as captured (its own colours), the mesh in
+#: What the teacher looks at (the paper's supplementary C.3): the mesh as captured (its own colours), the mesh in
 #: grey, dense coloured points or sparse grey points sampled on it (labels come back to the faces).
 RENDER_TYPES = ("color-mesh", "gray-mesh", "dense-points", "sparse-points")
 

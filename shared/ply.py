@@ -1,4 +1,6 @@
-"""Just enough of PLY to read point clouds: the header, and the vertex element's x y z, colours and
+"""Reading point clouds from PLY files.
+
+Just enough of PLY: the header, and the vertex element's x y z, colours and
 normals in ASCII or binary (either byte order). Meshes (a face element with faces) go to Blender."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Capturing a point cloud without Blender: the camera ring of the mesh capture
+"""Capturing a point cloud without Blender: its surfels rasterised from the camera ring.
+
+The camera ring of the mesh capture
 (:func:`~partdistill.shared.framing.ring_views`), and each view rasterised from the cloud's surfels
 (one z-buffer pass gives the point seen at every pixel and the picture)."""
 

@@ -1,5 +1,6 @@
-"""Point clouds: reading them from files, their spacing and normals, and the surfel mesh that stands
-for them in the engine (one small oriented square, two triangles, per point).
+"""Point clouds: reading, spacing, normals, and the surfel mesh that stands for them.
+
+A surfel is one small oriented square, two triangles, per point.
 
 Why surfels: every stage of the engine (sampling, visibility, lifting, voting, the student's labels
 carried back, superpoints) works on triangles and maps them to the user's polygons through

@@ -1,5 +1,6 @@
-"""How long work says where it stands: the one callback type every stage reports through, and the
-one a client hears from a backend (whose messages add a line of their own)."""
+"""The progress callback types: one for every stage, one for what a client hears.
+
+A backend's progress messages add a line of their own to the stage's."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""A vectorised z-buffer rasteriser (numpy only): which triangle each pixel centre sees, and a flat
-shaded picture made from that, for captures that need no render engine.
+"""A numpy z-buffer rasteriser: face ids and a flat-shaded picture per view.
+
+Vectorised: which triangle each pixel centre sees, and a flat shaded picture made from that, for
+captures that need no render engine.
 
 Conventions are those of ``camera``: pixel (i, j) spans [i, i+1), so its centre is at (i + 0.5,
 j + 0.5); the camera looks along +z; a triangle is seen where the ray through a pixel centre hits it

@@ -1,5 +1,6 @@
-"""A segmentation request: what a client asks for, the one form it takes from the client through the
-wire and the server's runner to the engine."""
+"""A segmentation request, one form from the client through the wire to the engine.
+
+What a client asks for, in the one form it keeps through the server's runner."""
 
 from __future__ import annotations
 

@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: History has no place in the code or the docs: issue numbers, the paper called "the seed", files
+#: outside the repository, commit hashes.
+HISTORY = (
+    r"\bissue \d+|\bthe seed\b|DESIGN §|DESIGN\.md|\.\./shared/seed|\bcommit [0-9a-f]{7,40}\b|\b[0-9a-f]{7,40} commit"
+)
 DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
@@ -79,4 +84,34 @@ def test_every_topic_of_the_old_readme_has_a_home(page):
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_docs_describe_what_is_not_its_history(doc):
     text = doc.read_text()
-    assert not re.search(r"\bissue \d+|\bthe seed\b|DESIGN §|\b[0-9a-f]{7,40} commit", text, re.I)
+    assert not re.search(HISTORY, text, re.I), re.search(HISTORY, text, re.I).group(0)
+
+
+SOURCES = sorted(
+    p
+    for folder in ("backend", "shared", "blender_addon", "bench", "tests", "scripts", ".ci")
+    for p in (ROOT / folder).rglob("*")
+    if p.is_file() and p.suffix in (".py", ".sh", ".toml", "") and "__pycache__" not in p.parts
+) + [ROOT / "pyproject.toml"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_code_describes_what_is_not_its_history(source):
+    if source == Path(__file__).resolve():
+        return  # the rule itself
+    text = source.read_text(errors="replace")
+    found = re.search(HISTORY, text, re.I)
+    assert found is None, found.group(0)
+
+
+MODULES = sorted(p for folder in ("backend", "shared", "blender_addon", "bench") for p in (ROOT / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_opens_with_one_line_on_its_role(module):
+    import ast
+
+    doc = ast.get_docstring(ast.parse(module.read_text()), clean=False)
+    assert doc, "no module docstring"
+    lines = doc.strip("\n").splitlines()
+    assert len(lines) == 1 or not lines[1].strip(), f"the first line is not a summary of its own: {lines[0]!r}"

@@ -2,7 +2,8 @@
 
 No weights can be downloaded here, so tests build the same architectures from small config
 objects, ``save_pretrained`` them (model + processor) to a folder and load them back through the
-teachers' real ``from_pretrained`` path. Sizes follow the measured facts in DESIGN §4.
+teachers' real ``from_pretrained`` path: each keeps its architecture's layer types, heads and
+processor at a fraction of the full model's size.
 """
 
 from __future__ import annotations

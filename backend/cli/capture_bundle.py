@@ -1,5 +1,7 @@
-"""``partdistill capture``: render a mesh file into a capture bundle with headless Blender, or a point
-cloud with the numpy rasteriser in this process."""
+"""``partdistill capture``: a mesh file or a point cloud made into a capture bundle.
+
+A mesh file is rendered with headless Blender; a point cloud with the numpy rasteriser in this
+process."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""``partdistill keys``: CurveZMQ key pairs (ZeroMQ certificate files) for an encrypted backend and for
-the clients it lets in, and reading them."""
+"""``partdistill keys``: CurveZMQ key pairs for an encrypted backend and its clients.
+
+The key pairs are ZeroMQ certificate files; reading them back is here too."""
 
 from __future__ import annotations
 

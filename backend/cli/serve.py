@@ -1,5 +1,6 @@
-"""``partdistill serve``: run the ZeroMQ backend, the one front door; with ``--ray ADDRESS`` its jobs
-run on a Ray cluster."""
+"""``partdistill serve``: the ZeroMQ backend, in this process or on a Ray cluster.
+
+The server is the one front door; with ``--ray ADDRESS`` its jobs run on a Ray cluster."""
 
 from __future__ import annotations
 

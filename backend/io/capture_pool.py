@@ -1,4 +1,6 @@
-"""Capturing many mesh files in a few long-lived headless-Blender child processes: Blender's start-up
+"""Many mesh files captured by a few long-lived headless-Blender child processes.
+
+Blender's start-up
 (about 2 s) is paid once per process, not per mesh, and the captures arrive one by one while the
 caller works on the earlier ones. One file that cannot be captured is reported with its reason and
 the others go on.

@@ -1,4 +1,6 @@
-"""Write a labelled mesh as binary glTF (.glb): one primitive and one material per part, so any
+"""A labelled mesh written as binary glTF, one material per part.
+
+One primitive and one material per part (.glb), so any
 viewer or DCC tool shows the parts in colour and keeps them separable. Pure numpy, no Blender."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Inputs: capture bundles read directly, mesh files captured with headless Blender in a child
+"""Reading inputs: bundles, mesh files (captured in headless Blender), point clouds, labels.
+
+Capture bundles are read directly, mesh files captured with headless Blender in a child
 process (bpy and torch stay in separate processes; a crash in Blender cannot take the engine down),
 point clouds captured in this process (numpy), folders expanded, few-shot label files re-indexed
 onto the requested parts."""

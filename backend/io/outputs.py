@@ -1,4 +1,6 @@
-"""Outputs of a segmentation: ``labels.npz`` (the per-face arrays), ``labels.json`` (the summary),
+"""The files a segmentation writes, written whole.
+
+``labels.npz`` (the per-face arrays), ``labels.json`` (the summary),
 ``segmented.glb``, ``preview.png`` and, after distillation, ``loss.png``.
 
 A run holds its output folder locked (``FolderLock(out, field="--out")``, taken before any long

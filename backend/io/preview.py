@@ -1,5 +1,7 @@
-"""Pictures of a result: the rendered views with each part's pixels tinted in its colour, a legend,
-and the distillation loss curve with the epoch where backward distillation started."""
+"""Pictures of a result: tinted views with a legend, and the loss curve.
+
+Each part's pixels are tinted in its colour; the loss curve marks the epoch where backward
+distillation started."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Lifting: where a 2D detection (box or mask) becomes a knowledge unit over 3D surface points.
 
 A unit covers the points that are visible in the detection's view and project inside the box
-(only foreground pixels count: the seed's F(b)) or inside the mask. Pixel precision, never whole
+(only foreground pixels count: the paper's F(b)) or inside the mask. Pixel precision, never whole
 faces: a big face only partly inside a box is only partly covered.
 """
 

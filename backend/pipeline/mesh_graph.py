@@ -1,5 +1,7 @@
-"""The mesh's face-adjacency (dual) graph: which triangles share an edge, how sharp the crease
-between them is, and labels spread over it to faces that have none (nearest labelled face along the
+"""The mesh's face-adjacency graph, and labels spread along the surface.
+
+The dual graph says which triangles share an edge and how sharp the crease between them is;
+labels spread over it to faces that have none (nearest labelled face along the
 surface, not through the air: a leg's label must not jump to the seat above it)."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Refine: the student's per-face probabilities made to follow the mesh. Parts meet at creases, and a
+"""Refine: the student's per-face probabilities made to follow the mesh's creases.
+
+Parts meet at creases, and a
 student that sees a few thousand points blurs its boundaries and leaves specks; two steps mend that:
 
 1. superpoint pooling: every face's probabilities are mixed half and half with the area-weighted mean

@@ -1,5 +1,7 @@
-"""Review: what a result says about itself. Per-part coverage of the surface, and a warning for each
-sign that the result is probably wrong, so that no failure is silent:
+"""Review: a result's coverage per part and the warnings it deserves.
+
+What a result says about itself: per-part coverage of the surface, and a warning for each sign that
+the result is probably wrong, so that no failure is silent:
 
 - one part on (nearly) every face although several parts were asked for;
 - a part the teacher detected (in one view or more) that got no face at all;

@@ -1,5 +1,7 @@
-"""A shape made ready for the student: sampled surface points, their normalised coordinates, their
-kNN graph and (when there is a teacher) the knowledge units lifted onto them."""
+"""A shape made ready for the student: points, their graph and the knowledge units.
+
+Sampled surface points, their normalised coordinates, their kNN graph and (when there is a teacher)
+the knowledge units lifted onto them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Superpoints: a geometric over-segmentation of the mesh into patches of adjacent faces that rarely
-straddle a part boundary, as PartSLIP votes over. Real meshes are often one connected component, so
+"""Superpoints: patches of adjacent faces that rarely straddle a part boundary.
+
+A geometric over-segmentation, as PartSLIP votes over. Real meshes are often one connected component, so
 components alone give nothing; patches grow across flat or convex edges and stop at concave creases.
 
 Felzenszwalb-Huttenlocher segmentation of the dual graph: edges in order of their crease weight

@@ -1,4 +1,6 @@
-"""Who may talk to a server: CurveZMQ encrypts and authenticates the server to its clients, and every
+"""Who may talk to a server: CurveZMQ keys checked in the handshake.
+
+CurveZMQ encrypts and authenticates the server to its clients, and every
 client proves a key pair of its own in the handshake. ZeroMQ's own authentication protocol (ZAP, in a
 thread of the server) checks that key: with a folder of allowed client public keys only the clients
 holding one of them get in, without one any client that knows the server's key does. Either way every

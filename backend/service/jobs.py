@@ -1,5 +1,7 @@
-"""The server's book of jobs: who owns each one, what it costs, where it stands, and the limits that
-keep a shared backend standing (jobs and bytes held, in all and per client; epochs, points, seconds).
+"""The server's book of jobs: owners, costs, states and limits.
+
+Who owns each job, what it costs, where it stands, and the limits that keep a shared backend
+standing (jobs and bytes held, in all and per client; epochs, points, seconds).
 
 A job belongs to its owner (the client's authenticated key; on a loopback server without keys, the
 client's session token) and is known by its owner and its id together: a client never learns

@@ -1,4 +1,6 @@
-"""Jobs on a Ray cluster (``partdistill serve --ray ADDRESS``): the front door (``Server``) keeps every
+"""The server's jobs run by worker actors on a Ray cluster.
+
+With ``partdistill serve --ray ADDRESS`` the front door (``Server``) keeps every
 decision about who owns what (keys, allow-list, job book, quotas, heartbeats, cancel) and hands each
 checked job to a worker actor; Ray places the actors (one per GPU where the cluster has GPUs, else one
 per CPU slot asked for), notices dead ones and restarts them. Each worker holds its own teacher cache

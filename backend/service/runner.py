@@ -1,5 +1,7 @@
-"""The server's working threads, away from its network loop (which must keep answering pings and
-cancels, and must never stall on a big job):
+"""The server's working threads: checking jobs and running them.
+
+They work away from the network loop (which must keep answering pings and cancels, and must never
+stall on a big job):
 
 - the checker validates each segment request down to every array value (a 20-view job of a
   200k-face mesh takes a second), resolves its model names against the server's allow-list and

@@ -1,8 +1,10 @@
-"""The ZeroMQ backend, the one front door: one socket loop that validates every message header and
-answers at once, a checker thread that validates job requests in full, and the jobs run either by a
-worker thread in this process or, with a :class:`~partdistill.backend.service.ray_pool.RayPool`, by
-workers on a Ray cluster. Keys, the client list, the model allow-list, the job book, quotas,
-heartbeats and cancel all stay here, in the process that knows who owns what.
+"""The ZeroMQ backend's front door: one socket loop that answers every message.
+
+The socket loop validates every message header and answers at once; a checker thread validates
+job requests in full; the jobs run either on a worker thread in this process or, with a
+:class:`~partdistill.backend.service.ray_pool.RayPool`, by workers on a Ray cluster. Keys, the
+client list, the model allow-list, the job book, quotas, heartbeats and cancel all stay here, in the
+process that knows who owns what.
 
 Only the loop thread touches the network socket (ZeroMQ sockets are not thread-safe): the other
 threads hand their replies to it through an inproc PUSH/PULL pair.

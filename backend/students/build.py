@@ -1,5 +1,7 @@
-"""The one student set-up shared by test-time alignment (``tta``) and pre-alignment (``pre``): torch
-prepared for the job, the part-name embedder (loaded once per process) and a fresh student."""
+"""The one student set-up shared by test-time alignment and pre-alignment.
+
+For ``tta`` and ``pre`` alike: torch prepared for the job, the part-name embedder (loaded once per
+process) and a fresh student."""
 
 from __future__ import annotations
 

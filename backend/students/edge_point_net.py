@@ -1,4 +1,6 @@
-"""A compact point network for the student: Fourier-encoded coordinates, two static-graph EdgeConv
+"""The student network: a compact EdgeConv point network scoring points against part names.
+
+Fourier-encoded coordinates, two static-graph EdgeConv
 layers (DGCNN-style local geometry over k nearest neighbours) and a global context vector, with a
 head that scores each point against the part-name embeddings.
 

@@ -1,4 +1,6 @@
-"""Part-name embeddings that condition the student's head: a CLIP text encoder when one is given
+"""Part-name embeddings for the student's head: CLIP text features or fixed hashed vectors.
+
+A CLIP text encoder when one is given
 (hub id or local folder), else fixed per-name random vectors that the student's projection learns to
 use. Either way the same name always maps to the same vector, so a checkpoint trained with "leg"
 finds "leg" again."""

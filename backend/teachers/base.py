@@ -1,6 +1,7 @@
-"""The 2D teacher interface: a vision-language model that looks at rendered views and says where
-each named part is (boxes for a B-VLM, masks for a P-VLM), plus the checks every teacher applies to
-its inputs, settings and outputs.
+"""The 2D teacher interface, and the checks every teacher applies.
+
+A teacher is a vision-language model that looks at rendered views and says where each named part is
+(boxes for a B-VLM, masks for a P-VLM); the checks cover its inputs, settings and outputs.
 
 Nothing here imports torch or transformers, so the registry and the CLI's help stay cheap.
 """

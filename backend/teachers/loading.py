@@ -1,5 +1,7 @@
-"""Loading a teacher's model from a Hugging Face hub id or a local ``save_pretrained`` folder, and the
-one error every loading failure becomes (it tells the user the three ways to provide a model)."""
+"""Loading a teacher's model from a hub id or a local folder, and the one error it raises.
+
+The folder is a ``save_pretrained`` one; every loading failure becomes ``TeacherUnavailableError``,
+which tells the user the three ways to provide a model."""
 
 from __future__ import annotations
 

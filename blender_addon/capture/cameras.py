@@ -1,5 +1,6 @@
-"""Cameras of a capture: the default ring around the object, and OpenCV ``K`` / ``world_to_cam``
-of a Blender camera (see the package docstring for the conventions)."""
+"""Cameras of a capture: the default ring, and OpenCV matrices of a Blender camera.
+
+See the package docstring for the conventions of ``K`` / ``world_to_cam``."""
 
 from __future__ import annotations
 

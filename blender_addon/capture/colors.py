@@ -1,5 +1,6 @@
-"""The colours the rasteriser paints each triangle with, read the way Workbench reads them: the
-material's viewport colour, the scene's single colour or the object's colour, in display (sRGB) values."""
+"""The colours the rasteriser paints each triangle with, read as Workbench reads them.
+
+The material's viewport colour, the scene's single colour or the object's colour, in display (sRGB) values."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Exact per-pixel face ids: rays through the pixel centres cast against a BVH of the very triangles
+"""Exact per-pixel face ids by ray casting, and the capture mesh's triangulation.
+
+Rays through the pixel centres cast against a BVH of the very triangles
 of ``Capture.mesh``, derived from the stored ``K`` / ``world_to_cam`` (so ids, cameras and images
 agree by construction); and the triangulation of the evaluated copy whose ``face_to_polygon`` maps
 each triangle back to a polygon of the user's own mesh."""

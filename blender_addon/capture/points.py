@@ -1,6 +1,8 @@
-"""Capturing point-like objects: a point-cloud object, or a mesh with vertices but no faces (what
-Blender's PLY importer makes of a scan). Their world-space points (and a point colour attribute, if
-any) go to the shared numpy capture; nothing is added to the scene."""
+"""Capturing point-cloud objects and meshes without faces.
+
+A mesh with vertices but no faces is what Blender's PLY importer makes of a scan. Their world-space
+points (and a point colour attribute, if any) go to the shared numpy capture; nothing is added to
+the scene."""
 
 from __future__ import annotations
 

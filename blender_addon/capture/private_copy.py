@@ -1,4 +1,6 @@
-"""The private copy a capture renders: the user's object duplicated into the capture scene, its
+"""The private copy of the user's object that a capture renders.
+
+The user's object is duplicated into the capture scene, its
 polygons numbered in a face attribute that survives modifiers, set to render what the viewport shows."""
 
 from __future__ import annotations

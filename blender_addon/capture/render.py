@@ -1,4 +1,6 @@
-"""Render settings and engines of a capture: the engine choice (with the Workbench probe), the private
+"""Render engines and settings of a capture, and reading the rendered image back.
+
+The engine choice (with the Workbench probe), the private
 scene's render settings, Cycles lighting, the guard around the user's Render Result, and reading
 the rendered TGA back with numpy."""
 

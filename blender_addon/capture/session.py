@@ -1,4 +1,6 @@
-"""The capture session: a private scene holding a private copy of the object (and ring cameras when
+"""The capture session: a private scene rendered view by view into a ``Capture``.
+
+A private scene holding a private copy of the object (and ring cameras when
 needed), rendered view by view; the views' images, face ids and cameras make the ``Capture``."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""What a capture is asked for: the cameras (given, the scene's, or the ring), the image size, the
-render engine and its shading, checked once before anything is made in the scene."""
+"""What a capture is asked for, checked once before the scene is touched.
+
+The cameras (given, the scene's, or the ring), the image size, the render engine and its shading."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Mesh files into a fresh bpy session (headless batch use only: it replaces the session's data),
-and the import-then-capture-with-a-ring step the ``capture`` / ``capture-many`` commands run."""
+"""Mesh files imported into a fresh bpy session, then captured with a ring.
+
+Headless batch use only: importing replaces the session's data. Here too is the
+import-then-capture-with-a-ring step the ``capture`` / ``capture-many`` commands run."""
 
 from __future__ import annotations
 
