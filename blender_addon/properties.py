@@ -65,16 +65,15 @@ RENDER_ITEMS = [
     (
         "raster",
         "Fast",
-        "Face ids and a flat-shaded picture from one z-buffer pass (material colours, "
-        "no textures): about 0.07 s a view",
+        "Face ids and a flat-shaded picture from one z-buffer pass (material colours, no textures): the fastest",
     ),
     (
         "workbench",
         "Workbench",
         "Blender's Workbench render (anti-aliased, textures when the object's "
-        "materials have them); face ids by ray casting: about 0.4 s a view",
+        "materials have them); face ids by ray casting: slower",
     ),
-    ("cycles", "Cycles", "Cycles on the CPU (8 samples); face ids by ray casting: about 1 s a view"),
+    ("cycles", "Cycles", "Cycles on the CPU (8 samples); face ids by ray casting: the slowest"),
 ]
 
 
