@@ -27,8 +27,8 @@ from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import label_faces
 from .pipeline.review import review
-from .pipeline.shape import prepare_points, prepare_shape
-from .students.build import new_student, part_embedder
+from .pipeline.shape import PreparedShape, prepare_points, prepare_shape
+from .students.build import StudentSetup, new_student, part_embedder
 
 
 @dataclass
@@ -63,12 +63,7 @@ def fit(
     if not shapes:
         raise ValidationError("shapes", "fit needs at least one shape")
     t0 = time.perf_counter()
-    setup = new_student(names, options.text_encoder, options.device, options.seed)
-    device, emb, student = setup.device, setup.embeddings, setup.student
-    if options.backbone:
-        from .backbone import load_backbone
-
-        load_backbone(student, options.backbone, frozen=not options.finetune_backbone)
+    setup = category_student(names, options)
     prepared, ids, stats = [], [], {"n_detections": 0}
     for i, s in enumerate(shapes):
         if parallel is not None and not parallel.owns(i):
@@ -81,11 +76,58 @@ def fit(
         if det is None and s.labelled_faces is None:
             raise ValidationError(f"shapes[{i}]", "has neither detections (or a teacher) nor labelled faces")
         prepared.append(
-            prepare_shape(s.capture, det, options.n_points, options.seed + i, device, student.k, s.labelled_faces)
+            prepare_shape(
+                s.capture, det, options.n_points, options.seed + i, setup.device, setup.student.k, s.labelled_faces
+            )
         )
         ids.append(i)
         if progress is not None:
             progress(i + 1, len(shapes), "lift")
+    return train(
+        setup,
+        prepared,
+        names,
+        options,
+        progress=progress,
+        cancel=cancel,
+        shapes_per_step=shapes_per_step,
+        parallel=parallel,
+        shape_ids=ids,
+        n_shapes=len(shapes),
+        started=t0,
+    )
+
+
+def category_student(names: tuple[str, ...], options: SegmentOptions) -> StudentSetup:
+    """A new student for a category (with the pretrained encoder ``options.backbone`` names, if any)."""
+    setup = new_student(names, options.text_encoder, options.device, options.seed)
+    if options.backbone:
+        from .backbone import load_backbone
+
+        load_backbone(setup.student, options.backbone, frozen=not options.finetune_backbone)
+    return setup
+
+
+def train(
+    setup: StudentSetup,
+    prepared: Sequence[PreparedShape],
+    names: tuple[str, ...],
+    options: SegmentOptions,
+    *,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    shapes_per_step: int = 1,
+    parallel: DataParallel | None = None,
+    shape_ids: Sequence[int] | None = None,
+    n_shapes: int | None = None,
+    started: float | None = None,
+) -> Checkpoint:
+    """Distil ``setup.student`` over the prepared shapes (their units' weights are re-scored in place
+    by backward distillation); the checkpoint holds the student and how it was trained."""
+    t0 = time.perf_counter() if started is None else started
+    student, emb = setup.student, setup.embeddings
+    ids = list(range(len(prepared))) if shape_ids is None else list(shape_ids)
+    n_shapes = len(prepared) if n_shapes is None else n_shapes
     rep = distill(
         lambda i: student(prepared[i].xyz, prepared[i].normals, emb, prepared[i].nbr)[0].float().cpu(),
         [p for p in student.parameters() if p.requires_grad],
@@ -98,14 +140,14 @@ def fit(
         shapes_per_step=shapes_per_step,
         parallel=parallel,
         shape_ids=ids,
-        n_shapes=len(shapes),
+        n_shapes=n_shapes,
     )
     n_units = torch.tensor([float(sum(p.units.n_units for p in prepared))])
     if parallel is not None:
         parallel.sum_(n_units)
     meta = {
         "training": {
-            "n_shapes": len(shapes),
+            "n_shapes": n_shapes,
             "n_units": int(n_units.item()),
             "processes": 1 if parallel is None else parallel.world,
             "shapes_per_step": shapes_per_step if parallel is None else parallel.world,
@@ -125,6 +167,7 @@ def predict(
     """Label a shape with a pre-aligned student alone (no teacher, no views needed); ``refine`` as in
     ``SegmentOptions``."""
     noted = mesh.warnings if isinstance(mesh, Capture) else []
+    points = isinstance(mesh, Capture) and mesh.cloud is not None
     mesh = mesh.mesh if isinstance(mesh, Capture) else mesh
     mesh.validate()
     t = time.perf_counter()
@@ -136,7 +179,7 @@ def predict(
     stats = {"method": "pre", "n_faces": mesh.n_faces, "n_points": shape.points.n}
     result = label_faces(student, shape, emb, ckpt.part_names, stats, timings, refine)
     result.timings["total"] = time.perf_counter() - t
-    return review(result, mesh, noted=noted).validate()
+    return review(result, mesh, noted=noted, points=points).validate()
 
 
 def predict_named(capture: Capture, part_names: Sequence[str], options: SegmentOptions) -> SegmentationResult:

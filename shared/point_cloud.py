@@ -173,6 +173,11 @@ def per_point(face_values: np.ndarray) -> np.ndarray:
     return face_values[0::TRIANGLES_PER_POINT]
 
 
+def per_point_total(face_values: np.ndarray) -> np.ndarray:
+    """``(2N, ...)`` values of a surfel mesh's triangles -> ``(N, ...)``, each point's triangles summed."""
+    return face_values.reshape(-1, TRIANGLES_PER_POINT, *face_values.shape[1:]).sum(axis=1)
+
+
 def per_face(point_values: np.ndarray) -> np.ndarray:
     """``(N, ...)`` values per point -> ``(2N, ...)`` per triangle of the surfel mesh."""
     return np.repeat(point_values, TRIANGLES_PER_POINT, axis=0)

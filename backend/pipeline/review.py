@@ -18,6 +18,7 @@ import numpy as np
 from partdistill.shared import limits
 from partdistill.shared.capture import Mesh
 from partdistill.shared.detections import Detections
+from partdistill.shared.point_cloud import per_point_total
 from partdistill.shared.result import SegmentationResult
 
 from .detect import claimed_region
@@ -46,18 +47,25 @@ SWAP_SCORE_RATIO = 1.25
 SWAP_VIEWS = 2
 
 
-def coverage(mesh: Mesh, face_labels: np.ndarray, part_names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def coverage(
+    mesh: Mesh, face_labels: np.ndarray, part_names: tuple[str, ...], points: bool = False
+) -> dict[str, dict[str, float]]:
     """Per part (and ``"(unlabelled)"`` when any face is), its face count and its share of the surface
-    area: ``{"seat": {"faces": 213, "area": 0.18}, ...}``."""
+    area: ``{"seat": {"faces": 213, "area": 0.18}, ...}``. ``points``: ``mesh`` is a point cloud's
+    surfel mesh (two triangles a point) and ``face_labels`` are per point (the result's polygon
+    labels): points are counted, ``{"seat": {"points": 96, "area": 0.18}, ...}``."""
     area = mesh.face_areas().astype(np.float64)
+    if points:
+        area = per_point_total(area)
     total = float(area.sum()) or 1.0
+    unit = "points" if points else "faces"
     out = {}
     for i, name in enumerate(part_names):
         m = face_labels == i
-        out[name] = {"faces": int(m.sum()), "area": round(float(area[m].sum()) / total, 4)}
+        out[name] = {unit: int(m.sum()), "area": round(float(area[m].sum()) / total, 4)}
     m = face_labels < 0
     if m.any():
-        out["(unlabelled)"] = {"faces": int(m.sum()), "area": round(float(area[m].sum()) / total, 4)}
+        out["(unlabelled)"] = {unit: int(m.sum()), "area": round(float(area[m].sum()) / total, 4)}
     return out
 
 
@@ -117,12 +125,15 @@ def review(
     detections: Detections | None = None,
     face_id: np.ndarray | None = None,
     noted: Sequence[str] = (),
+    points: bool = False,
 ) -> SegmentationResult:
     """Add ``stats["coverage"]`` and the warnings this result deserves; returns ``result``.
     ``face_id`` (N, H, W) int32, the capture's face under each pixel, enables the swap check.
-    ``noted``: warnings the capture carries (dropped faces, specks out of view), placed first."""
+    ``noted``: warnings the capture carries (dropped faces, specks out of view), placed first.
+    ``points``: ``mesh`` is a point cloud's surfel mesh (coverage counts points)."""
     names = result.part_names
-    cov = coverage(mesh, result.face_labels, names)
+    cov = coverage(mesh, result.polygon_labels if points else result.face_labels, names, points)
+    unit = "point" if points else "face"
     result.stats["coverage"] = cov
     warnings = result.warnings
     warnings[:0] = [w for w in noted if w not in warnings]
@@ -135,10 +146,10 @@ def review(
             )
     seen = detected_views(detections, len(names))
     for i, name in enumerate(names):
-        if seen[i] >= MISSING_AFTER_VIEWS and cov[name]["faces"] == 0:
+        if seen[i] >= MISSING_AFTER_VIEWS and cov[name][unit + "s"] == 0:
             views = "1 view" if seen[i] == 1 else f"{seen[i]} views"
             warnings.append(
-                f"'{name}' was detected in {views} but no face was labelled with it (if the shape has a {name}, "
+                f"'{name}' was detected in {views} but no {unit} was labelled with it (if the shape has a {name}, "
                 "the teacher probably took it for another part)"
             )
     if detections is not None and face_id is not None:

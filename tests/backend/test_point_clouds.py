@@ -91,6 +91,8 @@ def test_the_cli_writes_labels_per_point(tmp_path):
         assert (z["point_labels"] == labels).mean() >= 0.8
     doc = json.loads((tmp_path / "o" / "labels.json").read_text())
     assert doc["n_points"] == cap.cloud.n
+    counted = sum(c["points"] for c in doc["coverage"].values())  # points, not their two surfel triangles
+    assert counted == cap.cloud.n
 
 
 def test_a_point_cloud_capture_crosses_the_wire_as_surfels(tmp_path):

@@ -1,0 +1,276 @@
+"""Collection mode: the shapes of a category teach each other, then each learns from its own views.
+
+A category student is distilled over the whole collection (the paper's Pre), then fine-tuned on
+each shape with that shape's own knowledge units (test-time alignment started from the category
+student, with fewer epochs): each shape gets the collection's prior and its own evidence. The
+category student's labels stay beside each result: where a shape's labels depart from them its
+confidence drops, and ``pipeline.outliers`` flags the shapes that depart most.
+
+Modes (``COLLECTION_MODES``): "pre-tta" (the above, the default), "pre" (the category student
+alone) and "tta" (every shape on its own, as ``tta.segment``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from partdistill.shared import limits
+from partdistill.shared.capture import Capture
+from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError, one_line
+from partdistill.shared.options import VOTING_METHODS, SegmentOptions
+from partdistill.shared.progress import Progress
+from partdistill.shared.result import SegmentationResult
+from partdistill.shared.validation import check_part_names
+
+from .cancel import Cancelled
+from .checkpoint import Checkpoint
+from .pipeline.detect import make_detections
+from .pipeline.distill import TTA_LR, DistillConfig, distill, rescore
+from .pipeline.label import label_faces
+from .pipeline.outliers import disagreement
+from .pipeline.review import review
+from .pipeline.shape import PreparedShape, prepare_shape
+from .pre import category_student, train
+from .students.build import part_embedder
+
+COLLECTION_MODES = ("pre-tta", "pre", "tta")
+#: Epochs of each shape's fine-tuning from the category student (test-time alignment from scratch
+#: takes ``SegmentOptions.epochs``).
+FINETUNE_EPOCHS = 30
+#: A face whose label differs from the category student's keeps this share of its confidence.
+DISAGREE_CONFIDENCE = 0.5
+
+
+@dataclass
+class CollectionOptions:
+    """How a collection is labelled. mode: one of ``COLLECTION_MODES``. finetune_epochs: epochs of
+    each shape's fine-tuning ("pre-tta"). downweight: before fine-tuning, lower the weight of each
+    knowledge unit by how much the category student contradicts it (backward distillation's
+    re-scoring, with the category student as the snapshot). disagree_confidence: the share of its
+    confidence a face keeps where its label differs from the category student's."""
+
+    mode: str = "pre-tta"
+    finetune_epochs: int = FINETUNE_EPOCHS
+    downweight: bool = False
+    disagree_confidence: float = DISAGREE_CONFIDENCE
+
+    def validate(self) -> CollectionOptions:
+        if self.mode not in COLLECTION_MODES:
+            raise ValidationError("collection.mode", f"must be one of {', '.join(COLLECTION_MODES)}, got {self.mode!r}")
+        if not isinstance(self.finetune_epochs, int) or not 1 <= self.finetune_epochs <= 100_000:
+            raise ValidationError(
+                "collection.finetune_epochs", f"must be an integer in [1, 100000], got {self.finetune_epochs!r}"
+            )
+        if not 0.0 <= float(self.disagree_confidence) <= 1.0:
+            raise ValidationError("collection.disagree_confidence", "must be a number in [0, 1]")
+        return self
+
+
+@dataclass
+class Member:
+    """One shape of a collection: its capture and its detections (None: the teacher's)."""
+
+    capture: Capture
+    detections: Detections | None = None
+
+
+@dataclass
+class CollectionResult:
+    """results: one per member (None where it failed, with its one-line reason in ``errors``).
+    student_labels: per member, the category student's face labels ``(F,) int32`` (None in mode
+    "tta" or for a failed member). checkpoint: the category student (None in mode "tta")."""
+
+    results: list[SegmentationResult | None]
+    errors: list[str]
+    student_labels: list[np.ndarray | None]
+    checkpoint: Checkpoint | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def disagreements(self) -> np.ndarray:
+        """(S,) float64: the share of each member's surface where its labels differ from the category
+        student's (NaN without a student or a result)."""
+        out = np.full(len(self.results), np.nan)
+        for i, (r, s) in enumerate(zip(self.results, self.student_labels, strict=True)):
+            if r is not None and s is not None:
+                out[i] = float(r.stats["disagreement"])
+        return out
+
+
+def segment_collection(
+    members: Sequence[Member],
+    part_names: Sequence[str],
+    options: SegmentOptions | None = None,
+    collection: CollectionOptions | None = None,
+    *,
+    teacher=None,
+    checkpoint: Checkpoint | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> CollectionResult:
+    """Label every member (see the module docstring). ``checkpoint``: a category student fitted
+    before over the same collection (an interrupted batch resumed), used instead of fitting one. A
+    member that cannot be labelled (empty views, detections that cover nothing) is reported in
+    ``errors`` and the others go on; a collection of which none can be labelled raises
+    ``ValidationError``."""
+    options = (options or SegmentOptions()).validate()
+    collection = (collection or CollectionOptions()).validate()
+    names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
+    if not members:
+        raise ValidationError("inputs", "a collection needs at least one shape")
+    if options.method in VOTING_METHODS or options.render_type != "color-mesh" or options.category_model:
+        raise ValidationError(
+            "collection.mode",
+            "collection mode distils a student on the views as captured: use method distill, render type "
+            "color-mesh and no category model (or label the shapes one by one)",
+        )
+    if collection.mode == "tta":
+        return _one_by_one(members, names, options, teacher, progress, cancel)
+    t0 = time.perf_counter()
+    n = len(members)
+    setup = category_student(names, options)
+    prepared: list[PreparedShape | None] = [None] * n
+    dets: list[Detections | None] = [None] * n
+    errors = [""] * n
+    for i, m in enumerate(members):
+        _check_cancel(cancel)
+        try:
+            m.capture.validate()
+            m.capture.check_views_show_object()
+            dets[i] = make_detections(m.capture, names, options, m.detections, teacher, None, cancel, {}, {})
+            shape = prepare_shape(m.capture, dets[i], options.n_points, options.seed + i, setup.device, setup.student.k)
+            if shape.units.n_units == 0 or not (shape.units.coverage() > 0).any():
+                raise ValidationError("detections", "no detection covers any visible part of the mesh")
+            prepared[i] = shape
+        except ValidationError as e:
+            errors[i] = one_line(str(e))
+        _report(progress, i + 1, n, "detect")
+    ok = [i for i in range(n) if prepared[i] is not None]
+    if not ok:
+        raise ValidationError("inputs", f"no shape of the collection could be labelled (first: {errors[0]})")
+    confidence = [prepared[i].units.weight.copy() for i in ok]
+    t1 = time.perf_counter()
+    if checkpoint is None:
+        ckpt = train(setup, [prepared[i] for i in ok], names, options, progress=progress, cancel=cancel)
+    else:
+        if tuple(checkpoint.part_names) != names:
+            raise ValidationError(
+                "checkpoint", f"the category student knows the parts {list(checkpoint.part_names)}, not {list(names)}"
+            )
+        ckpt = Checkpoint(
+            checkpoint.student.to(setup.device).eval(),
+            names,
+            checkpoint.text_encoder,
+            checkpoint.n_points,
+            checkpoint.meta,
+        )
+    emb = (
+        setup.embeddings
+        if ckpt.text_encoder == setup.text_encoder
+        else part_embedder(ckpt.text_encoder, str(setup.device))(names)
+    )
+    timings = {"detect_lift": t1 - t0, "fit": time.perf_counter() - t1}
+    results: list[SegmentationResult | None] = [None] * n
+    student_labels: list[np.ndarray | None] = [None] * n
+    t2 = time.perf_counter()
+    for k, i in enumerate(ok):
+        _check_cancel(cancel)
+        shape, m = prepared[i], members[i]
+        pre = label_faces(ckpt.student, shape, emb, names, {"method": "pre"}, {}, options.refine)
+        student_labels[i] = pre.face_labels
+        if collection.mode == "pre":
+            result = pre
+        else:
+            shape.units.weight = confidence[k]  # the category fit re-scored them; each shape starts afresh
+            result = _finetune(ckpt, shape, emb, names, options, collection, pre.face_labels, cancel)
+        result.stats.update(method=f"collection-{collection.mode}", n_views=m.capture.n_views)
+        result.stats["disagreement"] = round(
+            disagreement(result.face_labels, pre.face_labels, m.capture.mesh.face_areas()), 4
+        )
+        cap = m.capture
+        results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings, cap.cloud is not None).validate()
+        _report(progress, k + 1, len(ok), "tune" if collection.mode == "pre-tta" else "label")
+    timings["label"] = time.perf_counter() - t2
+    return CollectionResult(results, errors, student_labels, ckpt, timings)
+
+
+def _finetune(
+    ckpt: Checkpoint,
+    shape: PreparedShape,
+    emb,
+    names: tuple[str, ...],
+    options: SegmentOptions,
+    collection: CollectionOptions,
+    student_labels: np.ndarray,
+    cancel: Callable[[], bool] | None,
+) -> SegmentationResult:
+    """Test-time alignment of one shape started from the category student; faces whose labels leave
+    the category student's lose confidence."""
+    t = time.perf_counter()
+    student = copy.deepcopy(ckpt.student).train()
+    if collection.downweight:
+        import torch
+
+        with torch.inference_mode():
+            pred = ckpt.student(shape.xyz, shape.normals, emb, shape.nbr)[0].argmax(dim=-1).cpu().numpy()
+        shape.units.weight = rescore(pred, shape.units, rescale_per_part=True)
+    config = DistillConfig.from_options(options, lr=TTA_LR)
+    config.epochs = collection.finetune_epochs
+    rep = distill(
+        lambda i: student(shape.xyz, shape.normals, emb, shape.nbr)[0].float().cpu(),
+        [p for p in student.parameters() if p.requires_grad],
+        [shape.units],
+        len(names),
+        config,
+        seed=options.seed,
+        cancel=cancel,
+    )
+    stats = {"epochs_run": len(rep.loss), "trigger_epoch": rep.trigger_epoch, "loss": [round(x, 5) for x in rep.loss]}
+    result = label_faces(student.eval(), shape, emb, names, stats, {"distill": time.perf_counter() - t}, options.refine)
+    differ = result.face_labels != student_labels
+    result.face_confidence = np.where(
+        differ, result.face_confidence * collection.disagree_confidence, result.face_confidence
+    ).astype(np.float32)
+    return result
+
+
+def _one_by_one(
+    members: Sequence[Member],
+    names: tuple[str, ...],
+    options: SegmentOptions,
+    teacher,
+    progress: Progress | None,
+    cancel: Callable[[], bool] | None,
+) -> CollectionResult:
+    from .tta import segment
+
+    results: list[SegmentationResult | None] = []
+    errors = []
+    for i, m in enumerate(members):
+        _check_cancel(cancel)
+        try:
+            results.append(
+                segment(m.capture, names, options=options, detections=m.detections, teacher=teacher, cancel=cancel)
+            )
+            errors.append("")
+        except ValidationError as e:
+            results.append(None)
+            errors.append(one_line(str(e)))
+        _report(progress, i + 1, len(members), "segment")
+    if all(r is None for r in results):
+        raise ValidationError("inputs", f"no shape of the collection could be labelled (first: {errors[0]})")
+    return CollectionResult(results, errors, [None] * len(members))
+
+
+def _check_cancel(cancel: Callable[[], bool] | None) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled()
+
+
+def _report(progress: Progress | None, done: int, total: int, stage: str) -> None:
+    if progress is not None:
+        progress(done, total, stage)

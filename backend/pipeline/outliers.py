@@ -1,0 +1,200 @@
+"""Review over a collection: shapes unlike the rest, and parts the collection disagrees on.
+
+One shape cannot tell that its ``handle`` covering 80 % of a cup is wrong; a collection of cups
+can: the same part covers wildly different shares of similar objects. Per shape and part this module
+describes the part (its share of the surface, its number of pieces, its place in the object's
+bounding box), compares each shape with the collection (median and spread of each figure) and with
+the category student (the share of the surface where the shape's labels differ from the student's),
+and words what stands out as warnings naming the part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from partdistill.shared.capture import Capture
+from scipy.sparse import csgraph, csr_matrix
+
+from .mesh_graph import face_graph
+
+#: A piece of a part counts when it holds at least this share of the part's surface (specks do not).
+MIN_PIECE = 0.05
+#: The spread of a figure over the collection is its median absolute deviation times this (the
+#: standard deviation of a normal distribution).
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass
+class FlagRules:
+    """When a figure stands out. A shape's part is flagged when its share of the surface lies more than
+    ``share_z`` spreads and more than ``share_abs`` (absolute) from the collection's median share of that
+    part; when its number of pieces differs from the median by more than a factor ``pieces_ratio``
+    (counted as ``(n + 1)``); when its centre lies more than ``place_dist`` (in units of the object's
+    bounding box) from the median centre. A shape is flagged when its labels differ from the category
+    student's on more than ``disagreement`` of its surface. A part is flagged for the whole collection
+    when its share's spread exceeds ``collection_spread`` times its median share (and the collection
+    has at least ``min_shapes`` shapes; below that nothing is compared)."""
+
+    share_z: float = 3.0
+    share_abs: float = 0.15
+    pieces_ratio: float = 3.0
+    place_dist: float = 0.35
+    disagreement: float = 0.35
+    collection_spread: float = 0.75
+    min_shapes: int = 3
+
+
+@dataclass
+class PartFigures:
+    """What a labelled shape's parts look like. share: (P,) float64, each part's share of the surface
+    (of the points, for a point cloud). pieces: (P,) int64, its connected pieces holding at least
+    ``MIN_PIECE`` of it. place: (P, 3) float64, its centre in the object's bounding box scaled to
+    [0, 1] per axis (NaN for a part with no face)."""
+
+    share: np.ndarray
+    pieces: np.ndarray
+    place: np.ndarray
+
+    @classmethod
+    def from_dict(cls, d: dict, names: Sequence[str]) -> PartFigures:
+        """The figures ``to_dict`` wrote (a part missing from ``d`` has none)."""
+        empty = {"share": 0.0, "pieces": 0, "place": [None, None, None]}
+        rows = [d.get(n, empty) for n in names]
+        return cls(
+            np.array([float(r["share"]) for r in rows]),
+            np.array([int(r["pieces"]) for r in rows], np.int64),
+            np.array([[np.nan if x is None else float(x) for x in r["place"]] for r in rows]).reshape(len(names), 3),
+        )
+
+    def to_dict(self, names: Sequence[str]) -> dict[str, dict]:
+        return {
+            n: {
+                "share": round(float(self.share[i]), 4),
+                "pieces": int(self.pieces[i]),
+                "place": [None if np.isnan(x) else round(float(x), 3) for x in self.place[i]],
+            }
+            for i, n in enumerate(names)
+        }
+
+
+def part_figures(capture: Capture, face_labels: np.ndarray, n_parts: int) -> PartFigures:
+    """The figures of ``face_labels`` (F,) int32 on ``capture``'s mesh (its points for a point cloud:
+    a point's two surfel triangles have equal areas, so the area share is the point share)."""
+    graph = face_graph(capture.mesh)
+    area = graph.areas if capture.cloud is None else np.ones(graph.n_faces)
+    total = float(area.sum()) or 1.0
+    lo, hi = graph.centroids.min(axis=0), graph.centroids.max(axis=0)
+    extent = np.where(hi - lo > 0, hi - lo, 1.0)
+    same = face_labels[graph.edges[:, 0]] == face_labels[graph.edges[:, 1]]
+    e = graph.edges[same]
+    f = graph.n_faces
+    _, comp = csgraph.connected_components(
+        csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(f, f)), directed=False
+    )
+    share = np.zeros(n_parts)
+    pieces = np.zeros(n_parts, np.int64)
+    place = np.full((n_parts, 3), np.nan)
+    for p in range(n_parts):
+        m = face_labels == p
+        a = float(area[m].sum())
+        if a <= 0:
+            continue
+        share[p] = a / total
+        place[p] = ((graph.centroids[m] * area[m, None]).sum(axis=0) / a - lo) / extent
+        piece_area = np.bincount(comp[m], weights=area[m])
+        pieces[p] = int((piece_area >= MIN_PIECE * a).sum())
+    return PartFigures(share, pieces, place)
+
+
+@dataclass
+class CollectionFlags:
+    """The review of a collection. shape_warnings: one list per shape. collection_warnings: about
+    the whole collection. suspicion: (S,) float64 per shape, how far it stands out (0 = not at all;
+    above 1 = flagged), for the list of shapes to check first. figures: the shapes' ``PartFigures``
+    (None for a shape without a result). disagreement: (S,) float64, NaN where there is no
+    category student."""
+
+    shape_warnings: list[list[str]]
+    collection_warnings: list[str]
+    suspicion: np.ndarray
+    figures: list[PartFigures | None]
+    disagreement: np.ndarray
+    rules: FlagRules = field(default_factory=FlagRules)
+
+    def review_order(self) -> list[int]:
+        """The flagged shapes, the one standing out most first."""
+        flagged = [i for i, w in enumerate(self.shape_warnings) if w]
+        return sorted(flagged, key=lambda i: -self.suspicion[i])
+
+
+def flag_collection(
+    figures: Sequence[PartFigures | None],
+    disagreement: np.ndarray,
+    names: Sequence[str],
+    rules: FlagRules | None = None,
+) -> CollectionFlags:
+    """Compare every shape with the collection and with the category student. ``figures``: one per
+    shape (None: no result). ``disagreement``: (S,) float64, the share of each shape's surface where
+    its labels differ from the category student's (NaN: no student)."""
+    rules = rules or FlagRules()
+    n = len(figures)
+    warnings: list[list[str]] = [[] for _ in range(n)]
+    suspicion = np.zeros(n)
+    have = [i for i, f in enumerate(figures) if f is not None]
+    out: list[str] = []
+    for i in have:
+        d = disagreement[i]
+        if np.isfinite(d) and d > rules.disagreement:
+            warnings[i].append(
+                f"the labels differ from the category student's on {100 * d:.0f}% of the surface: this shape "
+                "is unlike the rest of the collection, or its detections are (check it first)"
+            )
+            suspicion[i] = max(suspicion[i], d / rules.disagreement)
+    if len(have) < rules.min_shapes:
+        return CollectionFlags(warnings, out, suspicion, list(figures), disagreement, rules)
+    share = np.stack([figures[i].share for i in have])
+    pieces = np.stack([figures[i].pieces for i in have])
+    place = np.stack([figures[i].place for i in have])
+    for p, name in enumerate(names):
+        med = float(np.median(share[:, p]))
+        spread = MAD_TO_SIGMA * float(np.median(np.abs(share[:, p] - med)))
+        if med > 0 and spread > rules.collection_spread * med:
+            lo, hi = share[:, p].min(), share[:, p].max()
+            out.append(
+                f"'{name}' covers between {100 * lo:.0f}% and {100 * hi:.0f}% of the surface across the collection "
+                f"(median {100 * med:.0f}%): the teacher probably confuses it with another part (check the part "
+                "names and the prompt)"
+            )
+        limit = max(rules.share_z * spread, rules.share_abs)
+        piece_med = float(np.median(pieces[:, p]))
+        present = ~np.isnan(place[:, p, 0])
+        centre = np.nanmedian(place[:, p], axis=0) if present.sum() >= rules.min_shapes else None
+        for k, i in enumerate(have):
+            off = abs(share[k, p] - med)
+            if off > limit:
+                warnings[i].append(
+                    f"'{name}' covers {100 * share[k, p]:.0f}% of the surface, against {100 * med:.0f}% on the "
+                    "collection's typical shape"
+                )
+                suspicion[i] = max(suspicion[i], off / limit)
+            ratio = (pieces[k, p] + 1) / (piece_med + 1)
+            if max(ratio, 1 / ratio) > rules.pieces_ratio:
+                warnings[i].append(
+                    f"'{name}' is in {pieces[k, p]} pieces, against {piece_med:g} on the collection's typical shape"
+                )
+                suspicion[i] = max(suspicion[i], max(ratio, 1 / ratio) / rules.pieces_ratio)
+            if centre is not None and present[k]:
+                dist = float(np.linalg.norm(place[k, p] - centre))
+                if dist > rules.place_dist:
+                    warnings[i].append(f"'{name}' lies elsewhere in the object than on the collection's typical shape")
+                    suspicion[i] = max(suspicion[i], dist / rules.place_dist)
+    return CollectionFlags(warnings, out, suspicion, list(figures), disagreement, rules)
+
+
+def disagreement(face_labels: np.ndarray, student_labels: np.ndarray, areas: np.ndarray) -> float:
+    """The share of the surface (``areas`` (F,)) where ``face_labels`` and the category student's
+    ``student_labels`` (both (F,) int32) differ."""
+    total = float(areas.sum()) or 1.0
+    return float(areas[face_labels != student_labels].sum()) / total
