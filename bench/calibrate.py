@@ -1,7 +1,9 @@
-"""Fitting the product's confidence calibration (``backend/pipeline/calibration.py``) on the
-VALIDATION runs of the real-mesh benchmark: per confidence bin, how often the faces reported there
-were right; a monotone (isotonic) fit of that, composed with the table in use (the runs' confidences
-are already calibrated by it, so the new table maps raw confidences straight to the observed rate)."""
+"""Refitting the product's confidence calibration on the real-mesh benchmark's validation runs.
+
+The calibration is ``backend/pipeline/calibration.py``; it is fitted on the VALIDATION runs only:
+per confidence bin, how often the faces reported there were right; a monotone (isotonic) fit of
+that, composed with the table in use (the runs' confidences are already calibrated by it, so the new
+table maps raw confidences straight to the observed rate)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Labelled shapes captured through the real headless-Blender capture path, cached on disk: what
-both benchmark datasets (the procedural families and the real meshes) are made of.
+"""Labelled shapes captured through headless Blender and cached on disk.
+
+They are captured through the real headless-Blender capture path: what both benchmark datasets (the
+procedural families and the real meshes) are made of.
 
 Captures run in child processes (``python -m partdistill.blender_addon.headless capture-many``), each
 capturing a list of OBJ files in one Blender session; the parent attaches the labels and writes the

@@ -1,6 +1,7 @@
-"""``partdistill bench quality|speed|real|fuzz|load``: added to the product's CLI through the
-``partdistill.commands`` entry point (the product never imports the evaluation tools). Heavy modules
-load only when a benchmark runs."""
+"""The ``partdistill bench`` sub-commands (quality, speed, real, fewshot, points, pretrain, ...).
+
+They are added to the product's CLI through the ``partdistill.commands`` entry point (the product
+never imports the evaluation tools). Heavy modules load only when a benchmark runs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import RENDER_TYPES, SegmentOptions
+
+from .runlog import RunSetup
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,21 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.set_defaults(func=run_speed)
     r = which.add_parser("real", help="every method on real meshes (validation and test splits apart)")
-    r.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
-    r.add_argument("--data", type=Path, default=Path(".cache/bench-real"), help="cached captures")
-    r.add_argument("--out", type=Path, default=Path("out/bench-real"))
+    _real_mesh_args(r, Path("out/bench-real"))
     r.add_argument("--split", choices=("val", "test", "all"), default="all")
-    r.add_argument("--categories", default=None, help="comma-separated subset (default: all 10)")
     r.add_argument("--per-category", type=int, default=None, help="shapes per category and split (default: all 4)")
     r.add_argument("--teachers", default="box,mask")
     r.add_argument("--levels", default="perfect,realistic", help="perfect, mild, realistic, hard")
     r.add_argument("--methods", default=None, help="comma-separated (default: all)")
-    r.add_argument(
-        "--render-type",
-        choices=RENDER_TYPES,
-        default=SegmentOptions.render_type,
-        help="what the (simulated) teacher's views show; the detections are the same for every type",
-    )
     r.add_argument(
         "--fit-calibration",
         action="store_true",
@@ -58,10 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.set_defaults(func=run_real)
     f = which.add_parser("fewshot", help="mIoU against k painted faces (TTA) and k labelled shapes (Pre)")
-    f.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
-    f.add_argument("--data", type=Path, default=Path(".cache/bench-real"), help="cached captures")
-    f.add_argument("--out", type=Path, default=Path("out/bench-fewshot"))
-    f.add_argument("--categories", default=None, help="comma-separated subset (default: all 10)")
+    _real_mesh_args(f, Path("out/bench-fewshot"))
     f.add_argument(
         "--per-category",
         type=int,
@@ -74,8 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--split", choices=("val", "test"), default="test", help="the shapes of the TTA curve")
     f.set_defaults(func=run_fewshot)
     pc = which.add_parser("points", help="point clouds sampled from the real meshes, every method, per-point mIoU")
-    pc.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
-    pc.add_argument("--out", type=Path, default=Path("out/bench-points"))
+    _real_mesh_args(pc, Path("out/bench-points"), captures=False, categories=False)
     pc.add_argument("--split", choices=("val", "test"), default="test")
     pc.add_argument("--per-category", type=int, default=None, help="clouds per category (default: all 4)")
     pc.add_argument("--n-points", type=int, default=20_000, help="points sampled per mesh")
@@ -89,12 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pt.set_defaults(func=run_pretrain)
     bb = which.add_parser("backbone", help="Fig. B: pretrained encoder (frozen / fine-tuned) vs from scratch")
     bb.add_argument("--backbone", type=Path, default=Path("models/backbone-procedural"))
-    bb.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
-    bb.add_argument("--data", type=Path, default=Path(".cache/bench-real"), help="cached captures")
-    bb.add_argument("--out", type=Path, default=Path("out/bench-backbone"))
+    _real_mesh_args(bb, Path("out/bench-backbone"))
     bb.add_argument("--split", choices=("val", "test", "all"), default="val")
     bb.add_argument("--per-category", type=int, default=1)
-    bb.add_argument("--categories", default=None, help="comma-separated subset (default: all 10)")
     bb.set_defaults(func=run_backbone)
     z = which.add_parser("fuzz", help="hostile messages against a live backend: replies, crashes, hangs, RSS")
     z.add_argument("--n", type=int, default=10000, help="messages to send")
@@ -109,11 +96,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--large-faces", type=int, default=200_000, help="faces of the large job (20 views)")
     ld.set_defaults(func=run_load)
     for p in (q, s, r, f, bb, pc):
-        p.add_argument("--views", type=int, default=10)
-        p.add_argument("--resolution", type=int, default=512)
-        p.add_argument("--points", type=int, default=SegmentOptions.n_points)
-        p.add_argument("--epochs", type=int, default=SegmentOptions.epochs)
-        p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        _engine_args(p, render_type=p is r)
+
+
+def _real_mesh_args(p: argparse.ArgumentParser, out: Path, captures: bool = True, categories: bool = True) -> None:
+    """Where the real-mesh set is (``_psb_data``), where its captures are cached (``captures``), where
+    the results go (``out`` by default) and which categories run (``categories``)."""
+    p.add_argument("--psb", type=Path, default=None, help="folder of psb-dev.npz (default: ../shared/data)")
+    if captures:
+        p.add_argument("--data", type=Path, default=Path(".cache/bench-real"), help="cached captures")
+    p.add_argument("--out", type=Path, default=out)
+    if categories:
+        p.add_argument("--categories", default=None, help="comma-separated subset (default: all 10)")
+
+
+def _engine_args(p: argparse.ArgumentParser, render_type: bool = False) -> None:
+    """What ``_options`` and ``_setup`` read: the views' number and size, what they show (only where
+    the runner passes ``render_type`` on), and the student's points, epochs and device."""
+    p.add_argument("--views", type=int, default=10)
+    p.add_argument("--resolution", type=int, default=512)
+    if render_type:
+        p.add_argument(
+            "--render-type",
+            choices=RENDER_TYPES,
+            default=SegmentOptions.render_type,
+            help="what the (simulated) teacher's views show; the detections are the same for every type",
+        )
+    p.add_argument("--points", type=int, default=SegmentOptions.n_points)
+    p.add_argument("--epochs", type=int, default=SegmentOptions.epochs)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
 def _options(args: argparse.Namespace) -> SegmentOptions:
@@ -121,6 +132,11 @@ def _options(args: argparse.Namespace) -> SegmentOptions:
     return SegmentOptions(
         n_points=args.points, epochs=args.epochs, device=args.device, render_type=render_type
     ).validate()
+
+
+def _setup(args: argparse.Namespace) -> RunSetup:
+    """How the real-mesh runners make each run, from the engine's arguments (``_engine_args``)."""
+    return RunSetup(_options(args), args.views, args.resolution)
 
 
 def _psb_data(args: argparse.Namespace) -> Path:
@@ -152,9 +168,7 @@ def run_fewshot(args: argparse.Namespace) -> int:
         teacher=args.teacher,
         per_category=args.per_category,
         categories=cats,
-        options=_options(args),
-        views=args.views,
-        resolution=args.resolution,
+        setup=_setup(args),
         curves=_list(args.curves),
         split=args.split,
     )
@@ -174,9 +188,7 @@ def run_points(args: argparse.Namespace) -> int:
         per_category=args.per_category,
         n_points=args.n_points,
         levels=_list(args.levels),
-        options=_options(args),
-        views=args.views,
-        resolution=args.resolution,
+        setup=_setup(args),
     )
     print(points.report(rows, args.out))
     print(f"wrote {args.out}/points.jsonl, points.md")
@@ -204,9 +216,7 @@ def run_backbone(args: argparse.Namespace) -> int:
             args.backbone,
             split=split,
             per_category=args.per_category,
-            options=_options(args),
-            views=args.views,
-            resolution=args.resolution,
+            setup=_setup(args),
             categories=_list(args.categories) or psb.CATEGORIES,
         )
     print(pretraining.report(rows, args.out))
@@ -290,9 +300,7 @@ def run_real(args: argparse.Namespace) -> int:
             args.out,
             splits=("val", "test") if args.split == "all" else (args.split,),
             per_category=args.per_category,
-            options=_options(args),
-            views=args.views,
-            resolution=args.resolution,
+            setup=_setup(args),
             **kw,
         )
     except ValueError as e:

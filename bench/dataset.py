@@ -1,5 +1,7 @@
-"""The benchmark dataset: procedural shapes (``families``) captured through the real headless
-Blender capture path, with ground-truth part labels attached, cached on disk.
+"""The procedural benchmark dataset, captured and cached.
+
+Procedural shapes (``families``) captured through the real headless Blender capture path, with
+ground-truth part labels attached, cached on disk.
 
 Layout under ``root``::
 

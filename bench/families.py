@@ -558,7 +558,7 @@ FAMILIES: dict[str, Family] = {
 
 def make_shape(family: str, seed: int) -> LabelledShape:
     """The shape number ``seed`` of ``family``: deterministic, and each family has its own random
-    stream (the family name is hashed into the seed). Raises KeyError for an unknown family and
+    stream (the family name is hashed into its generator's seed). Raises KeyError for an unknown family and
     RuntimeError if a required part is missing (a generator bug)."""
     if family not in FAMILIES:
         raise KeyError(f"unknown shape family {family!r}; known: {', '.join(FAMILIES)}")

@@ -1,5 +1,6 @@
-"""``partdistill bench fewshot``: mIoU against the number of labelled examples, on the real-mesh set
-with a SIMULATED teacher (``levels.py``).
+"""``partdistill bench fewshot``: mIoU against the number of labelled examples.
+
+On the real-mesh set, with a SIMULATED teacher (``levels.py``):
 
 - **TTA with painted faces**: on each test shape, ``k`` faces per part are given their true part
   (as a user paints them in Blender, ``labelled_faces``) on top of the teacher's detections;
@@ -16,7 +17,6 @@ from them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +25,14 @@ from partdistill.backend.pipeline.mesh_graph import face_graph
 from partdistill.backend.pre import TrainingShape, fit, predict
 from partdistill.backend.tta import segment
 from partdistill.shared.capture import Capture
-from partdistill.shared.options import SegmentOptions
 
 from .levels import simulate
 from .psb import CATEGORIES, real_shapes
-from .runlog import append_run, read_runs
+from .reporting import pyplot, table_head, table_row, write_report
+from .runlog import Log, RunLog, RunSetup
 
 FACES_PER_PART = (0, 1, 2, 4, 8)
 LABELLED_SHAPES = (0, 1, 2, 4)
-Log = Callable[[str], None]
 
 
 def paint(capture: Capture, k: int, seed: int) -> np.ndarray | None:
@@ -61,35 +60,29 @@ def run(
     teacher: str = "box",
     per_category: int | None = None,
     categories=CATEGORIES,
-    options: SegmentOptions | None = None,
-    views: int = 10,
-    resolution: int = 512,
+    setup: RunSetup | None = None,
     curves=("tta", "pre"),
     split: str = "test",
     log: Log = print,
 ) -> list[dict]:
     """Run what is missing of the ``curves``; returns every row. ``split``: the shapes the TTA curve
     runs on (Pre always fits on the validation shapes and predicts the test shapes)."""
-    options = (options or SegmentOptions()).validate()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "fewshot.jsonl"
-    done = read_runs(path)
-    rows = []
+    setup = setup or RunSetup()
+    options = setup.options
+    runs = RunLog.open(out / "fewshot.jsonl")
 
     def record(row: dict) -> None:
-        append_run(path, row, done, rows)
+        runs.add(row)
         log(f"{row['curve']:>4} {row['shape']:>12} k={row['k']} mIoU {row['miou']:5.1f}  {row['seconds']:6.1f} s")
 
-    kw = {"views": views, "resolution": resolution, "per_category": per_category}
+    kw = {"views": setup.views, "resolution": setup.resolution, "per_category": per_category}
     for cat in categories:
         test = real_shapes(data, cache, categories=[cat], split="test", **kw)
         for s in real_shapes(data, cache, categories=[cat], split=split, **kw) if "tta" in curves else []:
             cap, det = None, None
-            for k in FACES_PER_PART:
-                key = f"tta/{s.key}/{teacher}/{level}/{k}/{options.seed}"
-                if key in done:
-                    rows.append(done[key])
-                    continue
+            for k, key in runs.missing(
+                (k, f"tta/{s.key}/{teacher}/{level}/{k}/{options.seed}") for k in FACES_PER_PART
+            ):
                 if cap is None:
                     cap = s.load()
                     det = simulate(cap, level, teacher, seed=s.seed, graph=face_graph(cap.mesh))
@@ -99,17 +92,15 @@ def run(
         if "pre" not in curves:
             continue
         keys = {k: [f"pre/{s.key}/{teacher}/{level}/{k}/{options.seed}" for s in test] for k in LABELLED_SHAPES}
-        if all(key in done for ks in keys.values() for key in ks):
-            rows += [done[key] for ks in keys.values() for key in ks]
+        if runs.all_done([key for ks in keys.values() for key in ks]):
             continue
-        val = real_shapes(data, cache, categories=[cat], split="val", views=views, resolution=resolution)
+        val = real_shapes(data, cache, categories=[cat], split="val", views=setup.views, resolution=setup.resolution)
         train = [
             (c, simulate(c, level, teacher, seed=s.seed, graph=face_graph(c.mesh)))
             for s, c in ((s, s.load()) for s in val)
         ]
         for k in LABELLED_SHAPES:
-            if all(key in done for key in keys[k]):
-                rows += [done[key] for key in keys[k]]
+            if runs.all_done(keys[k]):
                 continue
             t = time.perf_counter()
             shapes = [TrainingShape(c, d, c.gt_face_labels if i < k else None) for i, (c, d) in enumerate(train)]
@@ -120,7 +111,7 @@ def run(
                 t = time.perf_counter()
                 res = predict(cap, ckpt, device=options.device, refine=options.refine)
                 record(_row(key, "pre", s, cap, res.face_labels, k, fit_s + time.perf_counter() - t))
-    return rows
+    return runs.rows
 
 
 def _row(key: str, curve: str, s, cap: Capture, labels: np.ndarray, k: int, seconds: float) -> dict:
@@ -139,13 +130,8 @@ def _row(key: str, curve: str, s, cap: Capture, labels: np.ndarray, k: int, seco
 
 def report(rows: list[dict], out: Path) -> str:
     """``fewshot.md`` (overall and per category, per k) and ``fewshot.png`` (both curves)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     lines = []
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 4))
     for ax, curve, ks, what in (
         (axes[0], "tta", FACES_PER_PART, "painted faces per part (TTA)"),
         (axes[1], "pre", LABELLED_SHAPES, "labelled shapes per category (Pre)"),
@@ -158,8 +144,7 @@ def report(rows: list[dict], out: Path) -> str:
         lines += [
             f"**{what}** ({split} split, {len({r['shape'] for r in sub})} shapes)",
             "",
-            "| k | " + " | ".join(cats) + " | Overall |",
-            "|---" * (len(cats) + 2) + "|",
+            *table_head("k", [*cats, "Overall"]),
         ]
         overall = []
         for k in ks:
@@ -168,17 +153,13 @@ def report(rows: list[dict], out: Path) -> str:
                 continue
             per = [np.mean([r["miou"] for r in at if r["category"] == c] or [np.nan]) for c in cats]
             overall.append((k, float(np.mean([r["miou"] for r in at]))))
-            lines.append(f"| {k} | " + " | ".join(f"{v:.1f}" for v in per) + f" | **{overall[-1][1]:.1f}** |")
+            lines.append(table_row(k, [*(f"{v:.1f}" for v in per), f"**{overall[-1][1]:.1f}**"]))
         lines.append("")
         ax.plot([k for k, _ in overall], [v for _, v in overall], "o-")
         ax.set_xlabel(what)
         ax.set_ylabel("mIoU (%)")
         ax.set_xticks(list(ks))
         ax.grid(alpha=0.3)
-    fig.suptitle("Few-shot: mIoU against k (real meshes, SIMULATED realistic box teacher)")
-    fig.tight_layout()
-    fig.savefig(out / "fewshot.png", dpi=110)
-    plt.close(fig)
-    text = "\n".join(lines)
-    (out / "fewshot.md").write_text(text + "\n")
-    return text
+    return write_report(
+        out, "fewshot", lines, fig, "Few-shot: mIoU against k (real meshes, SIMULATED realistic box teacher)"
+    )

@@ -1,5 +1,7 @@
-"""``partdistill bench load``: a backend under load and faults, as deployed (``partdistill serve`` in its
-own process, clients on loopback), on the example chair:
+"""``partdistill bench load``: a served backend under load and faults.
+
+The backend runs as deployed (``partdistill serve`` in its own process, clients on loopback), on
+the example chair:
 
 1. C clients x J jobs at once, each job with its own order of the part names; every answer is
    compared, part by part, with the in-process answer for the same order;

@@ -1,4 +1,4 @@
-"""The seed's 2D metric mIoU2D (PartDistill supplementary, section B, Eq. A-D).
+"""The paper's 2D metric mIoU2D (PartDistill supplementary, section B, Eq. A-D).
 
 It scores the teacher's knowledge units against the 2D ground truth of each view, weighting pixels by the
 units' confidences, so the same units can be scored with the confidences before and after backward
@@ -12,12 +12,12 @@ pixels of the view whose face has ground-truth label r and phi(r) the units of t
 
 and mIoU2D is the mean of IoU2D over every (view, part) pair that is defined (see below).
 
-Interpretation choices (the seed leaves them open; these are ours):
+Interpretation choices (the paper leaves them open; these are ours):
 
 - **Regions.** For a B-VLM unit s^i = F(b^i): the foreground pixels inside its box (background excluded).
   For a P-VLM unit s^i is its mask. ``miou2d_from_capture`` builds both with
   ``pipeline.detect.detection_region`` (box ∩ mask ∩ foreground: the pixels the unit was lifted from); with
-  ``mask_background=True`` a mask keeps its background pixels (the seed's literal P-VLM s^i), which then
+  ``mask_background=True`` a mask keeps its background pixels (the paper's literal P-VLM s^i), which then
   count in lambda.
 - **Avg(C^i).** A unit's confidence is a scalar here, so Avg(C^i) = C^i. When a confidence is given as a
   per-pixel ``(H, W)`` map (a P-VLM's score map), Avg(C^i) is its mean over the unit's region s^i (0 for an
@@ -49,6 +49,8 @@ import numpy as np
 from partdistill.backend.pipeline.detect import detection_region
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detections, box_mask
+
+from .regions import gt_label_maps
 
 
 def _avg_conf(conf, region: np.ndarray) -> float:
@@ -189,27 +191,10 @@ def iou2d_table(
     return out
 
 
-def miou2d(
-    unit_regions: Sequence[np.ndarray],
-    unit_parts,
-    unit_views,
-    confidences: Sequence,
-    gt_label_maps: np.ndarray,
-    n_parts: int,
-) -> float:
-    """mIoU2D: mean of IoU2D over the defined (view, part) pairs (NaN when none is). Arguments as ``iou2d_table``."""
-    table = iou2d_table(unit_regions, unit_parts, unit_views, confidences, gt_label_maps, n_parts)
+def miou2d(table: np.ndarray) -> float:
+    """mIoU2D: the mean of an ``iou2d_table`` (N, P) over its defined (view, part) pairs (NaN when none is)."""
     defined = table[~np.isnan(table)]
     return float(defined.mean()) if defined.size else float("nan")
-
-
-def gt_label_maps(capture: Capture) -> np.ndarray:
-    """(N, H, W) int32 ground-truth part of each pixel: ``gt_face_labels[face_id]``, -1 for background."""
-    if capture.gt_face_labels is None:
-        raise ValueError("the capture has no gt_face_labels")
-    fid = capture.face_id
-    gt = np.asarray(capture.gt_face_labels, dtype=np.int32)
-    return np.where(fid >= 0, gt[np.maximum(fid, 0)], -1).astype(np.int32)
 
 
 def unit_regions(capture: Capture, detections: Detections, mask_background: bool = False) -> list[np.ndarray]:
@@ -247,4 +232,4 @@ def miou2d_from_capture(
         confidences = [d.score for dets in detections.views for d in dets]
     if n_parts is None:
         n_parts = len(detections.part_names)
-    return miou2d(regions, parts, views, confidences, gt_label_maps(capture), n_parts)
+    return miou2d(iou2d_table(regions, parts, views, confidences, gt_label_maps(capture), n_parts))

@@ -1,7 +1,8 @@
-"""Example pictures of the SIMULATED teachers: for a shape and a mode (box or mask), a grid whose rows
-are the noise levels (the ground truth first) and whose columns are a few views, the detections drawn
-on the rendered views (boxes with part name and score, dashed where the whole-object filter would
-consider them; masks tinted)."""
+"""Example pictures of the SIMULATED teachers at every noise level.
+
+For a shape and a mode (box or mask), a grid whose rows are the noise levels (the ground truth
+first) and whose columns are a few views, the detections drawn on the rendered views (boxes with
+part name and score, dashed where the whole-object filter would consider them; masks tinted)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,14 @@ from partdistill.shared.capture import Capture
 from partdistill.shared.palette import part_color
 
 from .levels import LEVELS, simulate
+from .reporting import pyplot, save_figure
 
 
 def teacher_levels(
     cap: Capture, name: str, mode: str, seed: int, path: Path, views: Sequence[int] = (0, 2, 4, 7), cover: float = 0.85
 ) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    plt = pyplot()
     import matplotlib.patches as patches
-    import matplotlib.pyplot as plt
 
     views = [v for v in views if v < cap.n_views] or [0]
     g = face_graph(cap.mesh)
@@ -82,6 +81,4 @@ def teacher_levels(
     fig.suptitle(f"{name}: SIMULATED {mode} teacher per noise level (dashed: covers the whole object)")
     fig.tight_layout(rect=(0, 0.03, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)

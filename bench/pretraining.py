@@ -1,5 +1,6 @@
-"""``partdistill bench pretrain`` and ``partdistill bench backbone``: a backbone pretrained without
-labels on the procedural families, and the seed's Fig. B with it.
+"""``partdistill bench pretrain`` and ``partdistill bench backbone``: a pretrained encoder.
+
+A backbone pretrained without labels on the procedural families, and the paper's Fig. B with it.
 
 Pretraining corpus: ``n_per_family`` shapes of each of the 10 procedural families (``families.py``,
 random parameters; their part labels are not used), 4096 surface points each. Pretext and format:
@@ -14,7 +15,6 @@ validation split, the test split is reported."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,11 +34,11 @@ from partdistill.shared.options import SegmentOptions
 from .families import FAMILIES, make_shape
 from .levels import simulate
 from .psb import CATEGORIES, real_shapes
-from .runlog import append_run, read_runs
+from .reporting import pyplot, table_head, table_row, write_report
+from .runlog import Log, RunLog, RunSetup
 
 CONFIGS = {"scratch": {}, "frozen": {"finetune_backbone": False}, "finetuned": {"finetune_backbone": True}}
 EVAL_EVERY = 5
-Log = Callable[[str], None]
 
 
 def corpus(n_per_family: int, n_points: int = 4096, seed: int = 10_000) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -90,30 +90,21 @@ def fig_b(
     *,
     split: str,
     per_category: int | None,
-    options: SegmentOptions,
-    views: int = 10,
-    resolution: int = 512,
+    setup: RunSetup,
     categories=CATEGORIES,
     log: Log = print,
 ) -> list[dict]:
     """Distil every chosen shape with each config of ``CONFIGS``; rows in ``out/figb.jsonl`` (resumable)."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "figb.jsonl"
-    done = read_runs(path)
-    rows = []
-    for s in real_shapes(
-        data, cache, categories=categories, split=split, per_category=per_category, views=views, resolution=resolution
-    ):
+    options = setup.options
+    runs = RunLog.open(out / "figb.jsonl")
+    kw = {"views": setup.views, "resolution": setup.resolution}
+    for s in real_shapes(data, cache, categories=categories, split=split, per_category=per_category, **kw):
         cap = None
-        for name, extra in CONFIGS.items():
-            key = f"{s.key}/{name}/{options.epochs}/{options.seed}"
-            if key in done:
-                rows.append(done[key])
-                continue
+        for name, key in runs.missing((name, f"{s.key}/{name}/{options.epochs}/{options.seed}") for name in CONFIGS):
             if cap is None:
                 cap = s.load()
                 det = simulate(cap, "realistic", "box", seed=s.seed, graph=face_graph(cap.mesh))
-            opts = replace(options, backbone=str(backbone) if name != "scratch" else "", **extra)
+            opts = replace(options, backbone=str(backbone) if name != "scratch" else "", **CONFIGS[name])
             t = time.perf_counter()
             loss, curve, final = _distil_with_curve(cap, s.part_names, det, opts)
             row = {
@@ -127,9 +118,9 @@ def fig_b(
                 "miou": final,
                 "seconds": round(time.perf_counter() - t, 1),
             }
-            append_run(path, row, done, rows)
+            runs.add(row)
             log(f"{s.key:>12} {name:9} mIoU {final:5.1f}  {row['seconds']:5.1f} s")
-    return rows
+    return runs.rows
 
 
 def _distil_with_curve(cap, names, det, options: SegmentOptions) -> tuple[list[float], list[list[float]], float]:
@@ -169,16 +160,10 @@ def _distil_with_curve(cap, names, det, options: SegmentOptions) -> tuple[list[f
 
 def report(rows: list[dict], out: Path) -> str:
     """``figb.md`` (final mIoU per config and split) and ``figb.png`` (mean loss and mIoU per epoch)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lines = [
-        "| split | config | shapes | mIoU (final, graph-cut) | mIoU at epoch 25 (argmax) | loss at the end |",
-        "|---|---|---|---|---|---|",
-    ]
-    fig, (ax_l, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
+    lines = table_head(
+        "split", ["config", "shapes", "mIoU (final, graph-cut)", "mIoU at epoch 25 (argmax)", "loss at the end"]
+    )
+    fig, (ax_l, ax_m) = pyplot().subplots(1, 2, figsize=(11, 4))
     for split in ("val", "test"):
         for name in CONFIGS:
             sub = [r for r in rows if r["split"] == split and r["config"] == name]
@@ -190,10 +175,8 @@ def report(rows: list[dict], out: Path) -> str:
             ep = [e for e, _ in sub[0]["miou_curve"][:m]]
             mi = np.mean([[v for _, v in r["miou_curve"][:m]] for r in sub], axis=0)
             at25 = mi[ep.index(25)] if 25 in ep else float("nan")
-            lines.append(
-                f"| {split} | {name} | {len(sub)} | {np.mean([r['miou'] for r in sub]):.1f} | {at25:.1f} | "
-                f"{loss[-1]:.4f} |"
-            )
+            final = np.mean([r["miou"] for r in sub])
+            lines.append(table_row(split, [name, str(len(sub)), f"{final:.1f}", f"{at25:.1f}", f"{loss[-1]:.4f}"]))
             if split == "val":
                 ax_l.plot(np.arange(1, n + 1), loss, label=name)
                 ax_m.plot(ep, mi, "o-", ms=3, label=name)
@@ -202,10 +185,5 @@ def report(rows: list[dict], out: Path) -> str:
     for ax in (ax_l, ax_m):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("Fig. B: pretrained encoder (frozen / fine-tuned) vs from scratch, SIMULATED realistic box teacher")
-    fig.tight_layout()
-    fig.savefig(out / "figb.png", dpi=110)
-    plt.close(fig)
-    text = "\n".join(lines)
-    (out / "figb.md").write_text(text + "\n")
-    return text
+    title = "Fig. B: pretrained encoder (frozen / fine-tuned) vs from scratch, SIMULATED realistic box teacher"
+    return write_report(out, "figb", lines, fig, title)

@@ -1,6 +1,8 @@
-"""The real-mesh set: 80 meshes of the Labeled Princeton Segmentation Benchmark (10 categories x 8,
-watertight, one connected component, named per-face labels), read from ``psb-dev.npz`` beside the
-project (never copied into it), captured through the real headless-Blender path and cached.
+"""The real-mesh set: 80 meshes of the Labeled Princeton Segmentation Benchmark.
+
+10 categories x 8, watertight, one connected component, named per-face labels, read from
+``psb-dev.npz`` beside the project (never copied into it), captured through the real headless-Blender
+path and cached.
 
 Split, fixed: per category the 8 mesh ids sorted ascending; the first 4 are VALIDATION (every choice
 of method or hyper-parameter is made on them), the last 4 are TEST (only reported).

@@ -1,11 +1,12 @@
-"""``partdistill bench quality``: over procedurally generated shape families (ground truth by
-construction, captured through the real headless-Blender path and cached), with SIMULATED teachers
-(``bench/simulated.py``: a B-VLM-like box teacher and a P-VLM-like mask teacher at their documented
-default noise), it measures per category, in the layout of the seed's Table A: multi-view voting, TTA
-without backward distillation, TTA with it, and Pre (one student fitted on the train shapes, predicting
-the test shapes alone); plus mIoU2D (seed Eq. A-D) before/after backward distillation, the loss curves
-with the trigger epoch (seed Fig. B) and a grid of coloured segmentations. Outputs JSON, Markdown, PNGs.
-"""
+"""``partdistill bench quality``: every method on the procedural shape families.
+
+Over procedurally generated shape families (ground truth by construction, captured through the real
+headless-Blender path and cached), with SIMULATED teachers (``bench/simulated.py``: a B-VLM-like box
+teacher and a P-VLM-like mask teacher at their documented default noise), it measures per category, in
+the layout of the paper's Table A: multi-view voting, TTA without backward distillation, TTA with it,
+and Pre (one student fitted on the train shapes, predicting the test shapes alone); plus mIoU2D (the
+paper's Eq. A-D) before/after backward distillation, the loss curves with the trigger epoch (the
+paper's Fig. B) and a grid of coloured segmentations. Outputs JSON, Markdown, PNGs."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from partdistill.shared.options import SegmentOptions
 
 from .dataset import DatasetEntry, build_dataset, load_dataset
 from .metrics2d import miou2d_from_capture
+from .reporting import pyplot, save_figure, table_head, table_row
 from .simulated import DEFAULT_BOX_NOISE, DEFAULT_MASK_NOISE, simulate_detections
 
 TEACHERS = {"box": DEFAULT_BOX_NOISE, "mask": DEFAULT_MASK_NOISE}
@@ -156,12 +158,10 @@ def targets(results: dict, fams: Sequence[str]) -> dict:
 
 def markdown(results: dict, fams: Sequence[str]) -> str:
     teachers = list(results["miou"])
-    head = "| Category | " + " | ".join(f"{METHOD_TITLES[m]} ({t})" for t in teachers for m in METHODS) + " |"
     lines = [
-        "## 3D mIoU (%) per category, SIMULATED teachers (layout of the seed's Table A)",
+        "## 3D mIoU (%) per category, SIMULATED teachers (layout of the paper's Table A)",
         "",
-        head,
-        "|---" * (1 + len(teachers) * len(METHODS)) + "|",
+        *table_head("Category", [f"{METHOD_TITLES[m]} ({t})" for t in teachers for m in METHODS]),
     ]
     for f in [*fams, "Overall"]:
         cells = []
@@ -169,17 +169,16 @@ def markdown(results: dict, fams: Sequence[str]) -> str:
             vals = {m: results["miou"][t][m][f] for m in METHODS}
             best = max(vals.values())
             cells += [f"**{v:.1f}**" if v == best else f"{v:.1f}" for v in vals.values()]
-        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+        lines.append(table_row(f, cells))
     lines += [
         "",
-        "## mIoU2D (%) before / after backward distillation (seed Eq. A-D)",
+        "## mIoU2D (%) before / after backward distillation (the paper's Eq. A-D)",
         "",
-        "| Category | " + " | ".join(f"{t}: before | {t}: after" for t in teachers) + " |",
-        "|---" * (1 + 2 * len(teachers)) + "|",
+        *table_head("Category", [f"{t}: {w}" for t in teachers for w in ("before", "after")]),
     ]
     for f in [*fams, "Overall"]:
         cells = [f"{results['miou2d'][t][w][f]:.1f}" for t in teachers for w in ("before", "after")]
-        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+        lines.append(table_row(f, cells))
     lines += ["", "## Targets", "", "```", json.dumps(results["targets"], indent=1), "```"]
     return "\n".join(lines)
 
@@ -190,13 +189,8 @@ def write_outputs(out: Path, results: dict, grid: list, fams: Sequence[str]) -> 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(markdown(results, fams) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     curves = results["curves"]
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.2), dpi=100, squeeze=False)
+    fig, axes = pyplot().subplots(1, len(curves), figsize=(4.5 * len(curves), 3.2), dpi=100, squeeze=False)
     for ax, (name, c) in zip(axes[0], curves.items(), strict=True):
         ax.plot(np.arange(1, len(c["loss"]) + 1), c["loss"], color="#377eb8")
         if c["trigger_epoch"]:
@@ -206,8 +200,7 @@ def write_outputs(out: Path, results: dict, grid: list, fams: Sequence[str]) -> 
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
     fig.tight_layout()
-    fig.savefig(out / "loss_curves.png")
-    plt.close(fig)
+    save_figure(fig, out / "loss_curves.png")
     if grid:
         from PIL import Image, ImageDraw
 

@@ -1,11 +1,13 @@
-"""``partdistill bench real``: every method on the real-mesh set (``psb.py``), with SIMULATED teachers
-(``levels.py``) at several noise levels, the validation and test splits apart.
+"""``partdistill bench real``: every method on the real-mesh set, with SIMULATED teachers.
+
+The meshes are those of ``psb.py``, the teachers those of ``levels.py`` at several noise levels, the
+validation and test splits apart.
 
 Each run (a shape, a teacher, a level, a method) is one line of ``runs.jsonl`` in the output folder:
 its mIoU, seconds, warnings, mIoU2D before/after backward distillation and how often its faces are
 right per confidence bin. A run already there is not run again, so an interrupted benchmark resumes,
 and a later call with other levels or methods adds to the same tables. ``report.py`` turns the lines
-into the tables (the seed's Table A layout), pictures and figures.
+into the tables (the paper's Table A layout), pictures and figures.
 
 Methods (``METHODS``) are product options, nothing else: what the benchmark measures is what users get.
 "Pre" fits one student per category on the (unlabelled) shapes of the split, then predicts each.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from partdistill.shared.result import SegmentationResult
 from .levels import LEVELS, simulate
 from .metrics2d import miou2d_from_capture
 from .psb import CATEGORIES, RealShape, real_shapes
-from .runlog import append_run, read_runs
+from .runlog import Log, RunLog, RunSetup
 
 #: name -> the options that make it (on top of the run's base options); "pre" is fit + predict.
 METHODS: dict[str, dict] = {
@@ -48,8 +50,6 @@ BASELINES = ("vote", "vote-fill", "superpoint")
 TEACHERS = ("box", "mask")
 CONFIDENCE_BINS = 20
 
-Log = Callable[[str], None]
-
 
 def run(
     data: Path,
@@ -62,20 +62,16 @@ def run(
     teachers: Sequence[str] = TEACHERS,
     levels: Sequence[str] = ("perfect", "realistic"),
     methods: Sequence[str] = tuple(METHODS),
-    options: SegmentOptions | None = None,
-    views: int = 10,
-    resolution: int = 512,
+    setup: RunSetup | None = None,
     log: Log = print,
 ) -> list[dict]:
     """Run what is missing from ``out/runs.jsonl`` and return every line that matches the request."""
-    options = (options or SegmentOptions()).validate()
+    setup = setup or RunSetup()
     bad = [m for m in methods if m not in METHODS] + [lv for lv in levels if lv not in LEVELS]
     bad += [t for t in teachers if t not in TEACHERS]
     if bad:
         raise ValueError(f"unknown methods, levels or teachers: {bad}")
-    out.mkdir(parents=True, exist_ok=True)
-    runs_file = out / "runs.jsonl"
-    done = read_runs(runs_file)
+    runs = RunLog.open(out / "runs.jsonl")
     shapes = [
         s
         for split in splits
@@ -85,20 +81,20 @@ def run(
             categories=categories,
             split=split,
             per_category=per_category,
-            views=views,
-            resolution=resolution,
+            views=setup.views,
+            resolution=setup.resolution,
             progress=lambda d, n, m: log(f"capture {d}/{n} {m}"),
         )
     ]
-    rows, t0 = [], time.perf_counter()
+    t0 = time.perf_counter()
     for teacher in teachers:
         for level in levels:
             for split in splits:
                 for cat in categories:
                     group = [s for s in shapes if s.split == split and s.category == cat]
-                    rows += _run_group(group, teacher, level, methods, options, done, runs_file, log)
-    log(f"{len(rows)} runs in {time.perf_counter() - t0:.0f} s")
-    return rows
+                    _run_group(group, teacher, level, methods, setup.options, runs, log)
+    log(f"{len(runs.rows)} runs in {time.perf_counter() - t0:.0f} s")
+    return runs.rows
 
 
 def run_key(shape: RealShape, teacher: str, level: str, method: str, options: SegmentOptions) -> str:
@@ -111,12 +107,12 @@ def _options(method: str, options: SegmentOptions) -> SegmentOptions:
     return replace(options, **METHODS[method])
 
 
-def _run_group(group, teacher, level, methods, options, done, runs_file, log) -> list[dict]:
-    rows, pre_train = [], []
+def _run_group(group, teacher, level, methods, options, runs: RunLog, log) -> None:
+    pre_train = []
     for s in group:
         keys = {m: run_key(s, teacher, level, m, options) for m in methods}
-        rows += [done[k] for k in keys.values() if k in done]
-        missing = [m for m in methods if keys[m] not in done]
+        runs.rows += [runs.done[k] for k in keys.values() if k in runs.done]
+        missing = [m for m in methods if keys[m] not in runs.done]
         if not missing:
             continue
         cap = s.load()
@@ -128,8 +124,8 @@ def _run_group(group, teacher, level, methods, options, done, runs_file, log) ->
             t = time.perf_counter()
             res = segment(cap, s.part_names, options=_options(m, options), detections=det)
             row = _row(s, cap, det, res, teacher, level, m, time.perf_counter() - t, options, keys[m])
-            _keep_labels(runs_file.parent, s is group[0], row, res)
-            append_run(runs_file, row, done, rows)
+            _keep_labels(runs.path.parent, s is group[0], row, res)
+            runs.add(row)
             log(f"{s.key:>12} {teacher:4} {level:9} {m:16} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
     if pre_train:  # one student per category, fitted on the split's shapes (all of them, unlabelled)
         train = []
@@ -143,10 +139,9 @@ def _run_group(group, teacher, level, methods, options, done, runs_file, log) ->
             t = time.perf_counter()
             res = predict(cap, ckpt, device=options.device, refine=options.refine)
             row = _row(s, cap, det, res, teacher, level, "pre", fit_s + time.perf_counter() - t, options, key)
-            _keep_labels(runs_file.parent, s is group[0], row, res)
-            append_run(runs_file, row, done, rows)
+            _keep_labels(runs.path.parent, s is group[0], row, res)
+            runs.add(row)
             log(f"{s.key:>12} {teacher:4} {level:9} {'pre':16} mIoU {row['miou']:5.1f}")
-    return rows
 
 
 def _row(s: RealShape, cap, det, res: SegmentationResult, teacher, level, method, seconds, options, key) -> dict:

@@ -48,17 +48,16 @@ import numpy as np
 from partdistill.backend.pipeline.mesh_graph import FaceGraph, face_graph
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detection, Detections
-from scipy import ndimage
 
-from .regions import bbox, box_iou, ellipse, mask_iou, morph_mask, truncate_mask
+from .regions import bbox, box_iou, ellipse, found_regions, gt_label_maps, mask_iou, morph_mask, truncate_mask
 
 MODES = ("box", "mask")
 LIMB_WORDS = {"arm", "leg", "hand", "foot", "tentacle", "fin", "wing", "tail", "ear", "antenna", "handle", "jaw"}
 
 
 @dataclass(frozen=True)
-class RealisticNoise:
-    """Parameters of :func:`realistic_detections` (see the module docstring for each)."""
+class ShapeNoise:
+    """The state drawn once per shape and repeated in every view: confusions and persistent misses."""
 
     confusion: float = 0.2
     confusion_apply: float = 0.8
@@ -68,6 +67,13 @@ class RealisticNoise:
     miss_persist: float = 1.0
     region_miss: float = 0.1
     min_pixels: int = 16
+
+
+@dataclass(frozen=True)
+class ViewNoise:
+    """The noise drawn per view: grouping, whole-object boxes, box errors, label swaps, false
+    positives, scores and masks."""
+
     group: float = 0.35
     whole_object: float = 0.3
     whole_cover: tuple[float, float] = (0.70, 0.95)
@@ -87,6 +93,14 @@ class RealisticNoise:
     bleed_size: tuple[float, float] = (0.2, 0.5)
     holes: float = 0.2
     hole_size: tuple[float, float] = (0.1, 0.3)
+
+
+# A dataclass takes the fields of its last base first: the per-shape fields lead, as in the module
+# docstring (and in the keyword defaults, the positional arguments and ``as_dict``).
+@dataclass(frozen=True)
+class RealisticNoise(ViewNoise, ShapeNoise):
+    """Parameters of :func:`realistic_detections`: the per-shape and the per-view ones, flat (see the
+    module docstring for each)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -247,11 +261,9 @@ def realistic_detections(
         return float(np.clip(s, 0.05, 1.0))
 
     views: list[list[Detection]] = []
-    for v in range(capture.n_views):
-        fid = capture.face_id[v]
+    for fid, label_map in zip(capture.face_id, gt_label_maps(capture), strict=True):
         fg = fid >= 0
         n_fg = int(fg.sum())
-        label_map = np.where(fg, gt[np.maximum(fid, 0)], -1)
         dets: list[Detection] = []
         kind: list[str] = []
         if kinds is not None:
@@ -273,16 +285,7 @@ def realistic_detections(
             grouped = rng.random() < nz.group
             if part_missed:
                 continue
-            comps, n = ndimage.label(pm)
-            regions = []
-            for sl, idx in zip(ndimage.find_objects(comps), range(1, n + 1), strict=True):
-                if sl is None:
-                    continue
-                reg = np.zeros((h, w), dtype=bool)
-                reg[sl] = comps[sl] == idx
-                if reg[sl].sum() < nz.min_pixels or rng.random() < nz.region_miss:
-                    continue
-                regions.append(reg)
+            regions = list(found_regions(label_map, part, nz.min_pixels, nz.region_miss, rng))
             if not regions:
                 continue
             if grouped and len(regions) >= 2:

@@ -1,10 +1,42 @@
-"""2D region geometry the simulated teachers share: masks grown or shrunk, bounding boxes, ellipses,
-overlaps and truncations, on (H, W) bool masks and xyxy pixel boxes."""
+"""2D region geometry the simulated teachers share.
+
+The ground truth's per-view label maps and the regions of each part in them, masks grown or shrunk,
+bounding boxes, ellipses, overlaps and truncations, on (H, W) bool masks and xyxy pixel boxes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+from partdistill.shared.capture import Capture
 from scipy import ndimage
+
+
+def gt_label_maps(capture: Capture) -> np.ndarray:
+    """(N, H, W) int32 ground-truth part of each pixel: ``gt_face_labels[face_id]``, -1 for background."""
+    if capture.gt_face_labels is None:
+        raise ValueError("the capture has no gt_face_labels")
+    fid = capture.face_id
+    gt = np.asarray(capture.gt_face_labels, dtype=np.int32)
+    return np.where(fid >= 0, gt[np.maximum(fid, 0)], -1).astype(np.int32)
+
+
+def found_regions(
+    label_map: np.ndarray, part: int, min_pixels: int, miss: float, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """The connected regions of ``part`` in an (H, W) label map (scipy's 4-connectivity, in scan order)
+    that a simulated detector finds, each an (H, W) bool mask: those of at least ``min_pixels`` pixels,
+    then each missed with probability ``miss``. ``rng`` draws once per region large enough, when the
+    iteration reaches it, so the caller's own draws for a region come between."""
+    comps, n = ndimage.label(label_map == part)
+    for sl, idx in zip(ndimage.find_objects(comps), range(1, n + 1), strict=True):
+        if sl is None:
+            continue
+        region = np.zeros(label_map.shape, dtype=bool)
+        region[sl] = comps[sl] == idx
+        if region[sl].sum() < min_pixels or rng.random() < miss:
+            continue
+        yield region
 
 
 def morph_mask(mask: np.ndarray, k: int) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""The real-mesh benchmark's report, from the runs of ``real.py``: per split, teacher and noise level,
-a per-category table of every method (the seed's Table A layout) with the strongest baseline beside
-the distillation, mIoU2D before/after backward distillation, seconds per shape, how often confident
-faces are right, the shapes that failed (and whether they said so), and a picture grid."""
+"""The real-mesh benchmark's report, from the runs of ``real.py``.
+
+Per split, teacher and noise level, a per-category table of every method (the paper's Table A
+layout) with the strongest baseline beside the distillation, mIoU2D before/after backward
+distillation, seconds per shape, how often confident faces are right, the shapes that failed (and
+whether they said so), and a picture grid."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .real import BASELINES, CONFIDENCE_BINS, METHODS, labels_path
+from .reporting import table_head, table_row
 
 FAILED = 20.0  # mIoU below this is a failed shape: it must carry a warning
 
@@ -70,15 +73,14 @@ def markdown(tables: dict) -> str:
         lines += [
             f"### {split} split, {teacher} teacher, {level} noise ({t['n_shapes']} shapes)",
             "",
-            "| Category | " + " | ".join(methods) + " |",
-            "|---" * (len(methods) + 1) + "|",
+            *table_head("Category", methods),
         ]
         for c in [*cats, "Overall"]:
             vals = [t["miou"][m][c] for m in methods]
             best = max(v for v in vals if v is not None)
             cells = ["-" if v is None else (f"**{v:.1f}**" if v == best else f"{v:.1f}") for v in vals]
-            lines.append(f"| {c} | " + " | ".join(cells) + " |")
-        lines.append("| seconds per shape | " + " | ".join(f"{t['seconds'][m]:.2f}" for m in methods) + " |")
+            lines.append(table_row(c, cells))
+        lines.append(table_row("seconds per shape", (f"{t['seconds'][m]:.2f}" for m in methods)))
         if "versus_baseline" in t:
             v = t["versus_baseline"]
             lines += [

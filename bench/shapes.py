@@ -1,6 +1,7 @@
-"""Procedural shapes whose part labels are known by construction: primitives (boxes, cylinders,
-lofts, lathes, tubes, slabs) assembled into objects. ``chair()`` here is the bundled example's chair;
-the benchmark's randomised families live in ``families``."""
+"""Procedural shapes whose part labels are known by construction.
+
+Primitives (boxes, cylinders, lofts, lathes, tubes, slabs) assembled into objects. ``chair()`` here
+is the bundled example's chair; the benchmark's randomised families live in ``families``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+#: Where the primitives stand and which way they face unless told.
+ORIGIN = (0.0, 0.0, 0.0)
+X_AXIS, Y_AXIS, Z_AXIS = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
 
 
 @dataclass
@@ -182,15 +187,7 @@ class ShapeBuilder:
         return self
 
     def lathe(
-        self,
-        part: str,
-        profile,
-        p0=(0.0, 0.0, 0.0),
-        axis=(0.0, 0.0, 1.0),
-        segments: int = 24,
-        *,
-        closed: bool = False,
-        caps: bool = True,
+        self, part: str, profile, p0=ORIGIN, axis=Z_AXIS, segments: int = 24, *, closed: bool = False, caps: bool = True
     ) -> ShapeBuilder:
         """A surface of revolution. profile: (M, 2) ``(radius, height)`` pairs along ``axis`` from
         ``p0``; radius 0 is an apex (closes that end). ``closed``: the profile is a loop (a shell such
@@ -218,7 +215,7 @@ class ShapeBuilder:
         phi = np.linspace(-np.pi / 2, np.pi / 2, rings + 1)
         profile = np.stack([radius * np.cos(phi), radius * np.sin(phi)], axis=1)
         profile[[0, -1], 0] = 0.0
-        return self.lathe(part, profile, center, (0, 0, 1), segments)
+        return self.lathe(part, profile, center, Z_AXIS, segments)
 
     def tube(self, part: str, path, radius, segments: int = 10, caps: bool = True) -> ShapeBuilder:
         """A tube of circular section swept along a polyline ``path`` (N, 3); ``radius`` a number or
@@ -244,8 +241,8 @@ class ShapeBuilder:
         major: float | tuple[float, float],
         minor: float,
         angles: tuple[float, float],
-        u=(1.0, 0.0, 0.0),
-        v=(0.0, 0.0, 1.0),
+        u=X_AXIS,
+        v=Z_AXIS,
         steps: int = 16,
         segments: int = 10,
     ) -> ShapeBuilder:
@@ -258,14 +255,7 @@ class ShapeBuilder:
         return self.tube(part, path, minor, segments)
 
     def extrude(
-        self,
-        part: str,
-        outline,
-        origin=(0.0, 0.0, 0.0),
-        u=(1.0, 0.0, 0.0),
-        v=(0.0, 1.0, 0.0),
-        thickness: float = 0.1,
-        layers: int = 1,
+        self, part: str, outline, origin=ORIGIN, u=X_AXIS, v=Y_AXIS, thickness: float = 0.1, layers: int = 1
     ) -> ShapeBuilder:
         """A slab: the 2D ``outline`` (M, 2) (star-shaped about its centroid) placed in the plane
         ``origin + a u + b v`` and extruded by ``thickness`` along ``u x v``, centred on the plane."""

@@ -21,9 +21,8 @@ import numpy as np
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
-from scipy import ndimage
 
-from .regions import morph_mask
+from .regions import bbox, found_regions, gt_label_maps, morph_mask
 
 MODES = ("box", "mask")
 
@@ -111,39 +110,26 @@ def simulate_detections(
         raise ValidationError("gt_face_labels", "the simulated teacher needs ground-truth face labels and part names")
     noise = (noise or SimulatedNoise()).validate()
     rng = np.random.default_rng(seed)
-    if mode == "mask":
-        return _simulate_masks(capture, noise, rng)
     n_parts = len(capture.part_names)
     h, w = capture.image_size
-    gt = capture.gt_face_labels
     views: list[list[Detection]] = []
-    for v in range(capture.n_views):
-        fid = capture.face_id[v]
-        label_map = np.where(fid >= 0, gt[np.maximum(fid, 0)], -1)
+    for fid, label_map in zip(capture.face_id, gt_label_maps(capture), strict=True):
+        fg = fid >= 0
         dets: list[Detection] = []
+        # each detection draws its shape, then its label, then its score: that order is what a seed fixes
         for part in range(n_parts):
-            comps, n = ndimage.label(label_map == part)
-            for sl, idx in zip(ndimage.find_objects(comps), range(1, n + 1), strict=True):
-                if sl is None or (comps[sl] == idx).sum() < noise.min_pixels:
-                    continue
-                if rng.random() < noise.miss_rate:
-                    continue
-                box = np.array([sl[1].start, sl[0].start, sl[1].stop, sl[0].stop], dtype=np.float64)
-                if noise.spill > 0:
-                    size = np.array([box[2] - box[0], box[3] - box[1]] * 2)
-                    box += np.array([-1, -1, 1, 1]) * rng.uniform(0, noise.spill, 4) * size
+            for region in found_regions(label_map, part, noise.min_pixels, noise.miss_rate, rng):
+                shape = _spilled_box(rng, region, noise) if mode == "box" else _morphed(rng, region, noise)
                 label = part
                 if n_parts > 1 and rng.random() < noise.label_swap:
                     label = int(rng.choice([p for p in range(n_parts) if p != part]))
-                dets.append(Detection(label, _score(rng, noise), _clip(box, w, h)))
-        fg_rows, fg_cols = np.nonzero(fid >= 0)
-        if fg_rows.size and rng.random() < noise.whole_object:
-            box = np.array([fg_cols.min(), fg_rows.min(), fg_cols.max() + 1, fg_rows.max() + 1], dtype=np.float64)
-            dets.append(Detection(int(rng.integers(n_parts)), _score(rng, noise), _clip(box, w, h)))
+                _append(dets, label, _score(rng, noise), shape)
+        if fg.any() and rng.random() < noise.whole_object:
+            shape = _clip(bbox(fg), fg.shape) if mode == "box" else _morphed(rng, fg, noise)
+            _append(dets, int(rng.integers(n_parts)), _score(rng, noise), shape)
         if rng.random() < noise.false_positive:
-            x0, y0 = rng.uniform(0, w * 0.8), rng.uniform(0, h * 0.8)
-            box = np.array([x0, y0, x0 + rng.uniform(0.05, 0.3) * w, y0 + rng.uniform(0.05, 0.3) * h])
-            dets.append(Detection(int(rng.integers(n_parts)), _score(rng, noise), _clip(box, w, h)))
+            shape = _random_box(rng, h, w) if mode == "box" else _morphed(rng, _random_blob(rng, fg, h, w), noise)
+            _append(dets, int(rng.integers(n_parts)), _score(rng, noise), shape)
         views.append(dets)
     return Detections(tuple(capture.part_names), views, capture.image_size).validate(
         capture.n_views, capture.image_size
@@ -162,50 +148,34 @@ def simulate_mask_detections(capture: Capture, noise: SimulatedNoise | None = No
 # ---- internals -------------------------------------------------------------------------------
 
 
-def _simulate_masks(capture: Capture, noise: SimulatedNoise, rng: np.random.Generator) -> Detections:
-    n_parts = len(capture.part_names)
-    h, w = capture.image_size
-    gt = capture.gt_face_labels
-    views: list[list[Detection]] = []
-    for v in range(capture.n_views):
-        fid = capture.face_id[v]
-        fg = fid >= 0
-        label_map = np.where(fg, gt[np.maximum(fid, 0)], -1)
-        dets: list[Detection] = []
-        for part in range(n_parts):
-            comps, n = ndimage.label(label_map == part)
-            for sl, idx in zip(ndimage.find_objects(comps), range(1, n + 1), strict=True):
-                if sl is None:
-                    continue
-                region = np.zeros((h, w), dtype=bool)
-                region[sl] = comps[sl] == idx
-                if region[sl].sum() < noise.min_pixels or rng.random() < noise.miss_rate:
-                    continue
-                mask = morph_mask(region, _draw_morph(rng, noise))
-                label = part
-                if n_parts > 1 and rng.random() < noise.label_swap:
-                    label = int(rng.choice([p for p in range(n_parts) if p != part]))
-                _append_mask(dets, label, _score(rng, noise), mask)
-        if fg.any() and rng.random() < noise.whole_object:
-            mask = morph_mask(fg, _draw_morph(rng, noise))
-            _append_mask(dets, int(rng.integers(n_parts)), _score(rng, noise), mask)
-        if rng.random() < noise.false_positive:
-            mask = _random_blob(rng, fg, h, w)
-            mask = morph_mask(mask, _draw_morph(rng, noise))
-            _append_mask(dets, int(rng.integers(n_parts)), _score(rng, noise), mask)
-        views.append(dets)
-    return Detections(tuple(capture.part_names), views, capture.image_size).validate(
-        capture.n_views, capture.image_size
-    )
+def _spilled_box(rng: np.random.Generator, region: np.ndarray, noise: SimulatedNoise) -> np.ndarray:
+    """(4,) float32 xyxy: the bounding box of ``region`` (H, W) bool, each side pushed outwards by
+    U(0, ``noise.spill``) of the box's size on that axis, clipped to the image."""
+    box = bbox(region)
+    if noise.spill > 0:
+        size = np.array([box[2] - box[0], box[3] - box[1]] * 2)
+        box += np.array([-1, -1, 1, 1]) * rng.uniform(0, noise.spill, 4) * size
+    return _clip(box, region.shape)
 
 
-def _append_mask(dets: list[Detection], label: int, score: float, mask: np.ndarray) -> None:
-    """Add a mask detection with its bounding box; an empty mask (eroded away) is dropped."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return
-    box = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float32)
-    dets.append(Detection(label, score, box, mask))
+def _random_box(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """(4,) float32 xyxy: a box of 5-30 % of the image sides anywhere in the image, clipped to it."""
+    x0, y0 = rng.uniform(0, w * 0.8), rng.uniform(0, h * 0.8)
+    return _clip(np.array([x0, y0, x0 + rng.uniform(0.05, 0.3) * w, y0 + rng.uniform(0.05, 0.3) * h]), (h, w))
+
+
+def _morphed(rng: np.random.Generator, mask: np.ndarray, noise: SimulatedNoise) -> np.ndarray:
+    """``mask`` (H, W) bool eroded or dilated by a drawn number of pixels (``_draw_morph``)."""
+    return morph_mask(mask, _draw_morph(rng, noise))
+
+
+def _append(dets: list[Detection], label: int, score: float, shape: np.ndarray) -> None:
+    """Add a box detection (``shape`` (4,) xyxy) or a mask detection (``shape`` (H, W) bool, with its
+    bounding box); an empty mask (eroded away) is dropped."""
+    if shape.ndim == 1:
+        dets.append(Detection(label, score, shape))
+    elif shape.any():
+        dets.append(Detection(label, score, bbox(shape).astype(np.float32), shape))
 
 
 def _random_blob(rng: np.random.Generator, fg: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -243,5 +213,7 @@ def _score(rng: np.random.Generator, noise: SimulatedNoise) -> float:
     )
 
 
-def _clip(box: np.ndarray, w: int, h: int) -> np.ndarray:
+def _clip(box: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """(4,) float32: the xyxy ``box`` clipped to an (H, W) image."""
+    h, w = image_size
     return np.clip(box, 0, [w, h, w, h]).astype(np.float32)

@@ -1,6 +1,7 @@
-"""``partdistill bench speed``: CPU (or GPU) cost of TTA and Pre prediction on a ~10k-face mesh with
-10 views of 512², printed as figures and as ratios against voting measured in the same run (machines
-are shared and noisy: never assert on seconds)."""
+"""``partdistill bench speed``: the cost of TTA and Pre prediction against voting.
+
+CPU (or GPU) seconds on a ~10k-face mesh with 10 views of 512², printed as figures and as ratios
+against voting measured in the same run (machines are shared and noisy: never assert on seconds)."""
 
 from __future__ import annotations
 

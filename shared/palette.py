@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import colorsys
 
-# Hand-picked for distinctness on a grey mesh (after ColorBrewer Set1/Dark2), then generated.
-_BASE = [
-    (0.894, 0.102, 0.110),
-    (0.216, 0.494, 0.722),
-    (0.302, 0.686, 0.290),
-    (0.596, 0.306, 0.639),
-    (1.000, 0.498, 0.000),
-    (0.651, 0.337, 0.157),
-    (0.969, 0.506, 0.749),
-    (0.106, 0.620, 0.467),
-    (0.902, 0.671, 0.008),
-    (0.400, 0.651, 0.118),
-    (0.459, 0.439, 0.702),
-    (0.851, 0.373, 0.008),
-]
+
+def _rgb(hex_code: str) -> tuple[float, float, float]:
+    """``"rrggbb"`` as RGB in [0, 1], rounded to 3 decimals."""
+    r, g, b = (round(int(hex_code[i : i + 2], 16) / 255, 3) for i in (0, 2, 4))
+    return r, g, b
+
+
+# Hand-picked for distinctness on a grey mesh (ColorBrewer Set1, then Dark2), then generated.
+_BASE = [_rgb(c) for c in "e41a1c 377eb8 4daf4a 984ea3 ff7f00 a65628 f781bf 1b9e77 e6ab02 66a61e 7570b3 d95f02".split()]
 UNLABELLED = (0.55, 0.55, 0.55)
 
 

@@ -21,7 +21,7 @@ def test_painting_gives_k_faces_of_each_part_their_true_part():
     given = lab >= 0
     assert np.array_equal(lab[given], cap.gt_face_labels[given])
     assert np.bincount(lab[given], minlength=len(names)).tolist() == [2] * len(names)
-    assert np.array_equal(paint(cap, 2, seed=1), lab)  # fixed by the seed
+    assert np.array_equal(paint(cap, 2, seed=1), lab)  # the same seed draws the same faces
 
 
 @pytest.mark.bpy

@@ -1,4 +1,4 @@
-"""The seed's mIoU2D (supplementary B, Eq. A-D) on small hand-computed grids."""
+"""The paper's mIoU2D (supplementary B, Eq. A-D) on small hand-computed grids."""
 
 from __future__ import annotations
 
@@ -149,10 +149,10 @@ def test_miou2d_mean_over_views_and_parts_with_the_skip_rule():
     expected = np.array([[1.0, 0.0, np.nan], [0.5, np.nan, 0.0]])  # view 0 part 1: G non-empty, no unit -> 0
     np.testing.assert_allclose(table, expected)
     # defined pairs: 1, 0, 0.5, 0 -> 1.5 / 4
-    assert miou2d(regions, parts, views, conf, labels, 3) == approx(0.375)
+    assert miou2d(table) == approx(0.375)
     # the skipped pairs stay skipped whatever the confidences
     assert np.array_equal(np.isnan(iou2d_table(regions, parts, views, [0.0] * 4, labels, 3)), np.isnan(expected))
-    assert np.isnan(miou2d([], [], [], [], np.full((1, 4, 4), -1, np.int32), 2))  # nothing defined
+    assert np.isnan(miou2d(iou2d_table([], [], [], [], np.full((1, 4, 4), -1, np.int32), 2)))  # nothing defined
 
 
 def test_raising_correct_and_lowering_wrong_confidences_raises_miou2d():
@@ -162,9 +162,9 @@ def test_raising_correct_and_lowering_wrong_confidences_raises_miou2d():
     regions = [left, right, right, left]  # part 0 right, part 0 wrong, part 1 right, part 1 wrong
     parts, views = [0, 0, 1, 1], [0, 0, 0, 0]
     # before: per part I = 0.5 * 8 = 4, lambda = 0.5 * 8 = 4, gamma = 0 -> 1/2
-    before = miou2d(regions, parts, views, [0.5, 0.5, 0.5, 0.5], labels, 2)
+    before = miou2d(iou2d_table(regions, parts, views, [0.5, 0.5, 0.5, 0.5], labels, 2))
     # after: I = 0.9 * 8 = 7.2, lambda = Avg(0.9, 0.1) * 8 = 4 -> 7.2 / 11.2 = 9/14
-    after = miou2d(regions, parts, views, [0.9, 0.1, 0.9, 0.1], labels, 2)
+    after = miou2d(iou2d_table(regions, parts, views, [0.9, 0.1, 0.9, 0.1], labels, 2))
     assert before == approx(0.5) and after == approx(9 / 14) and after > before
 
 
@@ -209,7 +209,7 @@ def test_box_unit_counts_only_foreground_pixels():
     # F(b) = rows 1-2 = G^0 -> IoU 1; part 1 has G (row 3) and no unit -> 0; mean 1/2
     assert miou2d_from_capture(cap, det, None, 2) == approx(0.5)
     assert miou2d_from_capture(cap, det, [0.1], 2) == approx(0.5)  # perfect: any confidence
-    # the same region as a mask keeping its background (the seed's raw P-VLM s^i): 4 background px count in
+    # the same region as a mask keeping its background (the paper's raw P-VLM s^i): 4 background px count in
     # lambda: 0.5 * 8 / (0.5 * 8 + 0.5 * 4) = 2/3 -> mean (2/3 + 0) / 2 = 1/3
     mask = grid(4, 4, slice(0, 3), slice(None))
     det_mask = Detections(("a", "b"), [[Detection(0, 0.5, mask=mask)]])
@@ -278,7 +278,7 @@ def test_ten_views_of_512_with_fifty_units_is_fast():
         views.append(k % n_views)
     conf = rng.random(50)
     t = time.perf_counter()
-    value = miou2d(regions, parts, views, conf, labels, n_parts)
+    value = miou2d(iou2d_table(regions, parts, views, conf, labels, n_parts))
     assert time.perf_counter() - t < 1.0
     assert 0.0 <= value <= 1.0
 
@@ -292,4 +292,4 @@ def test_bad_inputs_are_rejected():
     with pytest.raises(ValueError):
         iou2d_part([np.zeros((3, 3), bool)], [0.5], gt)
     with pytest.raises(ValueError):
-        miou2d([gt], [2], [0], [0.5], gt[None].astype(np.int32), 2)  # part out of range
+        iou2d_table([gt], [2], [0], [0.5], gt[None].astype(np.int32), 2)  # part out of range
