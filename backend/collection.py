@@ -22,7 +22,7 @@ from partdistill.shared import limits
 from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError, one_line
-from partdistill.shared.options import VOTING_METHODS, SegmentOptions
+from partdistill.shared.options import VOTING_METHODS, CollectionOptions, SegmentOptions
 from partdistill.shared.progress import Progress
 from partdistill.shared.result import SegmentationResult
 from partdistill.shared.validation import check_part_names
@@ -37,38 +37,6 @@ from .pipeline.review import review
 from .pipeline.shape import PreparedShape, prepare_shape
 from .pre import category_student, train
 from .students.build import part_embedder
-
-COLLECTION_MODES = ("pre-tta", "pre", "tta")
-#: Epochs of each shape's fine-tuning from the category student (test-time alignment from scratch
-#: takes ``SegmentOptions.epochs``).
-FINETUNE_EPOCHS = 30
-#: A face whose label differs from the category student's keeps this share of its confidence.
-DISAGREE_CONFIDENCE = 0.5
-
-
-@dataclass
-class CollectionOptions:
-    """How a collection is labelled. mode: one of ``COLLECTION_MODES``. finetune_epochs: epochs of
-    each shape's fine-tuning ("pre-tta"). downweight: before fine-tuning, lower the weight of each
-    knowledge unit by how much the category student contradicts it (backward distillation's
-    re-scoring, with the category student as the snapshot). disagree_confidence: the share of its
-    confidence a face keeps where its label differs from the category student's."""
-
-    mode: str = "pre-tta"
-    finetune_epochs: int = FINETUNE_EPOCHS
-    downweight: bool = False
-    disagree_confidence: float = DISAGREE_CONFIDENCE
-
-    def validate(self) -> CollectionOptions:
-        if self.mode not in COLLECTION_MODES:
-            raise ValidationError("collection.mode", f"must be one of {', '.join(COLLECTION_MODES)}, got {self.mode!r}")
-        if not isinstance(self.finetune_epochs, int) or not 1 <= self.finetune_epochs <= 100_000:
-            raise ValidationError(
-                "collection.finetune_epochs", f"must be an integer in [1, 100000], got {self.finetune_epochs!r}"
-            )
-        if not 0.0 <= float(self.disagree_confidence) <= 1.0:
-            raise ValidationError("collection.disagree_confidence", "must be a number in [0, 1]")
-        return self
 
 
 @dataclass
@@ -109,11 +77,13 @@ def segment_collection(
     *,
     teacher=None,
     checkpoint: Checkpoint | None = None,
+    fitted: Callable[[Checkpoint], None] | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> CollectionResult:
     """Label every member (see the module docstring). ``checkpoint``: a category student fitted
-    before over the same collection (an interrupted batch resumed), used instead of fitting one. A
+    before over the same collection (an interrupted batch resumed), used instead of fitting one;
+    ``fitted`` is called with the category student as soon as it is fitted. A
     member that cannot be labelled (empty views, detections that cover nothing) is reported in
     ``errors`` and the others go on; a collection of which none can be labelled raises
     ``ValidationError``."""
@@ -156,6 +126,8 @@ def segment_collection(
     t1 = time.perf_counter()
     if checkpoint is None:
         ckpt = train(setup, [prepared[i] for i in ok], names, options, progress=progress, cancel=cancel)
+        if fitted is not None:
+            fitted(ckpt)
     else:
         if tuple(checkpoint.part_names) != names:
             raise ValidationError(
@@ -192,7 +164,7 @@ def segment_collection(
             disagreement(result.face_labels, pre.face_labels, m.capture.mesh.face_areas()), 4
         )
         cap = m.capture
-        results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings, cap.cloud is not None).validate()
+        results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings).validate()
         _report(progress, k + 1, len(ok), "tune" if collection.mode == "pre-tta" else "label")
     timings["label"] = time.perf_counter() - t2
     return CollectionResult(results, errors, student_labels, ckpt, timings)

@@ -167,7 +167,6 @@ def predict(
     """Label a shape with a pre-aligned student alone (no teacher, no views needed); ``refine`` as in
     ``SegmentOptions``."""
     noted = mesh.warnings if isinstance(mesh, Capture) else []
-    points = isinstance(mesh, Capture) and mesh.cloud is not None
     mesh = mesh.mesh if isinstance(mesh, Capture) else mesh
     mesh.validate()
     t = time.perf_counter()
@@ -179,7 +178,7 @@ def predict(
     stats = {"method": "pre", "n_faces": mesh.n_faces, "n_points": shape.points.n}
     result = label_faces(student, shape, emb, ckpt.part_names, stats, timings, refine)
     result.timings["total"] = time.perf_counter() - t
-    return review(result, mesh, noted=noted, points=points).validate()
+    return review(result, mesh, noted=noted).validate()
 
 
 def predict_named(capture: Capture, part_names: Sequence[str], options: SegmentOptions) -> SegmentationResult:

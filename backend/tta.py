@@ -61,11 +61,10 @@ def segment(
         from .pre import predict_named
 
         result = keep_labelled(predict_named(capture, names, options), capture.mesh, labelled_faces)
-        return review(result, capture.mesh, noted=capture.warnings, points=capture.cloud is not None).validate()
+        return review(result, capture.mesh, noted=capture.warnings).validate()
     if options.render_type == "color-mesh":
         result, detections = _label(capture, names, options, detections, teacher, labelled_faces, progress, cancel)
-        points = capture.cloud is not None
-        return review(result, capture.mesh, detections, capture.face_id, capture.warnings, points).validate()
+        return review(result, capture.mesh, detections, capture.face_id, capture.warnings).validate()
     rendered = render_as(capture, options.render_type, options.seed)
     inner = replace(options, render_type="color-mesh")
     labelled = None if rendered.point_face is None else to_points(labelled_faces, rendered.point_face)

@@ -141,3 +141,38 @@ class SegmentOptions:
         if unknown:
             raise ValidationError("options", f"unknown option(s) {unknown}")
         return cls(**d).validate()
+
+
+#: How a collection is labelled (see ``CollectionOptions``).
+COLLECTION_MODES = ("pre-tta", "pre", "tta")
+#: Epochs of each shape's fine-tuning from the category student (test-time alignment from scratch
+#: takes ``SegmentOptions.epochs``).
+FINETUNE_EPOCHS = 30
+#: A face whose label differs from the category student's keeps this share of its confidence.
+DISAGREE_CONFIDENCE = 0.5
+
+
+@dataclass
+class CollectionOptions:
+    """How a collection is labelled. mode: one of ``COLLECTION_MODES``. finetune_epochs: epochs of
+    each shape's fine-tuning ("pre-tta"). downweight: before fine-tuning, lower the weight of each
+    knowledge unit by how much the category student contradicts it (backward distillation's
+    re-scoring, with the category student as the snapshot). disagree_confidence: the share of its
+    confidence a face keeps where its label differs from the category student's."""
+
+    mode: str = "pre-tta"
+    finetune_epochs: int = FINETUNE_EPOCHS
+    downweight: bool = False
+    disagree_confidence: float = DISAGREE_CONFIDENCE
+
+    def validate(self) -> CollectionOptions:
+        if self.mode not in COLLECTION_MODES:
+            modes = ", ".join(COLLECTION_MODES)
+            raise ValidationError("collection.mode", f"must be one of {modes}, got {shown(self.mode)}")
+        if not isinstance(self.finetune_epochs, int) or not 1 <= self.finetune_epochs <= 100_000:
+            raise ValidationError(
+                "collection.finetune_epochs", f"must be an integer in [1, 100000], got {self.finetune_epochs!r}"
+            )
+        if not 0.0 <= float(self.disagree_confidence) <= 1.0:
+            raise ValidationError("collection.disagree_confidence", "must be a number in [0, 1]")
+        return self

@@ -25,6 +25,7 @@ from pathlib import Path
 from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError, one_line
+from partdistill.shared.options import COLLECTION_MODES, FINETUNE_EPOCHS
 from partdistill.shared.protocol import check_address
 
 from ..io.inputs import INPUT_SUFFIXES, MESH_SUFFIXES, POINT_SUFFIXES, detections_file
@@ -48,7 +49,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run on a Ray cluster (auto, HOST:PORT, ray://...; 'local' starts one)",
     )
     b.add_argument(
-        "--fit", action="store_true", help="first pre-align one student over the whole batch (Pre), then label with it"
+        "--mode",
+        choices=COLLECTION_MODES,
+        default=None,
+        help="pre-tta (collection mode, the default in this process): one category student fitted over the "
+        "batch, then fine-tuned on each shape; pre: the category student alone; tta: each shape on its own "
+        "(the only mode with --backend or --ray)",
+    )
+    b.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=FINETUNE_EPOCHS,
+        help="epochs of each shape's fine-tuning from the category student (pre-tta)",
+    )
+    b.add_argument(
+        "--downweight",
+        action="store_true",
+        help="pre-tta: lower the weight of the detections the category student contradicts before fine-tuning",
     )
     add_engine_args(b)
     add_output_args(b)
@@ -107,10 +124,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("--jobs", "must be at least 1")
     if args.backend:
         check_address(args.backend, "--backend")
-    if args.fit and args.backend:
-        raise ValidationError("--fit", "pre-aligns in this process: leave out --backend")
-    if args.ray and (args.fit or args.backend):
-        raise ValidationError("--ray", "runs the engine on the cluster: leave out --fit and --backend")
+    if args.ray and args.backend:
+        raise ValidationError("--ray", "runs the engine on the cluster: leave out --backend")
+    one_by_one = _one_by_one(args)
+    if args.mode is None:
+        args.mode = "tta" if one_by_one else "pre-tta"
+    elif args.mode != "tta" and one_by_one:
+        raise ValidationError("--mode", f"{args.mode} is not for {one_by_one}: leave it out, or give --mode tta")
+    if args.finetune_epochs < 1:
+        raise ValidationError("--finetune-epochs", "must be at least 1")
     inputs = collect_inputs(args.inputs)
     with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
         return _run(args, names, inputs)
@@ -141,21 +163,30 @@ def _run(args: argparse.Namespace, names: tuple[str, ...], inputs: list[Path]) -
     log = open(args.out / "batch.log", "a")
     print(f"{len(inputs)} inputs: {len(inputs) - len(todo)} finished before, {len(todo)} to do", file=sys.stderr)
     t_start = time.perf_counter()
+
+    def finish(i: int, outcome) -> None:
+        if isinstance(outcome, BaseException):
+            _failed(rows, i, inputs[i], outcome, log)
+        else:
+            capture, result = outcome
+            _write_atomically(args.out, folders[i], capture, result, args.per_face_json)
+            _done(rows, i, capture, result, result.timings.get("total", sum(result.timings.values())))
+
+    review = []
     try:
         if args.ray:
             from .batch_ray import run_on_ray
 
-            def finish(i: int, outcome) -> None:
-                if isinstance(outcome, BaseException):
-                    _failed(rows, i, inputs[i], outcome, log)
-                else:
-                    capture, result = outcome
-                    _write_atomically(args.out, folders[i], capture, result, args.per_face_json)
-                    _done(rows, i, capture, result, result.timings.get("total", 0.0))
-
             run_on_ray(args.ray, args, inputs, todo, names, finish)
+        elif args.mode != "tta":
+            from .batch_collection import label_collection
+
+            label_collection(args, names, inputs, todo, finish)
         else:
             _label(args, inputs, folders, todo, rows, _Engine(args, names), log)
+        from .batch_review import review_batch
+
+        review = review_batch(args.out, rows, names, args.mode)
     finally:
         log.close()
         _write_index(args.out, [rows[i] for i in range(len(inputs))])
@@ -168,27 +199,38 @@ def _run(args: argparse.Namespace, names: tuple[str, ...], inputs: list[Path]) -
         f"done {done}, failed {len(failed)}, skipped {skipped} (finished before) in "
         f"{time.perf_counter() - t_start:.0f} s{per}; index: {args.out / 'index.csv'}"
     )
+    for line in review:
+        print(line)
     for r in failed:
         print(f"  failed: {r['input']}: {r['reason']}", file=sys.stderr)
     return 1 if failed else 0
 
 
+def _one_by_one(args: argparse.Namespace) -> str | None:
+    """The option that rules out collection mode (which fits a category student in this process on
+    the views as captured), if any."""
+    for given, option in (
+        (args.backend, "--backend"),
+        (args.ray, "--ray"),
+        (args.method != "distill", f"--method {args.method}"),
+        (args.render_type != "color-mesh", f"--render-type {args.render_type}"),
+        (args.category_model, "--category-model"),
+    ):
+        if given:
+            return option
+    return None
+
+
 class _Engine:
-    """Labels one capture: in process (teacher loaded once), through ``--backend``, or with the
-    student pre-aligned over the batch (``--fit``)."""
+    """Labels one capture on its own: in process (teacher loaded once) or through ``--backend``."""
 
     def __init__(self, args: argparse.Namespace, names: tuple[str, ...]):
         self.args, self.names = args, names
         self.client = backend_client(args) if args.backend else None
-        self.checkpoint = None
         self._teacher = None
 
     def label(self, capture, detections):
         args = self.args
-        if self.checkpoint is not None:
-            from ..pre import predict
-
-            return predict(capture, self.checkpoint, seed=args.seed, device=args.device, refine=args.refine)
         options = engine_options(args, with_teacher=detections is None and not args.category_model)
         if self.client is not None:
             return self.client.segment(capture, self.names, options, detections)
@@ -213,8 +255,6 @@ def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
     stream = capture_files(
         [inputs[i] for i in todo], views=args.views, resolution=args.resolution, workers=args.jobs, engine=args.render
     )
-    if args.fit:
-        stream = _fit_first(args, inputs, todo, stream, rows, engine, log)
     with tqdm(total=len(todo), desc="batch", unit="mesh", file=sys.stderr, disable=args.quiet) as bar:
         for k, got in stream:
             i = todo[k]
@@ -230,27 +270,6 @@ def _label(args, inputs, folders, todo, rows, engine: _Engine, log) -> None:
                 _failed(rows, i, inputs[i], e, log)
             bar.update(1)
             bar.set_postfix(failed=sum(r["status"] == "failed" for r in rows.values()))
-
-
-def _fit_first(args, inputs, todo, stream, rows, engine: _Engine, log):
-    """Pre-align one student over every capturable input (Pre), then hand the captures on."""
-    from ..pre import TrainingShape, fit
-
-    captured, shapes = [], []
-    for k, got in stream:
-        captured.append((k, got))
-        if not isinstance(got, str):
-            try:
-                shapes.append(TrainingShape(got, _detections_beside(inputs[todo[k]], got)))
-            except ValidationError as e:
-                captured[-1] = (k, str(e))
-    if not shapes:
-        raise ValidationError("--fit", "no input could be captured to fit on")
-    options = engine_options(args, with_teacher=any(s.detections is None for s in shapes))
-    need = any(s.detections is None for s in shapes)
-    print(f"pre-aligning one student over {len(shapes)} shapes ...", file=sys.stderr)
-    engine.checkpoint = fit(shapes, engine.names, options, teacher=teacher(options) if need else None)
-    return iter(captured)
 
 
 def _done(rows: dict, i: int, capture, result, seconds: float) -> None:
@@ -276,7 +295,12 @@ def _detections_beside(path: Path, capture) -> Detections | None:
 
 
 def _write_atomically(out: Path, folder: str, capture, result, per_face_json: bool = False) -> None:
-    """Write into a hidden folder, then rename it: a half-written output never looks finished."""
+    """Write into a hidden folder, then rename it: a half-written output never looks finished. The
+    result's part figures go into its stats, for the review of the collection."""
+    from ..pipeline.outliers import part_figures
+
+    names = result.part_names
+    result.stats["parts"] = part_figures(capture.mesh, result.face_labels, len(names)).to_dict(names)
     partial = out / f".partial-{folder}"
     shutil.rmtree(partial, ignore_errors=True)
     try:

@@ -104,3 +104,46 @@ def save_loss_curve(path: str | Path, loss: Sequence[float], trigger_epoch: int 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def save_contact_sheet(path: str | Path, tiles: Sequence[tuple[Path, str]], width: int = 420, cols: int = 3) -> Path:
+    """One PNG of several results to look at together: each tile is a result's ``preview.png`` scaled
+    to ``width`` pixels, captioned (its name and why it is there), ``cols`` tiles a row, in order."""
+    from PIL import Image, ImageDraw
+
+    font = _legend_font()
+    images = []
+    for png, caption in tiles:
+        with Image.open(png) as im:
+            im = im.convert("RGB")
+            scaled = im.resize((width, max(1, round(im.height * width / im.width))))
+        lines = _wrap(caption, font, width - 8)
+        tile = Image.new("RGB", (width, scaled.height + LEGEND_PAD + LEGEND_LINE * len(lines)), (255, 255, 255))
+        tile.paste(scaled, (0, 0))
+        draw = ImageDraw.Draw(tile)
+        for k, text in enumerate(lines):
+            draw.text((4, scaled.height + LEGEND_PAD // 2 + k * LEGEND_LINE), text, fill=(0, 0, 0), font=font)
+        images.append(tile)
+    cols = max(1, min(cols, len(images)))
+    rows = (len(images) + cols - 1) // cols
+    row_h = [max((im.height for im in images[r * cols : (r + 1) * cols]), default=0) for r in range(rows)]
+    sheet = Image.new("RGB", (cols * width, max(sum(row_h), 1)), (255, 255, 255))
+    for k, im in enumerate(images):
+        sheet.paste(im, ((k % cols) * width, sum(row_h[: k // cols])))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def _wrap(text: str, font, width: float, max_lines: int = 4) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if font.getlength(trial) <= width or not line:
+            line = trial
+        else:
+            lines.append(line)
+            line = word
+    lines.append(line)
+    return lines[:max_lines] if len(lines) <= max_lines else [*lines[: max_lines - 1], lines[max_lines - 1] + " …"]

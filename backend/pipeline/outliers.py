@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from partdistill.shared.capture import Capture
+from partdistill.shared.capture import Mesh
 from scipy.sparse import csgraph, csr_matrix
 
 from .mesh_graph import face_graph
@@ -50,8 +50,10 @@ class FlagRules:
 class PartFigures:
     """What a labelled shape's parts look like. share: (P,) float64, each part's share of the surface
     (of the points, for a point cloud). pieces: (P,) int64, its connected pieces holding at least
-    ``MIN_PIECE`` of it. place: (P, 3) float64, its centre in the object's bounding box scaled to
-    [0, 1] per axis (NaN for a part with no face)."""
+    ``MIN_PIECE`` of it. place: (P, 3) float64, where its centre lies in the object's bounding box
+    along the object's principal axes (longest first), as the distance from the box's centre in units
+    of the box's half-extent, in [0, 1] per axis (NaN for a part with no face): the same for a shape
+    turned or mirrored, as collections often are."""
 
     share: np.ndarray
     pieces: np.ndarray
@@ -79,14 +81,15 @@ class PartFigures:
         }
 
 
-def part_figures(capture: Capture, face_labels: np.ndarray, n_parts: int) -> PartFigures:
-    """The figures of ``face_labels`` (F,) int32 on ``capture``'s mesh (its points for a point cloud:
-    a point's two surfel triangles have equal areas, so the area share is the point share)."""
-    graph = face_graph(capture.mesh)
-    area = graph.areas if capture.cloud is None else np.ones(graph.n_faces)
+def part_figures(mesh: Mesh, face_labels: np.ndarray, n_parts: int) -> PartFigures:
+    """The figures of ``face_labels`` (F,) int32 on ``mesh`` (for a point cloud's surfel mesh, shares
+    of its points)."""
+    graph = face_graph(mesh)
+    area = np.ones(graph.n_faces) if mesh.surfels else graph.areas
     total = float(area.sum()) or 1.0
-    lo, hi = graph.centroids.min(axis=0), graph.centroids.max(axis=0)
-    extent = np.where(hi - lo > 0, hi - lo, 1.0)
+    axes = principal_frame(graph.centroids, area)
+    lo, hi = axes.min(axis=0), axes.max(axis=0)
+    centre, half = (lo + hi) / 2, np.where(hi - lo > 0, (hi - lo) / 2, 1.0)
     same = face_labels[graph.edges[:, 0]] == face_labels[graph.edges[:, 1]]
     e = graph.edges[same]
     f = graph.n_faces
@@ -102,10 +105,19 @@ def part_figures(capture: Capture, face_labels: np.ndarray, n_parts: int) -> Par
         if a <= 0:
             continue
         share[p] = a / total
-        place[p] = ((graph.centroids[m] * area[m, None]).sum(axis=0) / a - lo) / extent
+        place[p] = np.abs((axes[m] * area[m, None]).sum(axis=0) / a - centre) / half
         piece_area = np.bincount(comp[m], weights=area[m])
         pieces[p] = int((piece_area >= MIN_PIECE * a).sum())
     return PartFigures(share, pieces, place)
+
+
+def principal_frame(xyz: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``xyz`` (N, 3) in the frame of its weighted principal axes, the axis of largest spread first."""
+    w = weight / (float(weight.sum()) or 1.0)
+    centred = xyz - (xyz * w[:, None]).sum(axis=0)
+    cov = (centred * w[:, None]).T @ centred
+    values, vectors = np.linalg.eigh(cov)
+    return centred @ vectors[:, np.argsort(values)[::-1]]
 
 
 @dataclass

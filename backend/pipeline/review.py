@@ -47,13 +47,12 @@ SWAP_SCORE_RATIO = 1.25
 SWAP_VIEWS = 2
 
 
-def coverage(
-    mesh: Mesh, face_labels: np.ndarray, part_names: tuple[str, ...], points: bool = False
-) -> dict[str, dict[str, float]]:
+def coverage(mesh: Mesh, labels: np.ndarray, part_names: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """Per part (and ``"(unlabelled)"`` when any face is), its face count and its share of the surface
-    area: ``{"seat": {"faces": 213, "area": 0.18}, ...}``. ``points``: ``mesh`` is a point cloud's
-    surfel mesh (two triangles a point) and ``face_labels`` are per point (the result's polygon
-    labels): points are counted, ``{"seat": {"points": 96, "area": 0.18}, ...}``."""
+    area: ``{"seat": {"faces": 213, "area": 0.18}, ...}``. ``labels``: (F,) int32 per face; for a
+    point cloud's surfel mesh (two triangles a point), (N,) per point (the result's polygon labels),
+    and points are counted: ``{"seat": {"points": 96, "area": 0.18}, ...}``."""
+    face_labels, points = labels, mesh.surfels
     area = mesh.face_areas().astype(np.float64)
     if points:
         area = per_point_total(area)
@@ -125,15 +124,14 @@ def review(
     detections: Detections | None = None,
     face_id: np.ndarray | None = None,
     noted: Sequence[str] = (),
-    points: bool = False,
 ) -> SegmentationResult:
     """Add ``stats["coverage"]`` and the warnings this result deserves; returns ``result``.
     ``face_id`` (N, H, W) int32, the capture's face under each pixel, enables the swap check.
-    ``noted``: warnings the capture carries (dropped faces, specks out of view), placed first.
-    ``points``: ``mesh`` is a point cloud's surfel mesh (coverage counts points)."""
+    ``noted``: warnings the capture carries (dropped faces, specks out of view), placed first. For a
+    point cloud's surfel mesh the coverage counts points."""
     names = result.part_names
-    cov = coverage(mesh, result.polygon_labels if points else result.face_labels, names, points)
-    unit = "point" if points else "face"
+    cov = coverage(mesh, result.polygon_labels if mesh.surfels else result.face_labels, names)
+    unit = "point" if mesh.surfels else "face"
     result.stats["coverage"] = cov
     warnings = result.warnings
     warnings[:0] = [w for w in noted if w not in warnings]

@@ -1,0 +1,91 @@
+"""``partdistill batch`` in collection mode: one category student over the batch, then each shape.
+
+Every input is captured (in ``--jobs`` Blender processes) and gets its detections; the category
+student is fitted over all of them and saved as ``OUT/category-model`` (a re-run of an interrupted
+batch reuses it, and ``segment --category-model OUT/category-model`` labels more shapes like
+them later); then each unfinished shape is fine-tuned from it (mode "pre-tta") or labelled by it
+alone ("pre").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from partdistill.shared.errors import ValidationError
+
+from ..io.inputs import detections_file
+from .arguments import teacher
+from .console import ProgressBars
+from .segment import engine_options
+
+CATEGORY_MODEL = "category-model"
+
+
+def label_collection(
+    args: argparse.Namespace,
+    names: tuple[str, ...],
+    inputs: list[Path],
+    todo: list[int],
+    finish: Callable[[int, object], None],
+) -> None:
+    """Label ``inputs[i]`` for every ``i`` in ``todo`` in collection mode; each outcome goes to
+    ``finish(i, (capture, result) | exception)``."""
+    from partdistill.shared.detections import Detections
+    from partdistill.shared.options import CollectionOptions
+
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..collection import Member, segment_collection
+    from ..io.capture_pool import capture_files
+
+    saved = args.out / CATEGORY_MODEL
+    checkpoint = None
+    if (saved / "partdistill.json").is_file():  # before any capture: a mismatch is known now
+        checkpoint = load_checkpoint(saved)
+        if tuple(checkpoint.part_names) != names:
+            raise ValidationError(
+                "--parts",
+                f"{saved} was fitted for the parts {list(checkpoint.part_names)}: give those, or another --out",
+            )
+        print(f"using the category student fitted before: {saved}", file=sys.stderr)
+    members, where = [], []
+    stream = capture_files(
+        [inputs[i] for i in todo], views=args.views, resolution=args.resolution, workers=args.jobs, engine=args.render
+    )
+    for k, got in stream:
+        i = todo[k]
+        if isinstance(got, str):
+            finish(i, ValidationError("input", got))
+            continue
+        try:
+            f = detections_file(inputs[i])
+            det = None if f is None else Detections.load_json(f).validate(got.n_views, got.image_size)
+        except ValidationError as e:
+            finish(i, e)
+            continue
+        members.append(Member(got, det))
+        where.append(i)
+    if not members:
+        return
+    options = engine_options(args, with_teacher=any(m.detections is None for m in members))
+    need_teacher = any(m.detections is None for m in members)
+    doing = "fitting one category student, then each shape" if checkpoint is None else "each shape"
+    print(f"collection of {len(members)} shapes: {doing}", file=sys.stderr)
+    with ProgressBars(args.quiet) as bars:
+        out = segment_collection(
+            members,
+            names,
+            options,
+            CollectionOptions(mode=args.mode, finetune_epochs=args.finetune_epochs, downweight=args.downweight),
+            teacher=teacher(options) if need_teacher else None,
+            checkpoint=checkpoint,
+            fitted=lambda ckpt: save_checkpoint(saved, ckpt),  # kept at once: an interrupted run resumes from it
+            progress=bars.update,
+        )
+    for k, i in enumerate(where):
+        if out.results[k] is None:
+            finish(i, ValidationError("input", out.errors[k]))
+        else:
+            finish(i, (members[k].capture, out.results[k]))

@@ -1,0 +1,138 @@
+"""``partdistill bench real --collection``: collection mode against one shape at a time and Pre.
+
+A collection is the 4 shapes of one category and one split of the real-mesh set (``psb.py``): the
+validation collections choose the variant, the flag rules and the confidence drop, the test ones are
+only reported. Each collection is fitted once (its category student) and every variant
+(``VARIANTS``) starts from that student, as ``partdistill batch`` would. The rows join the run log of
+``bench real`` (``runs.jsonl``), beside its per-shape methods and baselines; besides the mIoU each
+row keeps what the collection review needs: the part figures, the disagreement with the category
+student, and how often faces are right per confidence where the labels agree or differ with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from partdistill.backend.collection import Member, segment_collection
+from partdistill.backend.pipeline.mesh_graph import face_graph
+from partdistill.backend.pipeline.outliers import part_figures
+from partdistill.shared.options import CollectionOptions
+
+from .levels import simulate
+from .psb import CATEGORIES, RealShape, real_shapes
+from .real import result_row
+from .runlog import Log, RunLog, RunSetup
+
+#: name -> the ``CollectionOptions`` that make it (the confidence drop is left out of the runs: the
+#: report applies each candidate drop to the stored histograms).
+VARIANTS: dict[str, dict] = {
+    "collection-pre": {"mode": "pre"},
+    "collection-e15": {"finetune_epochs": 15},
+    "collection-e30": {"finetune_epochs": 30},
+    "collection-e50": {"finetune_epochs": 50},
+    "collection-e30-downweight": {"finetune_epochs": 30, "downweight": True},
+}
+#: Confidence histograms' bins (fine enough to rescale the confidences of the faces that differ).
+BINS = 100
+
+
+def run(
+    data: Path,
+    cache: Path,
+    out: Path,
+    *,
+    categories: Sequence[str] = CATEGORIES,
+    splits: Sequence[str] = ("val", "test"),
+    per_category: int | None = None,
+    teacher: str = "box",
+    level: str = "realistic",
+    variants: Sequence[str] = tuple(VARIANTS),
+    setup: RunSetup | None = None,
+    log: Log = print,
+) -> list[dict]:
+    """Run every variant on every collection not yet in ``out/runs.jsonl``; returns their rows."""
+    setup = setup or RunSetup()
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    runs = RunLog.open(out / "runs.jsonl")
+    for split in splits:
+        shapes = real_shapes(
+            data,
+            cache,
+            categories=categories,
+            split=split,
+            per_category=per_category,
+            views=setup.views,
+            resolution=setup.resolution,
+        )
+        for cat in categories:
+            group = [s for s in shapes if s.category == cat]
+            _run_collection(group, teacher, level, variants, setup, runs, log)
+    return runs.rows
+
+
+def run_key(shape: RealShape, group: Sequence[RealShape], teacher: str, level: str, variant: str, setup) -> str:
+    """A run: the shape, its collection, the teacher, the level, the variant and every option."""
+    what = {
+        "options": setup.options.to_dict(),
+        "collection": VARIANTS[variant],
+        "members": [s.key for s in group],
+    }
+    digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{shape.key}/{teacher}/{level}/{variant}/{digest}"
+
+
+def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunLog, log: Log) -> None:
+    keys = {v: [run_key(s, group, teacher, level, v, setup) for s in group] for v in variants}
+    todo = [v for v in variants if not runs.all_done(keys[v])]
+    if not todo:
+        return
+    caps = [s.load() for s in group]
+    dets = [
+        simulate(c, level, teacher, seed=s.seed, graph=face_graph(c.mesh)) for s, c in zip(group, caps, strict=True)
+    ]
+    members = [Member(c, d) for c, d in zip(caps, dets, strict=True)]
+    names = group[0].part_names
+    t = time.perf_counter()
+    fitted = segment_collection(members, names, setup.options, CollectionOptions(mode="pre", disagree_confidence=1.0))
+    fit_s = fitted.timings["fit"] / len(group)
+    log(f"{group[0].category} {group[0].split}: category student fitted in {time.perf_counter() - t:.0f} s")
+    for v in todo:
+        t = time.perf_counter()
+        if VARIANTS[v].get("mode") == "pre":
+            out = fitted
+        else:
+            opts = CollectionOptions(**VARIANTS[v], disagree_confidence=1.0)
+            out = segment_collection(members, names, setup.options, opts, checkpoint=fitted.checkpoint)
+        each = (time.perf_counter() - t) / len(group) if out is not fitted else fitted.timings["label"] / len(group)
+        for k, s in enumerate(group):
+            res, cap = out.results[k], caps[k]
+            if res is None:
+                log(f"{s.key}: {v} failed: {out.errors[k]}")
+                continue
+            row = result_row(s, cap, dets[k], res, teacher, level, v, fit_s + each, setup.options, keys[v][k])
+            row["collection"] = [m.key for m in group]
+            row["parts"] = part_figures(cap.mesh, res.face_labels, len(names)).to_dict(names)
+            row["disagreement"] = res.stats.get("disagreement")
+            row.update(_confidence_by_agreement(res, out.student_labels[k], cap.gt_face_labels))
+            runs.add(row)
+            log(f"{s.key:>12} {teacher:4} {level:9} {v:26} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
+
+
+def _confidence_by_agreement(res, student_labels, gt) -> dict[str, list[int]]:
+    """Counts of faces and of right faces per confidence bin, apart for the faces whose label agrees
+    with the category student's and those whose label differs."""
+    b = np.minimum((res.face_confidence * BINS).astype(int), BINS - 1)
+    right = res.face_labels == gt
+    differ = res.face_labels != student_labels
+    out = {}
+    for name, m in (("agree", ~differ), ("differ", differ)):
+        out[f"{name}_faces"] = np.bincount(b[m], minlength=BINS).tolist()
+        out[f"{name}_right"] = np.bincount(b[m], weights=right[m], minlength=BINS).astype(int).tolist()
+    return out

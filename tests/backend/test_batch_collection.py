@@ -1,0 +1,93 @@
+"""``partdistill batch`` in collection mode (its default): one category student over the batch, saved
+and reused by a re-run, then each shape; a shape whose detections swap its parts is flagged, worst
+first, in its labels.json, the index, collection.json, the summary and review.png."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from dataclasses import replace
+
+import pytest
+from partdistill.backend import cli
+from partdistill.bench.simulated import simulate_detections
+from partdistill.shared.bundle import save_bundle
+from partdistill.shared.detections import Detections
+from synthetic import capture_of, table
+
+FAST = ["--epochs", "30", "--points", "512", "--finetune-epochs", "10", "--quiet"]
+
+
+def _run(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    """Five tables with detections beside them; the last one's detections name every top a leg and
+    every leg a top."""
+    d = tmp_path_factory.mktemp("tables")
+    mesh, gt, names = table()
+    for k in range(5):
+        cap = capture_of(mesh, gt, names, n_views=4, size=48)
+        det = simulate_detections(cap, seed=k)
+        if k == 4:
+            det = Detections(det.part_names, [[replace(x, part=1 - x.part) for x in v] for v in det.views])
+        save_bundle(d / f"table{k}.npz", cap)
+        det.save_json(d / f"table{k}.detections.json")
+    return d
+
+
+def test_a_batch_is_one_collection_and_the_shape_unlike_the_rest_is_flagged_first(tables, tmp_path):
+    out = tmp_path / "out"
+    rc, stdout, err = _run(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
+    assert rc == 0, err
+    assert "collection of 5 shapes" in err and "done 5, failed 0" in stdout
+    assert (out / "category-model" / "model.safetensors").is_file()
+    doc = json.loads((out / "table4" / "labels.json").read_text())
+    assert doc["stats"]["method"] == "collection-pre-tta" and doc["stats"]["parts"]["top"]["pieces"] >= 1
+    assert any(w.startswith("collection: ") for w in doc["warnings"])
+    summary = json.loads((out / "collection.json").read_text())
+    assert summary["check_first"][0].endswith("table4.npz")
+    rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
+    assert "collection: " in rows["table4.npz"]["warnings"]
+    assert stdout.index("check these") < stdout.index("table4.npz") and (out / "review.png").is_file()
+
+
+def test_a_rerun_reuses_the_category_student_and_labels_only_what_is_missing(tables, tmp_path):
+    out = tmp_path / "out"
+    assert _run(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])[0] == 0
+    before = (out / "table1" / "labels.json").stat().st_mtime_ns
+    import shutil
+
+    shutil.rmtree(out / "table2")
+    rc, stdout, err = _run(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
+    assert rc == 0 and "using the category student fitted before" in err
+    assert "done 1, failed 0, skipped 4" in stdout and (out / "table2" / "labels.json").is_file()
+    assert json.loads((out / "collection.json").read_text())["check_first"][0].endswith("table4.npz")
+    assert (out / "table1" / "labels.json").stat().st_mtime_ns == before  # its flags did not change
+    rc, _, err = _run(["batch", tables, "--parts", "leg,top", "--out", out, *FAST])
+    assert rc == 2 and "was fitted for the parts ['top', 'leg']" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [(["--backend", "tcp://127.0.0.1:1"], "--backend"), (["--method", "vote-fill"], "--method vote-fill")],
+)
+def test_collection_mode_with_what_rules_it_out_is_a_one_line_error(tables, tmp_path, extra, named):
+    rc, _, err = _run(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--mode", "pre-tta", *extra])
+    assert rc == 2 and err.count("\n") == 1 and f"is not for {named}" in err
+    assert not (tmp_path / "o" / "index.csv").exists()
+
+
+def test_the_other_modes_label_one_by_one_or_with_the_category_student_alone(tables, tmp_path):
+    for mode, method in (("tta", "distill"), ("pre", "collection-pre")):
+        out = tmp_path / mode
+        assert _run(["batch", tables, "--parts", "top,leg", "--out", out, "--mode", mode, *FAST])[0] == 0
+        assert json.loads((out / "table0" / "labels.json").read_text())["stats"]["method"] == method
+        assert json.loads((out / "collection.json").read_text())["mode"] == mode

@@ -1,0 +1,89 @@
+"""Collection mode: part figures computed by hand on a table, the flags of a shape unlike the rest and
+of a part the collection disagrees on, and the engine's modes on a small collection of tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from partdistill.backend.collection import Member, segment_collection
+from partdistill.backend.metrics import shape_miou
+from partdistill.backend.pipeline.outliers import FlagRules, PartFigures, flag_collection, part_figures
+from partdistill.bench.simulated import simulate_detections
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import CollectionOptions, SegmentOptions
+from synthetic import capture_of, table
+
+FAST = SegmentOptions(epochs=30, n_points=512)
+
+
+def test_a_tables_figures_are_its_parts_shares_pieces_and_places():
+    mesh, gt, names = table()
+    fig = part_figures(mesh, gt, 2)
+    top, leg = 2 * (2.0 * 1.2 + 2 * 0.1 + 1.2 * 0.1), 4 * 2 * (0.12 * 0.12 + 2 * 0.12 * 0.9)  # box surface areas
+    assert fig.share == pytest.approx([top / (top + leg), leg / (top + leg)], rel=1e-6)
+    assert fig.pieces.tolist() == [1, 4]  # one top, four separate legs
+    assert ((fig.place >= 0) & (fig.place <= 1)).all()
+    assert PartFigures.from_dict(fig.to_dict(names), names).pieces.tolist() == [1, 4]
+
+
+def _figures(shares: list[float]) -> list[PartFigures]:
+    return [PartFigures(np.array([s, 1 - s]), np.array([1, 4]), np.full((2, 3), 0.5)) for s in shares]
+
+
+def test_a_shape_whose_part_covers_far_more_than_on_the_others_is_flagged_by_name():
+    flags = flag_collection(_figures([0.75, 0.72, 0.78, 0.74, 0.15]), np.full(5, np.nan), ("top", "leg"))
+    assert [bool(w) for w in flags.shape_warnings] == [False, False, False, False, True]
+    assert "'top' covers 15%" in flags.shape_warnings[4][0]
+    assert flags.review_order() == [4] and flags.suspicion[4] > 1
+
+
+def test_a_part_the_collection_disagrees_on_is_a_collection_warning():
+    flags = flag_collection(_figures([0.9, 0.1, 0.5, 0.05, 0.8]), np.full(5, np.nan), ("handle", "body"))
+    assert any(w.startswith("'handle' covers between 5% and 90%") for w in flags.collection_warnings)
+
+
+def test_a_shape_far_from_the_category_student_is_flagged_and_too_few_shapes_compare_nothing():
+    dis = np.array([0.05, 0.1, 0.6])
+    flags = flag_collection(_figures([0.7, 0.7, 0.7]), dis, ("top", "leg"), FlagRules(disagreement=0.3))
+    assert [bool(w) for w in flags.shape_warnings] == [False, False, True]
+    assert "60% of the surface" in flags.shape_warnings[2][0]
+    two = flag_collection(_figures([0.9, 0.1]), np.full(2, np.nan), ("top", "leg"))
+    assert not any(two.shape_warnings) and not two.collection_warnings
+
+
+@pytest.fixture(scope="module")
+def tables():
+    mesh, gt, names = table()
+    caps = [capture_of(mesh, gt, names, n_views=4, size=48) for _ in range(3)]
+    return [Member(c, simulate_detections(c, seed=k)) for k, c in enumerate(caps)], names
+
+
+@pytest.mark.parametrize("mode", ["pre-tta", "pre", "tta"])
+def test_every_mode_labels_every_table(tables, mode, torch_single_thread):
+    members, names = tables
+    out = segment_collection(members, names, FAST, CollectionOptions(mode=mode, finetune_epochs=5))
+    for m, r in zip(members, out.results, strict=True):
+        c = m.capture
+        assert shape_miou(r.face_labels, c.gt_face_labels, 2, c.mesh.face_areas()) > 0.5
+        assert r.stats["method"] == ("distill" if mode == "tta" else f"collection-{mode}")
+    if mode == "tta":
+        assert out.checkpoint is None and np.isnan(out.disagreements()).all()
+    else:
+        assert out.checkpoint.part_names == names and (out.disagreements() >= 0).all()
+
+
+def test_a_shape_that_cannot_be_labelled_is_reported_and_the_others_go_on(tables, torch_single_thread):
+    members, names = tables
+    blank = capture_of(*table(), n_views=4, size=48)
+    blank.face_id[:] = -1  # views that show nothing of the object
+    out = segment_collection([*members[:2], Member(blank, members[0].detections)], names, FAST)
+    assert out.results[2] is None and "views" in out.errors[2] and all(r is not None for r in out.results[:2])
+
+
+def test_a_fitted_category_student_is_reused_and_must_know_the_parts(tables, torch_single_thread):
+    members, names = tables
+    first = segment_collection(members, names, FAST, CollectionOptions(mode="pre"))
+    again = segment_collection(members, names, FAST, CollectionOptions(mode="pre"), checkpoint=first.checkpoint)
+    assert all((a.face_labels == b.face_labels).all() for a, b in zip(first.results, again.results, strict=True))
+    with pytest.raises(ValidationError, match="knows the parts"):
+        segment_collection(members, ("leg", "top"), FAST, checkpoint=first.checkpoint)
