@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from partdistill.shared import limits
-from partdistill.shared.capture import Capture
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError, one_line
-from partdistill.shared.options import VOTING_METHODS, CollectionOptions, SegmentOptions
+from partdistill.shared.options import CollectionOptions, SegmentOptions, collection_ruled_out
 from partdistill.shared.progress import Progress
+from partdistill.shared.request import Member
 from partdistill.shared.result import SegmentationResult
 from partdistill.shared.validation import check_part_names
 
@@ -32,19 +32,11 @@ from .checkpoint import Checkpoint
 from .pipeline.detect import make_detections
 from .pipeline.distill import TTA_LR, DistillConfig, distill, rescore
 from .pipeline.label import label_faces
-from .pipeline.outliers import disagreement
+from .pipeline.outliers import FLAG_PREFIX, disagreement, flag_collection, part_figures
 from .pipeline.review import review
-from .pipeline.shape import PreparedShape, prepare_shape
+from .pipeline.shape import PreparedShape, prepare_points, prepare_shape
 from .pre import category_student, train
 from .students.build import part_embedder
-
-
-@dataclass
-class Member:
-    """One shape of a collection: its capture and its detections (None: the teacher's)."""
-
-    capture: Capture
-    detections: Detections | None = None
 
 
 @dataclass
@@ -92,12 +84,9 @@ def segment_collection(
     names = check_part_names("part_names", part_names, limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
     if not members:
         raise ValidationError("inputs", "a collection needs at least one shape")
-    if options.method in VOTING_METHODS or options.render_type != "color-mesh" or options.category_model:
-        raise ValidationError(
-            "collection.mode",
-            "collection mode distils a student on the views as captured: use method distill, render type "
-            "color-mesh and no category model (or label the shapes one by one)",
-        )
+    why = collection_ruled_out(options)
+    if why is not None and collection.mode != "tta":
+        raise ValidationError("collection.mode", f"{collection.mode} is not for {why}: use mode tta")
     if collection.mode == "tta":
         return _one_by_one(members, names, options, teacher, progress, cancel)
     t0 = time.perf_counter()
@@ -152,7 +141,10 @@ def segment_collection(
     for k, i in enumerate(ok):
         _check_cancel(cancel)
         shape, m = prepared[i], members[i]
-        pre = label_faces(ckpt.student, shape, emb, names, {"method": "pre"}, {}, options.refine)
+        # on points the student was not trained on: it learnt each shape's own detections on its
+        # training points, and its prior is what it makes of the shape itself
+        fresh = prepare_points(m.capture.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
+        pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine)
         student_labels[i] = pre.face_labels
         if collection.mode == "pre":
             result = pre
@@ -168,6 +160,21 @@ def segment_collection(
         _report(progress, k + 1, len(ok), "tune" if collection.mode == "pre-tta" else "label")
     timings["label"] = time.perf_counter() - t2
     return CollectionResult(results, errors, student_labels, ckpt, timings)
+
+
+def review_members(members: Sequence[Member], out: CollectionResult, names: tuple[str, ...]) -> list[str]:
+    """The collection's review (``pipeline.outliers``): each flagged member's result gets its warnings
+    (starting ``FLAG_PREFIX``); returns the collection's own warnings."""
+    figures = [
+        None if r is None else part_figures(m.capture.mesh, r.face_labels, len(names))
+        for m, r in zip(members, out.results, strict=True)
+    ]
+    flags = flag_collection(figures, out.disagreements(), names)
+    for r, warnings in zip(out.results, flags.shape_warnings, strict=True):
+        if r is not None:
+            r.warnings = [w for w in r.warnings if not w.startswith(FLAG_PREFIX)] + [FLAG_PREFIX + w for w in warnings]
+            del r.warnings[limits.MAX_WARNINGS :]
+    return [FLAG_PREFIX + w for w in flags.collection_warnings]
 
 
 def _finetune(

@@ -3,8 +3,8 @@
 A collection is the 4 shapes of one category and one split of the real-mesh set (``psb.py``): the
 validation collections choose the variant, the flag rules and the confidence drop, the test ones are
 only reported. Each collection is fitted once (its category student) and every variant
-(``VARIANTS``) starts from that student, as ``partdistill batch`` would. The rows join the run log of
-``bench real`` (``runs.jsonl``), beside its per-shape methods and baselines; besides the mIoU each
+(``VARIANTS``) starts from that student, as ``partdistill batch`` would. The rows go to their own run
+log (``collection.jsonl``), beside ``bench real``'s per-shape methods and baselines; besides the mIoU each
 row keeps what the collection review needs: the part figures, the disagreement with the category
 student, and how often faces are right per confidence where the labels agree or differ with it.
 """
@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from partdistill.backend.collection import Member, segment_collection
+from partdistill.backend.collection import segment_collection
 from partdistill.backend.pipeline.mesh_graph import face_graph
 from partdistill.backend.pipeline.outliers import part_figures
 from partdistill.shared.options import CollectionOptions
+from partdistill.shared.request import Member
 
 from .levels import simulate
 from .psb import CATEGORIES, RealShape, real_shapes
@@ -55,12 +56,12 @@ def run(
     setup: RunSetup | None = None,
     log: Log = print,
 ) -> list[dict]:
-    """Run every variant on every collection not yet in ``out/runs.jsonl``; returns their rows."""
+    """Run every variant on every collection not yet in ``out/collection.jsonl``; returns their rows."""
     setup = setup or RunSetup()
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    runs = RunLog.open(out / "runs.jsonl")
+    runs = RunLog.open(out / "collection.jsonl")
     for split in splits:
         shapes = real_shapes(
             data,

@@ -13,11 +13,12 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol
 from .capture import Capture
+from .collection_wire import collection_request, parse_collection_reply
 from .detections import Detections
 from .errors import ValidationError
 from .options import SegmentOptions
 from .progress import ServerProgress
-from .request import SegmentRequest
+from .request import CollectionRequest, SegmentRequest
 from .result import SegmentationResult
 
 DEFAULT_ADDRESS = protocol.DEFAULT_ADDRESS
@@ -141,8 +142,28 @@ class BackendClient:
         ends the call once the backend confirms. ``labelled_faces`` (F,) int32: few-shot labels, -1 = unknown."""
         job = job or uuid.uuid4().hex
         request = SegmentRequest(capture, part_names, options or SegmentOptions(), detections, labelled_faces)
-        msg = self._stamp(protocol.segment_request(job, request))
-        frames = protocol.encode(msg)
+        reply = self._send_job(job, protocol.segment_request(job, request), on_progress, should_cancel)
+        return protocol.parse_result(reply)
+
+    def segment_collection(
+        self,
+        request: CollectionRequest,
+        *,
+        on_progress: ServerProgress | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        job: str | None = None,
+    ) -> tuple[list[SegmentationResult | None], list[str], list[str]]:
+        """Send a collection (several shapes labelled together); progress and cancel as ``segment``.
+        Returns ``(results, errors, warnings)``: per member its result (None where it failed, with the
+        one-line reason in ``errors``), and the collection's own warnings."""
+        job = job or uuid.uuid4().hex
+        reply = self._send_job(job, collection_request(job, request), on_progress, should_cancel)
+        return parse_collection_reply(reply)
+
+    def _send_job(self, job, msg, on_progress, should_cancel) -> protocol.Message:
+        """Send a job's request and follow it to its reply (sent again, up to ``retries`` times, when
+        it goes unanswered or the backend says it lost it)."""
+        frames = protocol.encode(self._stamp(msg))
         for attempt in range(self.retries + 1):
             try:
                 return self._run_job(job, frames, on_progress, should_cancel)
@@ -154,7 +175,7 @@ class BackendClient:
                 if on_progress is not None:
                     on_progress(0, 0, "queued", "sending the job again: " + (e.why or "no answer"))
 
-    def _run_job(self, job, frames, on_progress, should_cancel) -> SegmentationResult:
+    def _run_job(self, job, frames, on_progress, should_cancel) -> protocol.Message:
         call = self._call()
         try:
             call.sock.send_multipart(frames, copy=False)
@@ -187,8 +208,8 @@ class BackendClient:
                     if on_progress is not None:
                         f = reply.fields
                         on_progress(f["done"], f["total"], f["stage"], f["message"])
-                elif reply.type == "result":
-                    return protocol.parse_result(reply)
+                elif reply.type in ("result", "collections"):
+                    return reply
                 elif reply.type == "error":
                     error = BackendError(reply.fields["code"], reply.fields["field"], reply.fields["message"])
                     if error.code == "lost":  # the backend restarted: the job may be sent again

@@ -165,6 +165,18 @@ class CollectionOptions:
     downweight: bool = False
     disagree_confidence: float = DISAGREE_CONFIDENCE
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: object) -> CollectionOptions:
+        if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
+            raise ValidationError("collection", "must be a map with string keys")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValidationError("collection", f"unknown option(s) {unknown}")
+        return cls(**d).validate()
+
     def validate(self) -> CollectionOptions:
         if self.mode not in COLLECTION_MODES:
             modes = ", ".join(COLLECTION_MODES)
@@ -176,3 +188,16 @@ class CollectionOptions:
         if not 0.0 <= float(self.disagree_confidence) <= 1.0:
             raise ValidationError("collection.disagree_confidence", "must be a number in [0, 1]")
         return self
+
+
+def collection_ruled_out(options: SegmentOptions) -> str | None:
+    """The option that rules out fitting a category student over a collection (``pre-tta``, ``pre``:
+    a student distilled on the views as captured), as ``"option value"``; None when nothing does."""
+    for given, what in (
+        (options.method != "distill", f"method {options.method}"),
+        (options.render_type != "color-mesh", f"render type {options.render_type}"),
+        (bool(options.category_model), "a category model"),
+    ):
+        if given:
+            return what
+    return None

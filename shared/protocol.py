@@ -17,10 +17,14 @@ Types and their fields (client -> server):
            + capture arrays (+ det_* arrays; a detection's part indexes detections.part_names, and the
            backend matches them to the job's part_names by name)
                                                       -> progress* then result | error
+  collection {part_names, options, collection, members: [{has_detections, [detections], [capture_warnings]}]}
+           + each member's capture and det_* arrays, named "m<k>.<array>" (``collection_wire``)
+                                                      -> progress* then collections | error
   cancel   {target: job id}                           -> status ... ; the target job ends with error code "cancelled"
 Server -> client:
   progress {done, total, stage, message}   (also sent as a heartbeat while a job runs)
   result   {part_names, stats, timings, warnings} + face_labels, face_confidence, polygon_labels arrays
+  collections {part_names, warnings, members: [{stats, timings, warnings} | {error}]} + "m<k>." result arrays
   error    {code, field, message}  codes: invalid, unknown_type, cancelled, teacher_unavailable, busy,
                                    internal, lost, refused
 """
@@ -83,9 +87,11 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "pong": {},
     "status": {},
     "segment": {"part_names": list, "options": dict, "has_detections": bool},
+    "collection": {"part_names": list, "options": dict, "collection": dict, "members": list},
     "cancel": {"target": str},
     "progress": {"done": int, "total": int, "stage": str, "message": str},
     "result": {"part_names": list, "stats": dict, "timings": dict, "warnings": list},
+    "collections": {"part_names": list, "warnings": list, "members": list},
     "error": {"code": str, "field": str, "message": str},
 }
 MESSAGE_TYPES = tuple(_FIELDS)
@@ -236,19 +242,25 @@ def segment_request(job: str, request: SegmentRequest) -> Message:
         "capture_warnings": list(r.capture.warnings),
     }
     if r.detections is not None:
-        fields["detections"] = {
-            "part_names": list(r.detections.part_names),
-            "n_views": len(r.detections.views),
-            "image_size": None if r.detections.image_size is None else list(r.detections.image_size),
-        }
+        fields["detections"] = detections_header(r.detections)
     return Message("segment", job, fields, arrays)
 
 
-def segment_request_bytes(msg: Message, nbytes: int) -> int:
-    """What a segment request of ``nbytes`` holds in memory once parsed: its frames, plus the one
-    boolean copy of its masks (detections share them, never copy them)."""
-    masks = msg.arrays.get("det_masks")
-    return nbytes + (0 if masks is None else int(masks.size))
+def detections_header(detections: Detections) -> dict:
+    """The header entry that goes with a request's ``det_*`` arrays."""
+    size = detections.image_size
+    return {
+        "part_names": list(detections.part_names),
+        "n_views": len(detections.views),
+        "image_size": None if size is None else list(size),
+    }
+
+
+def request_bytes(msg: Message, nbytes: int) -> int:
+    """What a segment or collection request of ``nbytes`` holds in memory once parsed: its frames,
+    plus the one boolean copy of its masks (detections share them, never copy them)."""
+    masks = [a for n, a in msg.arrays.items() if n == "det_masks" or n.endswith(".det_masks")]
+    return nbytes + sum(int(m.size) for m in masks)
 
 
 _REQUEST_ARRAYS = (*ARRAY_KEYS, "labelled_faces", *DETECTION_ARRAYS)
@@ -263,14 +275,14 @@ def parse_segment_request(msg: Message) -> SegmentRequest:
     warnings = check_warnings("capture_warnings", msg.fields.get("capture_warnings", []))
     capture = Capture.from_arrays({k: v for k, v in a.items() if k in ARRAY_KEYS}, warnings=warnings)
     names = check_part_names("part_names", msg.fields["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
-    detections = _detections(msg.fields.get("detections"), capture, a) if msg.fields["has_detections"] else None
+    detections = parse_detections(msg.fields.get("detections"), capture, a) if msg.fields["has_detections"] else None
     options = SegmentOptions.from_dict(msg.fields["options"])
     return SegmentRequest(capture, names, options, detections, a.get("labelled_faces")).validate()
 
 
-def _detections(meta: object, capture: Capture, arrays: dict[str, np.ndarray]) -> Detections:
-    """The detections of a segment request, by their own part names (the backend matches those to the
-    job's parts by name), checked against the capture's views."""
+def parse_detections(meta: object, capture: Capture, arrays: dict[str, np.ndarray]) -> Detections:
+    """The detections of a request (``meta``: their header entry), by their own part names (the
+    backend matches those to the job's parts by name), checked against the capture's views."""
     if not isinstance(meta, dict) or set(meta) != {"part_names", "n_views", "image_size"}:
         raise ValidationError("header.detections", "must be a map with part_names, n_views and image_size")
     names = check_part_names("detections.part_names", meta["part_names"], limits.MAX_PARTS, limits.MAX_PART_NAME_CHARS)
@@ -296,8 +308,8 @@ def result_message(job: str, result: SegmentationResult) -> Message:
         job,
         {
             "part_names": list(result.part_names),
-            "stats": _plain(result.stats),
-            "timings": _plain(result.timings),
+            "stats": plain(result.stats),
+            "timings": plain(result.timings),
             "warnings": list(result.warnings),
         },
         {
@@ -333,12 +345,12 @@ def error_message(job: str, code: str, field_name: str, message: str) -> Message
     return Message("error", job, {"code": code, "field": field_name, "message": message})
 
 
-def _plain(d: dict) -> dict:
+def plain(d: dict) -> dict:
     """Make stats msgpack-safe: numpy scalars/arrays to Python numbers/lists."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out[str(k)] = _plain(v)
+            out[str(k)] = plain(v)
         elif isinstance(v, np.ndarray):
             out[str(k)] = v.tolist()
         elif isinstance(v, np.generic):

@@ -13,7 +13,7 @@ from . import limits
 from .capture import Capture
 from .detections import Detections
 from .errors import ValidationError
-from .options import VOTING_METHODS, SegmentOptions
+from .options import VOTING_METHODS, CollectionOptions, SegmentOptions, collection_ruled_out
 from .validation import check_array, check_index_range, check_part_names
 
 
@@ -47,4 +47,42 @@ class SegmentRequest:
         learns = self.labelled_faces is not None and o.method not in VOTING_METHODS
         if self.detections is None and o.teacher is None and not o.category_model and not learns:
             raise ValidationError("options.teacher", "no teacher named and no detections given: provide one of them")
+        return self
+
+
+@dataclass
+class Member:
+    """One shape of a collection: its capture and its detections (None: the teacher's)."""
+
+    capture: Capture
+    detections: Detections | None = None
+
+
+@dataclass
+class CollectionRequest:
+    """Several shapes of one category labelled together (``CollectionOptions``): their captures and
+    detections (``members``), the parts, the options every shape shares and how the collection is
+    labelled."""
+
+    members: list[Member]
+    part_names: Sequence[str]
+    options: SegmentOptions = field(default_factory=SegmentOptions)
+    collection: CollectionOptions = field(default_factory=CollectionOptions)
+
+    def validate(self) -> CollectionRequest:
+        """Every member obeys the rules of a ``SegmentRequest``; 1 to ``MAX_COLLECTION_SHAPES`` of them;
+        the options allow collection mode."""
+        n = len(self.members)
+        if not 1 <= n <= limits.MAX_COLLECTION_SHAPES:
+            raise ValidationError("members", f"a collection holds 1 to {limits.MAX_COLLECTION_SHAPES} shapes, got {n}")
+        self.collection = self.collection.validate()
+        for k, m in enumerate(self.members):
+            try:
+                r = SegmentRequest(m.capture, self.part_names, self.options, m.detections).validate()
+            except ValidationError as e:
+                raise ValidationError(f"members[{k}].{e.field}", e.problem) from None
+            self.part_names, self.options = r.part_names, r.options
+        why = collection_ruled_out(self.options) if self.collection.mode != "tta" else None
+        if why is not None:
+            raise ValidationError("collection.mode", f"{self.collection.mode} is not for {why}: use mode tta")
         return self

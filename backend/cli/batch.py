@@ -25,7 +25,7 @@ from pathlib import Path
 from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError, one_line
-from partdistill.shared.options import COLLECTION_MODES, FINETUNE_EPOCHS
+from partdistill.shared.options import COLLECTION_MODES, FINETUNE_EPOCHS, collection_ruled_out
 from partdistill.shared.protocol import check_address
 
 from ..io.inputs import INPUT_SUFFIXES, MESH_SUFFIXES, POINT_SUFFIXES, detections_file
@@ -207,18 +207,10 @@ def _run(args: argparse.Namespace, names: tuple[str, ...], inputs: list[Path]) -
 
 
 def _one_by_one(args: argparse.Namespace) -> str | None:
-    """The option that rules out collection mode (which fits a category student in this process on
-    the views as captured), if any."""
-    for given, option in (
-        (args.backend, "--backend"),
-        (args.ray, "--ray"),
-        (args.method != "distill", f"--method {args.method}"),
-        (args.render_type != "color-mesh", f"--render-type {args.render_type}"),
-        (args.category_model, "--category-model"),
-    ):
-        if given:
-            return option
-    return None
+    """What rules out collection mode (a category student fitted in this process), if anything."""
+    if args.backend or args.ray:
+        return "--backend" if args.backend else "--ray"
+    return collection_ruled_out(engine_options(args, with_teacher=False))
 
 
 class _Engine:

@@ -35,9 +35,10 @@ def label_collection(
     ``finish(i, (capture, result) | exception)``."""
     from partdistill.shared.detections import Detections
     from partdistill.shared.options import CollectionOptions
+    from partdistill.shared.request import Member
 
     from ..checkpoint import load_checkpoint, save_checkpoint
-    from ..collection import Member, segment_collection
+    from ..collection import segment_collection
     from ..io.capture_pool import capture_files
 
     saved = args.out / CATEGORY_MODEL

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 from partdistill.shared.atomic import atomic_file
 
-from ..pipeline.outliers import CollectionFlags, PartFigures, flag_collection
+from ..pipeline.outliers import FLAG_PREFIX, CollectionFlags, PartFigures, flag_collection
 
-PREFIX = "collection: "
 #: At most this many shapes on the contact sheet.
 SHEET_SHAPES = 12
 
@@ -62,13 +61,13 @@ def review_batch(out: Path, rows: dict[int, dict], names: tuple[str, ...], mode:
 
 
 def _first_flag(row: dict) -> str:
-    flags = [w for w in row["warnings"].split(" | ") if w.startswith(PREFIX)]
-    return flags[0].removeprefix(PREFIX) if flags else ""
+    flags = [w for w in row["warnings"].split(" | ") if w.startswith(FLAG_PREFIX)]
+    return flags[0].removeprefix(FLAG_PREFIX) if flags else ""
 
 
 def _rewrite_warnings(path: Path, doc: dict, flags: list[str], row: dict) -> None:
-    kept = [w for w in doc.get("warnings", []) if not w.startswith(PREFIX)]
-    warnings = kept + [PREFIX + w for w in flags]
+    kept = [w for w in doc.get("warnings", []) if not w.startswith(FLAG_PREFIX)]
+    warnings = kept + [FLAG_PREFIX + w for w in flags]
     if warnings != doc.get("warnings"):
         doc["warnings"] = warnings
         with atomic_file(path) as tmp:

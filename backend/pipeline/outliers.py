@@ -19,6 +19,8 @@ from scipy.sparse import csgraph, csr_matrix
 
 from .mesh_graph import face_graph
 
+#: Every warning of a collection's review starts so (a re-run replaces them, and users can tell them).
+FLAG_PREFIX = "collection: "
 #: A piece of a part counts when it holds at least this share of the part's surface (specks do not).
 MIN_PIECE = 0.05
 #: The spread of a figure over the collection is its median absolute deviation times this (the

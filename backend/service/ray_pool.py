@@ -25,7 +25,7 @@ import threading
 import time
 
 from partdistill.shared import protocol
-from partdistill.shared.request import SegmentRequest
+from partdistill.shared.request import CollectionRequest, SegmentRequest
 
 from .jobs import Job, JobBook
 from .models import TeacherCache
@@ -50,7 +50,7 @@ class SegmentWorker:
 
         return os.getpid()
 
-    def run(self, key: str, job_id: str, request: SegmentRequest, private: bool):
+    def run(self, key: str, job_id: str, request: SegmentRequest | CollectionRequest, private: bool):
         """Run one job (a generator: its progress messages, then its reply); ``private``: its errors
         say nothing of the server's files."""
         job = Job(job_id, [], "", 0, request=request, cancel=self.cancels.setdefault(key, threading.Event()))

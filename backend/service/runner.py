@@ -3,7 +3,7 @@
 They work away from the network loop (which must keep answering pings and cancels, and must never
 stall on a big job):
 
-- the checker validates each segment request down to every array value (a 20-view job of a
+- the checker validates each segment (or collection) request down to every array value (a 20-view job of a
   200k-face mesh takes a second), resolves its model names against the server's allow-list and
   applies the server's limits, then hands the job on, or answers with the error;
 - the worker runs the jobs one at a time in this process (loading teachers through the cache),
@@ -22,9 +22,12 @@ import traceback
 from collections.abc import Callable
 
 from partdistill.shared import protocol
+from partdistill.shared.collection_wire import collection_reply, parse_collection_request
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.request import CollectionRequest, SegmentRequest
 
 from ..cancel import Cancelled
+from ..collection import review_members, segment_collection
 from ..teachers.loading import TeacherUnavailableError
 from ..tta import segment
 from .jobs import Job, JobBook, Limits
@@ -41,7 +44,10 @@ def check_jobs(
     """The checker thread: ``inbox`` holds unchecked jobs (None stops it); checked ones go to ``outbox``."""
     while (job := inbox.get()) is not None:
         try:
-            request = protocol.parse_segment_request(job.message)
+            if job.message.type == "collection":
+                request = parse_collection_request(job.message)
+            else:
+                request = protocol.parse_segment_request(job.message)
             request.options = policy.resolve(request.options)
             limits.check_options(request.options)
             job.request, job.message = request, None
@@ -89,9 +95,11 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, progress_to: Callab
             raise Cancelled()
         job.state, job.started = "running", time.monotonic()
         teacher = None
-        if request.detections is None and options.teacher is not None and not options.category_model:
+        if _needs_teacher(request):
             job.stage = "loading teacher"
             teacher = teachers.get(options, job.cancel.is_set, private)
+        if isinstance(request, CollectionRequest):
+            return _run_collection(job, request, teacher, progress)
         result = segment(
             request.capture,
             request.part_names,
@@ -117,3 +125,26 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, progress_to: Callab
         if private:
             return protocol.error_message(job.id, "internal", "", "the job failed on this server (see its log)")
         return protocol.error_message(job.id, "internal", "", f"{type(e).__name__}: {e}")
+
+
+def _needs_teacher(request: SegmentRequest | CollectionRequest) -> bool:
+    o = request.options
+    if o.teacher is None or o.category_model:
+        return False
+    if isinstance(request, CollectionRequest):
+        return any(m.detections is None for m in request.members)
+    return request.detections is None
+
+
+def _run_collection(job: Job, request: CollectionRequest, teacher, progress) -> protocol.Message:
+    out = segment_collection(
+        request.members,
+        request.part_names,
+        request.options,
+        request.collection,
+        teacher=teacher,
+        progress=progress,
+        cancel=job.cancel.is_set,
+    )
+    warnings = review_members(request.members, out, request.part_names)
+    return collection_reply(job.id, request.part_names, out.results, out.errors, warnings)

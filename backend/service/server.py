@@ -265,10 +265,10 @@ class Server:
                 raise ValidationError("header.target", f"no running or queued job {target!r} of yours")
             job.stop("the job was cancelled")
             return protocol.Message("status", msg.job, self._status(owner))
-        if msg.type == "segment":
+        if msg.type in ("segment", "collection"):
             if not msg.job:
-                raise ValidationError("header.job", "a segment request needs a job id")
-            job = Job(msg.job, envelope, owner, protocol.segment_request_bytes(msg, nbytes), message=msg)
+                raise ValidationError("header.job", f"a {msg.type} request needs a job id")
+            job = Job(msg.job, envelope, owner, protocol.request_bytes(msg, nbytes), message=msg)
             self.book.add(job)
             self._checks.put(job)
             return protocol.progress_message(msg.job, 0, 0, "queued", f"{len(self.book.all())} jobs held")

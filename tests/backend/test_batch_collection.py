@@ -77,7 +77,7 @@ def test_a_rerun_reuses_the_category_student_and_labels_only_what_is_missing(tab
 
 @pytest.mark.parametrize(
     ("extra", "named"),
-    [(["--backend", "tcp://127.0.0.1:1"], "--backend"), (["--method", "vote-fill"], "--method vote-fill")],
+    [(["--backend", "tcp://127.0.0.1:1"], "--backend"), (["--method", "vote-fill"], "method vote-fill")],
 )
 def test_collection_mode_with_what_rules_it_out_is_a_one_line_error(tables, tmp_path, extra, named):
     rc, _, err = _run(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--mode", "pre-tta", *extra])

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from partdistill.backend.collection import Member, segment_collection
+from partdistill.backend.collection import segment_collection
 from partdistill.backend.metrics import shape_miou
 from partdistill.backend.pipeline.outliers import FlagRules, PartFigures, flag_collection, part_figures
 from partdistill.bench.simulated import simulate_detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import CollectionOptions, SegmentOptions
+from partdistill.shared.request import Member
 from synthetic import capture_of, table
 
 FAST = SegmentOptions(epochs=30, n_points=512)

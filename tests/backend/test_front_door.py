@@ -162,7 +162,7 @@ def test_one_mask_shared_by_many_detections_is_referenced_not_copied(scene):
     assert all(np.shares_memory(d.mask, first) for v in parsed.views for d in v)
     copies = sum(len(v) for v in parsed.views) * mask.size  # what a mask per detection would take
     assert peak < 0.2 * copies  # one mask, and a few hundred bytes per detection
-    assert protocol.segment_request_bytes(decoded, 0) == mask.size  # what the book counts for it
+    assert protocol.request_bytes(decoded, 0) == mask.size  # what the book counts for it
 
 
 def test_a_million_detections_are_refused_from_their_count_before_any_is_built(scene):

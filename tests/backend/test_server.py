@@ -141,7 +141,8 @@ def test_missing_teacher_model_is_a_clear_error(server, scene, monkeypatch, tmp_
     opts = SegmentOptions(teacher="grounding_dino", teacher_model=str(tmp_path / "no-such-model"))
     with pytest.raises(BackendError) as e:
         BackendClient(server.endpoint, timeout_s=20).segment(cap, cap.part_names, opts)
-    assert e.value.code == "teacher_unavailable" and "--detections" in e.value.message
+    assert e.value.code == "teacher_unavailable" and e.value.field == "options.teacher_model"
+    assert "2D detections" in e.value.message
 
 
 def test_dead_backend_times_out_with_a_clear_message():

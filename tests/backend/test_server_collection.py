@@ -1,0 +1,74 @@
+"""A collection labelled on a backend through real sockets: one request for several shapes, one reply
+with each shape's result (or the reason it has none) and the collection's flags; what the server
+would refuse is refused before anything is sent."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from loopback import running_server
+from partdistill.backend.metrics import shape_miou
+from partdistill.bench.simulated import simulate_detections
+from partdistill.shared import protocol
+from partdistill.shared.client import BackendClient
+from partdistill.shared.collection_wire import collection_request, parse_collection_request
+from partdistill.shared.detections import Detections
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import CollectionOptions, SegmentOptions
+from partdistill.shared.request import CollectionRequest, Member
+from synthetic import capture_of, table
+
+FAST = SegmentOptions(epochs=30, n_points=512)
+
+
+@pytest.fixture(scope="module")
+def members():
+    mesh, gt, names = table()
+    out = []
+    for k in range(4):
+        cap = capture_of(mesh, gt, names, n_views=4, size=48)
+        det = simulate_detections(cap, seed=k)
+        if k == 3:  # its detections call every top a leg and every leg a top
+            det = Detections(det.part_names, [[replace(x, part=1 - x.part) for x in v] for v in det.views])
+        out.append(Member(cap, det))
+    return out, names
+
+
+def test_a_collection_request_crosses_the_wire_unchanged(members):
+    ms, names = members
+    request = CollectionRequest(ms, names, FAST, CollectionOptions(finetune_epochs=7))
+    back = parse_collection_request(protocol.decode(protocol.encode(collection_request("j", request))))
+    assert back.collection.finetune_epochs == 7 and back.part_names == names and len(back.members) == 4
+    for a, b in zip(ms, back.members, strict=True):
+        assert np.array_equal(a.capture.face_id, b.capture.face_id)
+        assert b.detections.n_detections == a.detections.n_detections
+
+
+def test_a_backend_labels_a_collection_and_flags_the_shape_unlike_the_rest(members, torch_single_thread):
+    ms, names = members
+    seen = []
+    with running_server(heartbeat_s=0.3) as (server, _):
+        client = BackendClient(server.endpoint, timeout_s=30)
+        results, errors, warnings = client.segment_collection(
+            CollectionRequest(ms, names, FAST, CollectionOptions(finetune_epochs=10)),
+            on_progress=lambda d, t, stage, m: seen.append(stage),
+        )
+    assert errors == ["", "", "", ""] and {"detect", "distill", "tune"} <= set(seen)
+    for m, r in zip(ms[:3], results[:3], strict=True):
+        assert shape_miou(r.face_labels, m.capture.gt_face_labels, 2, m.capture.mesh.face_areas()) > 0.5
+    assert any(w.startswith("collection: ") for w in results[3].warnings)
+    assert results[3].stats["method"] == "collection-pre-tta" and results[3].stats["disagreement"] > 0.3
+    assert all(w.startswith("collection: ") for w in warnings)
+
+
+def test_a_collection_the_backend_would_refuse_is_refused_before_sending(members):
+    ms, names = members
+    with pytest.raises(ValidationError, match="is not for method vote-fill"):
+        collection_request("j", CollectionRequest(ms, names, SegmentOptions(method="vote-fill")))
+    wrong = Member(ms[0].capture, Detections(ms[0].detections.part_names, ms[0].detections.views[:2]))
+    with pytest.raises(ValidationError, match=r"members\[1\]\.views: has 2 view lists"):
+        collection_request("j", CollectionRequest([ms[0], wrong], names, FAST))
+    with pytest.raises(ValidationError, match="1 to 16 shapes"):
+        collection_request("j", CollectionRequest([ms[0]] * 17, names, FAST))
