@@ -20,7 +20,7 @@ import numpy as np
 from partdistill.shared.client import BackendClient, BackendError, BackendTimeout
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import CollectionOptions, SegmentOptions
 from partdistill.shared.point_cloud import per_point
 from partdistill.shared.result import SegmentationResult
 
@@ -33,6 +33,8 @@ from .results import polygon_confidence, write_confidence
 CAPTURE_SHARE = 0.3  # of the progress bar; the backend's stages share the rest
 
 CAPTURING, WAITING, DONE, FAILED, CANCELLED = "capturing", "waiting", "done", "failed", "cancelled"
+#: A job made to capture only (``send=False``): its capture waits to go out with a collection's.
+CAPTURED = "captured"
 
 
 @dataclass
@@ -48,6 +50,7 @@ class JobSettings:
     n_views: int = 10
     resolution: int = 512
     render: str = "raster"
+    collection: CollectionOptions = field(default_factory=CollectionOptions)
 
 
 #: What can stop a job before it starts: bad settings, a backend that refuses or does not answer,
@@ -96,9 +99,19 @@ def preflight(settings: JobSettings) -> None:
 
 
 class SegmentJob:
-    def __init__(self, obj: bpy.types.Object, settings: JobSettings, labelled_polygons: np.ndarray | None = None):
+    def __init__(
+        self,
+        obj: bpy.types.Object,
+        settings: JobSettings,
+        labelled_polygons: np.ndarray | None = None,
+        *,
+        send: bool = True,
+        checked: bool = False,
+    ):
         """``labelled_polygons`` (P,) int32, optional: parts the user set by hand (-1 elsewhere),
-        sent as few-shot units of full confidence that backward distillation never lowers."""
+        sent as few-shot units of full confidence that backward distillation never lowers.
+        ``send=False``: capture only, then wait in state ``CAPTURED`` with the ``capture`` (a
+        collection sends it with the others'). ``checked``: the settings passed ``preflight`` already."""
         points = is_point_object(obj)
         if not isinstance(obj, bpy.types.Object) or (obj.type != "MESH" and not points):
             raise ValidationError("object", "select a mesh or point-cloud object to segment")
@@ -107,8 +120,11 @@ class SegmentJob:
         if obj.mode == "EDIT":
             raise ValidationError("object", f"{obj.name!r} is in Edit Mode; switch to Object Mode first")
         settings.options.validate()
-        preflight(settings)
+        if not checked:
+            preflight(settings)
         self.object_name = obj.name
+        self.send = send
+        self.capture = None
         if labelled_polygons is not None and labelled_polygons.shape != (len(obj.data.polygons),):
             raise ValidationError("corrections", f"{len(labelled_polygons)} labels for {len(obj.data.polygons)} faces")
         self.labelled_polygons = labelled_polygons
@@ -150,9 +166,9 @@ class SegmentJob:
             elif self.state == WAITING:
                 self._drain()
         except ValidationError as e:
-            self._fail(e)
+            self.fail(e)
         except Exception as e:  # the user's scene must be cleaned up whatever went wrong
-            self._fail(RuntimeError(f"{type(e).__name__}: {e}"))
+            self.fail(RuntimeError(f"{type(e).__name__}: {e}"))
         return self.state
 
     def run(self, poll_s: float = 0.05) -> str:
@@ -163,11 +179,15 @@ class SegmentJob:
                 self._thread.join(poll_s)
         return self.state
 
+    def outcomes(self) -> list[tuple[str, str, str, list[str]]]:
+        """``(object name, state, message or error, warnings)`` of each object of the job: one."""
+        return [(self.object_name, self.state, self.error or self.message, self.warnings)]
+
     def cancel(self) -> None:
         """Stop: a capture in progress is cleaned up at once; a running backend job is cancelled
         (the job ends once the backend confirms)."""
         self._cancel.set()
-        if self.state == CAPTURING:
+        if self.state in (CAPTURING, CAPTURED):
             self._close_session()
             self.state, self.message = CANCELLED, "cancelled"
 
@@ -192,6 +212,9 @@ class SegmentJob:
         # for per-polygon confidences when the result comes back (the capture itself is sent away)
         self._face_to_polygon, self._face_areas = capture.mesh.face_to_polygon, capture.mesh.face_areas()
         self._close_session()
+        if not self.send:
+            self.capture, self.state, self.message = capture, CAPTURED, "captured"
+            return
         self.state, self.message = WAITING, "sending to the backend"
         self._labelled = None
         if self.labelled_polygons is not None:  # polygons -> the capture's triangles
@@ -239,8 +262,15 @@ class SegmentJob:
                 self.state, self.message = CANCELLED, "cancelled"
                 return
             else:
-                self._fail(ev[1])
+                self.fail(ev[1])
                 return
+
+    def apply(self, result: SegmentationResult) -> None:
+        """Apply a result made for this job's capture (state ``DONE``), or fail naming why not."""
+        try:
+            self._apply(result)
+        except ValidationError as e:
+            self.fail(e)
 
     def _apply(self, result: SegmentationResult) -> None:
         obj = find_object(self.object_uid)
@@ -276,7 +306,8 @@ class SegmentJob:
         self.message = "segmented: " + ", ".join(f"{n} {c}" for n, c in zip(result.part_names, counts, strict=True))
         self.warnings = list(result.warnings)
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
+        """End the job as failed (its capture cleaned up), the error worded for the panel."""
         message = for_panel(error)
         self._cancel.set()
         self._close_session()

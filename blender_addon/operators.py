@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bpy
-import numpy as np
 from partdistill.shared.client import BackendError, BackendTimeout
 from partdistill.shared.detections import Detections
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import CollectionOptions, SegmentOptions, collection_ruled_out
 from partdistill.shared.validation import parse_part_names
 
 from .apply import remove_result, result_labels
 from .apply_points import remove_point_result
 from .capture.points import is_point_object
+from .collection_job import CollectionJob
 from .job import CANCELLED, CAPTURING, DONE, FAILED, JOB_ERRORS, JobSettings, SegmentJob, for_panel
 from .preferences import client as prefs_client
 from .preferences import describe_backend, preferences
@@ -43,6 +45,7 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
         n_views=s.n_views,
         resolution=s.resolution,
         render=s.render,
+        collection=CollectionOptions(mode=s.collection_mode),
     )
 
 
@@ -86,23 +89,25 @@ def _why_no_result(context: bpy.types.Context) -> str | None:
 
 
 class _RunsJobs(_Greyed):
-    """Runs one SegmentJob per object in turn: modal from the UI (a timer steps the job, the progress
-    bar moves, Esc or Cancel stops it, the user works on while the backend does), or blocking from
-    ``execute`` for scripts and headless Blender. Subclasses say which jobs to run (``_plan``)."""
+    """Runs jobs in turn (a SegmentJob per object, or one CollectionJob for several): modal from the
+    UI (a timer steps the job, the progress bar moves, Esc or Cancel stops it, the user works on while
+    the backend does), or blocking from ``execute`` for scripts and headless Blender. Subclasses say
+    which jobs to run (``_plan``)."""
 
     bl_options = {"REGISTER", "UNDO"}
-    _job: SegmentJob | None = None
+    _job: SegmentJob | CollectionJob | None = None
     _timer = None
     _queue: list = []
     _index = -1
     _outcomes: list = []
 
-    def _plan(self, context: bpy.types.Context) -> list[tuple[bpy.types.Object, JobSettings, np.ndarray | None]]:
-        """``(object, settings, corrected polygon labels or None)`` for each job; raises one of JOB_ERRORS."""
+    def _plan(self, context: bpy.types.Context) -> list[tuple[str, Callable[[], SegmentJob | CollectionJob]]]:
+        """``(what it segments, a function that starts the job)`` for each job; raises one of JOB_ERRORS."""
         raise NotImplementedError
 
-    def _done_text(self, job: SegmentJob) -> str:
-        return job.message
+    def _done_text(self, text: str) -> str:
+        """What the report says of an object segmented (``text``: the job's own words)."""
+        return text
 
     def _start(self, context: bpy.types.Context) -> bool:
         self._index, self._outcomes = -1, []
@@ -121,24 +126,26 @@ class _RunsJobs(_Greyed):
         reported and skipped; a backend that does not answer ends the queue)."""
         while self._index + 1 < len(self._queue):
             self._index += 1
-            obj, settings, corrected = self._queue[self._index]
+            name, start = self._queue[self._index]
             try:
-                self._job = SegmentJob(obj, settings, labelled_polygons=corrected)
+                self._job = start()
                 return True
             except JOB_ERRORS as e:
-                self._outcomes.append((obj.name, FAILED, for_panel(e)))
+                self._outcomes.append((name, FAILED, for_panel(e)))
                 if isinstance(e, BackendTimeout | BackendError):
                     return False
         return False
 
     def _record(self) -> None:
         job = self._job
-        text = self._done_text(job) if job.state == DONE else job.error or job.message
-        self._outcomes.append((job.object_name, job.state, text))
-        for w in job.warnings:
-            self.report({"WARNING"}, f"partdistill: {job.object_name}: {w}")
-        if job.state == DONE and self._index + 1 < len(self._queue):
-            try:  # one undo step per applied result (the operator's own step covers the last)
+        applied = 0
+        for name, state, text, warnings in job.outcomes():
+            self._outcomes.append((name, state, self._done_text(text) if state == DONE else text))
+            for w in warnings:
+                self.report({"WARNING"}, f"partdistill: {name}: {w}")
+            applied += state == DONE
+        if applied and self._index + 1 < len(self._queue):
+            try:  # one undo step per applied job (the operator's own step covers the last)
                 bpy.ops.ed.undo_push(message=f"partdistill: {self.bl_label.lower()} {job.object_name}")
             except RuntimeError:
                 pass  # no window to push from (headless): the whole run is one step
@@ -206,7 +213,7 @@ class _RunsJobs(_Greyed):
 
     def _finish(self, context: bpy.types.Context) -> set[str]:
         """Report every object's outcome; FINISHED (one undo step) when any result was applied."""
-        many = len(self._queue) > 1
+        many = len(self._outcomes) > 1
         for name, state, text in self._outcomes:
             if state == DONE:
                 self.report({"INFO"}, f"partdistill: {name}: {text}" if many else f"partdistill: {text}")
@@ -227,12 +234,16 @@ class PARTDISTILL_OT_segment(_RunsJobs, bpy.types.Operator):
     def why_not(cls, context: bpy.types.Context) -> str | None:
         return _why_busy(context) or _why_no_object(context, " to segment")
 
-    def _plan(self, context: bpy.types.Context) -> list[tuple[bpy.types.Object, JobSettings, None]]:
-        """Every selected mesh or point cloud (the active one first), one job each."""
+    def _plan(self, context: bpy.types.Context) -> list[tuple[str, Callable[[], SegmentJob | CollectionJob]]]:
+        """Every selected mesh or point cloud (the active one first): together as one collection
+        (*Options › Several Objects*), or one job each."""
         active = context.active_object
         others = [o for o in context.selected_objects if (o.type == "MESH" or is_point_object(o)) and o != active]
-        settings = job_settings(context.scene)
-        return [(o, settings, None) for o in (active, *others)]
+        objects, settings = [active, *others], job_settings(context.scene)
+        together = settings.collection.mode != "tta" and collection_ruled_out(settings.options) is None
+        if len(objects) > 1 and together:
+            return [(", ".join(o.name for o in objects), lambda: CollectionJob(objects, settings))]
+        return [(o.name, lambda o=o: SegmentJob(o, settings)) for o in objects]
 
 
 class PARTDISTILL_OT_cancel(_Greyed, bpy.types.Operator):
@@ -314,16 +325,16 @@ class PARTDISTILL_OT_refine(_RunsJobs, bpy.types.Operator):
     def why_not(cls, context: bpy.types.Context) -> str | None:
         return _why_busy(context) or _why_no_result(context)
 
-    def _plan(self, context: bpy.types.Context) -> list[tuple[bpy.types.Object, JobSettings, np.ndarray]]:
+    def _plan(self, context: bpy.types.Context) -> list[tuple[str, Callable[[], SegmentJob]]]:
         obj = context.active_object
         names, fixed = corrections(obj)
         settings = job_settings(context.scene)
         settings.part_names = names  # the result's parts, whatever the panel says now
         self._n_fixed = int((fixed >= 0).sum())
-        return [(obj, settings, fixed)]
+        return [(obj.name, lambda: SegmentJob(obj, settings, labelled_polygons=fixed))]
 
-    def _done_text(self, job: SegmentJob) -> str:
-        return f"refined with {self._n_fixed} corrected faces; {job.message}"
+    def _done_text(self, text: str) -> str:
+        return f"refined with {self._n_fixed} corrected faces; {text}"
 
 
 class PARTDISTILL_OT_clear(_Greyed, bpy.types.Operator):

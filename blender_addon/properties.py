@@ -61,6 +61,18 @@ CAMERA_ITEMS = [
     ("SCENE", "Scene", "The scene's cameras"),
 ]
 
+#: How several selected objects are segmented (``CollectionOptions.mode``).
+COLLECTION_ITEMS = [
+    (
+        "pre-tta",
+        "Together",
+        "One category student learnt from all of them, then refined on each: the shapes teach each other, and "
+        "an object unlike the rest is flagged",
+    ),
+    ("tta", "One by One", "Each object on its own, as when it is the only one selected"),
+    ("pre", "Category Student", "One category student learnt from all of them labels each, unrefined"),
+]
+
 RENDER_ITEMS = [
     (
         "raster",
@@ -114,6 +126,7 @@ class PartDistillSettings(bpy.types.PropertyGroup):
     )  # type: ignore[valid-type]
     cameras: EnumProperty(name="Cameras", items=CAMERA_ITEMS)  # type: ignore[valid-type]
     render: EnumProperty(name="Render", items=RENDER_ITEMS)  # type: ignore[valid-type]
+    collection_mode: EnumProperty(name="Several Objects", items=COLLECTION_ITEMS)  # type: ignore[valid-type]
     n_views: IntProperty(name="Views", default=10, min=1, max=64)  # type: ignore[valid-type]
     resolution: IntProperty(name="Resolution", default=512, min=64, max=4096, subtype="PIXEL")  # type: ignore[valid-type]
     epochs: IntProperty(name="Epochs", default=100, min=1, max=100000)  # type: ignore[valid-type]

@@ -79,6 +79,7 @@ class PARTDISTILL_PT_options(_Sidebar, bpy.types.Panel):
         layout.use_property_split = True
         for prop in (
             "method",
+            "collection_mode",
             "category_model",
             "teacher",
             "teacher_model",

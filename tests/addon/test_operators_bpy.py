@@ -148,10 +148,48 @@ def test_errors_say_where_in_the_panels_the_named_field_is_set():
     assert for_panel(RuntimeError("disk full")) == "disk full"
 
 
-def test_the_panels_choices_are_the_engines_methods_and_teachers():
+def test_the_panels_choices_are_the_engines_methods_teachers_and_collection_modes():
     from partdistill.backend.teachers import teacher_names
-    from partdistill.blender_addon.properties import METHOD_ITEMS, TEACHER_ITEMS
-    from partdistill.shared.options import METHODS
+    from partdistill.blender_addon.properties import COLLECTION_ITEMS, METHOD_ITEMS, TEACHER_ITEMS
+    from partdistill.shared.options import COLLECTION_MODES, METHODS
 
     assert [i[0] for i in METHOD_ITEMS] == list(METHODS)
+    assert sorted(i[0] for i in COLLECTION_ITEMS) == sorted(COLLECTION_MODES)
     assert [i[0] for i in TEACHER_ITEMS] == list(teacher_names())
+
+
+def test_a_collection_job_captures_each_object_then_applies_each_result(obj, server):
+    from partdistill.blender_addon.apply import result_labels
+    from partdistill.blender_addon.collection_job import CollectionJob
+    from partdistill.shared.options import CollectionOptions
+
+    other = obj.copy()
+    other.data = obj.data.copy()
+    bpy.context.scene.collection.objects.link(other)
+    settings = _settings(obj, server.endpoint)
+    settings.collection = CollectionOptions(finetune_epochs=5)
+    scenes = len(bpy.data.scenes)
+    job = CollectionJob([obj, other], settings)
+    seen = set()
+    while not job.finished:
+        job.step()
+        seen.add(job.state)
+        assert len(bpy.data.scenes) <= scenes + 1  # one private capture scene at a time
+    assert job.state == "done" and {"capturing", "waiting"} <= seen
+    assert [o[1] for o in job.outcomes()] == ["done", "done"]
+    assert result_labels(obj) is not None and result_labels(other) is not None
+    assert len(bpy.data.scenes) == scenes
+
+
+def test_a_collection_job_cancelled_while_capturing_leaves_the_scene_as_it_was(obj, server):
+    from partdistill.blender_addon.collection_job import CollectionJob
+
+    other = obj.copy()
+    other.data = obj.data.copy()
+    bpy.context.scene.collection.objects.link(other)
+    scenes, materials = len(bpy.data.scenes), len(obj.data.materials)
+    job = CollectionJob([obj, other], _settings(obj, server.endpoint))
+    job.step()
+    job.cancel()
+    assert job.state == "cancelled" and [o[1] for o in job.outcomes()] == ["cancelled", "cancelled"]
+    assert len(bpy.data.scenes) == scenes and len(obj.data.materials) == materials

@@ -186,7 +186,8 @@ def test_tiny_teacher_through_the_server_returns_labels_of_the_right_shape(scene
     assert res.stats["teacher"] == "grounding_dino" and res.stats["n_detections"] > 0
 
 
-def test_several_selected_meshes_are_segmented_one_job_each(scene, backend, tmp_path):
+@pytest.mark.parametrize("mode", ["tta", "pre-tta"])
+def test_several_selected_meshes_are_segmented_one_by_one_or_together(scene, backend, tmp_path, mode):
     first = scene
     second = first.copy()
     second.data = first.data.copy()
@@ -197,11 +198,11 @@ def test_several_selected_meshes_are_segmented_one_job_each(scene, backend, tmp_
     s.parts = ", ".join(SHAPE.part_names)
     preferences(bpy.context).backend = backend
     s.detections = str(simulated_detections_file(first, tmp_path))
-    s.n_views, s.resolution, s.epochs = VIEWS, RES, 40
+    s.n_views, s.resolution, s.epochs, s.collection_mode = VIEWS, RES, 40, mode
     assert bpy.ops.partdistill.segment() == {"FINISHED"}
     for obj in (first, second):
         names, labels = result_labels(obj)
-        assert names == SHAPE.part_names and (labels >= 0).any()
+        assert names == SHAPE.part_names and shape_miou(labels, SHAPE.labels, 3, None) > 0.5
 
 
 def _segment_then_move_the_legs_to_the_seat(obj, backend, tmp_path) -> tuple[list[str], np.ndarray, np.ndarray]:
