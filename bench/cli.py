@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.options import RENDER_TYPES, SegmentOptions
+from partdistill.shared.options import DEVICES, RENDER_TYPES, SegmentOptions
 
 from .runlog import RunSetup
 
@@ -130,7 +130,7 @@ def _engine_args(p: argparse.ArgumentParser, render_type: bool = False) -> None:
         )
     p.add_argument("--points", type=int, default=SegmentOptions.n_points)
     p.add_argument("--epochs", type=int, default=SegmentOptions.epochs)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
 
 
 def _options(args: argparse.Namespace) -> SegmentOptions:

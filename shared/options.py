@@ -13,6 +13,8 @@ BACKWARD_RULES = ("part-relative", "paper")
 #: How the student's prediction is carried onto the mesh: "none" (the student's argmax, as the paper),
 #: "superpoints" (pooled over superpoints) or "graph-cut" (pooled, then a Potts graph cut over faces).
 REFINES = ("none", "superpoints", "graph-cut")
+#: Where torch runs: "auto" (CUDA, else Apple's Metal where it works, else the CPU) or one of them.
+DEVICES = ("auto", "cpu", "cuda", "mps")
 #: What the teacher looks at (the paper's supplementary C.3): the mesh as captured (its own colours), the mesh in
 #: grey, dense coloured points or sparse grey points sampled on it (labels come back to the faces).
 RENDER_TYPES = ("color-mesh", "gray-mesh", "dense-points", "sparse-points")
@@ -49,7 +51,7 @@ class SegmentOptions:
     with no teacher and no detections (the paper's Pre).
     n_points: points sampled on the surface for lifting and the student.
     epochs: maximum training epochs of the student; backward: run backward distillation.
-    device: "auto", "cpu" or "cuda".
+    device: one of ``DEVICES``: "auto" (CUDA, else Apple's Metal, else the CPU), "cpu", "cuda", "mps".
     seed: random seed (sampling, initialisation) for reproducible results.
     """
 
@@ -118,8 +120,8 @@ class SegmentOptions:
         if self.render_type not in RENDER_TYPES:
             kinds = ", ".join(RENDER_TYPES)
             raise ValidationError("options.render_type", f"must be one of {kinds}, got {shown(self.render_type)}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValidationError("options.device", f"must be auto, cpu or cuda, got {shown(self.device)}")
+        if self.device not in DEVICES:
+            raise ValidationError("options.device", f"must be one of {', '.join(DEVICES)}, got {shown(self.device)}")
         return self
 
     def to_dict(self) -> dict:

@@ -6,7 +6,7 @@ import argparse
 
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.limits import MAX_PARTS
-from partdistill.shared.options import BACKWARD_RULES, REFINES, SegmentOptions
+from partdistill.shared.options import BACKWARD_RULES, DEVICES, REFINES, SegmentOptions
 from partdistill.shared.validation import parse_part_names
 
 DEFAULT_TEACHER = "grounding_dino"
@@ -66,7 +66,7 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     if seed:
         p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -288,9 +288,8 @@ class Server:
         return protocol.error_message(msg.job, "lost", "", f"this backend holds no job {msg.job!r} (it restarted?)")
 
     def _hello(self) -> dict:
-        import torch
-
         from .. import __version__
+        from ..device import resolve_device
         from ..teachers import teacher_names
 
         lim = self.limits
@@ -301,7 +300,7 @@ class Server:
             "teachers": list(teacher_names()),
             "models": "any" if self.models.open else self.models.names(),
             "limits": {"max_epochs": lim.max_epochs, "max_points": lim.max_points, "max_job_s": lim.max_job_s},
-            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "device": resolve_device("auto"),
         }
 
     def _status(self, owner: str) -> dict:

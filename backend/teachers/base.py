@@ -98,7 +98,7 @@ class Teacher(abc.ABC):
 class PretrainedModel:
     """A Hugging Face model loaded for inference through the real ``from_pretrained`` path: a hub id
     (downloaded on first use when online) or a local folder saved with ``save_pretrained`` (model and
-    processor), on ``device`` ("auto": CUDA when available, "cpu", "cuda[:n]"), run on ``batch_size``
+    processor), on ``device`` (see ``device.resolve_device``), run on ``batch_size``
     views per forward pass. Subclasses name the model: ``name``, ``default_model``, ``auto_model``
     (a transformers auto class), ``model_types`` (accepted ``config.model_type`` values)."""
 
