@@ -14,6 +14,7 @@ import threading
 import bpy
 from partdistill.shared.client import BackendError, BackendTimeout
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.progress import StageClock
 from partdistill.shared.request import CollectionRequest, Member
 
 from .job import (
@@ -49,6 +50,7 @@ class CollectionJob:
         self._failed: dict[int, str] = {}  # object index -> why it never got captured
         self._cancel = threading.Event()
         self._events: queue.Queue = queue.Queue()
+        self._clock = StageClock()  # the time the backend's stage has left, for the status bar
         self._thread: threading.Thread | None = None
         self._next_capture()
 
@@ -155,7 +157,7 @@ class CollectionJob:
             if ev[0] == "progress":
                 _, done, total, stage = ev
                 self.progress = CAPTURE_SHARE + (1 - CAPTURE_SHARE) * (done / total if total > 0 else 0.0)
-                self.message = f"{stage} {done}/{total}" if total > 0 else stage
+                self.message = self._clock.line(done, total, stage)
             elif ev[0] == "result":
                 self._apply(*ev[1:])
                 return

@@ -22,6 +22,7 @@ from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import CollectionOptions, SegmentOptions
 from partdistill.shared.point_cloud import per_point
+from partdistill.shared.progress import StageClock
 from partdistill.shared.result import SegmentationResult
 
 from .apply import apply_result
@@ -139,6 +140,7 @@ class SegmentJob:
         self.warnings: list[str] = []  # the result's warnings, for the operator to report
         self._cancel = threading.Event()
         self._events: queue.Queue = queue.Queue()
+        self._clock = StageClock()  # the time the backend's stage has left, for the status bar
         self._thread: threading.Thread | None = None
         self._view = 0
         self._steps = None  # the current view's steps (CaptureSession.view_steps)
@@ -254,7 +256,7 @@ class SegmentJob:
                 _, done, total, stage = ev
                 frac = done / total if total > 0 else 0.0
                 self.progress = CAPTURE_SHARE + (1 - CAPTURE_SHARE) * frac
-                self.message = f"{stage} {done}/{total}" if total > 0 else stage
+                self.message = self._clock.line(done, total, stage)
             elif ev[0] == "result":
                 self._apply(ev[1])
                 return

@@ -186,6 +186,8 @@ class _RunsJobs(_Greyed):
         prefix = f"[{self._index + 1}/{n}] {self._job.object_name}: " if n > 1 else ""
         state.progress, state.message = progress, prefix + self._job.message
         context.window_manager.progress_update(int(100 * progress))
+        if context.workspace is not None:  # the status bar: the stage and the time it has left
+            context.workspace.status_text_set(f"partdistill: {state.message}")
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
                 area.tag_redraw()
@@ -209,6 +211,8 @@ class _RunsJobs(_Greyed):
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None
         context.window_manager.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
         context.window_manager.partdistill.running = False
 
     def _finish(self, context: bpy.types.Context) -> set[str]:

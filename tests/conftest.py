@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def tiny_grounding_dino(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder with a tiny random Grounding DINO (model + processor), built once per session;
     load it with ``GroundingDinoTeacher(model=str(path))``."""
-    from tiny_models import build_tiny_grounding_dino
+    from partdistill.bench.random_teachers import build_tiny_grounding_dino
 
     return build_tiny_grounding_dino(tmp_path_factory.mktemp("tiny_grounding_dino"))
 
@@ -77,9 +77,9 @@ def bpy_empty():
 
 
 def _tiny_builder(name: str):
-    import tiny_models
+    from partdistill.bench import random_teachers
 
-    return getattr(tiny_models, name)
+    return getattr(random_teachers, name)
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,13 @@ import numpy as np
 from partdistill.shared.capture import Capture
 from partdistill.shared.result import SegmentationResult
 
+#: What a stage counts, for its bar's rate.
+STAGE_UNITS = {"teacher": "view", "distill": "epoch", "detect": "shape", "tune": "shape", "segment": "shape"}
+
 
 class ProgressBars:
-    """tqdm bars, one per stage (teacher, distill, ...); silent with ``quiet``."""
+    """tqdm bars, one per stage (teacher, distill, ...) with its elapsed and remaining time; silent
+    with ``quiet``."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
@@ -30,14 +34,14 @@ class ProgressBars:
             return
         from tqdm import tqdm
 
-        if stage != self.stage:
+        if stage != self.stage or self.bar is None or done < self.bar.n:
             if self.bar is not None:
                 self.bar.close()
-            self.bar = tqdm(total=total, desc=stage, unit="step", leave=False, file=sys.stderr)
+            unit = STAGE_UNITS.get(stage, "step")
+            self.bar = tqdm(total=total, desc=stage, unit=unit, leave=False, file=sys.stderr, smoothing=0.3)
             self.stage = stage
         self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
+        self.bar.update(done - self.bar.n)  # through update(): tqdm's rate and remaining time follow it
 
     def client_update(self, done: int, total: int, stage: str, message: str) -> None:
         self.update(done, total, stage)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from partdistill.shared import protocol
 from partdistill.shared.collection_wire import collection_reply, parse_collection_request
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.progress import StageClock
 from partdistill.shared.request import CollectionRequest, SegmentRequest
 
 from ..cancel import Cancelled
@@ -82,13 +83,15 @@ def run_job(job: Job, teachers: TeacherCache, private: bool, progress_to: Callab
     request = job.request
     options = request.options
     last = [0.0]
+    clock = StageClock()
 
     def progress(done: int, total: int, stage: str) -> None:
         job.done, job.total, job.stage = done, total, stage
         now = time.monotonic()
+        line = clock.line(done, total, stage)  # every step, so that the stage's pace is measured
         if now - last[0] >= 0.1 or done == total:
             last[0] = now
-            progress_to(protocol.progress_message(job.id, done, total, stage))
+            progress_to(protocol.progress_message(job.id, done, total, stage, line))
 
     try:
         if job.cancel.is_set():

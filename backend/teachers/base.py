@@ -24,6 +24,8 @@ from ..device import resolve_device
 from .prompts import DEFAULT_PROMPT_TEMPLATE, check_prompt_template, make_prompts
 
 CancelFn = Callable[[], bool]
+#: The progress stage of every teacher (SAM included), counted in views done.
+TEACHER_STAGE = "teacher"
 """Returns True when the caller wants the work stopped."""
 
 
@@ -162,11 +164,11 @@ class ModelTeacher(PretrainedModel, Teacher):
         self.prepare(prompts)
         batches = self.view_batches(n_views)
         views: list[list[Detection]] = [[] for _ in range(n_views)]
-        report_progress(progress, 0, len(batches), f"{self.name}: {len(names)} parts in {n_views} views")
-        for done, (s, e) in enumerate(batches, start=1):
+        report_progress(progress, 0, n_views, TEACHER_STAGE)
+        for s, e in batches:
             check_cancel(cancel)
             self.detect_batch(images[s:e], prompts, views[s:e])
-            report_progress(progress, done, len(batches), f"{self.name}: views {s + 1}-{e} of {n_views}")
+            report_progress(progress, e, n_views, TEACHER_STAGE)
         return Detections(names, [limit_per_view(v) for v in views])
 
     def prepare(self, prompts: Sequence[str]) -> None:

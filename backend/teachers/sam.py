@@ -26,7 +26,16 @@ from partdistill.shared.errors import ValidationError
 from partdistill.shared.progress import Progress
 
 from ..device import flush_denormals
-from .base import CancelFn, PretrainedModel, Teacher, check_cancel, check_images, check_positive_int, report_progress
+from .base import (
+    TEACHER_STAGE,
+    CancelFn,
+    PretrainedModel,
+    Teacher,
+    check_cancel,
+    check_images,
+    check_positive_int,
+    report_progress,
+)
 
 DEFAULT_MODEL = "facebook/sam-vit-base"
 _MODEL_TYPES = ("sam",)
@@ -69,8 +78,9 @@ class SamRefiner(PretrainedModel):
         views = [list(v) for v in detections.views]
         todo = [n for n in range(n_views) if any(d.box is not None for d in views[n])]
         batches = [todo[s : s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
-        report_progress(progress, 0, len(batches), f"{self.name}: refining {detections.n_detections} detections")
-        for done, batch in enumerate(batches, start=1):
+        report_progress(progress, 0, len(todo), TEACHER_STAGE)
+        done = 0
+        for batch in batches:
             check_cancel(cancel)
             encodings = []
             for n in batch:
@@ -94,7 +104,8 @@ class SamRefiner(PretrainedModel):
                 masks = self._masks(embeddings[i : i + 1], encodings[i])
                 it = iter(masks)
                 views[n] = [d if d.box is None else self._with_mask(d, next(it), (h, w)) for d in views[n]]
-            report_progress(progress, done, len(batches), f"{self.name}: {done} of {len(batches)} view batches")
+            done += len(batch)
+            report_progress(progress, done, len(todo), TEACHER_STAGE)
         return Detections(detections.part_names, views, detections.image_size)
 
     def _masks(self, embedding, enc) -> list[np.ndarray]:
@@ -154,17 +165,15 @@ class SamRefinedTeacher(Teacher):
     ) -> Detections:
         """The base teacher's detections with a SAM mask for every box. See ``Teacher.detect``."""
         n_views = images.shape[0]
-        # The base reports (done, total) over its own work; SAM adds at most one unit per view.
-        base_total = [1]
 
-        def base_progress(done: int, total: int, message: str) -> None:
-            base_total[0] = max(total, 1)
-            report_progress(progress, done, base_total[0] + n_views, message)
+        # one bar over both: the base's views, then SAM's (scaled: SAM skips views without boxes)
+        def base_progress(done: int, total: int, stage: str) -> None:
+            report_progress(progress, done * n_views // max(total, 1), 2 * n_views, TEACHER_STAGE)
 
-        def sam_progress(done: int, total: int, message: str) -> None:
-            # SAM's total (view batches) can be below n_views: scale it onto the n_views units.
-            units = n_views if total == 0 else round(done * n_views / total)
-            report_progress(progress, base_total[0] + units, base_total[0] + n_views, message)
+        def sam_progress(done: int, total: int, stage: str) -> None:
+            report_progress(
+                progress, n_views + (n_views if total == 0 else done * n_views // total), 2 * n_views, TEACHER_STAGE
+            )
 
         dets = self.base.detect(images, names, progress=base_progress if progress else None, cancel=cancel)
         check_cancel(cancel)

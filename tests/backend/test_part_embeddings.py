@@ -7,10 +7,10 @@ import torch
 from partdistill.backend.students.part_embeddings import HASHED_DIM, PartEmbedder, hashed_embeddings
 from partdistill.backend.teachers.loading import TeacherUnavailableError
 from partdistill.backend.tta import segment
+from partdistill.bench.random_teachers import build_tiny_clip_text
 from partdistill.bench.simulated import simulate_detections
 from partdistill.shared.options import SegmentOptions
 from synthetic import capture_of, table
-from tiny_models import build_tiny_clip_text
 
 
 def test_hashed_embeddings_are_stable_per_name_and_unit_length():

@@ -45,7 +45,7 @@ def test_detect_runs_real_processing(tiny_clipseg, hf_offline) -> None:
     assert dets.n_detections > 0
     for view in dets.views:  # one detection per (view, part) at most
         assert len({d.part for d in view}) == len(view)
-    assert calls[0] == (0, 2) and calls[-1] == (2, 2)
+    assert calls[0] == (0, 3) and calls[-1] == (3, 3)  # views done of 3
 
 
 def test_split_components(tiny_clipseg, hf_offline) -> None:

@@ -37,7 +37,7 @@ def test_detect_runs_real_processing(tiny_owlv2, hf_offline) -> None:
             x0, y0, x1, y1 = d.box
             assert 0 <= x0 < x1 <= 150 and 0 <= y0 < y1 <= 140
     dets.validate(n_views=3, image_size=(140, 150))
-    assert calls[0] == (0, 2) and calls[-1] == (2, 2)
+    assert calls[0] == (0, 3) and calls[-1] == (3, 3)
 
 
 def test_boxes_are_scaled_to_the_padded_square(tiny_owlv2, hf_offline) -> None:

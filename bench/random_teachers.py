@@ -1,9 +1,9 @@
-"""Tiny randomly-initialised models of the real teacher architectures, for tests without weights.
+"""Tiny randomly initialised teachers of the published architectures, for tests without weights.
 
 No weights can be downloaded here, so tests build the same architectures from small config
 objects, ``save_pretrained`` them (model + processor) to a folder and load them back through the
 teachers' real ``from_pretrained`` path: each keeps its architecture's layer types, heads and
-processor at a fraction of the full model's size.
+processor at a fraction of the full model's size (``full_size_teachers`` builds them at full size).
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ DEFAULT_WORDS = (
 _BERT_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103, ".": 1012, "?": 1029}
 
 
-def _bert_vocab(words: Iterable[str]) -> list[str]:
+def bert_vocab(words: Iterable[str], size: int = 0) -> list[str]:
+    """A BERT vocabulary holding ``words`` and the special tokens at bert-base-uncased's ids, padded
+    with ``[unusedN]`` to ``size`` entries (0: as few as needed)."""
     fixed = {i: t for t, i in _BERT_IDS.items()}
     extra = [w for w in dict.fromkeys(w.lower() for w in words) if w not in _BERT_IDS]
-    size = max(max(fixed) + 1, 104 + len(extra) + len(fixed))
+    size = max(size, max(fixed) + 1, 104 + len(extra) + len(fixed))
     vocab: list[str] = []
     it = iter(extra)
     for i in range(size):
@@ -70,7 +72,7 @@ def build_tiny_grounding_dino(
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    vocab = _bert_vocab(words)
+    vocab = bert_vocab(words)
     # v5's BertTokenizer(vocab_file=...) ignores the file: write it and load the folder instead.
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     (path / "tokenizer_config.json").write_text(
@@ -134,14 +136,17 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(c) for c in cs]
 
 
-def write_clip_tokenizer(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, model_max_length: int = 77) -> int:
+def write_clip_tokenizer(
+    path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, model_max_length: int = 77, vocab_size: int = 0
+) -> int:
     """Write a small CLIP tokenizer (``vocab.json`` + ``merges.txt`` + ``tokenizer_config.json``) to
     ``path`` and return its vocabulary size.
 
     Like the real one: every byte-level character alone and with ``</w>``, merges that make each of
     ``words`` one token, and ``<|startoftext|>`` / ``<|endoftext|>`` as the last two ids (so the
     text model's pooled output, taken at the first ``eos_token_id``, works as with real CLIP).
-    Any other text still tokenizes, character by character.
+    Any other text still tokenizes, character by character. ``vocab_size``: padded with unused
+    tokens to this many entries (0: as few as needed).
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -161,6 +166,8 @@ def write_clip_tokenizer(path: str | Path, *, words: Iterable[str] = DEFAULT_WOR
                 merges.append(merge)
             left = left + right
             vocab.setdefault(left, len(vocab))
+    while len(vocab) < vocab_size - 2:
+        vocab[f"<|unused{len(vocab)}|>"] = len(vocab)
     vocab.setdefault("<|startoftext|>", len(vocab))
     vocab.setdefault("<|endoftext|>", len(vocab))
     (path / "vocab.json").write_text(json.dumps(vocab))
