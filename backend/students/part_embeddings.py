@@ -65,15 +65,26 @@ class PartEmbedder:
         if text_encoder:
             from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
-            from ..teachers.loading import TeacherUnavailableError
+            from ..teachers.loading import TeacherUnavailableError, hub_unreachable, looks_like_path
 
+            def unavailable(reason: str) -> TeacherUnavailableError:
+                return TeacherUnavailableError(
+                    "clip text encoder", text_encoder, reason, default_model=DEFAULT_CLIP, field="options.text_encoder"
+                )
+
+            if looks_like_path(text_encoder):
+                from pathlib import Path
+
+                if not Path(text_encoder).expanduser().is_dir():
+                    raise unavailable(f"no such folder: {Path(text_encoder).expanduser()}")
+            elif why := hub_unreachable(text_encoder):
+                raise unavailable(why)
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(text_encoder)
                 self._model = CLIPTextModelWithProjection.from_pretrained(text_encoder).to(self.device).eval()
-            except Exception as e:
-                raise TeacherUnavailableError(
-                    "clip text encoder", text_encoder, str(e), field="options.text_encoder"
-                ) from e
+            except Exception as e:  # OSError, hub errors, bad configs: all mean "no usable model here"
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise unavailable(f"{type(e).__name__}: {first}") from e
 
     @property
     def dim(self) -> int:

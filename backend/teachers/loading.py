@@ -16,6 +16,9 @@ from urllib.parse import urlparse
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
+_TEACHER = "options.teacher_model"
+
+
 class TeacherUnavailableError(RuntimeError):
     """The teacher's model cannot be loaded (offline without a cached copy, a missing folder, ...).
 
@@ -33,18 +36,19 @@ class TeacherUnavailableError(RuntimeError):
         reason: str,
         *,
         default_model: str | None = None,
-        field: str = "options.teacher_model",
+        field: str = _TEACHER,
     ):
         self.teacher, self.model, self.reason, self.field = teacher, model, reason, field
         example = default_model or model or "<hub-id>"
         offline = ""
         if any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in _OFFLINE_VARS):
             offline = " (offline mode is on: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set)"
+        # Only the teacher can be done without: the other models have no stand-in a user can give.
+        instead = "; or label without a teacher, from 2D detections in a JSON file" if field == _TEACHER else ""
         super().__init__(
             f"cannot load the {teacher} model {model!r}: {reason}{offline}. Provide it as a hub id (downloaded on "
             f"first use when this machine is online, e.g. {example}), or as a local folder holding the weights and "
-            "processor files (made with save_pretrained); or label without a teacher, from 2D detections in a "
-            "JSON file"
+            f"processor files (made with save_pretrained){instead}"
         )
 
 

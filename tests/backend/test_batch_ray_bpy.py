@@ -134,7 +134,7 @@ def test_a_cluster_that_refuses_the_users_token_is_one_line_that_says_what_to_do
         stdout, stderr = run.communicate(timeout=300)
         lines = [ln for ln in stderr.strip().splitlines() if not ln.startswith("1 inputs:")]
         assert run.returncode == 2 and len(lines) == 1, f"{offer}: {stderr[-3000:]}"
-        assert lines[0].startswith(f"partdistill: error: the Ray cluster at {address} refused "), lines[0]
+        assert lines[0].startswith(f"partdistill: error: --ray: the Ray cluster at {address} refused "), lines[0]
         said = "the token in RAY_AUTH_TOKEN" if offer == "a wrong token" else "to connect without a token"
         assert said in lines[0] and "`ray get-auth-token` on its head node" in lines[0], lines[0]
     assert not list(tmp_path.glob("out*/table0"))
