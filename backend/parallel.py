@@ -86,3 +86,13 @@ def _collective_device() -> torch.device:
     import torch.distributed as dist
 
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+@dataclass
+class Share:
+    """The shapes one process of a data-parallel job holds: ``ids``, their global indices (in the
+    order the process passes them) among the job's ``n_shapes``."""
+
+    parallel: DataParallel
+    ids: list[int]
+    n_shapes: int

@@ -22,7 +22,7 @@ from partdistill.shared.result import SegmentationResult
 from .cancel import Cancelled
 from .checkpoint import Checkpoint
 from .device import prepare_torch
-from .parallel import DataParallel
+from .parallel import DataParallel, Share
 from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import label_faces
@@ -91,9 +91,7 @@ def fit(
         progress=progress,
         cancel=cancel,
         shapes_per_step=shapes_per_step,
-        parallel=parallel,
-        shape_ids=ids,
-        n_shapes=len(shapes),
+        share=None if parallel is None else Share(parallel, ids, len(shapes)),
         started=t0,
     )
 
@@ -117,17 +115,15 @@ def train(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     shapes_per_step: int = 1,
-    parallel: DataParallel | None = None,
-    shape_ids: Sequence[int] | None = None,
-    n_shapes: int | None = None,
+    share: Share | None = None,
     started: float | None = None,
 ) -> Checkpoint:
     """Distil ``setup.student`` over the prepared shapes (their units' weights are re-scored in place
     by backward distillation); the checkpoint holds the student and how it was trained."""
     t0 = time.perf_counter() if started is None else started
     student, emb = setup.student, setup.embeddings
-    ids = list(range(len(prepared))) if shape_ids is None else list(shape_ids)
-    n_shapes = len(prepared) if n_shapes is None else n_shapes
+    n_shapes = len(prepared) if share is None else share.n_shapes
+    parallel = None if share is None else share.parallel
     rep = distill(
         lambda i: student(prepared[i].xyz, prepared[i].normals, emb, prepared[i].nbr)[0].float().cpu(),
         [p for p in student.parameters() if p.requires_grad],
@@ -138,9 +134,7 @@ def train(
         progress=progress,
         cancel=cancel,
         shapes_per_step=shapes_per_step,
-        parallel=parallel,
-        shape_ids=ids,
-        n_shapes=n_shapes,
+        share=share,
     )
     n_units = torch.tensor([float(sum(p.units.n_units for p in prepared))])
     if parallel is not None:

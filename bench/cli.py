@@ -8,11 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import DEVICES, RENDER_TYPES, SegmentOptions
 
 from .runlog import RunSetup
+
+if TYPE_CHECKING:
+    from .psb import Selection
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -143,6 +147,14 @@ def _options(args: argparse.Namespace) -> SegmentOptions:
 def _setup(args: argparse.Namespace) -> RunSetup:
     """How the real-mesh runners make each run, from the engine's arguments (``_engine_args``)."""
     return RunSetup(_options(args), args.views, args.resolution)
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    """The real meshes ``--categories``, ``--split`` and ``--per-category`` select."""
+    from .psb import CATEGORIES, SPLITS, Selection
+
+    splits = SPLITS if args.split == "all" else (args.split,)
+    return Selection(tuple(_list(args.categories) or CATEGORIES), splits, args.per_category)
 
 
 def _psb_data(args: argparse.Namespace) -> Path:
@@ -292,7 +304,6 @@ def run_real(args: argparse.Namespace) -> int:
     data = _psb_data(args)
     kw = {}
     for name, value in (
-        ("categories", args.categories),
         ("teachers", args.teachers),
         ("levels", args.levels),
         ("methods", args.methods),
@@ -302,15 +313,7 @@ def run_real(args: argparse.Namespace) -> int:
     if args.collection:
         return _run_collection(args, data, kw)
     try:
-        rows = real.run(
-            data,
-            args.data,
-            args.out,
-            splits=("val", "test") if args.split == "all" else (args.split,),
-            per_category=args.per_category,
-            setup=_setup(args),
-            **kw,
-        )
+        rows = real.run(data, args.data, args.out, selection=_selection(args), setup=_setup(args), **kw)
     except ValueError as e:
         raise ValidationError("bench real", str(e)) from None
     if args.fit_calibration:
@@ -332,25 +335,19 @@ def run_real(args: argparse.Namespace) -> int:
 def _run_collection(args: argparse.Namespace, data: Path, kw: dict) -> int:
     from . import collection, collection_report, real
 
-    splits = ("val", "test") if args.split == "all" else (args.split,)
-    cats = {"categories": kw["categories"]} if "categories" in kw else {}
-    setup = _setup(args)
+    selection, setup = _selection(args), _setup(args)
     try:
         rows = real.run(
             data,
             args.data,
             args.out,
-            splits=splits,
-            per_category=args.per_category,
+            selection=selection,
             teachers=("box",),
             levels=("realistic",),
             methods=collection_report.SHAPE_METHODS,
             setup=setup,
-            **cats,
         )
-        rows += collection.run(
-            data, args.data, args.out, splits=splits, per_category=args.per_category, setup=setup, **cats
-        )
+        rows += collection.run(data, args.data, args.out, selection=selection, setup=setup)
     except ValueError as e:
         raise ValidationError("bench real --collection", str(e)) from None
     collection_report.write(args.out, rows)

@@ -25,7 +25,7 @@ from partdistill.shared.options import CollectionOptions
 from partdistill.shared.request import Member
 
 from .levels import simulate
-from .psb import CATEGORIES, RealShape, real_shapes
+from .psb import RealShape, Selection
 from .real import result_row
 from .runlog import Log, RunLog, RunSetup
 
@@ -47,9 +47,7 @@ def run(
     cache: Path,
     out: Path,
     *,
-    categories: Sequence[str] = CATEGORIES,
-    splits: Sequence[str] = ("val", "test"),
-    per_category: int | None = None,
+    selection: Selection | None = None,
     teacher: str = "box",
     level: str = "realistic",
     variants: Sequence[str] = tuple(VARIANTS),
@@ -57,22 +55,14 @@ def run(
     log: Log = print,
 ) -> list[dict]:
     """Run every variant on every collection not yet in ``out/collection.jsonl``; returns their rows."""
-    setup = setup or RunSetup()
+    setup, selection = setup or RunSetup(), selection or Selection()
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     runs = RunLog.open(out / "collection.jsonl")
-    for split in splits:
-        shapes = real_shapes(
-            data,
-            cache,
-            categories=categories,
-            split=split,
-            per_category=per_category,
-            views=setup.views,
-            resolution=setup.resolution,
-        )
-        for cat in categories:
+    for split in selection.splits:
+        shapes = selection.shapes(data, cache, split, setup.views, setup.resolution)
+        for cat in selection.categories:
             group = [s for s in shapes if s.category == cat]
             _run_collection(group, teacher, level, variants, setup, runs, log)
     return runs.rows

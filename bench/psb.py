@@ -96,6 +96,31 @@ def mesh_ids(data: Path, categories=CATEGORIES, split: str | None = None, per_ca
     return out
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which real meshes a benchmark runs on: ``categories``, ``splits``, and the first
+    ``per_category`` ids of each category's split (all when None)."""
+
+    categories: tuple[str, ...] = CATEGORIES
+    splits: tuple[str, ...] = SPLITS
+    per_category: int | None = None
+
+    def shapes(
+        self, data: Path, cache: Path, split: str, views: int, resolution: int, progress: Progress | None = None
+    ) -> list[RealShape]:
+        """The selected meshes of ``split``, captured (see ``real_shapes``)."""
+        return real_shapes(
+            data,
+            cache,
+            categories=self.categories,
+            split=split,
+            per_category=self.per_category,
+            views=views,
+            resolution=resolution,
+            progress=progress,
+        )
+
+
 def real_shapes(
     data: Path,
     cache: Path,

@@ -187,6 +187,33 @@ def write_clip_tokenizer(
     return len(vocab)
 
 
+def _tiny_clip_text(vocab_size: int, tokenizer, max_len: int) -> dict:
+    """A one-layer CLIP text tower's configuration for ``tokenizer``'s vocabulary and special ids."""
+    return {
+        "vocab_size": int(vocab_size),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "max_position_embeddings": max_len,
+        "pad_token_id": int(tokenizer.pad_token_id),
+        "bos_token_id": int(tokenizer.bos_token_id),
+        "eos_token_id": int(tokenizer.eos_token_id),
+    }
+
+
+def _tiny_vit(side: int, patch: int, *, layers: int) -> dict:
+    """A tiny ViT vision tower's configuration for ``side`` squared images."""
+    return {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 2,
+        "image_size": side,
+        "patch_size": int(patch),
+    }
+
+
 def build_tiny_owlv2(
     path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, image_side: int = 64, patch: int = 16, seed: int = 0
 ) -> Path:
@@ -209,25 +236,8 @@ def build_tiny_owlv2(
     image_processor = Owlv2ImageProcessorPil(size={"height": side, "width": side})
     processor = Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer)
     config = Owlv2Config(
-        text_config={
-            "vocab_size": int(vocab_size),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "max_position_embeddings": max_len,
-            "pad_token_id": int(tokenizer.pad_token_id),
-            "bos_token_id": int(tokenizer.bos_token_id),
-            "eos_token_id": int(tokenizer.eos_token_id),
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": side,
-            "patch_size": int(patch),
-        },
+        text_config=_tiny_clip_text(vocab_size, tokenizer, max_len),
+        vision_config=_tiny_vit(side, patch, layers=1),
         projection_dim=32,
     )
     torch.manual_seed(seed)
@@ -267,25 +277,8 @@ def build_tiny_clipseg(
     )
     processor = CLIPSegProcessor(image_processor=image_processor, tokenizer=tokenizer)
     config = CLIPSegConfig(
-        text_config={
-            "vocab_size": int(vocab_size),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 77,
-            "pad_token_id": int(tokenizer.pad_token_id),
-            "bos_token_id": int(tokenizer.bos_token_id),
-            "eos_token_id": int(tokenizer.eos_token_id),
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": side,
-            "patch_size": int(patch),
-        },
+        text_config=_tiny_clip_text(vocab_size, tokenizer, 77),
+        vision_config=_tiny_vit(side, patch, layers=2),
         projection_dim=32,
         extract_layers=[0, 1],  # each < vision num_hidden_layers
         reduce_dim=16,

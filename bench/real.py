@@ -33,7 +33,7 @@ from partdistill.shared.result import SegmentationResult
 
 from .levels import LEVELS, simulate
 from .metrics2d import miou2d_from_capture
-from .psb import CATEGORIES, RealShape, real_shapes
+from .psb import RealShape, Selection
 from .runlog import Log, RunLog, RunSetup
 
 #: name -> the options that make it (on top of the run's base options); "pre" is fit + predict.
@@ -56,9 +56,7 @@ def run(
     cache: Path,
     out: Path,
     *,
-    categories: Sequence[str] = CATEGORIES,
-    splits: Sequence[str] = ("val", "test"),
-    per_category: int | None = None,
+    selection: Selection | None = None,
     teachers: Sequence[str] = TEACHERS,
     levels: Sequence[str] = ("perfect", "realistic"),
     methods: Sequence[str] = tuple(METHODS),
@@ -66,7 +64,7 @@ def run(
     log: Log = print,
 ) -> list[dict]:
     """Run what is missing from ``out/runs.jsonl`` and return every line that matches the request."""
-    setup = setup or RunSetup()
+    setup, selection = setup or RunSetup(), selection or Selection()
     bad = [m for m in methods if m not in METHODS] + [lv for lv in levels if lv not in LEVELS]
     bad += [t for t in teachers if t not in TEACHERS]
     if bad:
@@ -74,23 +72,16 @@ def run(
     runs = RunLog.open(out / "runs.jsonl")
     shapes = [
         s
-        for split in splits
-        for s in real_shapes(
-            data,
-            cache,
-            categories=categories,
-            split=split,
-            per_category=per_category,
-            views=setup.views,
-            resolution=setup.resolution,
-            progress=lambda d, n, m: log(f"capture {d}/{n} {m}"),
+        for split in selection.splits
+        for s in selection.shapes(
+            data, cache, split, setup.views, setup.resolution, lambda d, n, m: log(f"capture {d}/{n} {m}")
         )
     ]
     t0 = time.perf_counter()
     for teacher in teachers:
         for level in levels:
-            for split in splits:
-                for cat in categories:
+            for split in selection.splits:
+                for cat in selection.categories:
                     group = [s for s in shapes if s.split == split and s.category == cat]
                     _run_group(group, teacher, level, methods, setup.options, runs, log)
     log(f"{len(runs.rows)} runs in {time.perf_counter() - t0:.0f} s")

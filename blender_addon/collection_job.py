@@ -8,13 +8,10 @@ would apply it; the collection's flags come back as warnings naming the object a
 
 from __future__ import annotations
 
-import queue
 import threading
 
 import bpy
-from partdistill.shared.client import BackendError, BackendTimeout
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.progress import StageClock
 from partdistill.shared.request import CollectionRequest, Member
 
 from .job import (
@@ -26,13 +23,15 @@ from .job import (
     FAILED,
     WAITING,
     JobSettings,
+    Replies,
     SegmentJob,
+    Steps,
     for_panel,
     preflight,
 )
 
 
-class CollectionJob:
+class CollectionJob(Steps):
     """Segments ``objects`` together; driven by ``step()`` like a ``SegmentJob`` (see there)."""
 
     def __init__(self, objects: list[bpy.types.Object], settings: JobSettings):
@@ -49,14 +48,9 @@ class CollectionJob:
         self._jobs: list[SegmentJob | None] = []
         self._failed: dict[int, str] = {}  # object index -> why it never got captured
         self._cancel = threading.Event()
-        self._events: queue.Queue = queue.Queue()
-        self._clock = StageClock()  # the time the backend's stage has left, for the status bar
+        self._replies = Replies()
         self._thread: threading.Thread | None = None
         self._next_capture()
-
-    @property
-    def finished(self) -> bool:
-        return self.state in (DONE, FAILED, CANCELLED)
 
     def step(self) -> str:
         if self.state == CAPTURING:
@@ -71,13 +65,6 @@ class CollectionJob:
                 self._next_capture()
         elif self.state == WAITING:
             self._drain()
-        return self.state
-
-    def run(self, poll_s: float = 0.05) -> str:
-        while not self.finished:
-            self.step()
-            if self.state == WAITING and self._thread is not None:
-                self._thread.join(poll_s)
         return self.state
 
     def cancel(self) -> None:
@@ -131,43 +118,27 @@ class CollectionJob:
     def _talk(self, jobs: list[SegmentJob]) -> None:
         """Worker thread: no bpy here."""
         st = self.settings
-        try:
-            request = CollectionRequest(
-                [Member(j.capture, st.detections) for j in jobs], st.part_names, st.options, st.collection
+        request = CollectionRequest(
+            [Member(j.capture, st.detections) for j in jobs], st.part_names, st.options, st.collection
+        )
+        self._replies.talk(
+            lambda on_progress: (
+                jobs,
+                st.client.segment_collection(request, on_progress=on_progress, should_cancel=self._cancel.is_set),
             )
-            reply = st.client.segment_collection(
-                request,
-                on_progress=lambda d, t, stage, msg: self._events.put(("progress", d, t, stage)),
-                should_cancel=self._cancel.is_set,
-            )
-            self._events.put(("result", jobs, reply))
-        except BackendError as e:
-            self._events.put(("cancelled",) if e.code == "cancelled" else ("error", e))
-        except (BackendTimeout, ValidationError) as e:
-            self._events.put(("error", e))
-        except Exception as e:
-            self._events.put(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+        )
 
     def _drain(self) -> None:
-        while True:
-            try:
-                ev = self._events.get_nowait()
-            except queue.Empty:
-                return
-            if ev[0] == "progress":
-                _, done, total, stage = ev
-                self.progress = CAPTURE_SHARE + (1 - CAPTURE_SHARE) * (done / total if total > 0 else 0.0)
-                self.message = self._clock.line(done, total, stage)
-            elif ev[0] == "result":
-                self._apply(*ev[1:])
-                return
-            elif ev[0] == "cancelled":
-                self.state, self.message = CANCELLED, "cancelled"
-                return
-            else:
-                self.state = FAILED
-                self.error = self.message = for_panel(ev[1])
-                return
+        end = self._replies.read(self)
+        if end is None:
+            return
+        if end[0] == "result":
+            self._apply(*end[1])
+        elif end[0] == "cancelled":
+            self.state, self.message = CANCELLED, "cancelled"
+        else:
+            self.state = FAILED
+            self.error = self.message = for_panel(end[1])
 
     def _apply(self, jobs: list[SegmentJob], reply) -> None:
         """Each object's result applied by its own job (one data change each)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import bpy
@@ -22,7 +23,7 @@ from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import CollectionOptions, SegmentOptions
 from partdistill.shared.point_cloud import per_point
-from partdistill.shared.progress import StageClock
+from partdistill.shared.progress import Progress, StageClock
 from partdistill.shared.result import SegmentationResult
 
 from .apply import apply_result
@@ -36,6 +37,43 @@ CAPTURE_SHARE = 0.3  # of the progress bar; the backend's stages share the rest
 CAPTURING, WAITING, DONE, FAILED, CANCELLED = "capturing", "waiting", "done", "failed", "cancelled"
 #: A job made to capture only (``send=False``): its capture waits to go out with a collection's.
 CAPTURED = "captured"
+
+
+class Replies:
+    """What one request to the backend says, passed from the worker thread that sends it (no bpy
+    there) to Blender's main thread, which reads it between steps."""
+
+    def __init__(self):
+        self._events: queue.Queue = queue.Queue()
+        self._clock = StageClock()  # the time the backend's stage has left, for the status bar
+
+    def talk(self, send: Callable[[Progress], object]) -> None:
+        """Worker thread: ``send(on_progress)`` makes the request; its progress, then its reply, a
+        cancellation or an error (an unexpected one as a one-line ``RuntimeError``) are queued."""
+        events = self._events
+        try:
+            events.put(("result", send(lambda done, total, stage, msg: events.put(("progress", done, total, stage)))))
+        except BackendError as e:
+            events.put(("cancelled",) if e.code == "cancelled" else ("error", e))
+        except (BackendTimeout, ValidationError) as e:
+            events.put(("error", e))
+        except Exception as e:
+            events.put(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+
+    def read(self, job) -> tuple | None:
+        """Main thread: move ``job.progress`` and ``job.message`` with the progress heard since the
+        last call; return how the request ended (``("result", reply)``, ``("cancelled",)`` or
+        ``("error", exception)``), or None while it runs."""
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return None
+            if event[0] != "progress":
+                return event
+            _, done, total, stage = event
+            job.progress = CAPTURE_SHARE + (1 - CAPTURE_SHARE) * (done / total if total > 0 else 0.0)
+            job.message = self._clock.line(done, total, stage)
 
 
 @dataclass
@@ -99,7 +137,30 @@ def preflight(settings: JobSettings) -> None:
         )
 
 
-class SegmentJob:
+class Steps:
+    """What a job driven step by step has: it is ``finished`` in a final state, and ``run`` steps it
+    to the end. A job sets ``state``, ``_thread`` (its worker thread, or None) and ``step()``."""
+
+    state: str
+    _thread: threading.Thread | None
+
+    def step(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (DONE, FAILED, CANCELLED)
+
+    def run(self, poll_s: float = 0.05) -> str:
+        """Run to the end (scripts, headless use)."""
+        while not self.finished:
+            self.step()
+            if self.state == WAITING and self._thread is not None:
+                self._thread.join(poll_s)
+        return self.state
+
+
+class SegmentJob(Steps):
     def __init__(
         self,
         obj: bpy.types.Object,
@@ -139,8 +200,7 @@ class SegmentJob:
         self.result: SegmentationResult | None = None
         self.warnings: list[str] = []  # the result's warnings, for the operator to report
         self._cancel = threading.Event()
-        self._events: queue.Queue = queue.Queue()
-        self._clock = StageClock()  # the time the backend's stage has left, for the status bar
+        self._replies = Replies()
         self._thread: threading.Thread | None = None
         self._view = 0
         self._steps = None  # the current view's steps (CaptureSession.view_steps)
@@ -156,10 +216,6 @@ class SegmentJob:
         ).__enter__()
 
     # ---- driving ----------------------------------------------------------------------------
-    @property
-    def finished(self) -> bool:
-        return self.state in (DONE, FAILED, CANCELLED)
-
     def step(self) -> str:
         """Advance a little (one view, or drain the backend's messages); returns the state."""
         try:
@@ -171,14 +227,6 @@ class SegmentJob:
             self.fail(e)
         except Exception as e:  # the user's scene must be cleaned up whatever went wrong
             self.fail(RuntimeError(f"{type(e).__name__}: {e}"))
-        return self.state
-
-    def run(self, poll_s: float = 0.05) -> str:
-        """Run to the end (scripts, headless use)."""
-        while not self.finished:
-            self.step()
-            if self.state == WAITING and self._thread is not None:
-                self._thread.join(poll_s)
         return self.state
 
     def outcomes(self) -> list[tuple[str, str, str, list[str]]]:
@@ -228,44 +276,28 @@ class SegmentJob:
     def _talk(self, capture) -> None:
         """Worker thread: no bpy here."""
         st = self.settings
-        try:
-            result = st.client.segment(
+        self._replies.talk(
+            lambda on_progress: st.client.segment(
                 capture,
                 st.part_names,
                 st.options,
                 st.detections,
-                on_progress=lambda d, t, stage, msg: self._events.put(("progress", d, t, stage)),
+                on_progress=on_progress,
                 should_cancel=self._cancel.is_set,
                 labelled_faces=self._labelled,
             )
-            self._events.put(("result", result))
-        except BackendError as e:
-            self._events.put(("cancelled",) if e.code == "cancelled" else ("error", e))
-        except (BackendTimeout, ValidationError) as e:
-            self._events.put(("error", e))
-        except Exception as e:
-            self._events.put(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+        )
 
     def _drain(self) -> None:
-        while True:
-            try:
-                ev = self._events.get_nowait()
-            except queue.Empty:
-                return
-            if ev[0] == "progress":
-                _, done, total, stage = ev
-                frac = done / total if total > 0 else 0.0
-                self.progress = CAPTURE_SHARE + (1 - CAPTURE_SHARE) * frac
-                self.message = self._clock.line(done, total, stage)
-            elif ev[0] == "result":
-                self._apply(ev[1])
-                return
-            elif ev[0] == "cancelled":
-                self.state, self.message = CANCELLED, "cancelled"
-                return
-            else:
-                self.fail(ev[1])
-                return
+        end = self._replies.read(self)
+        if end is None:
+            return
+        if end[0] == "result":
+            self._apply(end[1])
+        elif end[0] == "cancelled":
+            self.state, self.message = CANCELLED, "cancelled"
+        else:
+            self.fail(end[1])
 
     def apply(self, result: SegmentationResult) -> None:
         """Apply a result made for this job's capture (state ``DONE``), or fail naming why not."""

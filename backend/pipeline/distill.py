@@ -25,7 +25,7 @@ import torch
 from partdistill.shared.options import BACKWARD_RULES, SegmentOptions
 from partdistill.shared.progress import Progress
 
-from ..parallel import DataParallel
+from ..parallel import Share
 from .lift import KnowledgeUnits
 
 MIN_PART_AGREEMENT = 0.05
@@ -198,9 +198,7 @@ def distill(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     shapes_per_step: int = 1,
-    parallel: DataParallel | None = None,
-    shape_ids: Sequence[int] | None = None,
-    n_shapes: int | None = None,
+    share: Share | None = None,
 ) -> DistillReport:
     """Train so that ``forward(i)`` -> logits (N_i, P) of shape i agrees with its units ``units[i]``.
 
@@ -210,13 +208,14 @@ def distill(
     every shape once, from the same snapshot of the student. Returns the loss curve, the trigger
     epoch and the unit weights before/after re-scoring (each ``units[i].weight`` is updated).
 
-    Data-parallel (``parallel``, see ``partdistill.backend.parallel``): this process holds only its
-    shapes, ``units[i]`` being the shape of global index ``shape_ids[i]`` among ``n_shapes``; a
+    Data-parallel (``share``, see ``partdistill.backend.parallel``): this process holds only its
+    shapes, ``units[i]`` being the shape of global index ``share.ids[i]`` among ``share.n_shapes``; a
     step takes ``parallel.world`` shapes of the shared order, gradients and losses are summed
     across the processes."""
     report = DistillReport(weights_before=np.concatenate([u.weight for u in units]) if units else None)
-    ids = list(range(len(units))) if shape_ids is None else list(shape_ids)
-    total_shapes = len(units) if n_shapes is None else n_shapes
+    ids = list(range(len(units))) if share is None else list(share.ids)
+    total_shapes = len(units) if share is None else share.n_shapes
+    parallel = None if share is None else share.parallel
     has = torch.zeros(total_shapes)
     for i, u in enumerate(units):
         if u.n_units and u.idx.size:
