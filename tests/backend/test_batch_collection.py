@@ -91,3 +91,33 @@ def test_the_other_modes_label_one_by_one_or_with_the_category_student_alone(tab
         assert _run(["batch", tables, "--parts", "top,leg", "--out", out, "--mode", mode, *FAST])[0] == 0
         assert json.loads((out / "table0" / "labels.json").read_text())["stats"]["method"] == method
         assert json.loads((out / "collection.json").read_text())["mode"] == mode
+
+
+def test_point_clouds_are_one_collection_and_their_figures_count_points(tmp_path):
+    import numpy as np
+    from partdistill.backend.io.inputs import read_input
+    from partdistill.backend.pipeline.sample import sample_surface
+
+    mesh, gt, names = table()
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    truth = {}
+    for k in range(3):
+        pts = sample_surface(mesh, 3000, seed=k)
+        np.save(folder / f"cloud{k}.npy", pts.xyz * np.array([1.0 + 0.15 * k, 1.0, 1.0], np.float32))
+        cap = read_input(folder / f"cloud{k}.npy", views=4, resolution=64)
+        cap.part_names, cap.gt_face_labels = names, np.repeat(gt[pts.face], 2)  # a point is two triangles
+        simulate_detections(cap, seed=k).save_json(folder / f"cloud{k}.detections.json")
+        truth[k] = gt[pts.face]
+    argv = ["batch", folder, "--parts", ",".join(names), "--out", out, "--views", "4", "--resolution", "64", *FAST]
+    rc, stdout, err = _run(argv)
+    assert rc == 0, err
+    assert "collection of 3 shapes" in err and "done 3, failed 0" in stdout
+    for k in range(3):
+        with np.load(out / f"cloud{k}" / "labels.npz") as z:
+            assert z["point_labels"].shape == (3000,)
+            assert (z["point_labels"] == truth[k]).mean() >= 0.8
+        doc = json.loads((out / f"cloud{k}" / "labels.json").read_text())
+        assert doc["stats"]["method"] == "collection-pre-tta" and doc["n_points"] == 3000
+        assert sum(c["points"] for c in doc["coverage"].values()) == 3000
+        assert sum(p["share"] for p in doc["stats"]["parts"].values()) == pytest.approx(1.0, abs=0.01)
