@@ -18,6 +18,12 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 #: What the teacher looks at (the paper's supplementary C.3): the mesh as captured (its own colours), the mesh in
 #: grey, dense coloured points or sparse grey points sampled on it (labels come back to the faces).
 RENDER_TYPES = ("color-mesh", "gray-mesh", "dense-points", "sparse-points")
+#: How the teacher's model computes: "fp32" (exact), "bf16" / "fp16" (autocast; fp16 on GPUs only) or
+#: "int8" (its linear layers quantised dynamically; CPU only). Anything but fp32 changes the detections.
+TEACHER_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: The size a teacher sees a view at: "processor" (its processor's default resize) or "render" (the
+#: render's own size, for a teacher whose model takes any size).
+TEACHER_INPUTS = ("processor", "render")
 
 
 @dataclass
@@ -49,6 +55,9 @@ class SegmentOptions:
     category_model: "" or a category model made by ``partdistill fit`` (its folder; on a shared
     server, a name the server allows): the shape is then labelled by that pre-aligned student alone,
     with no teacher and no detections (the paper's Pre).
+    teacher_batch: views per forward pass of the teacher (0: by the memory free on the device: one on a
+    CPU, where batching saves no time and costs memory).
+    teacher_precision: one of ``TEACHER_PRECISIONS``; teacher_input: one of ``TEACHER_INPUTS``.
     n_points: points sampled on the surface for lifting and the student.
     epochs: maximum training epochs of the student; backward: run backward distillation.
     device: one of ``DEVICES``: "auto" (CUDA, else Apple's Metal, else the CPU), "cpu", "cuda", "mps".
@@ -73,6 +82,9 @@ class SegmentOptions:
     category_model: str = ""
     box_threshold: float = 0.25
     text_threshold: float = 0.2
+    teacher_batch: int = 0
+    teacher_precision: str = "fp32"
+    teacher_input: str = "processor"
     n_points: int = 4096
     epochs: int = 100
     backward: bool = True
@@ -104,6 +116,7 @@ class SegmentOptions:
             ("epochs", 1, 100_000),
             ("seed", 0, 2**31 - 1),
             ("backward_window", 1, 1000),
+            ("teacher_batch", 0, 64),
         )
         for name, lo, hi in ints:
             v = getattr(self, name)
@@ -120,6 +133,14 @@ class SegmentOptions:
         if self.render_type not in RENDER_TYPES:
             kinds = ", ".join(RENDER_TYPES)
             raise ValidationError("options.render_type", f"must be one of {kinds}, got {shown(self.render_type)}")
+        if self.teacher_precision not in TEACHER_PRECISIONS:
+            kinds = ", ".join(TEACHER_PRECISIONS)
+            raise ValidationError(
+                "options.teacher_precision", f"must be one of {kinds}, got {shown(self.teacher_precision)}"
+            )
+        if self.teacher_input not in TEACHER_INPUTS:
+            kinds = ", ".join(TEACHER_INPUTS)
+            raise ValidationError("options.teacher_input", f"must be one of {kinds}, got {shown(self.teacher_input)}")
         if self.device not in DEVICES:
             raise ValidationError("options.device", f"must be one of {', '.join(DEVICES)}, got {shown(self.device)}")
         return self
@@ -132,6 +153,9 @@ class SegmentOptions:
             del d["render_type"]
         if not d["backbone"]:
             del d["backbone"], d["finetune_backbone"]
+        for name, default in (("teacher_batch", 0), ("teacher_precision", "fp32"), ("teacher_input", "processor")):
+            if d[name] == default:
+                del d[name]  # absent at their defaults: a run key names only the settings it changed
         return d
 
     @classmethod

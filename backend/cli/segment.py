@@ -9,7 +9,7 @@ from pathlib import Path
 from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.options import METHODS, RENDER_TYPES, SegmentOptions
+from partdistill.shared.options import METHODS, RENDER_TYPES, TEACHER_INPUTS, TEACHER_PRECISIONS, SegmentOptions
 from partdistill.shared.protocol import check_address
 
 from ..io.inputs import MESH_SUFFIXES, read_few_shot_labels, read_input
@@ -86,6 +86,25 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
     arguments.add_capture_args(s)
     arguments.add_training_args(s)
     s.add_argument("--box-threshold", type=float, default=SegmentOptions.box_threshold)
+    s.add_argument(
+        "--teacher-batch",
+        type=int,
+        default=0,
+        help="views per forward pass of the teacher (default 0: one on a CPU, on a GPU as many as fit its memory)",
+    )
+    s.add_argument(
+        "--teacher-precision",
+        choices=TEACHER_PRECISIONS,
+        default="fp32",
+        help="fp32 (exact), bf16/fp16 autocast (fp16 on GPUs), int8 linear layers (CPU); all but fp32 change "
+        "the detections a little (see docs/benchmark.md)",
+    )
+    s.add_argument(
+        "--teacher-input",
+        choices=TEACHER_INPUTS,
+        default="processor",
+        help="the size the teacher sees a view at: its processor's resize, or the render's own (grounding_dino)",
+    )
     arguments.add_run_args(s)
 
 
@@ -106,6 +125,9 @@ def engine_options(args: argparse.Namespace, with_teacher: bool) -> SegmentOptio
         backbone=args.backbone,
         finetune_backbone=args.finetune_backbone,
         category_model=args.category_model,
+        teacher_batch=args.teacher_batch,
+        teacher_precision=args.teacher_precision,
+        teacher_input=args.teacher_input,
         **arguments.training_options(args),
     ).validate()
 

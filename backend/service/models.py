@@ -110,10 +110,11 @@ class TeacherCache:
         """The teacher ``options`` ask for, with its thresholds and prompts for this job. Cancelled
         before and after a load (a load itself cannot be interrupted). ``private``: load errors say
         only that the model could not be loaded (the details go to the server's log)."""
-        key = (options.teacher, options.teacher_model, options.sam_model, options.device)
+        key = (options.teacher, options.teacher_model, options.sam_model, options.device, options.teacher_precision)
         if key not in self._cache:
             if cancel():
                 raise Cancelled()
+            self._make_room(options)
             try:
                 teacher = self._load(options)
             except TeacherUnavailableError as e:
@@ -132,7 +133,30 @@ class TeacherCache:
             text_threshold=options.text_threshold,
             prompt_template=options.prompt_template,
             object_name=options.object_name or None,
+            batch_size=options.teacher_batch,
+            keep_render_size=options.teacher_input == "render",
         )
+
+    def _make_room(self, options: SegmentOptions) -> None:
+        """Evict the least recently used teachers while the one ``options`` ask for would not fit in
+        the memory free on its device (its size known from its weight files)."""
+        from ..device import resolve_device
+        from ..teachers import DEFAULT_SAM_MODEL, teacher_class
+        from ..teachers.memory import LOAD_FACTOR, free_bytes, weights_bytes
+
+        try:
+            models = [options.teacher_model or teacher_class(options.teacher).default_model]
+            device = resolve_device(options.device)
+        except (ValueError, ValidationError):
+            return  # loading says what is wrong with them
+        if options.sam_model is not None:
+            models.append(options.sam_model or DEFAULT_SAM_MODEL)
+        sizes = [weights_bytes(m) for m in models]
+        need = int(LOAD_FACTOR * sum(s for s in sizes if s is not None))
+        while self._cache and need > free_bytes(device):
+            key, _ = self._cache.popitem(last=False)
+            log.info("evicted %s: the next teacher needs %.1f GiB", key, need / 2**30)
+            release_memory(device)
 
     def _load(self, options: SegmentOptions):
         if self._loader is not None:
@@ -143,3 +167,14 @@ class TeacherCache:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+
+def release_memory(device: str) -> None:
+    """Give back what evicted models held: Python's garbage, and the GPU's cached blocks."""
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()

@@ -40,7 +40,8 @@ def teacher_class(name: str) -> type[Teacher]:
 def make_teacher(name: str, model: str = "", *, sam_model: str | None = None, **kw: Any) -> Teacher:
     """Build the teacher ``name`` with ``model`` (hub id or local folder; "" = the teacher's default).
 
-    Extra keywords go to the teacher (device, thresholds, batch_size, prompt_template, ...).
+    Extra keywords go to the teacher (device, thresholds, batch_size, precision, keep_render_size,
+    prompt_template, ...); SAM gets the same device, batch_size and precision.
     sam_model: None (no refinement), or a SAM hub id / local folder ("" or "default" =
     ``facebook/sam-vit-base``): the teacher's boxes are then turned into masks by SAM
     (``SamRefinedTeacher``), on the teacher's ``device``.
@@ -54,8 +55,8 @@ def make_teacher(name: str, model: str = "", *, sam_model: str | None = None, **
     from .sam import SamRefinedTeacher, SamRefiner
 
     sam = DEFAULT_SAM_MODEL if sam_model in ("", "default") else sam_model
-    device = kw.get("device", "auto")
-    return SamRefinedTeacher(teacher, SamRefiner(sam, device=device))
+    same = {k: kw[k] for k in ("device", "batch_size", "precision") if k in kw}
+    return SamRefinedTeacher(teacher, SamRefiner(sam, **same))
 
 
 def teacher_from_options(options) -> Teacher:
@@ -69,6 +70,9 @@ def teacher_from_options(options) -> Teacher:
         prompt_template=options.prompt_template,
         object_name=options.object_name or None,
         sam_model=options.sam_model,
+        batch_size=options.teacher_batch,
+        precision=options.teacher_precision,
+        keep_render_size=options.teacher_input == "render",
     )
 
 

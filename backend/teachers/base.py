@@ -55,7 +55,7 @@ class Teacher(abc.ABC):
         return make_prompts(part_names, self.prompt_template, self.object_name)
 
     #: Settings a job may change without loading the model again (``with_settings``).
-    PER_CALL = ("box_threshold", "text_threshold", "prompt_template", "object_name")
+    PER_CALL = ("box_threshold", "text_threshold", "prompt_template", "object_name", "batch_size", "keep_render_size")
 
     def with_settings(self, **settings) -> Teacher:
         """A shallow copy sharing this teacher's loaded model, with some of ``PER_CALL`` changed
@@ -66,6 +66,10 @@ class Teacher(abc.ABC):
             if name in self.PER_CALL and hasattr(self, name):
                 if name in ("box_threshold", "text_threshold"):
                     value = check_unit(name, value)
+                elif name == "batch_size":
+                    value = check_views_per_forward(value)
+                elif name == "keep_render_size":
+                    value = out.check_render_size(value)
                 setattr(out, name, value)
         out.prompt_template = check_prompt_template(out.prompt_template)
         make_prompts(["part"], out.prompt_template, out.object_name)
@@ -100,8 +104,10 @@ class Teacher(abc.ABC):
 class PretrainedModel:
     """A Hugging Face model loaded for inference through the real ``from_pretrained`` path: a hub id
     (downloaded on first use when online) or a local folder saved with ``save_pretrained`` (model and
-    processor), on ``device`` (see ``device.resolve_device``), run on ``batch_size``
-    views per forward pass. Subclasses name the model: ``name``, ``default_model``, ``auto_model``
+    processor), on ``device`` (see ``device.resolve_device``), after checking that it fits in the
+    memory free there (``memory.check_fits``). ``batch_size``: views per forward pass (0: one on a
+    CPU, else as many as the memory the first view took allows). ``precision``: one of
+    ``TEACHER_PRECISIONS``. Subclasses name the model: ``name``, ``default_model``, ``auto_model``
     (a transformers auto class), ``model_types`` (accepted ``config.model_type`` values)."""
 
     name = "model"
@@ -111,17 +117,82 @@ class PretrainedModel:
     processor_parts: tuple[str, ...] = ("tokenizer", "image_processor")
     field = "options.teacher_model"
 
-    def __init__(self, model: str = "", *, device: str = "auto", batch_size: int = 4):
+    def __init__(self, model: str = "", *, device: str = "auto", batch_size: int = 0, precision: str = "fp32"):
         from .loading import load_pretrained
+        from .memory import check_fits, model_bytes
 
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = check_views_per_forward(batch_size)
         self.model_name = model or self.default_model
         self.device = resolve_device(device)
+        self.precision = check_precision(precision, self.device)
+        check_fits(self, self.model_name, self.device)
         self.processor, self.model = load_pretrained(self, self.model_name, self.device)
+        if self.precision == "int8":
+            import warnings
 
-    def view_batches(self, n_views: int) -> list[tuple[int, int]]:
-        """``(start, end)`` of the views each forward pass takes."""
-        return [(s, min(s + self.batch_size, n_views)) for s in range(0, n_views, self.batch_size)]
+            import torch
+
+            with warnings.catch_warnings():  # torch.ao's notice of its move to torchao: the pinned torch has it
+                warnings.simplefilter("ignore")
+                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.memory_bytes = model_bytes(self.model)
+        self._fitted = 0  # views per forward learnt from the memory a view took (batch_size 0, GPU)
+        self._cap = 0  # views per forward after a pass ran out of memory (0: none did)
+
+    def views_per_forward(self) -> int:
+        """Views the next forward pass takes."""
+        want = self.batch_size or (1 if self.device == "cpu" else max(self._fitted, 1))
+        return min(want, self._cap) if self._cap else want
+
+    def running(self):
+        """The context every forward pass runs in: inference mode, and autocast at ``precision``."""
+        import contextlib
+
+        import torch
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            stack.enter_context(torch.autocast(self.device.split(":")[0], dtype=dtype))
+        return stack
+
+    def forward_views(self, n_views: int, forward: Callable[[int, int], None]) -> None:
+        """Call ``forward(start, end)`` over ``n_views`` views, ``views_per_forward()`` at a time.
+        With ``batch_size`` 0 on a GPU the first pass takes one view and the rest as many as fit the
+        memory it took; a pass out of memory is halved, and a single view out of memory is
+        ``TeacherTooLargeError``."""
+        import torch
+
+        from .memory import TeacherTooLargeError, free_bytes, views_that_fit
+
+        gpu = self.device.startswith("cuda")
+        s = 0
+        while s < n_views:
+            e = min(s + self.views_per_forward(), n_views)
+            if gpu:
+                torch.cuda.reset_peak_memory_stats(self.device)
+                before = torch.cuda.memory_allocated(self.device)
+            try:
+                forward(s, e)
+            except torch.OutOfMemoryError:
+                if e - s == 1:
+                    raise TeacherTooLargeError(
+                        self.name,
+                        self.model_name,
+                        self.memory_bytes * 2,
+                        free_bytes(self.device),
+                        self.device,
+                        self.field,
+                    ) from None
+                self._cap = (e - s) // 2
+                if gpu:
+                    torch.cuda.empty_cache()
+                continue
+            if gpu and not self.batch_size:
+                per_view = (torch.cuda.max_memory_allocated(self.device) - before) / (e - s)
+                self._fitted = views_that_fit(int(per_view), free_bytes(self.device))
+            s = e
 
 
 class ModelTeacher(PretrainedModel, Teacher):
@@ -142,7 +213,9 @@ class ModelTeacher(PretrainedModel, Teacher):
         device: str = "auto",
         box_threshold: float | None = None,
         text_threshold: float | None = None,
-        batch_size: int = 4,
+        batch_size: int = 0,
+        precision: str = "fp32",
+        keep_render_size: bool = False,
         prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
         object_name: str | None = None,
     ):
@@ -150,7 +223,18 @@ class ModelTeacher(PretrainedModel, Teacher):
         box, text = self.thresholds
         self.box_threshold = check_unit("box_threshold", box if box_threshold is None else box_threshold)
         self.text_threshold = check_unit("text_threshold", text if text_threshold is None else text_threshold)
-        PretrainedModel.__init__(self, model, device=device, batch_size=batch_size)
+        self.keep_render_size = self.check_render_size(keep_render_size)
+        PretrainedModel.__init__(self, model, device=device, batch_size=batch_size, precision=precision)
+
+    #: Whether the model takes views at any size (``keep_render_size``); most are trained at one.
+    any_size = False
+
+    def check_render_size(self, keep: bool) -> bool:
+        if keep and not self.any_size:
+            raise ValidationError(
+                "options.teacher_input", f"{self.name} sees every view at its own input size; only 'processor' applies"
+            )
+        return bool(keep)
 
     def detect_checked(
         self, images: np.ndarray, names: tuple[str, ...], progress: Progress | None, cancel: CancelFn | None
@@ -162,13 +246,17 @@ class ModelTeacher(PretrainedModel, Teacher):
         n_views = images.shape[0]
         prompts = self.prompts(names)
         self.prepare(prompts)
-        batches = self.view_batches(n_views)
         views: list[list[Detection]] = [[] for _ in range(n_views)]
         report_progress(progress, 0, n_views, TEACHER_STAGE)
-        for s, e in batches:
+
+        def forward(s: int, e: int) -> None:
             check_cancel(cancel)
-            self.detect_batch(images[s:e], prompts, views[s:e])
+            found: list[list[Detection]] = [[] for _ in range(e - s)]  # kept only when the pass succeeds
+            self.detect_batch(images[s:e], prompts, found)
+            views[s:e] = found
             report_progress(progress, e, n_views, TEACHER_STAGE)
+
+        self.forward_views(n_views, forward)
         return Detections(names, [limit_per_view(v) for v in views])
 
     def prepare(self, prompts: Sequence[str]) -> None:
@@ -219,6 +307,24 @@ def check_positive_int(name: str, v: object, minimum: int = 1) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
         raise ValidationError(name, f"must be an integer >= {minimum}, got {v!r}")
     return v
+
+
+def check_views_per_forward(v: object) -> int:
+    """Views per forward pass: 0 (by memory) or a positive integer."""
+    return check_positive_int("options.teacher_batch", v, minimum=0)
+
+
+def check_precision(precision: object, device: str) -> str:
+    """One of ``TEACHER_PRECISIONS`` that ``device`` can run: int8 only on the CPU, fp16 not there."""
+    from partdistill.shared.options import TEACHER_PRECISIONS
+
+    if precision not in TEACHER_PRECISIONS:
+        raise ValidationError("options.teacher_precision", f"must be one of {', '.join(TEACHER_PRECISIONS)}")
+    if precision == "int8" and device != "cpu":
+        raise ValidationError("options.teacher_precision", f"int8 runs on the CPU only, not on {device}")
+    if precision == "fp16" and device == "cpu":
+        raise ValidationError("options.teacher_precision", "fp16 runs on a GPU only; on the CPU use bf16")
+    return str(precision)
 
 
 def limit_per_view(dets: list[Detection]) -> list[Detection]:

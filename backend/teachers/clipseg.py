@@ -140,7 +140,7 @@ class ClipSegTeacher(ModelTeacher):
         if "attention_mask" in text:
             inputs["attention_mask"] = text["attention_mask"].repeat(n, 1)
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        with torch.inference_mode():
+        with self.running():
             logits = self.model(**inputs).logits
             # Older versions squeeze a batch of one to (h', w'): restore (pairs, 1, h', w').
             logits = logits.reshape(n * p, 1, logits.shape[-2], logits.shape[-1]).float()

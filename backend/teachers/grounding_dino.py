@@ -157,6 +157,7 @@ class GroundingDinoTeacher(ModelTeacher):
     auto_model = "AutoModelForZeroShotObjectDetection"
     model_types = _MODEL_TYPES
     thresholds = (0.25, 0.2)
+    any_size = True  # a Swin backbone and sine position embeddings: any view size works
 
     def __init__(self, model: str = DEFAULT_MODEL, **kw):
         super().__init__(model, **kw)
@@ -204,11 +205,15 @@ class GroundingDinoTeacher(ModelTeacher):
 
         for c, (chunk, caption, spans) in enumerate(self._captions):
             # channels_last said outright: inferring it is ambiguous for views 3 px wide or high.
+            # keep_render_size: the views at their own size instead of resized to the processor's
+            # (800 px on the short side for the published checkpoints: a 512 px render is upscaled).
+            size = {"shortest_edge": min(images.shape[1:3]), "longest_edge": max(images.shape[1:3])}
             inputs = self.processor(
                 images=list(images),
                 text=[caption] * len(images),
                 input_data_format="channels_last",
                 return_tensors="pt",
+                **({"size": size} if self.keep_render_size else {}),
             )
             if c not in self._token_part:
                 ids = inputs["input_ids"][0]
@@ -217,7 +222,7 @@ class GroundingDinoTeacher(ModelTeacher):
                 # Phrase index within the chunk -> index into the prompts.
                 self._token_part[c] = torch.from_numpy(np.where(local < 0, -1, np.asarray(chunk)[np.maximum(local, 0)]))
             inputs = inputs.to(self.device)
-            with torch.inference_mode():
+            with self.running():
                 out = self.model(**inputs)
             self._collect(out, self._token_part[c], len(prompts), images.shape[1:3], views)
 

@@ -17,6 +17,12 @@ _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 _TEACHER = "options.teacher_model"
+#: What a user can do without each model.
+_INSTEAD = {
+    _TEACHER: "; or label without a teacher, from 2D detections in a JSON file",
+    "options.sam_model": "; or keep the teacher's boxes, without SAM",
+    "options.text_encoder": "; or embed the part names without one ('hashed')",
+}
 
 
 class TeacherUnavailableError(RuntimeError):
@@ -43,8 +49,7 @@ class TeacherUnavailableError(RuntimeError):
         offline = ""
         if any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in _OFFLINE_VARS):
             offline = " (offline mode is on: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set)"
-        # Only the teacher can be done without: the other models have no stand-in a user can give.
-        instead = "; or label without a teacher, from 2D detections in a JSON file" if field == _TEACHER else ""
+        instead = _INSTEAD.get(field, "")
         super().__init__(
             f"cannot load the {teacher} model {model!r}: {reason}{offline}. Provide it as a hub id (downloaded on "
             f"first use when this machine is online, e.g. {example}), or as a local folder holding the weights and "

@@ -90,7 +90,6 @@ class Owlv2Teacher(ModelTeacher):
         self._warn_long_prompts(prompts)
 
     def detect_batch(self, images: np.ndarray, prompts: Sequence[str], views: list[list[Detection]]) -> None:
-        import torch
 
         inputs = self.processor(
             text=[list(prompts)] * len(images),  # nested: the same queries for every image
@@ -99,7 +98,7 @@ class Owlv2Teacher(ModelTeacher):
             input_data_format="channels_last",  # said outright: ambiguous for views 3 px wide
             return_tensors="pt",
         ).to(self.device)
-        with torch.inference_mode():
+        with self.running():
             out = self.model(**inputs)
         self._collect(out, images.shape[1:3], views)
 

@@ -17,6 +17,7 @@ torch and transformers are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -34,6 +35,7 @@ from .base import (
     check_cancel,
     check_images,
     check_positive_int,
+    check_views_per_forward,
     report_progress,
 )
 
@@ -77,13 +79,12 @@ class SamRefiner(PretrainedModel):
             raise ValidationError("detections", f"has {len(detections.views)} view lists for {n_views} views")
         views = [list(v) for v in detections.views]
         todo = [n for n in range(n_views) if any(d.box is not None for d in views[n])]
-        batches = [todo[s : s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
         report_progress(progress, 0, len(todo), TEACHER_STAGE)
-        done = 0
-        for batch in batches:
+
+        def forward(s: int, e: int) -> None:
             check_cancel(cancel)
             encodings = []
-            for n in batch:
+            for n in todo[s:e]:
                 boxes = [d.box for d in views[n] if d.box is not None]
                 boxes = np.stack([np.asarray(b, dtype=np.float32) for b in boxes])
                 boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
@@ -98,14 +99,17 @@ class SamRefiner(PretrainedModel):
                     )
                 )
             pixels = torch.cat([e["pixel_values"] for e in encodings]).to(self.device)
-            with torch.inference_mode():
+            with self.running():
                 embeddings = self.model.get_image_embeddings(pixels)
-            for i, n in enumerate(batch):
-                masks = self._masks(embeddings[i : i + 1], encodings[i])
-                it = iter(masks)
-                views[n] = [d if d.box is None else self._with_mask(d, next(it), (h, w)) for d in views[n]]
-            done += len(batch)
-            report_progress(progress, done, len(todo), TEACHER_STAGE)
+            masked = {}  # written into the views only when the whole pass succeeded
+            for i, n in enumerate(todo[s:e]):
+                it = iter(self._masks(embeddings[i : i + 1], encodings[i]))
+                masked[n] = [d if d.box is None else self._with_mask(d, next(it), (h, w)) for d in views[n]]
+            for n, dets in masked.items():
+                views[n] = dets
+            report_progress(progress, e, len(todo), TEACHER_STAGE)
+
+        self.forward_views(len(todo), forward)
         return Detections(detections.part_names, views, detections.image_size)
 
     def _masks(self, embedding, enc) -> list[np.ndarray]:
@@ -115,7 +119,7 @@ class SamRefiner(PretrainedModel):
         boxes = enc["input_boxes"].to(device=self.device, dtype=torch.float32)
         out: list[np.ndarray] = []
         for s in range(0, boxes.shape[1], self.boxes_per_prompt):
-            with torch.inference_mode():
+            with self.running():
                 pred = self.model(
                     image_embeddings=embedding,
                     input_boxes=boxes[:, s : s + self.boxes_per_prompt],
@@ -158,6 +162,9 @@ class SamRefinedTeacher(Teacher):
     def with_settings(self, **settings) -> Teacher:
         out = super().with_settings(**settings)
         out.base = self.base.with_settings(**settings)
+        if settings.get("batch_size") is not None:
+            out.refiner = copy.copy(self.refiner)
+            out.refiner.batch_size = check_views_per_forward(settings["batch_size"])
         return out
 
     def detect_checked(

@@ -50,7 +50,7 @@ def test_missing_text_encoder_is_one_line_naming_the_folder_and_the_field(tmp_pa
     with pytest.raises(TeacherUnavailableError, match="clip text encoder .* no such folder: ") as e:
         PartEmbedder(str(tmp_path / "nothing-here"))
     assert e.value.field == "options.text_encoder" and "\n" not in str(e.value)
-    assert "openai/clip-vit-base-patch32" in str(e.value) and "2D detections" not in str(e.value)
+    assert "openai/clip-vit-base-patch32" in str(e.value) and "'hashed'" in str(e.value)
 
 
 def test_the_default_text_encoder_is_clip_when_its_weights_are_here_else_hashed_names(tiny_clip, monkeypatch):

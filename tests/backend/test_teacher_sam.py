@@ -136,7 +136,7 @@ def test_missing_sam_is_a_clear_error(model, tiny_owlv2, hf_offline, tmp_path, m
     with pytest.raises(TeacherUnavailableError) as e:
         make_teacher("owlv2", model=str(tiny_owlv2), device="cpu", sam_model=model)
     msg = str(e.value)
-    assert model in msg and "hub id" in msg and "local folder" in msg and "2D detections" in msg
+    assert model in msg and "hub id" in msg and "local folder" in msg and "without SAM" in msg
     assert "\n" not in msg and "--" not in msg  # one line; each front end says where 'options.sam_model' is set
     assert e.value.field == "options.sam_model"
 
