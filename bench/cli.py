@@ -42,6 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also time each stage of one run on a mesh of about this many faces (0: skip)",
     )
     s.set_defaults(func=run_speed)
+    t = which.add_parser(
+        "teacher", help="each teacher at full size (random weights) against a plain transformers loop, with its levers"
+    )
+    t.add_argument("--cache", type=Path, default=Path(".cache/bench-teacher"), help="built models and captures")
+    t.add_argument("--out", type=Path, default=Path("out/bench-teacher"))
+    t.add_argument("--models", default="grounding-dino-tiny", help="comma-separated FULL_SIZE names, or 'all'")
+    t.add_argument("--levers", default=None, help="comma-separated (default: all that apply)")
+    t.add_argument("--views", type=int, default=10)
+    t.add_argument("--resolution", type=int, default=512)
+    t.add_argument("--device", default="cpu", choices=DEVICES)
+    t.add_argument("--tiny", action="store_true", help="tiny random models of the same architectures (a quick check)")
+    t.add_argument("--no-large", action="store_true", help="only the example chair, not the 30,000-face one")
+    t.set_defaults(func=run_teacher)
     r = which.add_parser("real", help="every method on real meshes (validation and test splits apart)")
     _real_mesh_args(r, Path("out/bench-real"))
     r.add_argument("--split", choices=("val", "test", "all"), default="all")
@@ -255,6 +268,30 @@ def run_load(args: argparse.Namespace) -> int:
     from .load import run_load as load
 
     load(args.out, args.example, args.clients, args.jobs, args.consecutive, args.large_faces)
+    return 0
+
+
+def run_teacher(args: argparse.Namespace) -> int:
+    from . import teacher
+
+    models = tuple(teacher.FULL_SIZE) if args.models == "all" else tuple(_list(args.models))
+    levers = tuple(_list(args.levers)) if args.levers else tuple(teacher.LEVERS)
+    try:
+        teacher.run(
+            args.cache,
+            args.out,
+            models=models,
+            levers=levers,
+            views=args.views,
+            resolution=args.resolution,
+            device=args.device,
+            tiny=args.tiny,
+            large=not args.no_large,
+        )
+    except ValueError as e:
+        raise ValidationError("bench teacher", str(e)) from None
+    print((args.out / "teacher.md").read_text())
+    print(f"wrote {args.out}/teacher.json, teacher.md, teacher.png")
     return 0
 
 

@@ -126,6 +126,10 @@ class PretrainedModel:
         self.device = resolve_device(device)
         self.precision = check_precision(precision, self.device)
         check_fits(self, self.model_name, self.device)
+        if self.device == "cpu":
+            from ..allocator import keep_freed_memory
+
+            keep_freed_memory()
         self.processor, self.model = load_pretrained(self, self.model_name, self.device)
         if self.precision == "int8":
             import warnings
