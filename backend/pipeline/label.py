@@ -24,8 +24,7 @@ def points_to_faces(mesh: Mesh, points: SurfacePoints, probs: np.ndarray, k: int
     faces that got no sample (small triangles) an inverse-distance blend of the k points nearest to
     the face centroid."""
     f, p = mesh.n_faces, probs.shape[1]
-    sums = np.zeros((f, p), dtype=np.float64)
-    np.add.at(sums, points.face, probs)
+    sums = np.stack([np.bincount(points.face, weights=probs[:, q], minlength=f) for q in range(p)], axis=1)
     count = np.bincount(points.face, minlength=f)
     out = sums / np.maximum(count, 1)[:, None]
     empty = np.nonzero(count == 0)[0]

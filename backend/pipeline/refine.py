@@ -89,8 +89,7 @@ def _expand(unary, w, ei, ej, labels, alpha) -> np.ndarray:
     # E = A + (C - A) x_p + (D - C) x_q + (B + C - A - D)(1 - x_p) x_q
     e00, e01, e10 = w * (lp != lq), w * (lp != alpha), w * (lq != alpha)
     lin = unary[:, alpha] - keep
-    np.add.at(lin, ei, e10 - e00)
-    np.add.at(lin, ej, -e10)
+    lin += np.bincount(ei, weights=e10 - e00, minlength=f) - np.bincount(ej, weights=e10, minlength=f)
     pair = e01 + e10 - e00
     edge = pair > 0
     to_int = lambda c: np.maximum(np.round(c * _SCALE), 0).astype(np.int64)  # noqa: E731 - integer capacities

@@ -68,7 +68,9 @@ class EdgeConv(nn.Module):
         k = nbr.shape[-1]
         y = self.neighbour(x)
         c = y.shape[-1]
-        yj = torch.gather(y, 1, nbr.reshape(b, n * k, 1).expand(-1, -1, c)).reshape(b, n, k, c).amax(dim=2)
+        # rows of the flattened batch: index_select is several times faster than gather over (B, N*k, C)
+        rows = (nbr + n * torch.arange(b, device=nbr.device).view(b, 1, 1)).reshape(-1)
+        yj = y.reshape(b * n, c).index_select(0, rows).reshape(b, n, k, c).amax(dim=2)
         return nn.functional.gelu(self.norm(self.centre(x) + yj))
 
 
