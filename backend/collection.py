@@ -209,12 +209,28 @@ def _finetune(
         cancel=cancel,
     )
     stats = {"epochs_run": len(rep.loss), "trigger_epoch": rep.trigger_epoch, "loss": [round(x, 5) for x in rep.loss]}
-    result = label_faces(student.eval(), shape, emb, names, stats, {"distill": time.perf_counter() - t}, options.refine)
+    final = student.eval() if not collection.blend else Blend(ckpt.student, student.eval(), collection.blend)
+    result = label_faces(final, shape, emb, names, stats, {"distill": time.perf_counter() - t}, options.refine)
     differ = result.face_labels != student_labels
     result.face_confidence = np.where(
         differ, result.face_confidence * collection.disagree_confidence, result.face_confidence
     ).astype(np.float32)
     return result
+
+
+class Blend:
+    """Two students as one: the log of ``weight`` times the first's probabilities plus the rest of
+    the second's, in the students' call convention (a tuple whose first item is the logits)."""
+
+    def __init__(self, first, second, weight: float):
+        self.first, self.second, self.weight = first, second, float(weight)
+
+    def __call__(self, xyz, normals, emb, nbr):
+        import torch
+
+        a = torch.softmax(self.first(xyz, normals, emb, nbr)[0].float(), dim=-1)
+        b = torch.softmax(self.second(xyz, normals, emb, nbr)[0].float(), dim=-1)
+        return (torch.log(self.weight * a + (1.0 - self.weight) * b + 1e-12),)
 
 
 def _one_by_one(

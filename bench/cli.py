@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="collection mode: each category's shapes of a split as one collection (box teacher, realistic), "
         "every variant beside one-shape-at-a-time, Pre and the baselines; the flags' precision and recall",
     )
+    r.add_argument(
+        "--variants",
+        default=None,
+        help="with --collection: the collection variants to run on the --split asked (default: all); the "
+        "report takes every run in the logs",
+    )
     r.set_defaults(func=run_real)
     f = which.add_parser("fewshot", help="mIoU against k painted faces (TTA) and k labelled shapes (Pre)")
     _real_mesh_args(f, Path("out/bench-fewshot"))
@@ -370,21 +376,28 @@ def run_real(args: argparse.Namespace) -> int:
 
 
 def _run_collection(args: argparse.Namespace, data: Path, kw: dict) -> int:
+    from dataclasses import replace
+
     from . import collection, collection_report, real
+    from .psb import SPLITS
 
     selection, setup = _selection(args), _setup(args)
+    variants = tuple(_list(args.variants)) if args.variants else tuple(collection.VARIANTS)
     try:
+        # the report chooses on validation: the per-shape methods of both splits are always in it
         rows = real.run(
             data,
             args.data,
             args.out,
-            selection=selection,
+            selection=replace(selection, splits=SPLITS),
             teachers=("box",),
             levels=("realistic",),
             methods=collection_report.SHAPE_METHODS,
             setup=setup,
         )
-        rows += collection.run(data, args.data, args.out, selection=selection, setup=setup)
+        collection.run(data, args.data, args.out, selection=selection, variants=variants, setup=setup)
+        both = replace(selection, splits=SPLITS)
+        rows += collection.logged(data, args.data, args.out, selection=both, setup=setup)
     except ValueError as e:
         raise ValidationError("bench real --collection", str(e)) from None
     collection_report.write(args.out, rows)

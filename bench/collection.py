@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict] = {
     "collection-e30": {"finetune_epochs": 30},
     "collection-e50": {"finetune_epochs": 50},
     "collection-e30-downweight": {"finetune_epochs": 30, "downweight": True},
+    "collection-e50-blend": {"finetune_epochs": 50, "blend": 0.5},
 }
 #: Confidence histograms' bins (fine enough to rescale the confidences of the faces that differ).
 BINS = 100
@@ -66,6 +67,29 @@ def run(
             group = [s for s in shapes if s.category == cat]
             _run_collection(group, teacher, level, variants, setup, runs, log)
     return runs.rows
+
+
+def logged(
+    data: Path,
+    cache: Path,
+    out: Path,
+    *,
+    selection: Selection,
+    teacher: str = "box",
+    level: str = "realistic",
+    setup: RunSetup,
+) -> list[dict]:
+    """Every run of every variant on the selection's collections already in ``out/collection.jsonl``
+    (nothing is run): what a report reads."""
+    done = RunLog.open(out / "collection.jsonl").done
+    rows = []
+    for split in selection.splits:
+        shapes = selection.shapes(data, cache, split, setup.views, setup.resolution)
+        for cat in selection.categories:
+            group = [s for s in shapes if s.category == cat]
+            keys = [run_key(s, group, teacher, level, v, setup) for v in VARIANTS for s in group]
+            rows += [done[k] for k in keys if k in done]
+    return rows
 
 
 def run_key(shape: RealShape, group: Sequence[RealShape], teacher: str, level: str, variant: str, setup) -> str:

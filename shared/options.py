@@ -185,12 +185,15 @@ class CollectionOptions:
     """How a collection is labelled. mode: one of ``COLLECTION_MODES``. finetune_epochs: epochs of
     each shape's fine-tuning ("pre-tta"). downweight: before fine-tuning, lower the weight of each
     knowledge unit by how much the category student contradicts it (backward distillation's
-    re-scoring, with the category student as the snapshot). disagree_confidence: the share of its
-    confidence a face keeps where its label differs from the category student's."""
+    re-scoring, with the category student as the snapshot). blend: the weight of the category
+    student's probabilities averaged into the fine-tuned student's (0: the fine-tuned one alone).
+    disagree_confidence: the share of its confidence a face keeps where its label differs from the
+    category student's."""
 
     mode: str = "pre-tta"
     finetune_epochs: int = FINETUNE_EPOCHS
     downweight: bool = False
+    blend: float = 0.0
     disagree_confidence: float = DISAGREE_CONFIDENCE
 
     def to_dict(self) -> dict:
@@ -213,8 +216,10 @@ class CollectionOptions:
             raise ValidationError(
                 "collection.finetune_epochs", f"must be an integer in [1, 100000], got {self.finetune_epochs!r}"
             )
-        if not 0.0 <= float(self.disagree_confidence) <= 1.0:
-            raise ValidationError("collection.disagree_confidence", "must be a number in [0, 1]")
+        for name in ("disagree_confidence", "blend"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
+                raise ValidationError(f"collection.{name}", f"must be a number in [0, 1], got {shown(v)}")
         return self
 
 
