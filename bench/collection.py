@@ -123,7 +123,8 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
         if VARIANTS[v].get("mode") == "pre":
             out = fitted
         else:
-            opts = CollectionOptions(**VARIANTS[v], disagree_confidence=1.0)
+            # a variant names the blend it uses: none unless it says
+            opts = CollectionOptions(**{"blend": 0.0, **VARIANTS[v]}, disagree_confidence=1.0)
             out = segment_collection(members, names, setup.options, opts, checkpoint=fitted.checkpoint)
         each = (time.perf_counter() - t) / len(group) if out is not fitted else fitted.timings["label"] / len(group)
         for k, s in enumerate(group):

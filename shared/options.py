@@ -173,11 +173,14 @@ class SegmentOptions:
 COLLECTION_MODES = ("pre-tta", "pre", "tta")
 #: Epochs of each shape's fine-tuning from the category student (test-time alignment from scratch
 #: takes ``SegmentOptions.epochs``). Chosen on the real-mesh validation split (``bench real
-#: --collection``: 15, 30 and 50 epochs, and 30 with contradicting detections down-weighted).
+#: --collection``: 15, 30 and 50 epochs, 30 with contradicting detections down-weighted, 50 blended).
 FINETUNE_EPOCHS = 50
 #: A face whose label differs from the category student's keeps this share of its confidence: the
-#: drop with the lowest calibration error on the real-mesh validation split.
-DISAGREE_CONFIDENCE = 0.75
+#: drop with the lowest calibration error on the real-mesh validation split (none, with the blend).
+DISAGREE_CONFIDENCE = 1.0
+#: The weight of the category student's probabilities in the labels of a fine-tuned shape: chosen on
+#: the real-mesh validation split (53.7 blended half and half, 53.0 fine-tuned alone).
+BLEND = 0.5
 
 
 @dataclass
@@ -186,14 +189,15 @@ class CollectionOptions:
     each shape's fine-tuning ("pre-tta"). downweight: before fine-tuning, lower the weight of each
     knowledge unit by how much the category student contradicts it (backward distillation's
     re-scoring, with the category student as the snapshot). blend: the weight of the category
-    student's probabilities averaged into the fine-tuned student's (0: the fine-tuned one alone).
+    student's probabilities averaged into the fine-tuned student's (0: the fine-tuned one alone;
+    ``pre-tta`` only).
     disagree_confidence: the share of its confidence a face keeps where its label differs from the
     category student's."""
 
     mode: str = "pre-tta"
     finetune_epochs: int = FINETUNE_EPOCHS
     downweight: bool = False
-    blend: float = 0.0
+    blend: float = BLEND
     disagree_confidence: float = DISAGREE_CONFIDENCE
 
     def to_dict(self) -> dict:

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: History has no place in the code or the docs: issue numbers, the paper called "the seed", files
 #: outside the repository, commit hashes.
 HISTORY = (
-    r"\bissue \d+|\bthe seed\b|DESIGN §|DESIGN\.md|\.\./shared/seed|\bcommit [0-9a-f]{7,40}\b|\b[0-9a-f]{7,40} commit|\((?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\)"
+    r"\bissue \d+|\bthe seed\b|DESIGN §|DESIGN\.md|\.\./shared/seed|\bcommit [0-9a-f]{7,40}\b|\b[0-9a-f]{7,40} commit"
+    r"|\((?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\)"  # a commit hash in parentheses
 )
 DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

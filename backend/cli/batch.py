@@ -25,7 +25,7 @@ from pathlib import Path
 from partdistill.shared.atomic import FolderLock
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError, one_line
-from partdistill.shared.options import COLLECTION_MODES, FINETUNE_EPOCHS, collection_ruled_out
+from partdistill.shared.options import BLEND, COLLECTION_MODES, FINETUNE_EPOCHS, collection_ruled_out
 from partdistill.shared.protocol import check_address
 
 from ..io.inputs import INPUT_SUFFIXES, MESH_SUFFIXES, POINT_SUFFIXES, detections_file
@@ -61,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=FINETUNE_EPOCHS,
         help="epochs of each shape's fine-tuning from the category student (pre-tta)",
+    )
+    b.add_argument(
+        "--blend",
+        type=float,
+        default=BLEND,
+        help="pre-tta: the weight of the category student's probabilities in each shape's labels (0: the "
+        "fine-tuned student alone)",
     )
     b.add_argument(
         "--downweight",

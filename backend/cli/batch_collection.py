@@ -79,7 +79,9 @@ def label_collection(
             members,
             names,
             options,
-            CollectionOptions(mode=args.mode, finetune_epochs=args.finetune_epochs, downweight=args.downweight),
+            CollectionOptions(
+                mode=args.mode, finetune_epochs=args.finetune_epochs, downweight=args.downweight, blend=args.blend
+            ).validate(),
             teacher=teacher(options) if need_teacher else None,
             checkpoint=checkpoint,
             fitted=lambda ckpt: save_checkpoint(saved, ckpt),  # kept at once: an interrupted run resumes from it

@@ -42,9 +42,9 @@ class FlagRules:
     then the best precision."""
 
     share_z: float = 2.0
-    share_abs: float = 0.1
-    pieces_ratio: float = 3.0
-    place_dist: float = 0.3
+    share_abs: float = 0.3
+    pieces_ratio: float = 2.0
+    place_dist: float = 0.7
     disagreement: float = 0.2
     collection_spread: float = 0.75
     min_shapes: int = 3
