@@ -31,7 +31,9 @@ def knn(xyz: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
         from scipy.spatial import cKDTree
 
         pts = xyz.detach().numpy()
-        return torch.stack([torch.from_numpy(cKDTree(p).query(p, k=[*range(1, k + 1)])[1]) for p in pts]).long()
+        return torch.stack(
+            [torch.from_numpy(cKDTree(p).query(p, k=[*range(1, k + 1)], workers=-1)[1]) for p in pts]
+        ).long()
     out = []
     for s in range(0, n, chunk):
         d = torch.cdist(xyz[:, s : s + chunk], xyz)
