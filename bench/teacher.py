@@ -214,7 +214,7 @@ def _plain(job: dict, device: str):
                     processor.post_process_grounded_object_detection(out, inputs.input_ids, target_sizes=size)
                 elif job["teacher"] == "owlv2":
                     inputs = processor(text=[list(PARTS)], images=view, return_tensors="pt").to(device)
-                    processor.post_process_object_detection(model(**inputs), threshold=0.1, target_sizes=size)
+                    processor.post_process_grounded_object_detection(model(**inputs), threshold=0.1, target_sizes=size)
                 elif job["teacher"] == "clipseg":
                     inputs = processor(
                         text=list(PARTS), images=[view] * len(PARTS), padding=True, return_tensors="pt"
