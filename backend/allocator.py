@@ -17,8 +17,8 @@ import sys
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 #: Blocks up to this size come from the process's heap (and stay there when freed).
 MMAP_THRESHOLD = 1 << 30
-#: Free memory at the top of the heap is given back to the kernel beyond this.
-TRIM_THRESHOLD = 4 << 30
+#: Free memory at the top of the heap is given back to the kernel beyond this (mallopt takes a C int).
+TRIM_THRESHOLD = (1 << 31) - 1
 #: Set to "system" to leave the allocator as the C library has it.
 ENV_VAR = "PARTDISTILL_MALLOC"
 _done = False
@@ -32,6 +32,7 @@ def keep_freed_memory() -> bool:
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         _done = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
             libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
         )
