@@ -3,8 +3,10 @@
 glibc serves blocks above its mmap threshold (32 MiB at most, raised as the program frees such
 blocks) straight from the kernel and gives them back when freed, so a model whose activations are
 hundreds of MB maps, faults in and unmaps them again on every forward pass: a full-size teacher
-spent 62 of its 77 s in the kernel that way. Keeping freed memory in the process lets the next pass
-reuse it; results are unchanged (the same arithmetic on the same values).
+spent 62 of its 77 s in the kernel that way, and the student's training pays the same toll on every
+epoch. Keeping freed memory in the process lets the next pass reuse it; results are unchanged (the
+same arithmetic on the same values). Set for every job on the CPU (``device.prepare_torch``) and
+when a CPU teacher loads.
 """
 
 from __future__ import annotations

@@ -55,4 +55,9 @@ def prepare_torch(device: str, seed: int) -> torch.device:
     the device resolved. Returns the device."""
     flush_denormals()
     torch.manual_seed(seed)
-    return torch.device(resolve_device(device))
+    resolved = torch.device(resolve_device(device))
+    if resolved.type == "cpu":
+        from .allocator import keep_freed_memory
+
+        keep_freed_memory()
+    return resolved
