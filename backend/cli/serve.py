@@ -10,12 +10,16 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.protocol import DEFAULT_ADDRESS
 
 from .keys import load_server_keys
+
+if TYPE_CHECKING:
+    from ..service.server import Server
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise ValidationError("serve", str(e)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    signal.signal(signal.SIGTERM, _interrupt)  # stopped by a service manager: as Ctrl+C, clients are told
+    _stop_on_signals(server)
     with _cluster(args.ray, args.ray_workers) as pool:
         server.use_ray(pool)
         where = f"on {server.address}" + (f", jobs on the Ray cluster at {args.ray}" if args.ray else "")
@@ -113,8 +117,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _stop_on_signals(server: Server) -> None:
+    """Ctrl+C (SIGINT) and a service manager's SIGTERM stop the server the same way: clients are told,
+    threads end. The handler only sets the server's stop flag, which the loop reads every 100 ms: a
+    KeyboardInterrupt raised wherever the main thread happens to be can land in a finaliser, where
+    Python ignores it and the server would serve on. A second signal stops at once. A SIGINT that was
+    ignored when the process started (a job started in the background) stays ignored."""
+    heard = []
+
+    def stop(signum, frame) -> None:
+        heard.append(signum)
+        if len(heard) > 1:
+            raise KeyboardInterrupt
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, stop)
 
 
 @contextlib.contextmanager
