@@ -4,16 +4,14 @@ and never takes a half-written output for finished."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 
 import pytest
 
 pytest.importorskip("bpy")
 
-from partdistill.backend import cli  # noqa: E402
+from cli_in_process import run_cli  # noqa: E402
 from partdistill.backend.io.inputs import capture_in_blender  # noqa: E402
 from partdistill.bench.shapes import chair  # noqa: E402
 from partdistill.bench.simulated import simulate_detections  # noqa: E402
@@ -22,13 +20,6 @@ from synthetic import capture_of, table  # noqa: E402
 
 SHAPE = chair(arms=False)
 FAST = ["--epochs", "15", "--points", "1024", "--views", "4", "--resolution", "96", "--quiet"]
-
-
-def _run(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +51,7 @@ def test_batch_labels_the_good_reports_the_broken_and_resumes(collection, tmp_pa
     chair_dets.save_json(folder / "chair.detections.json")
     out = tmp_path / "out"
     parts = "top,leg,seat,back"
-    rc, stdout, err = _run(["batch", folder, "--parts", parts, "--out", out, *FAST])
+    rc, stdout, err = run_cli(["batch", folder, "--parts", parts, "--out", out, *FAST])
     assert rc == 1, err  # something failed: the exit status says so
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
     assert {k: r["status"] for k, r in rows.items()} == {
@@ -77,7 +68,7 @@ def test_batch_labels_the_good_reports_the_broken_and_resumes(collection, tmp_pa
 
     # a half-written output of an earlier, interrupted run is not taken as finished
     (out / ".partial-table1").mkdir()
-    rc, stdout, err = _run(["batch", folder, "--parts", parts, "--out", out, *FAST])
+    rc, stdout, err = run_cli(["batch", folder, "--parts", parts, "--out", out, *FAST])
     assert rc == 1 and "done 0, failed 1, skipped 3" in stdout, stdout + err
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
     assert rows["table0.npz"]["status"] == "skipped" and rows["table0.npz"]["seconds"]  # its figures kept

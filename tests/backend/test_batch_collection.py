@@ -4,27 +4,18 @@ first, in its labels.json, the index, collection.json, the summary and review.pn
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 from dataclasses import replace
 
 import pytest
-from partdistill.backend import cli
+from cli_in_process import run_cli
 from partdistill.bench.simulated import simulate_detections
 from partdistill.shared.bundle import save_bundle
 from partdistill.shared.detections import Detections
 from synthetic import capture_of, table
 
 FAST = ["--epochs", "30", "--points", "512", "--finetune-epochs", "10", "--quiet"]
-
-
-def _run(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def tables(tmp_path_factory):
 
 def test_a_batch_is_one_collection_and_the_shape_unlike_the_rest_is_flagged_first(tables, tmp_path):
     out = tmp_path / "out"
-    rc, stdout, err = _run(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
+    rc, stdout, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
     assert rc == 0, err
     assert "collection of 5 shapes" in err and "done 5, failed 0" in stdout
     assert (out / "category-model" / "model.safetensors").is_file()
@@ -61,17 +52,17 @@ def test_a_batch_is_one_collection_and_the_shape_unlike_the_rest_is_flagged_firs
 
 def test_a_rerun_reuses_the_category_student_and_labels_only_what_is_missing(tables, tmp_path):
     out = tmp_path / "out"
-    assert _run(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])[0] == 0
+    assert run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])[0] == 0
     before = (out / "table1" / "labels.json").stat().st_mtime_ns
     import shutil
 
     shutil.rmtree(out / "table2")
-    rc, stdout, err = _run(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
+    rc, stdout, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
     assert rc == 0 and "using the category student fitted before" in err
     assert "done 1, failed 0, skipped 4" in stdout and (out / "table2" / "labels.json").is_file()
     assert json.loads((out / "collection.json").read_text())["check_first"][0].endswith("table4.npz")
     assert (out / "table1" / "labels.json").stat().st_mtime_ns == before  # its flags did not change
-    rc, _, err = _run(["batch", tables, "--parts", "leg,top", "--out", out, *FAST])
+    rc, _, err = run_cli(["batch", tables, "--parts", "leg,top", "--out", out, *FAST])
     assert rc == 2 and "was fitted for the parts ['top', 'leg']" in err
 
 
@@ -80,7 +71,7 @@ def test_a_rerun_reuses_the_category_student_and_labels_only_what_is_missing(tab
     [(["--backend", "tcp://127.0.0.1:1"], "--backend"), (["--method", "vote-fill"], "method vote-fill")],
 )
 def test_collection_mode_with_what_rules_it_out_is_a_one_line_error(tables, tmp_path, extra, named):
-    rc, _, err = _run(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--mode", "pre-tta", *extra])
+    rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--mode", "pre-tta", *extra])
     assert rc == 2 and err.count("\n") == 1 and f"is not for {named}" in err
     assert not (tmp_path / "o" / "index.csv").exists()
 
@@ -88,7 +79,7 @@ def test_collection_mode_with_what_rules_it_out_is_a_one_line_error(tables, tmp_
 def test_the_other_modes_label_one_by_one_or_with_the_category_student_alone(tables, tmp_path):
     for mode, method in (("tta", "distill"), ("pre", "collection-pre")):
         out = tmp_path / mode
-        assert _run(["batch", tables, "--parts", "top,leg", "--out", out, "--mode", mode, *FAST])[0] == 0
+        assert run_cli(["batch", tables, "--parts", "top,leg", "--out", out, "--mode", mode, *FAST])[0] == 0
         assert json.loads((out / "table0" / "labels.json").read_text())["stats"]["method"] == method
         assert json.loads((out / "collection.json").read_text())["mode"] == mode
 
@@ -110,7 +101,7 @@ def test_point_clouds_are_one_collection_and_their_figures_count_points(tmp_path
         simulate_detections(cap, seed=k).save_json(folder / f"cloud{k}.detections.json")
         truth[k] = gt[pts.face]
     argv = ["batch", folder, "--parts", ",".join(names), "--out", out, "--views", "4", "--resolution", "64", *FAST]
-    rc, stdout, err = _run(argv)
+    rc, stdout, err = run_cli(argv)
     assert rc == 0, err
     assert "collection of 3 shapes" in err and "done 3, failed 0" in stdout
     for k in range(3):

@@ -23,7 +23,8 @@ pytest.importorskip("bpy")
 if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads RAY_AUTH_MODE when first imported
     pytest.skip("Ray is not installed (the ray extra)", allow_module_level=True)
 
-from test_batch_bpy import FAST, _run, collection  # noqa: E402, F401 (the fixture is used by name)
+from cli_in_process import run_cli  # noqa: E402
+from test_batch_bpy import FAST, collection  # noqa: E402, F401 (the fixture is used by name)
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -106,7 +107,7 @@ def test_batch_on_a_ray_cluster_labels_reports_and_resumes(collection, ray_clust
     chair_dets.save_json(folder / "chair.detections.json")
     out = tmp_path / "out"
     argv = ["batch", folder, "--parts", "top,leg,seat,back", "--out", out, "--ray", address, *FAST]
-    rc, stdout, err = _run(argv)
+    rc, stdout, err = run_cli(argv)
     assert rc == 1, err
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
     assert {k: r["status"] for k, r in rows.items()} == {
@@ -118,7 +119,7 @@ def test_batch_on_a_ray_cluster_labels_reports_and_resumes(collection, ray_clust
     assert "PNG image" in rows["broken.obj"]["reason"]
     for name in ("table0", "table1", "chair"):
         assert (out / name / "labels.npz").is_file()
-    rc, stdout, err = _run(argv)
+    rc, stdout, err = run_cli(argv)
     assert rc == 1 and "done 0, failed 1, skipped 3" in stdout, stdout + err
 
 
