@@ -6,8 +6,10 @@ student, with fewer epochs): each shape gets the collection's prior and its own 
 category student's labels stay beside each result: where a shape's labels depart from them its
 confidence drops, and ``pipeline.outliers`` flags the shapes that depart most.
 
-Modes (``COLLECTION_MODES``): "pre-tta" (the above, the default), "pre" (the category student
-alone) and "tta" (every shape on its own, as ``tta.segment``).
+Modes (``COLLECTION_MODES``): "pre-tta" (the above, the default), "ensemble" (each shape's own
+student distilled from scratch, as ``tta.segment``, its probabilities averaged with the category
+student's), "pre" (the category student alone) and "tta" (every shape on its own, as
+``tta.segment``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from partdistill.shared import limits
@@ -157,7 +159,7 @@ def segment_collection(
         )
         cap = m.capture
         results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings).validate()
-        _report(progress, k + 1, len(ok), "tune" if collection.mode == "pre-tta" else "label")
+        _report(progress, k + 1, len(ok), "label" if collection.mode == "pre" else "tune")
     timings["label"] = time.perf_counter() - t2
     return CollectionResult(results, errors, student_labels, ckpt, timings)
 
@@ -187,18 +189,23 @@ def _finetune(
     student_labels: np.ndarray,
     cancel: Callable[[], bool] | None,
 ) -> SegmentationResult:
-    """Test-time alignment of one shape started from the category student; faces whose labels leave
-    the category student's lose confidence."""
+    """Test-time alignment of one shape started from the category student (mode "ensemble": from
+    scratch, for the job's epochs); faces whose labels leave the category student's lose confidence."""
     t = time.perf_counter()
-    student = copy.deepcopy(ckpt.student).train()
+    config = DistillConfig.from_options(options, lr=TTA_LR)
+    if collection.mode == "ensemble":
+        # conditioned on the category student's part embeddings (``emb``), whichever encoder made them
+        own = replace(options, text_encoder=ckpt.text_encoder or "hashed")
+        student = category_student(names, own).student.train()
+    else:
+        student = copy.deepcopy(ckpt.student).train()
+        config.epochs = collection.finetune_epochs
     if collection.downweight:
         import torch
 
         with torch.inference_mode():
             pred = ckpt.student(shape.xyz, shape.normals, emb, shape.nbr)[0].argmax(dim=-1).cpu().numpy()
         shape.units.weight = rescore(pred, shape.units, rescale_per_part=True)
-    config = DistillConfig.from_options(options, lr=TTA_LR)
-    config.epochs = collection.finetune_epochs
     rep = distill(
         lambda i: student(shape.xyz, shape.normals, emb, shape.nbr)[0].float().cpu(),
         [p for p in student.parameters() if p.requires_grad],

@@ -38,6 +38,8 @@ VARIANTS: dict[str, dict] = {
     "collection-e50": {"finetune_epochs": 50},
     "collection-e30-downweight": {"finetune_epochs": 30, "downweight": True},
     "collection-e50-blend": {"finetune_epochs": 50, "blend": 0.5},
+    "collection-ensemble": {"mode": "ensemble", "blend": 0.5},
+    "collection-ensemble-b03": {"mode": "ensemble", "blend": 0.3},
 }
 #: Confidence histograms' bins (fine enough to rescale the confidences of the faces that differ).
 BINS = 100

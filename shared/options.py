@@ -170,7 +170,7 @@ class SegmentOptions:
 
 
 #: How a collection is labelled (see ``CollectionOptions``).
-COLLECTION_MODES = ("pre-tta", "pre", "tta")
+COLLECTION_MODES = ("pre-tta", "ensemble", "pre", "tta")
 #: Epochs of each shape's fine-tuning from the category student (test-time alignment from scratch
 #: takes ``SegmentOptions.epochs``). Chosen on the real-mesh validation split (``bench real
 #: --collection``: 15, 30 and 50 epochs, 30 with contradicting detections down-weighted, 50 blended).
@@ -186,11 +186,12 @@ BLEND = 0.5
 @dataclass
 class CollectionOptions:
     """How a collection is labelled. mode: one of ``COLLECTION_MODES``. finetune_epochs: epochs of
-    each shape's fine-tuning ("pre-tta"). downweight: before fine-tuning, lower the weight of each
+    each shape's fine-tuning ("pre-tta"; "ensemble" trains each shape's own student from scratch for
+    ``SegmentOptions.epochs``). downweight: before fine-tuning, lower the weight of each
     knowledge unit by how much the category student contradicts it (backward distillation's
     re-scoring, with the category student as the snapshot). blend: the weight of the category
-    student's probabilities averaged into the fine-tuned student's (0: the fine-tuned one alone;
-    ``pre-tta`` only).
+    student's probabilities averaged into the fine-tuned (or, "ensemble", the shape's own) student's
+    (0: that student alone; "pre-tta" and "ensemble").
     disagree_confidence: the share of its confidence a face keeps where its label differs from the
     category student's."""
 

@@ -31,7 +31,7 @@ def points_to_faces(mesh: Mesh, points: SurfacePoints, probs: np.ndarray, k: int
     if empty.size:
         centroids = mesh.vertices[mesh.faces[empty]].mean(axis=1)
         kk = min(k, points.n)
-        dist, nn = cKDTree(points.xyz).query(centroids, k=kk)
+        dist, nn = cKDTree(points.xyz).query(centroids, k=kk, workers=-1)
         dist, nn = dist.reshape(len(empty), kk), nn.reshape(len(empty), kk)
         w = 1.0 / np.maximum(dist, 1e-9)
         out[empty] = np.einsum("ek,ekp->ep", w, probs[nn]) / w.sum(axis=1, keepdims=True)

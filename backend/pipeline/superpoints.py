@@ -76,7 +76,13 @@ def superpoints(
         if we <= internal[a] + k / (sa if sa > 1e-12 else 1e-12) and we <= internal[b] + k / (
             sb if sb > 1e-12 else 1e-12
         ):
-            union(a, b, we)
+            # union() inlined (a third of the loop's time); the edges come in increasing weight, so
+            # ``we`` is the sharpest edge inside the merged patch
+            if sa < sb:
+                a, b = b, a
+            parent[b] = a
+            size[a] = sa + sb
+            internal[a] = we
     # small patches join a neighbour across their weakest edge (the cap holds unless both are small),
     # then anything still small (wedged between two capped patches) joins one of them anyway. Patches
     # only merge and grow, so an edge inside one patch, or between two that are not small, when a pass

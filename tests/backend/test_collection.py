@@ -59,7 +59,7 @@ def tables():
     return [Member(c, simulate_detections(c, seed=k)) for k, c in enumerate(caps)], names
 
 
-@pytest.mark.parametrize("mode", ["pre-tta", "pre", "tta"])
+@pytest.mark.parametrize("mode", ["pre-tta", "ensemble", "pre", "tta"])
 def test_every_mode_labels_every_table(tables, mode, torch_single_thread):
     members, names = tables
     out = segment_collection(members, names, FAST, CollectionOptions(mode=mode, finetune_epochs=5))
@@ -71,6 +71,19 @@ def test_every_mode_labels_every_table(tables, mode, torch_single_thread):
         assert out.checkpoint is None and np.isnan(out.disagreements()).all()
     else:
         assert out.checkpoint.part_names == names and (out.disagreements() >= 0).all()
+
+
+def test_the_ensembles_own_students_learn_from_scratch_for_the_jobs_epochs(tables, torch_single_thread):
+    members, names = tables
+    first = segment_collection(members, names, FAST, CollectionOptions(mode="pre"))
+    tuned, own = (
+        segment_collection(
+            members, names, FAST, CollectionOptions(mode=m, finetune_epochs=5), checkpoint=first.checkpoint
+        )
+        for m in ("pre-tta", "ensemble")
+    )
+    assert [r.stats["epochs_run"] for r in tuned.results] == [5] * 3
+    assert [r.stats["epochs_run"] for r in own.results] == [FAST.epochs] * 3
 
 
 def test_a_shape_that_cannot_be_labelled_is_reported_and_the_others_go_on(tables, torch_single_thread):
