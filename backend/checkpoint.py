@@ -2,7 +2,8 @@
 
 On disk: ``model.safetensors`` (weights) + ``partdistill.json`` (metadata: part
 names, student config, text encoder, partdistill version, training figures). Loading never needs a
-teacher."""
+teacher. A category student fitted from several seeds is one ``StudentMixture``: its config says
+how many members (``"members"``), its weights are the members' under ``members.<i>.``."""
 
 from __future__ import annotations
 
@@ -15,16 +16,19 @@ from partdistill.shared.atomic import replace_together, temporary_name
 from partdistill.shared.errors import ValidationError
 
 from .students.edge_point_net import EdgePointNet
+from .students.mixture import StudentMixture
 
 FORMAT = "partdistill-student"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "partdistill.json"
+#: The most students one checkpoint holds (a category student fitted from that many seeds).
+MAX_MEMBERS = 16
 
 
 @dataclass
 class Checkpoint:
-    student: EdgePointNet
+    student: EdgePointNet | StudentMixture
     part_names: tuple[str, ...]
     text_encoder: str = ""
     n_points: int = 4096
@@ -77,7 +81,13 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> C
     cfg = dict(meta["student"])
     if cfg.pop("class", None) != "EdgePointNet":
         raise ValidationError("model", "unknown student class")
-    student = EdgePointNet(**cfg)
+    members = cfg.pop("members", 1)
+    if not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise ValidationError("model", f"{meta_path}: 'members' must be an integer in [1, {MAX_MEMBERS}]")
+    try:
+        student = EdgePointNet(**cfg) if members == 1 else StudentMixture([EdgePointNet(**cfg) for _ in range(members)])
+    except TypeError as e:
+        raise ValidationError("model", f"{meta_path}: unknown student settings ({e})") from None
     try:
         state = load_file(str(weights))
         student.load_state_dict(state)

@@ -39,6 +39,7 @@ from .pipeline.review import review
 from .pipeline.shape import PreparedShape, prepare_points, prepare_shape
 from .pre import category_student, train
 from .students.build import part_embedder
+from .students.mixture import StudentMixture
 
 
 @dataclass
@@ -116,7 +117,7 @@ def segment_collection(
     confidence = [prepared[i].units.weight.copy() for i in ok]
     t1 = time.perf_counter()
     if checkpoint is None:
-        ckpt = train(setup, [prepared[i] for i in ok], names, options, progress=progress, cancel=cancel)
+        ckpt = _fit(setup, [prepared[i] for i in ok], confidence, names, options, collection.students, progress, cancel)
         if fitted is not None:
             fitted(ckpt)
     else:
@@ -179,6 +180,40 @@ def review_members(members: Sequence[Member], out: CollectionResult, names: tupl
     return [FLAG_PREFIX + w for w in flags.collection_warnings]
 
 
+def _fit(
+    setup,
+    prepared: list[PreparedShape],
+    confidence: list[np.ndarray],
+    names: tuple[str, ...],
+    options: SegmentOptions,
+    students: int,
+    progress: Progress | None,
+    cancel: Callable[[], bool] | None,
+) -> Checkpoint:
+    """The category student (``pre.train``); with ``students`` > 1, that many fitted from the seeds
+    ``options.seed``, ``options.seed + 1``, ... on the same detections, as one ``StudentMixture``."""
+    fits = []
+    for j in range(students):
+        for shape, weight in zip(prepared, confidence, strict=True):
+            shape.units.weight = weight.copy()  # each fit re-scores them in place
+        own = replace(options, seed=options.seed + j)
+        step = None if progress is None else _part_of(progress, j, students)
+        fits.append(
+            train(setup if j == 0 else category_student(names, own), prepared, names, own, progress=step, cancel=cancel)
+        )
+    if students == 1:
+        return fits[0]
+    meta = {"training": {**fits[0].meta["training"], "students": students}}
+    meta["training"]["seconds"] = round(sum(f.meta["training"]["seconds"] for f in fits), 2)
+    mixture = StudentMixture([f.student for f in fits]).eval()
+    return Checkpoint(mixture, fits[0].part_names, fits[0].text_encoder, fits[0].n_points, meta)
+
+
+def _part_of(progress: Progress, j: int, parts: int) -> Progress:
+    """Progress of the ``j``-th of ``parts`` equal runs as progress of the whole."""
+    return lambda done, total, stage: progress(j * total + done, parts * total, stage)
+
+
 def _finetune(
     ckpt: Checkpoint,
     shape: PreparedShape,
@@ -198,7 +233,8 @@ def _finetune(
         own = replace(options, text_encoder=ckpt.text_encoder or "hashed")
         student = category_student(names, own).student.train()
     else:
-        student = copy.deepcopy(ckpt.student).train()
+        first = ckpt.student.members[0] if isinstance(ckpt.student, StudentMixture) else ckpt.student
+        student = copy.deepcopy(first).train()
         config.epochs = collection.finetune_epochs
     if collection.downweight:
         import torch
@@ -216,28 +252,14 @@ def _finetune(
         cancel=cancel,
     )
     stats = {"epochs_run": len(rep.loss), "trigger_epoch": rep.trigger_epoch, "loss": [round(x, 5) for x in rep.loss]}
-    final = student.eval() if not collection.blend else Blend(ckpt.student, student.eval(), collection.blend)
+    w = collection.blend
+    final = student.eval() if not w else StudentMixture([ckpt.student, student.eval()], [w, 1.0 - w])
     result = label_faces(final, shape, emb, names, stats, {"distill": time.perf_counter() - t}, options.refine)
     differ = result.face_labels != student_labels
     result.face_confidence = np.where(
         differ, result.face_confidence * collection.disagree_confidence, result.face_confidence
     ).astype(np.float32)
     return result
-
-
-class Blend:
-    """Two students as one: the log of ``weight`` times the first's probabilities plus the rest of
-    the second's, in the students' call convention (a tuple whose first item is the logits)."""
-
-    def __init__(self, first, second, weight: float):
-        self.first, self.second, self.weight = first, second, float(weight)
-
-    def __call__(self, xyz, normals, emb, nbr):
-        import torch
-
-        a = torch.softmax(self.first(xyz, normals, emb, nbr)[0].float(), dim=-1)
-        b = torch.softmax(self.second(xyz, normals, emb, nbr)[0].float(), dim=-1)
-        return (torch.log(self.weight * a + (1.0 - self.weight) * b + 1e-12),)
 
 
 def _one_by_one(

@@ -40,6 +40,8 @@ VARIANTS: dict[str, dict] = {
     "collection-e50-blend": {"finetune_epochs": 50, "blend": 0.5},
     "collection-ensemble": {"mode": "ensemble", "blend": 0.5},
     "collection-ensemble-b03": {"mode": "ensemble", "blend": 0.3},
+    "collection-pre-k3": {"mode": "pre", "students": 3},
+    "collection-e50-blend-k3": {"finetune_epochs": 50, "blend": 0.5, "students": 3},
 }
 #: Confidence histograms' bins (fine enough to rescale the confidences of the faces that differ).
 BINS = 100
@@ -116,11 +118,17 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
     ]
     members = [Member(c, d) for c, d in zip(caps, dets, strict=True)]
     names = group[0].part_names
-    t = time.perf_counter()
-    fitted = segment_collection(members, names, setup.options, CollectionOptions(mode="pre", disagree_confidence=1.0))
-    fit_s = fitted.timings["fit"] / len(group)
-    log(f"{group[0].category} {group[0].split}: category student fitted in {time.perf_counter() - t:.0f} s")
+    fits = {}  # students -> the collection in mode "pre": each category fit made once per run
     for v in todo:
+        k = VARIANTS[v].get("students", 1)
+        if k not in fits:
+            t = time.perf_counter()
+            opts = CollectionOptions(mode="pre", students=k, disagree_confidence=1.0)
+            fits[k] = segment_collection(members, names, setup.options, opts)
+            took = time.perf_counter() - t
+            log(f"{group[0].category} {group[0].split}: {k} category student(s) fitted in {took:.0f} s")
+        fitted = fits[k]
+        fit_s = fitted.timings["fit"] / len(group)
         t = time.perf_counter()
         if VARIANTS[v].get("mode") == "pre":
             out = fitted

@@ -69,6 +69,11 @@ COLLECTION_ITEMS = [
         "One category student learnt from all of them, then refined on each: the shapes teach each other, and "
         "an object unlike the rest is flagged",
     ),
+    (
+        "ensemble",
+        "Together, Each Its Own",
+        "One category student learnt from all of them, averaged with a student learnt from scratch for each object",
+    ),
     ("tta", "One by One", "Each object on its own, as when it is the only one selected"),
     ("pre", "Category Student", "One category student learnt from all of them labels each, unrefined"),
 ]

@@ -181,6 +181,10 @@ DISAGREE_CONFIDENCE = 1.0
 #: The weight of the category student's probabilities in the labels of a fine-tuned shape: chosen on
 #: the real-mesh validation split (53.7 blended half and half, 53.0 fine-tuned alone).
 BLEND = 0.5
+#: Category students fitted and averaged. One: on the real-mesh validation split three (seeds 0-2)
+#: scored 55.1 labelling alone against 53.7 for one fine-tuned and blended, but fitting three takes
+#: three times as long, past the time a batch may take (docs/benchmark.md#collection-mode).
+CATEGORY_STUDENTS = 1
 
 
 @dataclass
@@ -193,13 +197,15 @@ class CollectionOptions:
     student's probabilities averaged into the fine-tuned (or, "ensemble", the shape's own) student's
     (0: that student alone; "pre-tta" and "ensemble").
     disagree_confidence: the share of its confidence a face keeps where its label differs from the
-    category student's."""
+    category student's. students: how many category students are fitted (seeds ``seed``,
+    ``seed + 1``, ...; each as long as one) and averaged; "pre-tta" fine-tunes the first."""
 
     mode: str = "pre-tta"
     finetune_epochs: int = FINETUNE_EPOCHS
     downweight: bool = False
     blend: float = BLEND
     disagree_confidence: float = DISAGREE_CONFIDENCE
+    students: int = CATEGORY_STUDENTS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -221,6 +227,8 @@ class CollectionOptions:
             raise ValidationError(
                 "collection.finetune_epochs", f"must be an integer in [1, 100000], got {self.finetune_epochs!r}"
             )
+        if not isinstance(self.students, int) or isinstance(self.students, bool) or not 1 <= self.students <= 16:
+            raise ValidationError("collection.students", f"must be an integer in [1, 16], got {shown(self.students)}")
         for name in ("disagree_confidence", "blend"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:

@@ -50,6 +50,11 @@ def label_collection(
                 "--parts",
                 f"{saved} was fitted for the parts {list(checkpoint.part_names)}: give those, or another --out",
             )
+        n_fitted = checkpoint.meta.get("training", {}).get("students", 1)
+        if n_fitted != args.students:
+            raise ValidationError(
+                "--students", f"{saved} was fitted with {n_fitted} category student(s): give those, or another --out"
+            )
         print(f"using the category student fitted before: {saved}", file=sys.stderr)
     members, where = [], []
     stream = capture_files(
@@ -80,7 +85,11 @@ def label_collection(
             names,
             options,
             CollectionOptions(
-                mode=args.mode, finetune_epochs=args.finetune_epochs, downweight=args.downweight, blend=args.blend
+                mode=args.mode,
+                finetune_epochs=args.finetune_epochs,
+                downweight=args.downweight,
+                blend=args.blend,
+                students=args.students,
             ).validate(),
             teacher=teacher(options) if need_teacher else None,
             checkpoint=checkpoint,
