@@ -1,15 +1,17 @@
-"""Collection mode: the shapes of a category teach each other, then each learns from its own views.
+"""Collection mode: the shapes of a category teach each other.
 
-A category student is distilled over the whole collection (the paper's Pre), then fine-tuned on
-each shape with that shape's own knowledge units (test-time alignment started from the category
-student, with fewer epochs): each shape gets the collection's prior and its own evidence. The
-category student's labels stay beside each result: where a shape's labels depart from them its
-confidence drops, and ``pipeline.outliers`` flags the shapes that depart most.
+A category student is distilled over the whole collection (the paper's Pre), from several seeds
+whose probabilities are averaged (one fit's result depends on its seed by several mIoU points),
+and labels each shape; in mode "pre-tta" it is then fine-tuned on each shape with that shape's own
+knowledge units (test-time alignment started from the category student, with fewer epochs). The
+category student's labels stay beside each result: where a shape's own evidence departs from them,
+``pipeline.outliers`` flags the shape.
 
-Modes (``COLLECTION_MODES``): "pre-tta" (the above, the default), "ensemble" (each shape's own
-student distilled from scratch, as ``tta.segment``, its probabilities averaged with the category
-student's), "pre" (the category student alone) and "tta" (every shape on its own, as
-``tta.segment``).
+Modes (``COLLECTION_MODES``): "pre" (the category student alone, the default: fitted from
+``CollectionOptions.students`` seeds and averaged, it beat fine-tuning on the validation split),
+"pre-tta" (the above), "ensemble" (each shape's own student distilled from scratch, as
+``tta.segment``, its probabilities averaged with the category student's) and "tta" (every shape
+on its own, as ``tta.segment``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .pipeline.label import label_faces
 from .pipeline.outliers import FLAG_PREFIX, disagreement, flag_collection, part_figures
 from .pipeline.review import review
 from .pipeline.shape import PreparedShape, prepare_points, prepare_shape
+from .pipeline.vote import superpoint_vote
 from .pre import category_student, train
 from .students.build import part_embedder
 from .students.mixture import StudentMixture
@@ -56,7 +59,9 @@ class CollectionResult:
 
     def disagreements(self) -> np.ndarray:
         """(S,) float64: the share of each member's surface where its labels differ from the category
-        student's (NaN without a student or a result)."""
+        student's; in mode "pre", where its labels are the category student's, the share of its voted
+        surface where they differ from its own detections' superpoint vote (NaN without a student or a
+        result)."""
         out = np.full(len(self.results), np.nan)
         for i, (r, s) in enumerate(zip(self.results, self.student_labels, strict=True)):
             if r is not None and s is not None:
@@ -155,9 +160,14 @@ def segment_collection(
             shape.units.weight = confidence[k]  # the category fit re-scored them; each shape starts afresh
             result = _finetune(ckpt, shape, emb, names, options, collection, pre.face_labels, cancel)
         result.stats.update(method=f"collection-{collection.mode}", n_views=m.capture.n_views)
-        result.stats["disagreement"] = round(
-            disagreement(result.face_labels, pre.face_labels, m.capture.mesh.face_areas()), 4
-        )
+        areas = m.capture.mesh.face_areas()
+        if collection.mode == "pre":  # the result is the category student's: set it against the shape's own votes
+            own = superpoint_vote(m.capture, dets[i])[0]
+            voted = own >= 0
+            share = disagreement(result.face_labels[voted], own[voted], areas[voted])
+        else:
+            share = disagreement(result.face_labels, pre.face_labels, areas)
+        result.stats["disagreement"] = round(share, 4)
         cap = m.capture
         results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings).validate()
         _report(progress, k + 1, len(ok), "label" if collection.mode == "pre" else "tune")

@@ -1,8 +1,8 @@
 """Several objects segmented together as one collection, as a small state machine like ``SegmentJob``.
 
 The objects are captured one after the other (one private capture scene at a time, one view per
-step), then sent in one ``collection`` request: the backend fits one category student over them and
-fine-tunes it on each (``CollectionOptions``). Each object's result is applied as its own job
+step), then sent in one ``collection`` request: the backend fits category students over them and
+labels each (``CollectionOptions``). Each object's result is applied as its own job
 would apply it; the collection's flags come back as warnings naming the object and the part.
 """
 

@@ -64,18 +64,22 @@ CAMERA_ITEMS = [
 #: How several selected objects are segmented (``CollectionOptions.mode``).
 COLLECTION_ITEMS = [
     (
-        "pre-tta",
+        "pre",
         "Together",
-        "One category student learnt from all of them, then refined on each: the shapes teach each other, and "
-        "an object unlike the rest is flagged",
+        "Category students learnt from all of them label each: the shapes teach each other, and an object "
+        "unlike the rest is flagged",
+    ),
+    (
+        "pre-tta",
+        "Together, Refined",
+        "As Together, then a category student refined on each object's own detections and blended in",
     ),
     (
         "ensemble",
         "Together, Each Its Own",
-        "One category student learnt from all of them, averaged with a student learnt from scratch for each object",
+        "The category students averaged with a student learnt from scratch for each object",
     ),
     ("tta", "One by One", "Each object on its own, as when it is the only one selected"),
-    ("pre", "Category Student", "One category student learnt from all of them labels each, unrefined"),
 ]
 
 RENDER_ITEMS = [

@@ -3,7 +3,7 @@
 The request carries every member's capture and detections arrays under the member's prefix
 (``m0.rgb``, ``m0.det_box``, ``m1.rgb`` ...) and one header entry per member::
 
-    {"type": "collection", "part_names": [...], "options": {...}, "collection": {"mode": "pre-tta", ...},
+    {"type": "collection", "part_names": [...], "options": {...}, "collection": {"mode": "pre", ...},
      "members": [{"has_detections": true, "detections": {...}, "capture_warnings": [...]}, ...]}
 
 The reply (``collections``) carries, per member, either its result (``m0.face_labels``,

@@ -58,9 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mode",
         choices=COLLECTION_MODES,
         default=None,
-        help="pre-tta (collection mode, the default in this process): one category student fitted over the "
-        "batch, then fine-tuned on each shape; ensemble: the category student averaged with a student "
-        "distilled from scratch for each shape; pre: the category student alone; tta: each shape on its own "
+        help="pre (collection mode, the default in this process): category students fitted over the batch "
+        "(--students) label every shape; pre-tta: the first fine-tuned on each shape and blended with them; "
+        "ensemble: the category students averaged with a student distilled from scratch for each shape; "
+        "tta: each shape on its own "
         "(the only mode with --backend or --ray)",
     )
     b.add_argument(
@@ -80,8 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--students",
         type=int,
         default=CATEGORY_STUDENTS,
-        help="category students fitted from as many seeds and averaged (each as long to fit as one; 3 scored "
-        "better on the validation split, in three times the fitting time)",
+        help="category students fitted from as many seeds and averaged (each takes as long to fit as one)",
     )
     b.add_argument(
         "--downweight",
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("--ray", "runs the engine on the cluster: leave out --backend")
     one_by_one = _one_by_one(args)
     if args.mode is None:
-        args.mode = "tta" if one_by_one else "pre-tta"
+        args.mode = "tta" if one_by_one else "pre"
     elif args.mode != "tta" and one_by_one:
         raise ValidationError("--mode", f"{args.mode} is not for {one_by_one}: leave it out, or give --mode tta")
     if args.finetune_epochs < 1:

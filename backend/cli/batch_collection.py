@@ -1,10 +1,10 @@
-"""``partdistill batch`` in collection mode: one category student over the batch, then each shape.
+"""``partdistill batch`` in collection mode: category students over the batch, then each shape.
 
 Every input is captured (in ``--jobs`` Blender processes) and gets its detections; the category
-student is fitted over all of them and saved as ``OUT/category-model`` (a re-run of an interrupted
-batch reuses it, and ``segment --category-model OUT/category-model`` labels more shapes like
-them later); then each unfinished shape is fine-tuned from it (mode "pre-tta") or labelled by it
-alone ("pre").
+students are fitted over all of them and saved as one ``OUT/category-model`` (a re-run of an
+interrupted batch reuses it, and ``segment --category-model OUT/category-model`` labels more
+shapes like them later); then each unfinished shape is labelled by them ("pre") or fine-tuned
+from the first ("pre-tta").
 """
 
 from __future__ import annotations

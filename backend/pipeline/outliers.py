@@ -4,7 +4,8 @@ One shape cannot tell that its ``handle`` covering 80 % of a cup is wrong; a col
 can: the same part covers wildly different shares of similar objects. Per shape and part this module
 describes the part (its share of the surface, its number of pieces, its place in the object's
 bounding box), compares each shape with the collection (median and spread of each figure) and with
-the category student (the share of the surface where the shape's labels differ from the student's),
+the category student (the share of the surface where the shape's own evidence, its fine-tuned
+labels or its detections' vote, differs from the student's labels),
 and words what stands out as warnings naming the part.
 """
 
@@ -164,8 +165,8 @@ def flag_collection(
         d = disagreement[i]
         if np.isfinite(d) and d > rules.disagreement:
             warnings[i].append(
-                f"the labels differ from the category student's on {100 * d:.0f}% of the surface: this shape "
-                "is unlike the rest of the collection, or its detections are (check it first)"
+                f"what its own detections show and the category student differ on {100 * d:.0f}% of the surface: "
+                "this shape is unlike the rest of the collection, or its detections are (check it first)"
             )
             suspicion[i] = max(suspicion[i], d / rules.disagreement)
     if len(have) < rules.min_shapes:

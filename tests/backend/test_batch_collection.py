@@ -1,4 +1,4 @@
-"""``partdistill batch`` in collection mode (its default): one category student over the batch, saved
+"""``partdistill batch`` in collection mode (its default): category students over the batch, saved
 and reused by a re-run, then each shape; a shape whose detections swap its parts is flagged, worst
 first, in its labels.json, the index, collection.json, the summary and review.png."""
 
@@ -41,7 +41,7 @@ def test_a_batch_is_one_collection_and_the_shape_unlike_the_rest_is_flagged_firs
     assert "collection of 5 shapes" in err and "done 5, failed 0" in stdout
     assert (out / "category-model" / "model.safetensors").is_file()
     doc = json.loads((out / "table4" / "labels.json").read_text())
-    assert doc["stats"]["method"] == "collection-pre-tta" and doc["stats"]["parts"]["top"]["pieces"] >= 1
+    assert doc["stats"]["method"] == "collection-pre" and doc["stats"]["parts"]["top"]["pieces"] >= 1
     assert any(w.startswith("collection: ") for w in doc["warnings"])
     summary = json.loads((out / "collection.json").read_text())
     assert summary["check_first"][0].endswith("table4.npz")
@@ -87,8 +87,8 @@ def test_collection_mode_with_what_rules_it_out_is_a_one_line_error(tables, tmp_
     assert not (tmp_path / "o" / "index.csv").exists()
 
 
-def test_the_other_modes_label_one_by_one_or_with_the_category_student_alone(tables, tmp_path):
-    for mode, method in (("tta", "distill"), ("pre", "collection-pre")):
+def test_the_other_modes_label_one_by_one_or_refine_the_category_student_on_each_shape(tables, tmp_path):
+    for mode, method in (("tta", "distill"), ("pre-tta", "collection-pre-tta")):
         out = tmp_path / mode
         assert run_cli(["batch", tables, "--parts", "top,leg", "--out", out, "--mode", mode, *FAST])[0] == 0
         assert json.loads((out / "table0" / "labels.json").read_text())["stats"]["method"] == method
@@ -120,6 +120,6 @@ def test_point_clouds_are_one_collection_and_their_figures_count_points(tmp_path
             assert z["point_labels"].shape == (3000,)
             assert (z["point_labels"] == truth[k]).mean() >= 0.8
         doc = json.loads((out / f"cloud{k}" / "labels.json").read_text())
-        assert doc["stats"]["method"] == "collection-pre-tta" and doc["n_points"] == 3000
+        assert doc["stats"]["method"] == "collection-pre" and doc["n_points"] == 3000
         assert sum(c["points"] for c in doc["coverage"].values()) == 3000
         assert sum(p["share"] for p in doc["stats"]["parts"].values()) == pytest.approx(1.0, abs=0.01)

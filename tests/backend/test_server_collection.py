@@ -52,7 +52,7 @@ def test_a_backend_labels_a_collection_and_flags_the_shape_unlike_the_rest(membe
     with running_server(heartbeat_s=0.3) as (server, _):
         client = BackendClient(server.endpoint, timeout_s=30)
         results, errors, warnings = client.segment_collection(
-            CollectionRequest(ms, names, FAST, CollectionOptions(finetune_epochs=10)),
+            CollectionRequest(ms, names, FAST, CollectionOptions(mode="pre-tta", finetune_epochs=10, students=1)),
             on_progress=lambda d, t, stage, m: seen.append(stage),
         )
     assert errors == ["", "", "", ""] and {"detect", "distill", "tune"} <= set(seen)

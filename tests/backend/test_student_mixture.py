@@ -70,7 +70,11 @@ def test_a_collection_fits_one_category_student_per_seed_and_averages_them(colle
     assert out.checkpoint.meta["training"]["students"] == 2
     assert all(r is not None and (r.face_labels >= 0).all() for r in out.results)
     tuned = segment_collection(
-        members, names, FAST, CollectionOptions(finetune_epochs=3, students=2), checkpoint=out.checkpoint
+        members,
+        names,
+        FAST,
+        CollectionOptions(mode="pre-tta", finetune_epochs=3, students=2),
+        checkpoint=out.checkpoint,
     )
     assert [r.stats["epochs_run"] for r in tuned.results] == [3] * 3  # the first member fine-tuned
 
@@ -94,7 +98,7 @@ def test_a_category_student_of_several_seeds_is_saved_and_loaded_whole(collectio
 
 def test_one_seed_is_one_plain_student(collection, torch_single_thread):
     members, names = collection
-    ckpt = segment_collection(members, names, FAST, CollectionOptions(mode="pre")).checkpoint
+    ckpt = segment_collection(members, names, FAST, CollectionOptions(mode="pre", students=1)).checkpoint
     assert type(ckpt.student) is EdgePointNet
     with pytest.raises(ValidationError, match="collection.students"):
         CollectionOptions(students=0).validate()

@@ -186,7 +186,7 @@ def test_tiny_teacher_through_the_server_returns_labels_of_the_right_shape(scene
     assert res.stats["teacher"] == "grounding_dino" and res.stats["n_detections"] > 0
 
 
-@pytest.mark.parametrize("mode", ["tta", "pre-tta"])
+@pytest.mark.parametrize("mode", ["tta", "pre"])
 def test_several_selected_meshes_are_segmented_one_by_one_or_together(scene, backend, tmp_path, mode):
     first = scene
     second = first.copy()
