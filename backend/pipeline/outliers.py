@@ -35,18 +35,18 @@ class FlagRules:
     ``share_z`` spreads and more than ``share_abs`` (absolute) from the collection's median share of that
     part; when its number of pieces differs from the median by more than a factor ``pieces_ratio``
     (counted as ``(n + 1)``); when its centre lies more than ``place_dist`` (in units of the object's
-    bounding box) from the median centre. A shape is flagged when its labels differ from the category
-    student's on more than ``disagreement`` of its surface. A part is flagged for the whole collection
-    when its share's spread exceeds ``collection_spread`` times its median share (and the collection
-    has at least ``min_shapes`` shapes; below that nothing is compared). The defaults were chosen on
-    the real-mesh validation split (``bench real --collection``): every shape below 25 mIoU flagged,
-    then the best precision."""
+    bounding box) from the median centre. A shape is flagged when its own evidence and the category
+    student differ on more than ``disagreement`` of its surface. A part is flagged for the whole
+    collection when its share's spread exceeds ``collection_spread`` times its median share (and the
+    collection has at least ``min_shapes`` shapes; below that nothing is compared). The defaults were
+    chosen on the real-mesh validation split (``bench real --collection``, for the default collection
+    mode): every shape below 25 mIoU flagged, then the best precision."""
 
-    share_z: float = 2.0
+    share_z: float = 3.0
     share_abs: float = 0.3
-    pieces_ratio: float = 2.0
-    place_dist: float = 0.7
-    disagreement: float = 0.2
+    pieces_ratio: float = 3.0
+    place_dist: float = 0.5
+    disagreement: float = 0.35
     collection_spread: float = 0.75
     min_shapes: int = 3
 
