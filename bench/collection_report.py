@@ -83,7 +83,9 @@ def choose_drop(rows: Sequence[dict]) -> float:
 
 def calibration_error(rows: Sequence[dict], drop: float) -> float:
     """Expected calibration error (20 bins) of the faces' confidences, those that differ from the
-    category student's labels scaled by ``drop``."""
+    category student's labels scaled by ``drop`` (NaN without rows: a split not run)."""
+    if not rows:
+        return float("nan")
     centres = (np.arange(BINS) + 0.5) / BINS
     conf = np.concatenate([centres, centres * drop])
     faces = np.concatenate([np.sum([r["agree_faces"] for r in rows], 0), np.sum([r["differ_faces"] for r in rows], 0)])
@@ -157,7 +159,8 @@ def markdown(summary: dict) -> list[str]:
     lines.append("")
     lines += table_head("confidence drop", [str(d) for d in DROPS])
     for split, e in summary["ece"].items():
-        lines.append(table_row(f"{split}: calibration error", [f"{e[str(d)]:.4f}" for d in DROPS]))
+        cells = ["" if np.isnan(e[str(d)]) else f"{e[str(d)]:.4f}" for d in DROPS]
+        lines.append(table_row(f"{split}: calibration error", cells))
     return lines
 
 

@@ -62,3 +62,25 @@ def test_bench_real_small_runs_every_method_and_writes_tables_and_pictures(tmp_p
     before = (out / "runs.jsonl").read_text()
     assert cli.main(argv) == 0
     assert (out / "runs.jsonl").read_text() == before
+
+
+def test_bench_real_collection_small_sets_the_variants_beside_the_methods_and_chooses_on_validation(
+    tmp_path, torch_single_thread
+):
+    pytest.importorskip("bpy")
+    out = tmp_path / "out"
+    small = ["--views", "4", "--resolution", "128", "--points", "1024", "--epochs", "12"]
+    argv = ["bench", "real", "--data", str(tmp_path / "cache"), "--out", str(out), "--categories", "Bird"]
+    argv += ["--per-category", "2", "--collection", "--variants", "collection-pre,collection-pre-k3", *small]
+    assert cli.main([*argv, "--split", "val"]) == 0
+    rows = [json.loads(line) for line in (out / "collection.jsonl").read_text().splitlines()]
+    assert sorted((r["method"], r["shape"]) for r in rows) == sorted(
+        (m, s) for m in ("collection-pre", "collection-pre-k3") for s in ("Bird_241", "Bird_242")
+    )
+    assert all(0 <= r["miou"] <= 100 and 0 <= r["disagreement"] <= 1 and r["parts"] for r in rows)
+    summary = json.loads((out / "collection.json").read_text())
+    assert summary["variant"] in ("collection-pre", "collection-pre-k3")
+    best = max(("collection-pre", "collection-pre-k3"), key=lambda v: summary["tables"]["val"]["Overall"][v])
+    assert summary["variant"] == best  # chosen on validation
+    assert set(summary["tables"]["val"]["Overall"]) >= {"distill", "pre", "superpoint", "vote-fill"}
+    assert "recall (%)" in (out / "collection.md").read_text() and (out / "collection.png").is_file()
