@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from partdistill.shared.atomic import replace_together, temporary_name
 from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import MAX_CATEGORY_STUDENTS
 
 from .students.edge_point_net import EdgePointNet
 from .students.mixture import StudentMixture
@@ -22,8 +23,6 @@ FORMAT = "partdistill-student"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "partdistill.json"
-#: The most students one checkpoint holds (a category student fitted from that many seeds).
-MAX_MEMBERS = 16
 
 
 @dataclass
@@ -82,8 +81,8 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> C
     if cfg.pop("class", None) != "EdgePointNet":
         raise ValidationError("model", "unknown student class")
     members = cfg.pop("members", 1)
-    if not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
-        raise ValidationError("model", f"{meta_path}: 'members' must be an integer in [1, {MAX_MEMBERS}]")
+    if not isinstance(members, int) or not 1 <= members <= MAX_CATEGORY_STUDENTS:
+        raise ValidationError("model", f"{meta_path}: 'members' must be an integer in [1, {MAX_CATEGORY_STUDENTS}]")
     try:
         student = EdgePointNet(**cfg) if members == 1 else StudentMixture([EdgePointNet(**cfg) for _ in range(members)])
     except TypeError as e:

@@ -186,6 +186,8 @@ BLEND = 0.5
 #: --collection``): three labelling alone scored 55.5, three fine-tuned and blended 53.4, one
 #: fine-tuned and blended 53.7, one alone 52.6.
 CATEGORY_STUDENTS = 3
+#: The most category students one collection fits (and one checkpoint holds).
+MAX_CATEGORY_STUDENTS = 16
 
 
 @dataclass
@@ -228,8 +230,11 @@ class CollectionOptions:
             raise ValidationError(
                 "collection.finetune_epochs", f"must be an integer in [1, 100000], got {self.finetune_epochs!r}"
             )
-        if not isinstance(self.students, int) or isinstance(self.students, bool) or not 1 <= self.students <= 16:
-            raise ValidationError("collection.students", f"must be an integer in [1, 16], got {shown(self.students)}")
+        top = MAX_CATEGORY_STUDENTS
+        if not isinstance(self.students, int) or isinstance(self.students, bool) or not 1 <= self.students <= top:
+            raise ValidationError(
+                "collection.students", f"must be an integer in [1, {top}], got {shown(self.students)}"
+            )
         for name in ("disagree_confidence", "blend"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:

@@ -30,6 +30,7 @@ from partdistill.shared.options import (
     CATEGORY_STUDENTS,
     COLLECTION_MODES,
     FINETUNE_EPOCHS,
+    MAX_CATEGORY_STUDENTS,
     collection_ruled_out,
 )
 from partdistill.shared.protocol import check_address
@@ -154,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("--mode", f"{args.mode} is not for {one_by_one}: leave it out, or give --mode tta")
     if args.finetune_epochs < 1:
         raise ValidationError("--finetune-epochs", "must be at least 1")
-    if not 1 <= args.students <= 16:
-        raise ValidationError("--students", f"must be in [1, 16], got {args.students}")
+    if not 1 <= args.students <= MAX_CATEGORY_STUDENTS:
+        raise ValidationError("--students", f"must be in [1, {MAX_CATEGORY_STUDENTS}], got {args.students}")
     inputs = collect_inputs(args.inputs)
     with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
         return _run(args, names, inputs)
