@@ -10,7 +10,7 @@ from partdistill.shared.capture import Mesh
 from partdistill.shared.result import SegmentationResult
 from scipy.spatial import cKDTree
 
-from ..students.edge_point_net import EdgePointNet
+from ..students.edge_point_net import EdgePointNet, query_workers
 from .calibration import calibrate
 from .mesh_graph import face_graph
 from .refine import POOL_MIX, graph_cut, pool
@@ -29,9 +29,10 @@ def points_to_faces(mesh: Mesh, points: SurfacePoints, probs: np.ndarray, k: int
     out = sums / np.maximum(count, 1)[:, None]
     empty = np.nonzero(count == 0)[0]
     if empty.size:
-        centroids = mesh.vertices[mesh.faces[empty]].mean(axis=1)
+        v, fe = mesh.vertices, mesh.faces[empty]
+        centroids = (v[fe[:, 0]] + v[fe[:, 1]] + v[fe[:, 2]]) / np.float32(3)
         kk = min(k, points.n)
-        dist, nn = cKDTree(points.xyz).query(centroids, k=kk, workers=-1)
+        dist, nn = cKDTree(points.xyz).query(centroids, k=kk, workers=query_workers(len(empty)))
         dist, nn = dist.reshape(len(empty), kk), nn.reshape(len(empty), kk)
         w = 1.0 / np.maximum(dist, 1e-9)
         out[empty] = np.einsum("ek,ekp->ep", w, probs[nn]) / w.sum(axis=1, keepdims=True)
@@ -44,10 +45,14 @@ def faces_to_polygons(mesh: Mesh, face_scores: np.ndarray, face_labels: np.ndarr
     if mesh.face_to_polygon is None:
         return face_labels.astype(np.int32)
     n_poly = mesh.n_polygons
-    area = mesh.face_areas() + 1e-12
-    labelled = face_labels >= 0
-    acc = np.zeros((n_poly, face_scores.shape[1]), dtype=np.float64)
-    np.add.at(acc, mesh.face_to_polygon[labelled], face_scores[labelled] * area[labelled, None])
+    weight = np.where(face_labels >= 0, mesh.face_areas() + 1e-12, 0.0)
+    acc = np.stack(
+        [
+            np.bincount(mesh.face_to_polygon, weights=face_scores[:, q] * weight, minlength=n_poly)
+            for q in range(face_scores.shape[1])
+        ],
+        axis=1,
+    )
     out = acc.argmax(axis=1).astype(np.int32)
     out[acc.sum(axis=1) <= 0] = -1
     return out

@@ -53,13 +53,14 @@ def face_graph(mesh: Mesh) -> FaceGraph:
     point cloud, the graph of its points' nearest neighbours instead (see :func:`_surfel_pairs`)."""
     v = mesh.vertices.astype(np.float64)
     f = mesh.faces.astype(np.int64)
-    tri = v[f]
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    cross = np.cross(p1 - p0, p2 - p0)
     norm = np.linalg.norm(cross, axis=1)
     normals = cross / np.maximum(norm, 1e-20)[:, None]
-    centroids = tri.mean(axis=1)
+    centroids = (p0 + p1 + p2) / 3.0
     # every undirected mesh edge with the faces that use it, grouped by a sort on the edge's key
-    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    a, b = np.concatenate([f[:, 0], f[:, 1], f[:, 2]]), np.concatenate([f[:, 1], f[:, 2], f[:, 0]])
+    e = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
     owner = np.tile(np.arange(len(f)), 3)
     keep = e[:, 0] != e[:, 1]
     e, owner = e[keep], owner[keep]

@@ -60,14 +60,19 @@ def graph_cut(
     ei, ej = graph.edges[:, 0], graph.edges[:, 1]
     labels = probs.argmax(axis=1)
     best = potts_energy(unary, w, ei, ej, labels)
-    for _ in range(sweeps):
-        changed = False
-        for alpha in (a for a in range(p) if probs[:, a].max() > 2 * EPS):
+    alphas = [a for a in range(p) if probs[:, a].max() > 2 * EPS]
+    last = None  # the label of the last kept move
+    for sweep in range(sweeps):
+        for alpha in alphas:
+            if sweep and alpha == last:
+                # every label has been tried since the labels last changed, and this one's expansion
+                # (an exact minimum cut) cannot improve on its own kept move: converged
+                return labels.astype(np.int32)
             moved = _expand(unary, w, ei, ej, labels, alpha)
             e = potts_energy(unary, w, ei, ej, moved)
             if e < best - 1e-9:
-                labels, best, changed = moved, e, True
-        if not changed:
+                labels, best, last = moved, e, alpha
+        if last is None:
             break
     return labels.astype(np.int32)
 

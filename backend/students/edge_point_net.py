@@ -19,6 +19,15 @@ from torch import nn
 
 from .base import Student
 
+#: A k-d tree query of fewer points runs on one thread: at a few thousand points starting the
+#: threads costs as much as they save, and they contend with torch's own threads for the cores.
+PARALLEL_QUERIES = 100_000
+
+
+def query_workers(n_queries: int) -> int:
+    """The ``workers`` of a ``cKDTree.query`` of ``n_queries`` points: every core for a large query."""
+    return -1 if n_queries >= PARALLEL_QUERIES else 1
+
 
 def knn(xyz: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
     """(B, N, 3) -> (B, N, k) int64 indices of the k nearest points (self included), nearest first.
@@ -32,7 +41,7 @@ def knn(xyz: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
 
         pts = xyz.detach().numpy()
         return torch.stack(
-            [torch.from_numpy(cKDTree(p).query(p, k=[*range(1, k + 1)], workers=-1)[1]) for p in pts]
+            [torch.from_numpy(cKDTree(p).query(p, k=[*range(1, k + 1)], workers=query_workers(n))[1]) for p in pts]
         ).long()
     out = []
     for s in range(0, n, chunk):

@@ -63,3 +63,59 @@ def test_superpoints_split_at_a_concave_crease_and_keep_flat_regions_whole():
     assert len(set(floor)) == 1 and len(set(wall)) == 1 and floor[0] != wall[0]
     # a size cap splits a flat region too
     assert len(np.unique(superpoints(g, max_area=0.3, min_area=0.0))) > 2
+
+
+def _reference_superpoints(g, k: float, max_area: float, min_area: float) -> np.ndarray:
+    """The segmentation of ``superpoints`` written plainly: a union-find over the edges in order of
+    crease weight, then the two passes for small patches."""
+    from partdistill.backend.pipeline.superpoints import crease_weight
+
+    parent = list(range(g.n_faces))
+    size = list(g.areas / g.areas.sum())
+    inner = [0.0] * g.n_faces
+
+    def find(a):
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    def union(a, b):
+        a, b = (a, b) if size[a] >= size[b] else (b, a)
+        parent[b] = a
+        size[a] += size[b]
+
+    w = crease_weight(g)
+    order = np.argsort(w, kind="stable")
+    for n in order:
+        a, b = find(g.edges[n, 0]), find(g.edges[n, 1])
+        if a == b or size[a] + size[b] > max_area:
+            continue
+        if w[n] <= inner[a] + k / max(size[a], 1e-12) and w[n] <= inner[b] + k / max(size[b], 1e-12):
+            union(a, b)
+            inner[find(a)] = w[n]
+    for capped in (True, False):
+        for n in order:
+            a, b = find(g.edges[n, 0]), find(g.edges[n, 1])
+            if a == b or (size[a] >= min_area and size[b] >= min_area):
+                continue
+            if not capped or size[a] + size[b] <= max_area or (size[a] < min_area and size[b] < min_area):
+                union(a, b)
+    roots = np.array([find(a) for a in range(g.n_faces)])
+    return np.unique(roots, return_inverse=True)[1]
+
+
+def test_superpoints_compiled_loop_matches_the_plain_algorithm_on_a_bumpy_surface():
+    rng = np.random.default_rng(3)
+    n = 24  # a height field of n x n quads with random bumps: creases of every sharpness
+    xs, ys = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    z = rng.normal(0, 0.4, xs.shape)
+    v = np.stack([xs, ys, z], -1).reshape(-1, 3).astype(np.float32)
+    idx = lambda i, j: i * (n + 1) + j  # noqa: E731
+    f = [[idx(i, j), idx(i + 1, j), idx(i + 1, j + 1)] for i in range(n) for j in range(n)]
+    f += [[idx(i, j), idx(i + 1, j + 1), idx(i, j + 1)] for i in range(n) for j in range(n)]
+    g = face_graph(Mesh(v, np.array(f, np.int32)))
+    for k, max_area, min_area in ((1e-6, 0.05, 0.0005), (0.05, 0.2, 0.01), (1.0, 1.0, 0.0)):
+        got = superpoints(g, k=k, max_area=max_area, min_area=min_area)
+        want = _reference_superpoints(g, k, max_area, min_area)
+        assert 1 < len(np.unique(got)) < g.n_faces or k == 1.0
+        np.testing.assert_array_equal(got, want)

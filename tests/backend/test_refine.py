@@ -51,3 +51,26 @@ def test_graph_cut_removes_a_speck_and_keeps_a_confident_boundary():
     labels = graph_cut(g, probs, lam=1.0)
     assert labels.tolist() == [0] * 6 + [1] * 6
     assert graph_cut(g, probs, lam=1e-6)[2] == 1  # without smoothing the speck stays
+
+
+def test_graph_cut_stops_early_only_where_more_sweeps_change_nothing():
+    from partdistill.backend.pipeline import refine
+
+    g = face_graph(_strip(10))  # 20 faces
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        probs = rng.dirichlet([0.5, 0.5, 0.5, 0.5], size=20)
+        unary = -np.log(np.clip(probs, 1e-4, 1.0))
+        w = 2.0 * pair_weights(g)
+        ei, ej = g.edges[:, 0], g.edges[:, 1]
+        labels = probs.argmax(axis=1)
+        for _ in range(10):  # every label's expansion, sweep after sweep, to convergence
+            before = labels
+            for alpha in range(4):
+                moved = refine._expand(unary, w, ei, ej, labels, alpha)
+                if potts_energy(unary, w, ei, ej, moved) < potts_energy(unary, w, ei, ej, labels) - 1e-9:
+                    labels = moved
+            if np.array_equal(before, labels):
+                break
+        got = graph_cut(g, probs, lam=2.0, sweeps=10)
+        assert potts_energy(unary, w, ei, ej, got) <= potts_energy(unary, w, ei, ej, labels) + 1e-9
