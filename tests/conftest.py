@@ -24,10 +24,13 @@ def tiny_grounding_dino(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- One temporary folder for the whole session ---------------------------------------------------
 # What the libraries under test keep between runs goes into one folder made for this session and
 # removed at its end, never into the user's home or loose in the machine's temporary folder:
-# Blender reads BLENDER_USER_RESOURCES (no user add-ons or startup file) and XDG_CACHE_HOME (its
-# compiled Workbench shaders, ~3 s cold, kept for the session) when bpy is first imported, and
-# torch's inductor makes its cache folder when transformers imports it. Test modules import bpy and
-# torch only after conftest, so setting them here is early enough; subprocesses inherit them.
+# Blender reads BLENDER_USER_RESOURCES (no user add-ons or startup file) when bpy is first imported,
+# and torch's inductor makes its cache folder when transformers imports it. Test modules import bpy
+# and torch only after conftest, so setting them here is early enough; subprocesses inherit them.
+# The caches under XDG_CACHE_HOME (Blender's and Mesa's compiled shaders, ~3 s of Workbench start-up
+# when cold) go into the project's own .cache/tests instead, kept between runs: Blender makes its
+# shader-cache folder there as the process exits, after this session's folder is gone, and without
+# that folder it would fall back to a loose blender/ in the temporary folder.
 import fnmatch  # noqa: E402
 import getpass  # noqa: E402
 import os  # noqa: E402
@@ -36,7 +39,9 @@ import tempfile  # noqa: E402
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="partdistill-tests-"))
 os.environ["BLENDER_USER_RESOURCES"] = str(_SESSION_TMP / "blender-user")
-os.environ["XDG_CACHE_HOME"] = str(_SESSION_TMP / "cache")
+_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "tests"
+_CACHE.mkdir(parents=True, exist_ok=True)
+os.environ["XDG_CACHE_HOME"] = str(_CACHE)
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_TMP / "torchinductor")
 
 # Names that the project's tests and the libraries they drive would leave in the temporary folder
