@@ -55,10 +55,12 @@ class FlagRules:
 class PartFigures:
     """What a labelled shape's parts look like. share: (P,) float64, each part's share of the surface
     (of the points, for a point cloud). pieces: (P,) int64, its connected pieces holding at least
-    ``MIN_PIECE`` of it. place: (P, 3) float64, where its centre lies in the object's bounding box
-    along the object's principal axes (longest first), as the distance from the box's centre in units
-    of the box's half-extent, in [0, 1] per axis (NaN for a part with no face): the same for a shape
-    turned or mirrored, as collections often are."""
+    ``MIN_PIECE`` of it. place: (P, 3) float64, where its surface lies in the object's bounding box
+    along the object's principal axes (longest first): the area-weighted mean distance of its faces
+    from the box's centre, in units of the box's half-extent, in [0, 1] per axis (NaN for a part with
+    no face). The same for a shape turned or mirrored, as collections often are, and for a pair of
+    mirrored pieces (two arms, two lenses) as for one of them: a centroid would put the pair at the
+    centre and the single piece at the side."""
 
     share: np.ndarray
     pieces: np.ndarray
@@ -110,7 +112,7 @@ def part_figures(mesh: Mesh, face_labels: np.ndarray, n_parts: int) -> PartFigur
         if a <= 0:
             continue
         share[p] = a / total
-        place[p] = np.abs((axes[m] * area[m, None]).sum(axis=0) / a - centre) / half
+        place[p] = (np.abs(axes[m] - centre) * area[m, None]).sum(axis=0) / a / half
         piece_area = np.bincount(comp[m], weights=area[m])
         pieces[p] = int((piece_area >= MIN_PIECE * a).sum())
     return PartFigures(share, pieces, place)

@@ -24,7 +24,19 @@ def test_a_tables_figures_are_its_parts_shares_pieces_and_places():
     assert fig.share == pytest.approx([top / (top + leg), leg / (top + leg)], rel=1e-6)
     assert fig.pieces.tolist() == [1, 4]  # one top, four separate legs
     assert ((fig.place >= 0) & (fig.place <= 1)).all()
+    # the legs stand 0.85 from the centre along the longest axis (half-extent 1.0, the top's; about, as
+    # the frame comes from the triangles' centroids): far out, though the four legs' centroid is central
+    assert 0.75 < fig.place[1, 0] < 0.9
     assert PartFigures.from_dict(fig.to_dict(names), names).pieces.tolist() == [1, 4]
+
+
+def test_a_pair_of_mirrored_pieces_lies_where_one_of_them_lies():
+    mesh, gt, _ = table()
+    centroids = mesh.vertices[mesh.faces].mean(axis=1)
+    one_side = np.where((gt == 1) & (centroids[:, 0] < 0), 0, gt)  # the legs at -x become top
+    both, one = part_figures(mesh, gt, 2), part_figures(mesh, one_side, 2)
+    assert one.pieces[1] == 2 and both.pieces[1] == 4
+    assert one.place[1, 0] == pytest.approx(both.place[1, 0], abs=1e-3)
 
 
 def _figures(shares: list[float]) -> list[PartFigures]:
