@@ -34,8 +34,8 @@ class FlagRules:
     """When a figure stands out. A shape's part is flagged when its share of the surface lies more than
     ``share_z`` spreads and more than ``share_abs`` (absolute) from the collection's median share of that
     part; when its number of pieces differs from the median by more than a factor ``pieces_ratio``
-    (counted as ``(n + 1)``); when its centre lies more than ``place_dist`` (in units of the object's
-    bounding box) from the median centre. A shape is flagged when its own evidence and the category
+    (counted as ``(n + 1)``); when its place (``PartFigures.place``) lies more than ``place_dist`` (in
+    units of the object's half-extents) from the median place. A shape is flagged when its own evidence and the category
     student differ on more than ``disagreement`` of its surface. A part is flagged for the whole
     collection when its share's spread exceeds ``collection_spread`` times its median share (and the
     collection has at least ``min_shapes`` shapes; below that nothing is compared). The defaults were
