@@ -30,7 +30,7 @@ from partdistill.shared.options import (
     CATEGORY_STUDENTS,
     COLLECTION_MODES,
     FINETUNE_EPOCHS,
-    MAX_CATEGORY_STUDENTS,
+    CollectionOptions,
     collection_ruled_out,
 )
 from partdistill.shared.protocol import check_address
@@ -140,6 +140,20 @@ def output_names(paths: list[Path]) -> list[str]:
     ]
 
 
+def _collection_options(args: argparse.Namespace) -> CollectionOptions:
+    """The collection's options from the flags, checked before any long work; an error names the flag."""
+    try:
+        return CollectionOptions(
+            mode=args.mode,
+            finetune_epochs=args.finetune_epochs,
+            downweight=args.downweight,
+            blend=args.blend,
+            students=args.students,
+        ).validate()
+    except ValidationError as e:
+        raise ValidationError("--" + e.field.removeprefix("collection.").replace("_", "-"), e.problem) from None
+
+
 def run(args: argparse.Namespace) -> int:
     names = part_names(args.parts)
     if args.jobs < 1:
@@ -153,10 +167,7 @@ def run(args: argparse.Namespace) -> int:
         args.mode = "tta" if one_by_one else "pre"
     elif args.mode != "tta" and one_by_one:
         raise ValidationError("--mode", f"{args.mode} is not for {one_by_one}: leave it out, or give --mode tta")
-    if args.finetune_epochs < 1:
-        raise ValidationError("--finetune-epochs", "must be at least 1")
-    if not 1 <= args.students <= MAX_CATEGORY_STUDENTS:
-        raise ValidationError("--students", f"must be in [1, {MAX_CATEGORY_STUDENTS}], got {args.students}")
+    args.collection = _collection_options(args)
     inputs = collect_inputs(args.inputs)
     with FolderLock(args.out, field="--out"):  # before any long work: a folder in use is refused now
         return _run(args, names, inputs)

@@ -31,10 +31,9 @@ def label_collection(
     todo: list[int],
     finish: Callable[[int, object], None],
 ) -> None:
-    """Label ``inputs[i]`` for every ``i`` in ``todo`` in collection mode; each outcome goes to
-    ``finish(i, (capture, result) | exception)``."""
+    """Label ``inputs[i]`` for every ``i`` in ``todo`` in collection mode (``args.collection``, the
+    checked ``CollectionOptions``); each outcome goes to ``finish(i, (capture, result) | exception)``."""
     from partdistill.shared.detections import Detections
-    from partdistill.shared.options import CollectionOptions
     from partdistill.shared.request import Member
 
     from ..checkpoint import load_checkpoint, save_checkpoint
@@ -51,7 +50,7 @@ def label_collection(
                 f"{saved} was fitted for the parts {list(checkpoint.part_names)}: give those, or another --out",
             )
         n_fitted = checkpoint.meta.get("training", {}).get("students", 1)
-        if n_fitted != args.students:
+        if n_fitted != args.collection.students:
             raise ValidationError(
                 "--students", f"{saved} was fitted with {n_fitted} category student(s): give those, or another --out"
             )
@@ -84,13 +83,7 @@ def label_collection(
             members,
             names,
             options,
-            CollectionOptions(
-                mode=args.mode,
-                finetune_epochs=args.finetune_epochs,
-                downweight=args.downweight,
-                blend=args.blend,
-                students=args.students,
-            ).validate(),
+            args.collection,
             teacher=teacher(options) if need_teacher else None,
             checkpoint=checkpoint,
             fitted=lambda ckpt: save_checkpoint(saved, ckpt),  # kept at once: an interrupted run resumes from it

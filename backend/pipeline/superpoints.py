@@ -40,8 +40,8 @@ def superpoints(
     size = graph.areas / max(float(graph.areas.sum()), 1e-20)
     w = crease_weight(graph)
     order = np.argsort(w, kind="stable")
-    edges = np.ascontiguousarray(graph.edges[order], dtype=np.int64).reshape(-1, 2)
-    roots = _segment(edges, w[order], size.astype(np.float64), float(k), float(max_area), float(min_area))
+    edges = np.ascontiguousarray(graph.edges[order], dtype=np.int64)
+    roots = _segment(edges, w[order], size, float(k), float(max_area), float(min_area))
     return np.unique(roots, return_inverse=True)[1].astype(np.int32)
 
 
