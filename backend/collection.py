@@ -37,7 +37,7 @@ from .pipeline.detect import make_detections
 from .pipeline.distill import TTA_LR, DistillConfig, distill, rescore
 from .pipeline.label import label_faces
 from .pipeline.outliers import FLAG_PREFIX, disagreement, flag_collection, part_figures
-from .pipeline.review import review
+from .pipeline.review import review, stored_detected_views
 from .pipeline.shape import PreparedShape, prepare_points, prepare_shape
 from .pipeline.vote import superpoint_vote
 from .pre import category_student, train
@@ -169,7 +169,8 @@ def segment_collection(
             share = disagreement(result.face_labels, pre.face_labels, areas)
         result.stats["disagreement"] = round(share, 4)
         cap = m.capture
-        results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings).validate()
+        # a detected part left without a face is worded by the collection's review (review_members)
+        results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings, missing_parts=False).validate()
         _report(progress, k + 1, len(ok), "label" if collection.mode == "pre" else "tune")
     timings["label"] = time.perf_counter() - t2
     return CollectionResult(results, errors, student_labels, ckpt, timings)
@@ -179,7 +180,7 @@ def review_members(members: Sequence[Member], out: CollectionResult, names: tupl
     """The collection's review (``pipeline.outliers``): each flagged member's result gets its warnings
     (starting ``FLAG_PREFIX``); returns the collection's own warnings."""
     figures = [
-        None if r is None else part_figures(m.capture.mesh, r.face_labels, len(names))
+        None if r is None else part_figures(m.capture.mesh, r.face_labels, len(names), stored_detected_views(r))
         for m, r in zip(members, out.results, strict=True)
     ]
     flags = flag_collection(figures, out.disagreements(), names)

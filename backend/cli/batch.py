@@ -325,9 +325,11 @@ def _write_atomically(out: Path, folder: str, capture, result, per_face_json: bo
     """Write into a hidden folder, then rename it: a half-written output never looks finished. The
     result's part figures go into its stats, for the review of the collection."""
     from ..pipeline.outliers import part_figures
+    from ..pipeline.review import stored_detected_views
 
     names = result.part_names
-    result.stats["parts"] = part_figures(capture.mesh, result.face_labels, len(names)).to_dict(names)
+    figures = part_figures(capture.mesh, result.face_labels, len(names), stored_detected_views(result))
+    result.stats["parts"] = figures.to_dict(names)
     partial = out / f".partial-{folder}"
     shutil.rmtree(partial, ignore_errors=True)
     try:

@@ -19,6 +19,7 @@ from partdistill.shared.capture import Mesh
 from scipy.sparse import csgraph, csr_matrix
 
 from .mesh_graph import face_graph
+from .review import MISSING_AFTER_VIEWS, in_views
 
 #: Every warning of a collection's review starts so (a re-run replaces them, and users can tell them).
 FLAG_PREFIX = "collection: "
@@ -60,11 +61,17 @@ class PartFigures:
     from the box's centre, in units of the box's half-extent, in [0, 1] per axis (NaN for a part with
     no face). The same for a shape turned or mirrored, as collections often are, and for a pair of
     mirrored pieces (two arms, two lenses) as for one of them: a centroid would put the pair at the
-    centre and the single piece at the side."""
+    centre and the single piece at the side. detected: (P,) int64, in how many views the teacher
+    detected each part (``review``'s count; 0 where none was counted)."""
 
     share: np.ndarray
     pieces: np.ndarray
     place: np.ndarray
+    detected: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.detected is None:
+            self.detected = np.zeros(len(self.share), np.int64)
 
     @classmethod
     def from_dict(cls, d: dict, names: Sequence[str]) -> PartFigures:
@@ -75,6 +82,7 @@ class PartFigures:
             np.array([float(r["share"]) for r in rows]),
             np.array([int(r["pieces"]) for r in rows], np.int64),
             np.array([[np.nan if x is None else float(x) for x in r["place"]] for r in rows]).reshape(len(names), 3),
+            np.array([int(r.get("detected", 0)) for r in rows], np.int64),
         )
 
     def to_dict(self, names: Sequence[str]) -> dict[str, dict]:
@@ -83,14 +91,16 @@ class PartFigures:
                 "share": round(float(self.share[i]), 4),
                 "pieces": int(self.pieces[i]),
                 "place": [None if np.isnan(x) else round(float(x), 3) for x in self.place[i]],
+                "detected": int(self.detected[i]),
             }
             for i, n in enumerate(names)
         }
 
 
-def part_figures(mesh: Mesh, face_labels: np.ndarray, n_parts: int) -> PartFigures:
+def part_figures(mesh: Mesh, face_labels: np.ndarray, n_parts: int, detected: np.ndarray | None = None) -> PartFigures:
     """The figures of ``face_labels`` (F,) int32 on ``mesh`` (for a point cloud's surfel mesh, shares
-    of its points)."""
+    of its points); ``detected`` (P,) int64 the views each part was detected in
+    (``review.stored_detected_views``)."""
     graph = face_graph(mesh)
     area = np.ones(graph.n_faces) if mesh.surfels else graph.areas
     total = float(area.sum()) or 1.0
@@ -115,7 +125,7 @@ def part_figures(mesh: Mesh, face_labels: np.ndarray, n_parts: int) -> PartFigur
         place[p] = (np.abs(axes[m] - centre) * area[m, None]).sum(axis=0) / a / half
         piece_area = np.bincount(comp[m], weights=area[m])
         pieces[p] = int((piece_area >= MIN_PIECE * a).sum())
-    return PartFigures(share, pieces, place)
+    return PartFigures(share, pieces, place, None if detected is None else np.asarray(detected, np.int64))
 
 
 def principal_frame(xyz: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -153,10 +163,15 @@ def flag_collection(
     disagreement: np.ndarray,
     names: Sequence[str],
     rules: FlagRules | None = None,
+    missing_parts: bool = True,
 ) -> CollectionFlags:
     """Compare every shape with the collection and with the category student. ``figures``: one per
     shape (None: no result). ``disagreement``: (S,) float64, the share of each shape's surface where
-    its labels differ from the category student's (NaN: no student)."""
+    its labels differ from the category student's (NaN: no student). ``missing_parts``: the shapes'
+    own reviews left the parts detected (``PartFigures.detected``) but given no face to this one
+    (``review(missing_parts=False)``). Such a part is a shape's warning when the collection's
+    typical shape has it; when the typical shape lacks it too, one warning for the collection says
+    so instead of one per shape (the teacher's stray boxes for a part these objects do not have)."""
     rules = rules or FlagRules()
     n = len(figures)
     warnings: list[list[str]] = [[] for _ in range(n)]
@@ -172,6 +187,12 @@ def flag_collection(
             )
             suspicion[i] = max(suspicion[i], d / rules.disagreement)
     if len(have) < rules.min_shapes:
+        for i in have if missing_parts else ():
+            for p in _lacking(figures[i], range(len(names))):
+                warnings[i].append(
+                    f"'{names[p]}' was detected in {in_views(figures[i].detected[p])} but nothing was labelled "
+                    f"with it (if the shape has a {names[p]}, the teacher probably took it for another part)"
+                )
         return CollectionFlags(warnings, out, suspicion, list(figures), disagreement, rules)
     share = np.stack([figures[i].share for i in have])
     pieces = np.stack([figures[i].pieces for i in have])
@@ -186,6 +207,21 @@ def flag_collection(
                 f"(median {100 * med:.0f}%): the teacher probably confuses it with another part (check the part "
                 "names and the prompt)"
             )
+        lacking = [k for k, i in enumerate(have) if missing_parts and p in _lacking(figures[i], [p])]
+        if lacking and med == 0:
+            out.append(
+                f"'{name}' was detected on {len(lacking)} of {len(have)} shapes but labelled on none of them, nor on "
+                f"the collection's typical shape: these objects may have no {name} (the teacher's stray detections), "
+                "or the teacher takes it for another part (check the part names and the prompt)"
+            )
+        for k in lacking if med > 0 else ():
+            i = have[k]
+            warnings[i].append(
+                f"'{name}' was detected in {in_views(figures[i].detected[p])} but nothing was labelled with it, "
+                f"while it covers {100 * med:.0f}% of the collection's typical shape (the teacher probably took it "
+                "for another part here)"
+            )
+            suspicion[i] = max(suspicion[i], 1.0 + med)
         limit = max(rules.share_z * spread, rules.share_abs)
         piece_med = float(np.median(pieces[:, p]))
         present = ~np.isnan(place[:, p, 0])
@@ -210,6 +246,12 @@ def flag_collection(
                     warnings[i].append(f"'{name}' lies elsewhere in the object than on the collection's typical shape")
                     suspicion[i] = max(suspicion[i], dist / rules.place_dist)
     return CollectionFlags(warnings, out, suspicion, list(figures), disagreement, rules)
+
+
+def _lacking(fig: PartFigures, parts) -> list[int]:
+    """The ``parts`` detected in enough views (``review.MISSING_AFTER_VIEWS``) that got no face (no
+    place: exact, where a share is rounded and a part in many specks counts no piece)."""
+    return [p for p in parts if fig.detected[p] >= MISSING_AFTER_VIEWS and np.isnan(fig.place[p, 0])]
 
 
 def disagreement(face_labels: np.ndarray, student_labels: np.ndarray, areas: np.ndarray) -> float:

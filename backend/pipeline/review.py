@@ -77,6 +77,11 @@ def detected_views(detections: Detections | None, n_parts: int) -> np.ndarray:
     return views
 
 
+def in_views(n: int) -> str:
+    """ "1 view", "3 views": how warnings count views."""
+    return "1 view" if n == 1 else f"{n} views"
+
+
 def swap_suspects(
     face_labels: np.ndarray, detections: Detections, face_id: np.ndarray
 ) -> list[tuple[int, int, float, int]]:
@@ -118,17 +123,28 @@ def swap_suspects(
     return sorted(out, key=lambda x: -x[2])
 
 
+def stored_detected_views(result: SegmentationResult) -> np.ndarray:
+    """(P,) int64: the views ``review`` counted per part (``stats["detected_views"]``; 0 where it
+    counted none, as for a result reviewed without detections)."""
+    stored = result.stats.get("detected_views", {})
+    return np.array([int(stored.get(n, 0)) for n in result.part_names], np.int64)
+
+
 def review(
     result: SegmentationResult,
     mesh: Mesh,
     detections: Detections | None = None,
     face_id: np.ndarray | None = None,
     noted: Sequence[str] = (),
+    missing_parts: bool = True,
 ) -> SegmentationResult:
-    """Add ``stats["coverage"]`` and the warnings this result deserves; returns ``result``.
-    ``face_id`` (N, H, W) int32, the capture's face under each pixel, enables the swap check.
-    ``noted``: warnings the capture carries (dropped faces, specks out of view), placed first. For a
-    point cloud's surfel mesh the coverage counts points."""
+    """Add ``stats["coverage"]``, ``stats["detected_views"]`` (per part, the views it was detected
+    in) and the warnings this result deserves; returns ``result``. ``face_id`` (N, H, W) int32, the
+    capture's face under each pixel, enables the swap check. ``noted``: warnings the capture carries
+    (dropped faces, specks out of view), placed first. ``missing_parts=False`` leaves the warnings
+    for detected parts that got no face to a collection's review, which can tell a part this shape
+    lost from one the whole collection lacks. For a point cloud's surfel mesh the coverage counts
+    points."""
     names = result.part_names
     cov = coverage(mesh, result.polygon_labels if mesh.surfels else result.face_labels, names)
     unit = "point" if mesh.surfels else "face"
@@ -143,17 +159,17 @@ def review(
                 "(check the part names and the detections)"
             )
     seen = detected_views(detections, len(names))
+    result.stats["detected_views"] = {name: int(seen[i]) for i, name in enumerate(names)}
     for i, name in enumerate(names):
-        if seen[i] >= MISSING_AFTER_VIEWS and cov[name][unit + "s"] == 0:
-            views = "1 view" if seen[i] == 1 else f"{seen[i]} views"
+        if missing_parts and seen[i] >= MISSING_AFTER_VIEWS and cov[name][unit + "s"] == 0:
             warnings.append(
-                f"'{name}' was detected in {views} but no {unit} was labelled with it (if the shape has a {name}, "
-                "the teacher probably took it for another part)"
+                f"'{name}' was detected in {in_views(seen[i])} but no {unit} was labelled with it (if the shape has "
+                f"a {name}, the teacher probably took it for another part)"
             )
     if detections is not None and face_id is not None:
         for p, q, ratio, views in swap_suspects(result.face_labels, detections, face_id):
             warnings.append(
-                f"the teacher's '{names[q]}' detections on the faces labelled '{names[p]}' ({views} views) scored "
+                f"the teacher's '{names[q]}' detections on the faces labelled '{names[p]}' ({in_views(views)}) scored "
                 f"{ratio:.2f}x its '{names[p]}' detections there: '{names[p]}' and '{names[q]}' may be swapped"
             )
     unlabelled = cov.get("(unlabelled)", {}).get("area", 0.0)

@@ -12,7 +12,7 @@ import pytest
 from cli_in_process import run_cli
 from partdistill.bench.simulated import simulate_detections
 from partdistill.shared.bundle import save_bundle
-from partdistill.shared.detections import Detections
+from partdistill.shared.detections import Detection, Detections
 from synthetic import capture_of, table
 
 FAST = ["--epochs", "30", "--points", "512", "--finetune-epochs", "10", "--quiet"]
@@ -123,3 +123,39 @@ def test_point_clouds_are_one_collection_and_their_figures_count_points(tmp_path
         assert doc["stats"]["method"] == "collection-pre" and doc["n_points"] == 3000
         assert sum(c["points"] for c in doc["coverage"].values()) == 3000
         assert sum(p["share"] for p in doc["stats"]["parts"].values()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_part_the_whole_collection_lacks_is_one_collection_warning_not_one_per_shape(tmp_path):
+    """Three tables asked for a 'drawer' they do not have, which the teacher's stray boxes name in
+    one view of two of them: the collection says so once; one by one, each of the two says so."""
+    import numpy as np
+
+    mesh, gt, names = table()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):
+        cap = capture_of(mesh, gt, names, n_views=4, size=48)
+        det = simulate_detections(cap, seed=k)
+        views = [list(v) for v in det.views]
+        if k < 2:
+            views[0].append(Detection(2, 0.2, np.array([20, 20, 23, 23], np.float32)))
+        save_bundle(folder / f"table{k}.npz", cap)
+        Detections((*names, "drawer"), views).save_json(folder / f"table{k}.detections.json")
+    parts = ",".join((*names, "drawer"))
+    out = tmp_path / "together"
+    rc, stdout, err = run_cli(["batch", folder, "--parts", parts, "--out", out, *FAST])
+    assert rc == 0, err
+    for k in range(3):
+        doc = json.loads((out / f"table{k}" / "labels.json").read_text())
+        assert doc["coverage"]["drawer"]["faces"] == 0
+        assert doc["stats"]["parts"]["drawer"]["detected"] == (1 if k < 2 else 0)
+        assert not any("'drawer'" in w for w in doc["warnings"])
+    summary = json.loads((out / "collection.json").read_text())
+    assert [w for w in summary["warnings"] if w.startswith("'drawer' was detected on 2 of 3 shapes")]
+    assert "collection: 'drawer' was detected on 2 of 3 shapes" in stdout
+    alone = tmp_path / "alone"
+    assert run_cli(["batch", folder, "--parts", parts, "--out", alone, "--mode", "tta", *FAST])[0] == 0
+    for k in range(3):
+        warnings = json.loads((alone / f"table{k}" / "labels.json").read_text())["warnings"]
+        warned = [w.split(" (")[0] for w in warnings if "'drawer'" in w]
+        assert warned == (["'drawer' was detected in 1 view but no face was labelled with it"] if k < 2 else [])

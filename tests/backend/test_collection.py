@@ -64,6 +64,55 @@ def test_a_shape_far_from_the_category_student_is_flagged_and_too_few_shapes_com
     assert not any(two.shape_warnings) and not two.collection_warnings
 
 
+def _lost(shares: list[float], detected: list[int]) -> list[PartFigures]:
+    """Shapes of a 'top' and a 'leg' part whose top covers ``shares``; a top of share 0 has no face."""
+    figs = _figures(shares)
+    for f, views in zip(figs, detected, strict=True):
+        f.detected[0] = views
+        if f.share[0] == 0:
+            f.pieces[0], f.place[0] = 0, np.nan
+    return figs
+
+
+def test_a_part_lost_on_one_shape_that_the_typical_shape_has_is_that_shapes_warning():
+    flags = flag_collection(_lost([0.1, 0.12, 0.0, 0.1], [4, 5, 3, 6]), np.full(4, np.nan), ("top", "leg"))
+    assert [bool(w) for w in flags.shape_warnings] == [False, False, True, False]
+    assert flags.shape_warnings[2][0].startswith("'top' was detected in 3 views but nothing was labelled with it")
+    assert "covers 10% of the collection's typical shape" in flags.shape_warnings[2][0]
+    assert flags.review_order() == [2]
+    # a part never detected there says nothing of a loss; nor when the shapes' own reviews worded it
+    quiet = flag_collection(_lost([0.1, 0.12, 0.0, 0.1], [4, 5, 0, 6]), np.full(4, np.nan), ("top", "leg"))
+    assert not any(quiet.shape_warnings)
+    own = flag_collection(
+        _lost([0.1, 0.12, 0.0, 0.1], [4, 5, 3, 6]), np.full(4, np.nan), ("top", "leg"), missing_parts=False
+    )
+    assert not any(own.shape_warnings)
+
+
+def test_a_part_the_typical_shape_lacks_too_is_one_collection_warning_instead_of_one_per_shape():
+    flags = flag_collection(_lost([0.0, 0.0, 0.0, 0.2], [2, 1, 0, 4]), np.full(4, np.nan), ("top", "leg"))
+    assert not any(flags.shape_warnings)
+    assert [w for w in flags.collection_warnings if w.startswith("'top' was detected on 2 of 4 shapes")]
+
+
+def test_too_few_shapes_to_compare_still_word_a_detected_part_without_a_face():
+    flags = flag_collection(_lost([0.0, 0.7], [2, 3]), np.full(2, np.nan), ("top", "leg"))
+    assert flags.shape_warnings[0] == [
+        "'top' was detected in 2 views but nothing was labelled with it (if the shape has a top, the teacher "
+        "probably took it for another part)"
+    ]
+    assert not flags.shape_warnings[1]
+
+
+def test_the_detected_views_survive_the_figures_round_trip_and_old_figures_count_none():
+    names = ("top", "leg")
+    fig = _lost([0.0], [3])[0]
+    back = PartFigures.from_dict(fig.to_dict(names), names)
+    assert back.detected.tolist() == [3, 0] and np.isnan(back.place[0]).all()
+    old = {n: {k: v for k, v in d.items() if k != "detected"} for n, d in fig.to_dict(names).items()}
+    assert PartFigures.from_dict(old, names).detected.tolist() == [0, 0]
+
+
 @pytest.fixture(scope="module")
 def tables():
     mesh, gt, names = table()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from partdistill.backend.pipeline.review import coverage, review, swap_suspects
+from partdistill.backend.pipeline.review import coverage, review, stored_detected_views, swap_suspects
 from partdistill.shared.capture import Mesh
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.result import SegmentationResult
@@ -57,6 +57,15 @@ def test_a_detected_part_without_any_face_is_a_warning_even_from_one_view():
     # a part never detected and never labelled is not a warning (nothing says it is there)
     det0 = Detections(("a", "b"), [[], [], [Detection(0, 0.9, BOX)]])
     assert not any("'b' was detected" in w for w in review(_result([0, 0, 0, -1] * 5), _strip(20), det0).warnings)
+
+
+def test_a_collections_member_counts_the_views_of_a_missing_part_and_leaves_the_warning_to_the_collection():
+    det = Detections(("a", "b"), [[Detection(1, 0.9, BOX)], [Detection(1, 0.8, BOX)], [Detection(0, 0.9, BOX)]])
+    res = review(_result([0, 0, 0, -1] * 5), _strip(20), det, missing_parts=False)
+    assert not any("'b' was detected" in w for w in res.warnings)
+    assert res.stats["detected_views"] == {"a": 1, "b": 2}
+    assert stored_detected_views(res).tolist() == [1, 2]
+    assert stored_detected_views(_result([0, 1])).tolist() == [0, 0]  # never reviewed: nothing counted
 
 
 def test_much_unlabelled_surface_is_a_warning():
