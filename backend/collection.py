@@ -122,7 +122,7 @@ def segment_collection(
     confidence = [prepared[i].units.weight.copy() for i in ok]
     t1 = time.perf_counter()
     if checkpoint is None:
-        ckpt = _fit(setup, [prepared[i] for i in ok], confidence, names, options, collection.students, progress, cancel)
+        ckpt = _fit(setup, [prepared[i] for i in ok], confidence, names, options, collection, progress, cancel)
         if fitted is not None:
             fitted(ckpt)
     else:
@@ -197,21 +197,22 @@ def _fit(
     confidence: list[np.ndarray],
     names: tuple[str, ...],
     options: SegmentOptions,
-    students: int,
+    collection: CollectionOptions,
     progress: Progress | None,
     cancel: Callable[[], bool] | None,
 ) -> Checkpoint:
-    """The category student (``pre.train``); with ``students`` > 1, that many fitted from the seeds
-    ``options.seed``, ``options.seed + 1``, ... on the same detections, as one ``StudentMixture``."""
+    """The category student (``pre.train``); with ``collection.students`` > 1, that many fitted from
+    the seeds ``options.seed``, ``options.seed + 1``, ... on the same detections, as one
+    ``StudentMixture``."""
+    students = collection.students
     fits = []
     for j in range(students):
         for shape, weight in zip(prepared, confidence, strict=True):
             shape.units.weight = weight.copy()  # each fit re-scores them in place
         own = replace(options, seed=options.seed + j)
         step = None if progress is None else _part_of(progress, j, students)
-        fits.append(
-            train(setup if j == 0 else category_student(names, own), prepared, names, own, progress=step, cancel=cancel)
-        )
+        student = setup if j == 0 else category_student(names, own)
+        fits.append(train(student, prepared, names, own, progress=step, cancel=cancel, stretch=collection.stretch))
     if students == 1:
         return fits[0]
     meta = {"training": {**fits[0].meta["training"], "students": students}}

@@ -27,7 +27,7 @@ from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import label_faces
 from .pipeline.review import review
-from .pipeline.shape import PreparedShape, prepare_points, prepare_shape
+from .pipeline.shape import PreparedShape, Stretch, prepare_points, prepare_shape
 from .students.build import StudentSetup, new_student, part_embedder
 
 
@@ -117,15 +117,18 @@ def train(
     shapes_per_step: int = 1,
     share: Share | None = None,
     started: float | None = None,
+    stretch: float = 1.0,
 ) -> Checkpoint:
     """Distil ``setup.student`` over the prepared shapes (their units' weights are re-scored in place
-    by backward distillation); the checkpoint holds the student and how it was trained."""
+    by backward distillation); the checkpoint holds the student and how it was trained.
+    ``stretch``: each training step's shape stretched by up to this factor per axis (``Stretch``)."""
     t0 = time.perf_counter() if started is None else started
     student, emb = setup.student, setup.embeddings
     n_shapes = len(prepared) if share is None else share.n_shapes
     parallel = None if share is None else share.parallel
+    stretched = Stretch(stretch, options.seed)
     rep = distill(
-        lambda i: student(prepared[i].xyz, prepared[i].normals, emb, prepared[i].nbr)[0].float().cpu(),
+        lambda i: student(*stretched(prepared[i].xyz, prepared[i].normals), emb, prepared[i].nbr)[0].float().cpu(),
         [p for p in student.parameters() if p.requires_grad],
         [p.units for p in prepared],
         len(names),
@@ -146,6 +149,7 @@ def train(
             "processes": 1 if parallel is None else parallel.world,
             "shapes_per_step": shapes_per_step if parallel is None else parallel.world,
             "epochs_run": len(rep.loss),
+            "stretch": stretch,
             "trigger_epoch": rep.trigger_epoch,
             "loss": [round(x, 5) for x in rep.loss],
             "seconds": round(time.perf_counter() - t0, 2),

@@ -43,6 +43,8 @@ VARIANTS: dict[str, dict] = {
     "collection-ensemble-b03": {"mode": "ensemble", "blend": 0.3},
     "collection-pre-k3": {"mode": "pre", "students": 3},
     "collection-e50-blend-k3": {"finetune_epochs": 50, "blend": 0.5, "students": 3},
+    "collection-pre-k3-s125": {"mode": "pre", "students": 3, "stretch": 1.25},
+    "collection-pre-k3-s150": {"mode": "pre", "students": 3, "stretch": 1.5},
 }
 #: Confidence histograms' bins (fine enough to rescale the confidences of the faces that differ).
 BINS = 100
@@ -119,15 +121,15 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
     ]
     members = [Member(c, d) for c, d in zip(caps, dets, strict=True)]
     names = group[0].part_names
-    fits = {}  # students -> the collection in mode "pre": each category fit made once per run
+    fits = {}  # (students, stretch) -> the collection in mode "pre": each category fit made once per run
     for v in todo:
-        k = VARIANTS[v].get("students", 1)
+        k = (VARIANTS[v].get("students", 1), VARIANTS[v].get("stretch", 1.0))  # a variant names its stretch
         if k not in fits:
             t = time.perf_counter()
-            opts = CollectionOptions(mode="pre", students=k, disagree_confidence=1.0)
+            opts = CollectionOptions(mode="pre", students=k[0], stretch=k[1], disagree_confidence=1.0)
             fits[k] = segment_collection(members, names, setup.options, opts)
             took = time.perf_counter() - t
-            log(f"{group[0].category} {group[0].split}: {k} category student(s) fitted in {took:.0f} s")
+            log(f"{group[0].category} {group[0].split}: {k[0]} category student(s) fitted in {took:.0f} s")
         fitted = fits[k]
         fit_s = fitted.timings["fit"] / len(group)
         t = time.perf_counter()

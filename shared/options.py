@@ -188,6 +188,9 @@ BLEND = 0.5
 CATEGORY_STUDENTS = 3
 #: The most category students one collection fits (and one checkpoint holds).
 MAX_CATEGORY_STUDENTS = 16
+#: How far a category fit stretches each shape per axis (``CollectionOptions.stretch``); 1: not at
+#: all, as in the paper.
+STRETCH = 1.0
 
 
 @dataclass
@@ -201,7 +204,9 @@ class CollectionOptions:
     (0: that student alone; "pre-tta" and "ensemble").
     disagree_confidence: the share of its confidence a face keeps where its label differs from the
     category student's. students: how many category students are fitted (seeds ``seed``,
-    ``seed + 1``, ...; each as long as one) and averaged; "pre-tta" fine-tunes the first."""
+    ``seed + 1``, ...; each as long as one) and averaged; "pre-tta" fine-tunes the first.
+    stretch: each step of a category fit sees its shape stretched along each axis by a random
+    factor in [1 / stretch, stretch] (1: as it is, the paper's Pre)."""
 
     mode: str = "pre"
     finetune_epochs: int = FINETUNE_EPOCHS
@@ -209,6 +214,7 @@ class CollectionOptions:
     blend: float = BLEND
     disagree_confidence: float = DISAGREE_CONFIDENCE
     students: int = CATEGORY_STUDENTS
+    stretch: float = STRETCH
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -235,6 +241,8 @@ class CollectionOptions:
             raise ValidationError(
                 "collection.students", f"must be an integer in [1, {top}], got {shown(self.students)}"
             )
+        if not isinstance(self.stretch, int | float) or isinstance(self.stretch, bool) or not 1 <= self.stretch <= 2:
+            raise ValidationError("collection.stretch", f"must be a number in [1, 2], got {shown(self.stretch)}")
         for name in ("disagree_confidence", "blend"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:

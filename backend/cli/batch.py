@@ -30,6 +30,7 @@ from partdistill.shared.options import (
     CATEGORY_STUDENTS,
     COLLECTION_MODES,
     FINETUNE_EPOCHS,
+    STRETCH,
     CollectionOptions,
     collection_ruled_out,
 )
@@ -83,6 +84,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=CATEGORY_STUDENTS,
         help="category students fitted from as many seeds and averaged (each takes as long to fit as one)",
+    )
+    b.add_argument(
+        "--stretch",
+        type=float,
+        default=STRETCH,
+        help="each step of the category fit stretches its shape along each axis by a random factor up to this "
+        "(1: not at all)",
     )
     b.add_argument(
         "--downweight",
@@ -149,6 +157,7 @@ def _collection_options(args: argparse.Namespace) -> CollectionOptions:
             downweight=args.downweight,
             blend=args.blend,
             students=args.students,
+            stretch=args.stretch,
         ).validate()
     except ValidationError as e:
         raise ValidationError("--" + e.field.removeprefix("collection.").replace("_", "-"), e.problem) from None

@@ -96,3 +96,25 @@ def prepare_shape(
         units = few if units is None else concat_units(units, few)
     shape.units = units
     return shape
+
+
+class Stretch:
+    """A category fit's augmentation: each training step sees its shape stretched along each axis
+    by its own random factor in [1 / ``factor``, ``factor``] (log-uniform), then scaled back into
+    the unit sphere, so that one student learns parts rather than one shape's proportions.
+    ``factor`` 1 leaves every shape as it is (the paper). Only steps that train (gradients
+    enabled) are stretched: re-scoring and labelling see the shapes as they are."""
+
+    def __init__(self, factor: float, seed: int):
+        self.log_factor = float(np.log(factor))
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __call__(self, xyz: torch.Tensor, normals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """xyz, normals: (1, N, 3) float32 -> the same, stretched."""
+        if self.log_factor == 0.0 or not torch.is_grad_enabled():
+            return xyz, normals
+        s = torch.exp((2 * torch.rand(3, generator=self.gen) - 1) * self.log_factor).to(xyz)
+        # scaling about the box's centre (the origin) keeps it the centre; normals transform by 1/s
+        out = xyz * s
+        out = out / out.norm(dim=-1).amax().clamp_min(1e-12)
+        return out, torch.nn.functional.normalize(normals / s, dim=-1)
