@@ -218,7 +218,7 @@ def flag_collection(
             i = have[k]
             warnings[i].append(
                 f"'{name}' was detected in {in_views(figures[i].detected[p])} but nothing was labelled with it, "
-                f"while it covers {100 * med:.0f}% of the collection's typical shape (the teacher probably took it "
+                f"while it covers {100 * med:.2g}% of the collection's typical shape (the teacher probably took it "
                 "for another part here)"
             )
             suspicion[i] = max(suspicion[i], 1.0 + med)
