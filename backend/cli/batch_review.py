@@ -35,8 +35,7 @@ def review_batch(out: Path, rows: dict[int, dict], names: tuple[str, ...], mode:
         docs[i] = doc
         figures.append(None if parts is None else PartFigures.from_dict(parts, names))
         disagreement.append(float(doc["stats"].get("disagreement", np.nan)) if doc else np.nan)
-    # in mode tta each shape's own review words its missing parts (``review``)
-    flags = flag_collection(figures, np.array(disagreement, np.float64), names, missing_parts=mode != "tta")
+    flags = flag_collection(figures, np.array(disagreement, np.float64), names)
     for k, i in enumerate(labelled):
         if docs[i] is not None:
             _rewrite_warnings(Path(rows[i]["output"]) / "labels.json", docs[i], flags.shape_warnings[k], rows[i])

@@ -62,7 +62,8 @@ class PartFigures:
     no face). The same for a shape turned or mirrored, as collections often are, and for a pair of
     mirrored pieces (two arms, two lenses) as for one of them: a centroid would put the pair at the
     centre and the single piece at the side. detected: (P,) int64, in how many views the teacher
-    detected each part (``review``'s count; 0 where none was counted)."""
+    detected each part, where the shape's own review left its lost parts to the collection's
+    (``review.stored_detected_views``; 0 elsewhere)."""
 
     share: np.ndarray
     pieces: np.ndarray
@@ -163,15 +164,14 @@ def flag_collection(
     disagreement: np.ndarray,
     names: Sequence[str],
     rules: FlagRules | None = None,
-    missing_parts: bool = True,
 ) -> CollectionFlags:
     """Compare every shape with the collection and with the category student. ``figures``: one per
     shape (None: no result). ``disagreement``: (S,) float64, the share of each shape's surface where
-    its labels differ from the category student's (NaN: no student). ``missing_parts``: the shapes'
-    own reviews left the parts detected (``PartFigures.detected``) but given no face to this one
-    (``review(missing_parts=False)``). Such a part is a shape's warning when the collection's
-    typical shape has it; when the typical shape lacks it too, one warning for the collection says
-    so instead of one per shape (the teacher's stray boxes for a part these objects do not have)."""
+    its labels differ from the category student's (NaN: no student). A part detected on a shape
+    (``PartFigures.detected``, recorded where the shape's own review left it to this one) that got
+    no face is that shape's warning when the collection's typical shape has the part; when the
+    typical shape lacks it too, one warning for the collection says so instead of one per shape
+    (the teacher's stray boxes for a part these objects do not have)."""
     rules = rules or FlagRules()
     n = len(figures)
     warnings: list[list[str]] = [[] for _ in range(n)]
@@ -187,7 +187,7 @@ def flag_collection(
             )
             suspicion[i] = max(suspicion[i], d / rules.disagreement)
     if len(have) < rules.min_shapes:
-        for i in have if missing_parts else ():
+        for i in have:
             for p in _lacking(figures[i], range(len(names))):
                 warnings[i].append(
                     f"'{names[p]}' was detected in {in_views(figures[i].detected[p])} but nothing was labelled "
@@ -207,7 +207,7 @@ def flag_collection(
                 f"(median {100 * med:.0f}%): the teacher probably confuses it with another part (check the part "
                 "names and the prompt)"
             )
-        lacking = [k for k, i in enumerate(have) if missing_parts and p in _lacking(figures[i], [p])]
+        lacking = [k for k, i in enumerate(have) if _lacking(figures[i], [p])]
         if lacking and med == 0:
             out.append(
                 f"'{name}' was detected on {len(lacking)} of {len(have)} shapes but labelled on none of them, nor on "

@@ -124,8 +124,9 @@ def swap_suspects(
 
 
 def stored_detected_views(result: SegmentationResult) -> np.ndarray:
-    """(P,) int64: the views ``review`` counted per part (``stats["detected_views"]``; 0 where it
-    counted none, as for a result reviewed without detections)."""
+    """(P,) int64: the views ``review(missing_parts=False)`` counted per part for the collection's
+    review (``stats["detected_views"]``); 0 where none were recorded: the result's own review
+    judged its lost parts, or had no detections."""
     stored = result.stats.get("detected_views", {})
     return np.array([int(stored.get(n, 0)) for n in result.part_names], np.int64)
 
@@ -138,13 +139,13 @@ def review(
     noted: Sequence[str] = (),
     missing_parts: bool = True,
 ) -> SegmentationResult:
-    """Add ``stats["coverage"]``, ``stats["detected_views"]`` (per part, the views it was detected
-    in) and the warnings this result deserves; returns ``result``. ``face_id`` (N, H, W) int32, the
-    capture's face under each pixel, enables the swap check. ``noted``: warnings the capture carries
-    (dropped faces, specks out of view), placed first. ``missing_parts=False`` leaves the warnings
-    for detected parts that got no face to a collection's review, which can tell a part this shape
-    lost from one the whole collection lacks. For a point cloud's surfel mesh the coverage counts
-    points."""
+    """Add ``stats["coverage"]`` and the warnings this result deserves; returns ``result``.
+    ``face_id`` (N, H, W) int32, the capture's face under each pixel, enables the swap check.
+    ``noted``: warnings the capture carries (dropped faces, specks out of view), placed first.
+    ``missing_parts=False`` leaves the warnings for detected parts that got no face to a
+    collection's review, which can tell a part this shape lost from one the whole collection lacks:
+    the views each part was detected in go into ``stats["detected_views"]`` for it instead. For a
+    point cloud's surfel mesh the coverage counts points."""
     names = result.part_names
     cov = coverage(mesh, result.polygon_labels if mesh.surfels else result.face_labels, names)
     unit = "point" if mesh.surfels else "face"
@@ -159,7 +160,8 @@ def review(
                 "(check the part names and the detections)"
             )
     seen = detected_views(detections, len(names))
-    result.stats["detected_views"] = {name: int(seen[i]) for i, name in enumerate(names)}
+    if not missing_parts:
+        result.stats["detected_views"] = {name: int(seen[i]) for i, name in enumerate(names)}
     for i, name in enumerate(names):
         if missing_parts and seen[i] >= MISSING_AFTER_VIEWS and cov[name][unit + "s"] == 0:
             warnings.append(
