@@ -156,6 +156,10 @@ def test_a_part_the_whole_collection_lacks_is_one_collection_warning_not_one_per
     summary = json.loads((out / "collection.json").read_text())
     assert [w for w in summary["warnings"] if w.startswith("'drawer' was detected on 2 of 3 shapes")]
     assert "collection: 'drawer' was detected on 2 of 3 shapes" in stdout
+    # a re-run one by one keeps the finished shapes, whose lost part is still the collection's to word
+    rc, stdout, err = run_cli(["batch", folder, "--parts", parts, "--out", out, "--mode", "tta", *FAST])
+    assert rc == 0 and "3 finished before" in err, err
+    assert "collection: 'drawer' was detected on 2 of 3 shapes" in stdout
     alone = tmp_path / "alone"
     assert run_cli(["batch", folder, "--parts", parts, "--out", alone, "--mode", "tta", *FAST])[0] == 0
     for k in range(3):
