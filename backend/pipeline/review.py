@@ -78,7 +78,7 @@ def detected_views(detections: Detections | None, n_parts: int) -> np.ndarray:
 
 
 def in_views(n: int) -> str:
-    """ "1 view", "3 views": how warnings count views."""
+    """How warnings count views: "1 view", "3 views"."""
     return "1 view" if n == 1 else f"{n} views"
 
 
