@@ -14,7 +14,7 @@ from partdistill.bench.simulated import simulate_detections
 from partdistill.shared import protocol
 from partdistill.shared.client import BackendClient
 from partdistill.shared.collection_wire import collection_request, parse_collection_request
-from partdistill.shared.detections import Detections
+from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.options import CollectionOptions, SegmentOptions
 from partdistill.shared.request import CollectionRequest, Member
@@ -72,3 +72,28 @@ def test_a_collection_the_backend_would_refuse_is_refused_before_sending(members
         collection_request("j", CollectionRequest([ms[0], wrong], names, FAST))
     with pytest.raises(ValidationError, match="1 to 16 shapes"):
         collection_request("j", CollectionRequest([ms[0]] * 17, names, FAST))
+
+
+@pytest.mark.parametrize("mode", ["pre", "tta"])
+def test_a_part_no_table_has_is_worded_once_together_and_once_per_shape_one_by_one(mode, torch_single_thread):
+    """Three tables asked for a 'drawer', which stray boxes name in one view of two of them."""
+    mesh, gt, names = table()
+    ms = []
+    for k in range(3):
+        cap = capture_of(mesh, gt, names, n_views=4, size=48)
+        views = [list(v) for v in simulate_detections(cap, seed=k).views]
+        if k < 2:
+            views[0].append(Detection(2, 0.2, np.array([20, 20, 23, 23], np.float32)))
+        ms.append(Member(cap, Detections((*names, "drawer"), views)))
+    with running_server(heartbeat_s=0.3) as (server, _):
+        client = BackendClient(server.endpoint, timeout_s=30)
+        request = CollectionRequest(ms, (*names, "drawer"), FAST, CollectionOptions(mode=mode, students=1))
+        results, errors, warnings = client.segment_collection(request)
+    assert errors == ["", "", ""]
+    per_shape = [[w for w in r.warnings if "'drawer'" in w] for r in results]
+    together = [w for w in warnings if "'drawer' was detected on 2 of 3 shapes" in w]
+    if mode == "pre":
+        assert per_shape == [[], [], []] and len(together) == 1
+    else:
+        assert [len(w) for w in per_shape] == [1, 1, 0] and not together
+        assert per_shape[0][0].startswith("'drawer' was detected in 1 view but no face was labelled with it")
