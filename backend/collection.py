@@ -36,8 +36,8 @@ from .checkpoint import Checkpoint
 from .pipeline.detect import make_detections
 from .pipeline.distill import TTA_LR, DistillConfig, distill, rescore
 from .pipeline.label import label_faces
-from .pipeline.outliers import FLAG_PREFIX, disagreement, flag_collection, part_figures
-from .pipeline.review import review, stored_detected_views
+from .pipeline.outliers import FLAG_PREFIX, disagreement, flag_collection, result_figures
+from .pipeline.review import review
 from .pipeline.shape import PreparedShape, prepare_points, prepare_shape
 from .pipeline.vote import superpoint_vote
 from .pre import category_student, train
@@ -180,8 +180,7 @@ def review_members(members: Sequence[Member], out: CollectionResult, names: tupl
     """The collection's review (``pipeline.outliers``): each flagged member's result gets its warnings
     (starting ``FLAG_PREFIX``); returns the collection's own warnings."""
     figures = [
-        None if r is None else part_figures(m.capture.mesh, r.face_labels, len(names), stored_detected_views(r))
-        for m, r in zip(members, out.results, strict=True)
+        None if r is None else result_figures(m.capture.mesh, r) for m, r in zip(members, out.results, strict=True)
     ]
     flags = flag_collection(figures, out.disagreements(), names)
     for r, warnings in zip(out.results, flags.shape_warnings, strict=True):

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 from partdistill.backend.collection import segment_collection
 from partdistill.backend.pipeline.mesh_graph import face_graph
-from partdistill.backend.pipeline.outliers import part_figures
-from partdistill.backend.pipeline.review import stored_detected_views
+from partdistill.backend.pipeline.outliers import result_figures
 from partdistill.shared.options import CollectionOptions
 from partdistill.shared.request import Member
 
@@ -147,9 +146,7 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
                 continue
             row = result_row(s, cap, dets[k], res, teacher, level, v, fit_s + each, setup.options, keys[v][k])
             row["collection"] = [m.key for m in group]
-            row["parts"] = part_figures(cap.mesh, res.face_labels, len(names), stored_detected_views(res)).to_dict(
-                names
-            )
+            row["parts"] = result_figures(cap.mesh, res).to_dict(names)
             row["disagreement"] = res.stats.get("disagreement")
             row.update(_confidence_by_agreement(res, out.student_labels[k], cap.gt_face_labels))
             runs.add(row)

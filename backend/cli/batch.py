@@ -333,12 +333,9 @@ def _detections_beside(path: Path, capture) -> Detections | None:
 def _write_atomically(out: Path, folder: str, capture, result, per_face_json: bool = False) -> None:
     """Write into a hidden folder, then rename it: a half-written output never looks finished. The
     result's part figures go into its stats, for the review of the collection."""
-    from ..pipeline.outliers import part_figures
-    from ..pipeline.review import stored_detected_views
+    from ..pipeline.outliers import result_figures
 
-    names = result.part_names
-    figures = part_figures(capture.mesh, result.face_labels, len(names), stored_detected_views(result))
-    result.stats["parts"] = figures.to_dict(names)
+    result.stats["parts"] = result_figures(capture.mesh, result).to_dict(result.part_names)
     partial = out / f".partial-{folder}"
     shutil.rmtree(partial, ignore_errors=True)
     try:

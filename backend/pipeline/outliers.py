@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from partdistill.shared.capture import Mesh
+from partdistill.shared.result import SegmentationResult
 from scipy.sparse import csgraph, csr_matrix
 
 from .mesh_graph import face_graph
-from .review import MISSING_AFTER_VIEWS, in_views
+from .review import MISSING_AFTER_VIEWS, in_views, stored_detected_views
 
 #: Every warning of a collection's review starts so (a re-run replaces them, and users can tell them).
 FLAG_PREFIX = "collection: "
@@ -129,6 +130,13 @@ def part_figures(mesh: Mesh, face_labels: np.ndarray, n_parts: int, detected: np
     return PartFigures(share, pieces, place, None if detected is None else np.asarray(detected, np.int64))
 
 
+def result_figures(mesh: Mesh, result: SegmentationResult) -> PartFigures:
+    """The figures of ``result`` on ``mesh``, with the views its review recorded per part
+    (``review.stored_detected_views``)."""
+    names = result.part_names
+    return part_figures(mesh, result.face_labels, len(names), stored_detected_views(result))
+
+
 def principal_frame(xyz: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``xyz`` (N, 3) in the frame of its weighted principal axes, the axis of largest spread first."""
     w = weight / (float(weight.sum()) or 1.0)
@@ -188,7 +196,7 @@ def flag_collection(
             suspicion[i] = max(suspicion[i], d / rules.disagreement)
     if len(have) < rules.min_shapes:
         for i in have:
-            for p in _lacking(figures[i], range(len(names))):
+            for p in (p for p in range(len(names)) if _lost(figures[i], p)):
                 warnings[i].append(
                     f"'{names[p]}' was detected in {in_views(figures[i].detected[p])} but nothing was labelled "
                     f"with it (if the shape has a {names[p]}, the teacher probably took it for another part)"
@@ -207,7 +215,7 @@ def flag_collection(
                 f"(median {100 * med:.0f}%): the teacher probably confuses it with another part (check the part "
                 "names and the prompt)"
             )
-        lacking = [k for k, i in enumerate(have) if _lacking(figures[i], [p])]
+        lacking = [k for k, i in enumerate(have) if _lost(figures[i], p)]
         if lacking and med == 0:
             out.append(
                 f"'{name}' was detected on {len(lacking)} of {len(have)} shapes but labelled on none of them, nor on "
@@ -248,10 +256,10 @@ def flag_collection(
     return CollectionFlags(warnings, out, suspicion, list(figures), disagreement, rules)
 
 
-def _lacking(fig: PartFigures, parts) -> list[int]:
-    """The ``parts`` detected in enough views (``review.MISSING_AFTER_VIEWS``) that got no face (no
-    place: exact, where a share is rounded and a part in many specks counts no piece)."""
-    return [p for p in parts if fig.detected[p] >= MISSING_AFTER_VIEWS and np.isnan(fig.place[p, 0])]
+def _lost(fig: PartFigures, p: int) -> bool:
+    """Whether part ``p`` was detected in enough views (``review.MISSING_AFTER_VIEWS``) and got no
+    face (no place: exact, where a share is rounded and a part in many specks counts no piece)."""
+    return bool(fig.detected[p] >= MISSING_AFTER_VIEWS and np.isnan(fig.place[p, 0]))
 
 
 def disagreement(face_labels: np.ndarray, student_labels: np.ndarray, areas: np.ndarray) -> float:
