@@ -54,6 +54,11 @@ def label_collection(
             raise ValidationError(
                 "--students", f"{saved} was fitted with {n_fitted} category student(s): give those, or another --out"
             )
+        stretched = float(checkpoint.meta.get("training", {}).get("stretch", 1.0))
+        if stretched != float(args.collection.stretch):
+            raise ValidationError(
+                "--stretch", f"{saved} was fitted with --stretch {stretched:g}: give that, or another --out"
+            )
         print(f"using the category student fitted before: {saved}", file=sys.stderr)
     members, where = [], []
     stream = capture_files(

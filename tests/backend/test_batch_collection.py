@@ -66,13 +66,19 @@ def test_a_rerun_reuses_the_category_student_and_labels_only_what_is_missing(tab
     assert rc == 2 and "was fitted for the parts ['top', 'leg']" in err
 
 
-def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_ask_for_as_many(tables, tmp_path):
+def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_ask_for_as_many_and_the_same_stretch(
+    tables, tmp_path
+):
     out = tmp_path / "out"
     rc, stdout, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, "--students", "2", *FAST])
     assert rc == 0 and "done 5, failed 0" in stdout, err
     assert json.loads((out / "category-model" / "partdistill.json").read_text())["student"]["members"] == 2
     rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
     assert rc == 2 and "--students: " in err and "was fitted with 2 category student(s)" in err.splitlines()[-1]
+    rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, "--students", "2", "--stretch", "1.5"])
+    assert rc == 2 and err.splitlines()[-1].endswith(
+        "--stretch: " + f"{out / 'category-model'} was fitted with --stretch 1: give that, or another --out"
+    )
     rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--students", "0"])
     assert rc == 2 and "--students" in err
     rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--stretch", "3"])
