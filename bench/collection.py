@@ -15,13 +15,14 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from partdistill.backend.collection import segment_collection
 from partdistill.backend.pipeline.mesh_graph import face_graph
 from partdistill.backend.pipeline.outliers import result_figures
-from partdistill.shared.options import CollectionOptions
+from partdistill.shared.options import CollectionOptions, SegmentOptions
 from partdistill.shared.request import Member
 
 from .levels import simulate
@@ -30,7 +31,8 @@ from .real import result_row
 from .runlog import Log, RunLog, RunSetup
 
 #: name -> the ``CollectionOptions`` that make it (the confidence drop is left out of the runs: the
-#: report applies each candidate drop to the stored histograms).
+#: report applies each candidate drop to the stored histograms), and ``fit_share``: the category
+#: fits' epochs as a share of the run's (``variant_options``).
 VARIANTS: dict[str, dict] = {
     "collection-pre": {"mode": "pre"},
     "collection-e15": {"finetune_epochs": 15},
@@ -44,6 +46,7 @@ VARIANTS: dict[str, dict] = {
     "collection-e50-blend-k3": {"finetune_epochs": 50, "blend": 0.5, "students": 3},
     "collection-pre-k3-s125": {"mode": "pre", "students": 3, "stretch": 1.25},
     "collection-pre-k3-s150": {"mode": "pre", "students": 3, "stretch": 1.5},
+    "collection-pre-k5-e60": {"mode": "pre", "students": 5, "fit_share": 0.6},
 }
 #: Confidence histograms' bins (fine enough to rescale the confidences of the faces that differ).
 BINS = 100
@@ -120,23 +123,22 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
     ]
     members = [Member(c, d) for c, d in zip(caps, dets, strict=True)]
     names = group[0].part_names
-    fits = {}  # (students, stretch) -> the collection in mode "pre": each category fit made once per run
+    fits = {}  # the fit's options -> the collection in mode "pre": each category fit made once per run
     for v in todo:
-        k = (VARIANTS[v].get("students", 1), VARIANTS[v].get("stretch", 1.0))  # a variant names its stretch
+        fit_options, opts = variant_options(v, setup.options)
+        k = (opts.students, opts.stretch, fit_options.epochs)
         if k not in fits:
             t = time.perf_counter()
-            opts = CollectionOptions(mode="pre", students=k[0], stretch=k[1], disagree_confidence=1.0)
-            fits[k] = segment_collection(members, names, setup.options, opts)
+            fit = CollectionOptions(mode="pre", students=opts.students, stretch=opts.stretch, disagree_confidence=1.0)
+            fits[k] = segment_collection(members, names, fit_options, fit)
             took = time.perf_counter() - t
             log(f"{group[0].category} {group[0].split}: {k[0]} category student(s) fitted in {took:.0f} s")
         fitted = fits[k]
         fit_s = fitted.timings["fit"] / len(group)
         t = time.perf_counter()
-        if VARIANTS[v].get("mode") == "pre":
+        if opts.mode == "pre":
             out = fitted
         else:
-            # a variant names the blend it uses: none unless it says
-            opts = CollectionOptions(**{"blend": 0.0, **VARIANTS[v]}, disagree_confidence=1.0)
             out = segment_collection(members, names, setup.options, opts, checkpoint=fitted.checkpoint)
         each = (time.perf_counter() - t) / len(group) if out is not fitted else fitted.timings["label"] / len(group)
         for k, s in enumerate(group):
@@ -151,6 +153,16 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
             row.update(_confidence_by_agreement(res, out.student_labels[k], cap.gt_face_labels))
             runs.add(row)
             log(f"{s.key:>12} {teacher:4} {level:9} {v:26} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
+
+
+def variant_options(variant: str, options: SegmentOptions) -> tuple[SegmentOptions, CollectionOptions]:
+    """What a run of ``variant`` labels with: the engine options of its category fits (the run's
+    ``options`` with ``fit_share`` of their epochs) and its checked collection options (no blend
+    and no confidence drop unless it says)."""
+    spec = dict(VARIANTS[variant])
+    share = spec.pop("fit_share", 1.0)
+    fit = replace(options, epochs=max(1, round(options.epochs * share)))
+    return fit, CollectionOptions(**{"blend": 0.0, "disagree_confidence": 1.0, **spec}).validate()
 
 
 def _confidence_by_agreement(res, student_labels, gt) -> dict[str, list[int]]:

@@ -184,7 +184,7 @@ DISAGREE_CONFIDENCE = 1.0
 BLEND = 0.5
 #: Category students fitted and averaged: chosen on the real-mesh validation split (``bench real
 #: --collection``): three labelling alone scored 55.5, three fine-tuned and blended 53.4, one
-#: fine-tuned and blended 53.7, one alone 52.6.
+#: fine-tuned and blended 53.7, one alone 52.6; five of 60 epochs each (the same fitting time) 54.1.
 CATEGORY_STUDENTS = 3
 #: The most category students one collection fits (and one checkpoint holds).
 MAX_CATEGORY_STUDENTS = 16
