@@ -79,6 +79,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --collection: the collection variants to run on the --split asked (default: all); the "
         "report takes every run in the logs",
     )
+    r.add_argument(
+        "--pooled",
+        action="store_true",
+        help="with --collection: each category's shapes of both splits as one collection (8 shapes; the fits "
+        "see no labels); report only, into an --out of its own: the variant is chosen on 4-shape runs",
+    )
     r.set_defaults(func=run_real)
     f = which.add_parser("fewshot", help="mIoU against k painted faces (TTA) and k labelled shapes (Pre)")
     _real_mesh_args(f, Path("out/bench-fewshot"))
@@ -355,6 +361,8 @@ def run_real(args: argparse.Namespace) -> int:
             kw[name] = _list(value)
     if args.collection:
         return _run_collection(args, data, kw)
+    if args.pooled:
+        raise ValidationError("--pooled", "is for --collection")
     try:
         rows = real.run(data, args.data, args.out, selection=_selection(args), setup=_setup(args), **kw)
     except ValueError as e:
@@ -383,6 +391,8 @@ def _run_collection(args: argparse.Namespace, data: Path, kw: dict) -> int:
 
     selection, setup = _selection(args), _setup(args)
     variants = tuple(_list(args.variants)) if args.variants else tuple(collection.VARIANTS)
+    if args.pooled and selection.splits != SPLITS:
+        raise ValidationError("--pooled", "needs --split all: a pooled collection holds both splits' shapes")
     try:
         # the report chooses on validation: the per-shape methods of both splits are always in it
         rows = real.run(
@@ -395,9 +405,10 @@ def _run_collection(args: argparse.Namespace, data: Path, kw: dict) -> int:
             methods=collection_report.SHAPE_METHODS,
             setup=setup,
         )
-        collection.run(data, args.data, args.out, selection=selection, variants=variants, setup=setup)
+        pooled = args.pooled
+        collection.run(data, args.data, args.out, selection=selection, variants=variants, setup=setup, pooled=pooled)
         both = replace(selection, splits=SPLITS)
-        rows += collection.logged(data, args.data, args.out, selection=both, setup=setup)
+        rows += collection.logged(data, args.data, args.out, selection=both, setup=setup, pooled=pooled)
     except ValueError as e:
         raise ValidationError("bench real --collection", str(e)) from None
     collection_report.write(args.out, rows)

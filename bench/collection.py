@@ -62,20 +62,33 @@ def run(
     level: str = "realistic",
     variants: Sequence[str] = tuple(VARIANTS),
     setup: RunSetup | None = None,
+    pooled: bool = False,
     log: Log = print,
 ) -> list[dict]:
-    """Run every variant on every collection not yet in ``out/collection.jsonl``; returns their rows."""
+    """Run every variant on every collection not yet in ``out/collection.jsonl``; returns their rows.
+    ``pooled``: a category's shapes of all the selected splits are one collection (``collections``)."""
     setup, selection = setup or RunSetup(), selection or Selection()
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     runs = RunLog.open(out / "collection.jsonl")
-    for split in selection.splits:
-        shapes = selection.shapes(data, cache, split, setup.views, setup.resolution)
-        for cat in selection.categories:
-            group = [s for s in shapes if s.category == cat]
-            _run_collection(group, teacher, level, variants, setup, runs, log)
+    for group in collections(data, cache, selection, setup, pooled):
+        _run_collection(group, teacher, level, variants, setup, runs, log)
     return runs.rows
+
+
+def collections(
+    data: Path, cache: Path, selection: Selection, setup: RunSetup, pooled: bool = False
+) -> list[list[RealShape]]:
+    """The selection's collections: each category's shapes of one split, or with ``pooled`` of all the
+    selected splits together (the category fits see no labels, so a collection may hold validation and
+    test shapes; each row still carries its shape's split, and choices stay with the 4-shape runs)."""
+    shapes = {sp: selection.shapes(data, cache, sp, setup.views, setup.resolution) for sp in selection.splits}
+    out = []
+    for cat in selection.categories:
+        per_split = [[s for s in shapes[sp] if s.category == cat] for sp in selection.splits]
+        out += [[s for g in per_split for s in g]] if pooled else per_split
+    return [g for g in out if g]
 
 
 def logged(
@@ -87,17 +100,15 @@ def logged(
     teacher: str = "box",
     level: str = "realistic",
     setup: RunSetup,
+    pooled: bool = False,
 ) -> list[dict]:
     """Every run of every variant on the selection's collections already in ``out/collection.jsonl``
     (nothing is run): what a report reads."""
     done = RunLog.open(out / "collection.jsonl").done
     rows = []
-    for split in selection.splits:
-        shapes = selection.shapes(data, cache, split, setup.views, setup.resolution)
-        for cat in selection.categories:
-            group = [s for s in shapes if s.category == cat]
-            keys = [run_key(s, group, teacher, level, v, setup) for v in VARIANTS for s in group]
-            rows += [done[k] for k in keys if k in done]
+    for group in collections(data, cache, selection, setup, pooled):
+        keys = [run_key(s, group, teacher, level, v, setup) for v in VARIANTS for s in group]
+        rows += [done[k] for k in keys if k in done]
     return rows
 
 

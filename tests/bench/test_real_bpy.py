@@ -64,7 +64,7 @@ def test_bench_real_small_runs_every_method_and_writes_tables_and_pictures(tmp_p
     assert (out / "runs.jsonl").read_text() == before
 
 
-def test_bench_real_collection_small_sets_the_variants_beside_the_methods_and_chooses_on_validation(
+def test_bench_real_collection_small_sets_the_variants_beside_the_methods_chooses_on_validation_and_pools(
     tmp_path, torch_single_thread
 ):
     pytest.importorskip("bpy")
@@ -84,3 +84,17 @@ def test_bench_real_collection_small_sets_the_variants_beside_the_methods_and_ch
     assert summary["variant"] == best  # chosen on validation
     assert set(summary["tables"]["val"]["Overall"]) >= {"distill", "pre", "superpoint", "vote-fill"}
     assert "recall (%)" in (out / "collection.md").read_text() and (out / "collection.png").is_file()
+    # pooled: a category's shapes of both splits are one collection, and each row keeps its split
+    assert cli.main([*argv, "--split", "val", "--pooled"]) == 2
+    assert cli.main([*argv, "--split", "all", "--pooled", "--variants", "collection-pre"]) == 0
+    pooled = [json.loads(line) for line in (out / "collection.jsonl").read_text().splitlines()][len(rows) :]
+    assert sorted((r["shape"], r["split"]) for r in pooled) == [
+        ("Bird_241", "val"),
+        ("Bird_242", "val"),
+        ("Bird_245", "test"),
+        ("Bird_246", "test"),
+    ]
+    assert all(len(r["collection"]) == 4 for r in pooled)
+    summary = json.loads((out / "collection.json").read_text())
+    assert summary["tables"]["test"]["Overall"]["collection-pre"] is not None
+    assert summary["tables"]["val"]["Overall"]["collection-pre-k3"] is None  # only the pooled runs are read
