@@ -1,5 +1,6 @@
 """``bench real --collection``'s variants: each one is a valid set of options, the category fit's
-epochs follow the run's, and what a variant does not name is the benchmark's neutral setting."""
+epochs follow the run's, and what a variant does not name is the benchmark's neutral setting (one
+student, no blend, no confidence drop), not the product's default."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def test_a_fit_share_scales_the_runs_epochs_and_nothing_else():
     assert fit == base and opts.students == 3
 
 
-def test_a_variant_that_names_no_blend_blends_nothing():
+def test_a_variant_that_names_no_blend_blends_nothing_and_one_that_names_no_students_fits_one():
+    assert variant_options("collection-pre", SegmentOptions())[1].students == 1
     assert variant_options("collection-e50", SegmentOptions())[1].blend == 0.0
     assert variant_options("collection-e50-blend", SegmentOptions())[1].blend == 0.5
