@@ -143,7 +143,8 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
             fit = CollectionOptions(mode="pre", students=opts.students, stretch=opts.stretch, disagree_confidence=1.0)
             fits[k] = segment_collection(members, names, fit_options, fit)
             took = time.perf_counter() - t
-            log(f"{group[0].category} {group[0].split}: {k[0]} category student(s) fitted in {took:.0f} s")
+            splits = "+".join(dict.fromkeys(s.split for s in group))
+            log(f"{group[0].category} {splits}: {k[0]} category student(s) fitted in {took:.0f} s")
         fitted = fits[k]
         fit_s = fitted.timings["fit"] / len(group)
         t = time.perf_counter()
