@@ -82,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--pooled",
         action="store_true",
-        help="with --collection: each category's shapes of both splits as one collection (8 shapes; the fits "
-        "see no labels); report only, into an --out of its own: the variant is chosen on 4-shape runs",
+        help="with --collection and --split all: each category's shapes of both splits as one collection (the "
+        "fits see no labels); to report only, as the variant is chosen on one split's collections; the report "
+        "reads the pooled runs alone",
     )
     r.set_defaults(func=run_real)
     f = which.add_parser("fewshot", help="mIoU against k painted faces (TTA) and k labelled shapes (Pre)")
