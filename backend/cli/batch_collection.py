@@ -44,21 +44,20 @@ def label_collection(
     checkpoint = None
     if (saved / "partdistill.json").is_file():  # before any capture: a mismatch is known now
         checkpoint = load_checkpoint(saved)
-        if tuple(checkpoint.part_names) != names:
-            raise ValidationError(
+        training = checkpoint.meta.get("training", {})
+        n_fitted, stretched = training.get("students", 1), float(training.get("stretch", 1.0))
+        for flag, fitted, asked, how in (
+            (
                 "--parts",
-                f"{saved} was fitted for the parts {list(checkpoint.part_names)}: give those, or another --out",
-            )
-        n_fitted = checkpoint.meta.get("training", {}).get("students", 1)
-        if n_fitted != args.collection.students:
-            raise ValidationError(
-                "--students", f"{saved} was fitted with {n_fitted} category student(s): give those, or another --out"
-            )
-        stretched = float(checkpoint.meta.get("training", {}).get("stretch", 1.0))
-        if stretched != float(args.collection.stretch):
-            raise ValidationError(
-                "--stretch", f"{saved} was fitted with --stretch {stretched:g}: give that, or another --out"
-            )
+                tuple(checkpoint.part_names),
+                names,
+                f"for the parts {list(checkpoint.part_names)}: give those",
+            ),
+            ("--students", n_fitted, args.collection.students, f"with {n_fitted} category student(s): give those"),
+            ("--stretch", stretched, float(args.collection.stretch), f"with --stretch {stretched:g}: give that"),
+        ):
+            if fitted != asked:
+                raise ValidationError(flag, f"{saved} was fitted {how}, or another --out")
         print(f"using the category student fitted before: {saved}", file=sys.stderr)
     members, where = [], []
     stream = capture_files(
