@@ -23,6 +23,7 @@ from importlib.metadata import entry_points
 from partdistill.shared.errors import ValidationError
 
 from . import batch, capture_bundle, fit, keys, predict, segment, serve
+from .interrupt import interrupts_outside_imports
 
 COMMANDS = (segment, batch, fit, predict, capture_bundle, serve, keys)
 PLUGIN_GROUP = "partdistill.commands"
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return args.func(args)
+        with interrupts_outside_imports():
+            return args.func(args)
     except ValidationError as e:
         print(f"partdistill: error: {e}", file=sys.stderr)
         return 2
