@@ -39,7 +39,8 @@ GRID = {
 
 
 def flagged(rows: Sequence[dict], rules: FlagRules) -> dict[str, bool]:
-    """Per row key: whether the shape carries a warning, its own review's or the collection's."""
+    """Per row key: whether the shape carries a warning, its own review's or the collection's. Each
+    collection is reviewed over the rows of it that ``rows`` holds: give whole collections."""
     out = {}
     for group in _collections(rows).values():
         names = tuple(group[0]["parts"])
@@ -63,13 +64,16 @@ def precision_recall(rows: Sequence[dict], warned: dict[str, bool]) -> dict[str,
     }
 
 
-def choose_rules(rows: Sequence[dict]) -> FlagRules:
-    """The rules that flag every validation shape below ``RECALL_BELOW`` (or as many as any rule
-    does) with the best precision, then the fewest flags."""
+def choose_rules(rows: Sequence[dict], split: str = "val") -> FlagRules:
+    """The rules that flag every shape of ``split`` below ``RECALL_BELOW`` (or as many as any rule
+    does) with the best precision, then the fewest flags. ``rows``: one variant's whole collections,
+    flagged as the product reviews them (a pooled collection's shapes of both splits together),
+    scored on ``split``'s shapes alone."""
+    scored = [r for r in rows if r["split"] == split]
     best, best_score = FlagRules(), None
     for values in itertools.product(*GRID.values()):
         rules = replace(FlagRules(), **dict(zip(GRID, values, strict=True)))
-        pr = precision_recall(rows, flagged(rows, rules))
+        pr = precision_recall(scored, flagged(rows, rules))
         score = (pr["recall"], pr["precision"], -pr["warned"])
         if best_score is None or score > best_score:
             best, best_score = rules, score
@@ -110,14 +114,16 @@ def summarise(rows: Sequence[dict]) -> dict:
     val = [r for r in rows if r["split"] == "val"]
     variant = max(VARIANTS, key=lambda v: (tables["val"]["Overall"][v] or -1, -list(VARIANTS).index(v)))
     chosen = [r for r in val if r["method"] == variant]
-    rules = choose_rules(chosen)
+    everything = [r for r in rows if r["method"] == variant]  # a pooled collection spans both splits
+    rules = choose_rules(everything, "val")
     drop = choose_drop(chosen)
+    warned = flagged(everything, rules)
     flags = {}
     for split in ("val", "test"):
-        mine = [r for r in rows if r["split"] == split and r["method"] == variant]
+        mine = [r for r in everything if r["split"] == split]
         before = [r for r in rows if r["split"] == split and r["method"] == "distill"]
         flags[split] = {
-            variant: precision_recall(mine, flagged(mine, rules)),
+            variant: precision_recall(mine, warned),
             "distill (its own warnings)": precision_recall(before, {r["key"]: bool(r["warnings"]) for r in before}),
         }
     ece = {
