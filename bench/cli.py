@@ -148,7 +148,7 @@ def _real_mesh_args(p: argparse.ArgumentParser, out: Path, captures: bool = True
 
 def _engine_args(p: argparse.ArgumentParser, render_type: bool = False) -> None:
     """What ``_options`` and ``_setup`` read: the views' number and size, what they show (only where
-    the runner passes ``render_type`` on), and the student's points, epochs and device."""
+    the runner passes ``render_type`` on), and the student's points, epochs, device and seed."""
     p.add_argument("--views", type=int, default=10)
     p.add_argument("--resolution", type=int, default=512)
     if render_type:
@@ -161,12 +161,18 @@ def _engine_args(p: argparse.ArgumentParser, render_type: bool = False) -> None:
     p.add_argument("--points", type=int, default=SegmentOptions.n_points)
     p.add_argument("--epochs", type=int, default=SegmentOptions.epochs)
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=SegmentOptions.seed,
+        help="the students' initialisation and point samples (the simulated teacher's detections stay the same)",
+    )
 
 
 def _options(args: argparse.Namespace) -> SegmentOptions:
     render_type = getattr(args, "render_type", SegmentOptions.render_type)
     return SegmentOptions(
-        n_points=args.points, epochs=args.epochs, device=args.device, render_type=render_type
+        n_points=args.points, epochs=args.epochs, device=args.device, render_type=render_type, seed=args.seed
     ).validate()
 
 
