@@ -111,12 +111,10 @@ def summarise(rows: Sequence[dict]) -> dict:
         t = {c: {m: _mean(by.get((split, c, m), [])) for m in methods} for c in CATEGORIES}
         t["Overall"] = {m: _mean([v for c in CATEGORIES for v in by.get((split, c, m), [])]) for m in methods}
         tables[split] = t
-    val = [r for r in rows if r["split"] == "val"]
     variant = max(VARIANTS, key=lambda v: (tables["val"]["Overall"][v] or -1, -list(VARIANTS).index(v)))
-    chosen = [r for r in val if r["method"] == variant]
     everything = [r for r in rows if r["method"] == variant]  # a pooled collection spans both splits
     rules = choose_rules(everything, "val")
-    drop = choose_drop(chosen)
+    drop = choose_drop([r for r in everything if r["split"] == "val"])
     warned = flagged(everything, rules)
     flags = {}
     for split in ("val", "test"):

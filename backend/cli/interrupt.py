@@ -48,10 +48,8 @@ def interrupts_outside_imports() -> Iterator[None]:
     """For the block, Ctrl+C raises ``KeyboardInterrupt`` only outside imports; the handler before it
     is restored after. A Ctrl+C ignored when the process started (a job started in the background)
     stays ignored, and outside the main thread the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
-        signal.SIG_IGN,
-        None,
-    ):
+    ignored = signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None)  # None: not set from Python
+    if ignored or threading.current_thread() is not threading.main_thread():
         yield
         return
     before = signal.signal(signal.SIGINT, _on_interrupt)

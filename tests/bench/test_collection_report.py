@@ -7,8 +7,6 @@ from __future__ import annotations
 from partdistill.bench.collection import BINS
 from partdistill.bench.collection_report import choose_rules, flagged, precision_recall, summarise
 
-NAMES = ("body", "tail")
-
 
 def _row(i: int, split: str, tail_share: float, miou: float) -> dict:
     place = [0.5, 0.5, 0.5]
