@@ -101,11 +101,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--split", choices=("val", "test"), default="test", help="the shapes of the TTA curve")
     f.set_defaults(func=run_fewshot)
     pc = which.add_parser("points", help="point clouds sampled from the real meshes, every method, per-point mIoU")
-    _real_mesh_args(pc, Path("out/bench-points"), captures=False, categories=False)
-    pc.add_argument("--split", choices=("val", "test"), default="test")
+    _real_mesh_args(pc, Path("out/bench-points"), captures=False)
+    pc.add_argument(
+        "--split", choices=("val", "test", "all"), default="test", help="all: with --collection, collections of 8"
+    )
     pc.add_argument("--per-category", type=int, default=None, help="clouds per category (default: all 4)")
     pc.add_argument("--n-points", type=int, default=20_000, help="points sampled per mesh")
     pc.add_argument("--levels", default="perfect,realistic")
+    pc.add_argument("--collection", action="store_true", help="also each category's clouds together (collection mode)")
     pc.set_defaults(func=run_points)
     pt = which.add_parser("pretrain", help="pretrain the student's encoder (masked points) on the procedural shapes")
     pt.add_argument("--out", type=Path, default=Path("models/backbone-procedural"))
@@ -234,10 +237,12 @@ def run_points(args: argparse.Namespace) -> int:
     rows = points.run(
         data,
         args.out,
-        split=args.split,
+        split=None if args.split == "all" else args.split,
+        categories=_selection(args).categories,
         per_category=args.per_category,
         n_points=args.n_points,
         levels=_list(args.levels),
+        collection=args.collection,
         setup=_setup(args),
     )
     print(points.report(rows, args.out))

@@ -3,29 +3,55 @@
 The clouds are sampled from the meshes of ``psb.py``, captured as a user's point cloud would be
 (numpy surfels, normals estimated, no Blender), segmented by every method with a SIMULATED teacher,
 scored per point (mIoU over points, each point labelled with the part of the face it was sampled on).
+With ``collection``, each category's clouds of the split are also labelled together, as ``partdistill
+batch`` labels a folder of clouds: by one category student (``collection-pre``, the paper's Pre) and
+by collection mode's defaults (``collection``), flags included; with both splits, a category's 8
+clouds are one collection.
 
-Every run is a line of ``points.jsonl`` (resumable); ``points.md`` is the table."""
+Every run is a line of ``points.jsonl`` (resumable); ``points.md`` is the table and the flags' figures."""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from partdistill.backend.collection import review_members, segment_collection
 from partdistill.backend.metrics import shape_miou
 from partdistill.backend.pipeline.sample import sample_surface
 from partdistill.backend.tta import segment
-from partdistill.shared.capture import Mesh, PointCloud
+from partdistill.shared.capture import Capture, Mesh, PointCloud
+from partdistill.shared.options import CollectionOptions
 from partdistill.shared.point_capture import capture_point_cloud
 from partdistill.shared.point_cloud import per_face
+from partdistill.shared.request import Member
 
+from .collection_report import precision_recall
 from .levels import simulate
 from .psb import CATEGORIES, mesh_ids, part_words
 from .reporting import table_head, table_row, write_report
 from .runlog import Log, RunLog, RunSetup
 
 METHODS = ("vote-fill", "superpoint", "distill")
+#: A category's clouds labelled together: one category student (the paper's Pre), and collection
+#: mode as ``partdistill batch`` runs it by default.
+COLLECTION_METHODS = {"collection-pre": CollectionOptions(students=1), "collection": CollectionOptions()}
+
+
+@dataclass
+class Cloud:
+    """A sampled, captured cloud: ``labels`` ``(N,) int32`` each point's true part."""
+
+    key: str
+    category: str
+    mesh_id: int
+    split: str
+    labels: np.ndarray
+    names: tuple[str, ...]
+    capture: Capture
+    capture_s: float
 
 
 def sample_cloud(data: Path, key: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -43,62 +69,107 @@ def run(
     data: Path,
     out: Path,
     *,
-    split: str = "test",
+    split: str | None = "test",
+    categories: tuple[str, ...] = CATEGORIES,
     per_category: int | None = None,
     n_points: int = 20_000,
     levels=("perfect", "realistic"),
     methods=METHODS,
+    collection: bool = False,
     setup: RunSetup | None = None,
     log: Log = print,
 ) -> list[dict]:
-    """Run what is missing from ``out/points.jsonl``; returns every row asked for."""
+    """Run what is missing from ``out/points.jsonl``; returns every row asked for. ``collection``:
+    also each category's clouds together (``COLLECTION_METHODS``); with ``split`` None a category's
+    clouds of both splits are one collection (the fits see detections, never labels; each row keeps
+    its cloud's split)."""
     setup = setup or RunSetup()
     options, views, resolution = setup.options, setup.views, setup.resolution
     runs = RunLog.open(out / "points.jsonl")
-    for cat, mesh_id, sp in mesh_ids(data, CATEGORIES, split, per_category):
-        key = f"{cat}_{mesh_id}"
-        cap = None
-        keys = (
-            ((level, m), f"{key}/{n_points}/{views}/{resolution}/{level}/{m}/{options.epochs}/{options.seed}")
-            for level in levels
-            for m in methods
-        )
-        for (level, m), run_key in runs.missing(keys):
-            if cap is None:
+    shapes = mesh_ids(data, categories, split, per_category)
+    for cat in dict.fromkeys(c for c, _, _ in shapes):
+        clouds: dict[str, Cloud] = {}
+
+        def load(mesh_id: int, sp: str, cat: str = cat, clouds: dict = clouds) -> Cloud:
+            key = f"{cat}_{mesh_id}"
+            if key not in clouds:
                 pts, labels, names = sample_cloud(data, key, n_points)
                 t = time.perf_counter()
                 cap = capture_point_cloud(PointCloud(pts), n_views=views, resolution=resolution)
-                capture_s = time.perf_counter() - t
+                took = time.perf_counter() - t
                 cap.part_names, cap.gt_face_labels = names, per_face(labels)
-            det = simulate(cap, level, "box", seed=1000 + mesh_id)
-            t = time.perf_counter()
-            res = segment(cap, names, options=replace(options, method=m), detections=det)
-            miou = shape_miou(res.polygon_labels, labels, len(names), np.ones(len(labels)))
-            row = {
-                "key": run_key,
-                "shape": key,
-                "category": cat,
-                "split": sp,
-                "level": level,
-                "method": m,
-                "miou": round(100 * miou, 2),
-                "seconds": round(time.perf_counter() - t, 2),
-                "capture_s": round(capture_s, 2),
-                "warnings": list(res.warnings),
-            }
-            runs.add(row)
-            log(f"{key:>12} {level:9} {m:10} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
+                clouds[key] = Cloud(key, cat, mesh_id, sp, labels, names, cap, took)
+            return clouds[key]
+
+        group = [(i, sp) for c, i, sp in shapes if c == cat]
+        tag = f"{n_points}/{views}/{resolution}"
+        for mesh_id, sp in group:
+            keys = (
+                ((level, m), f"{cat}_{mesh_id}/{tag}/{level}/{m}/{options.epochs}/{options.seed}")
+                for level in levels
+                for m in methods
+            )
+            for (level, m), run_key in runs.missing(keys):
+                c = load(mesh_id, sp)
+                det = simulate(c.capture, level, "box", seed=1000 + mesh_id)
+                t = time.perf_counter()
+                res = segment(c.capture, c.names, options=replace(options, method=m), detections=det)
+                row = _row(c, run_key, level, m, res.polygon_labels, time.perf_counter() - t, res.warnings)
+                runs.add(row)
+                log(f"{c.key:>12} {level:9} {m:10} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
+        if not collection:
+            continue
+        members = "+".join(f"{cat}_{i}" for i, _ in group)
+        digest = hashlib.sha1(f"{members}/{options.to_dict()}".encode()).hexdigest()[:8]
+        for level in levels:
+            for m, copts in COLLECTION_METHODS.items():
+                keys = [f"{cat}_{i}/{tag}/{level}/{m}/{digest}" for i, _ in group]
+                if runs.all_done(keys):
+                    continue
+                cs = [load(i, sp) for i, sp in group]
+                dets = [simulate(c.capture, level, "box", seed=1000 + c.mesh_id) for c in cs]
+                batch = [Member(c.capture, d) for c, d in zip(cs, dets, strict=True)]
+                t = time.perf_counter()
+                res = segment_collection(batch, cs[0].names, options, copts)
+                review_members(batch, res, cs[0].names)
+                each = (time.perf_counter() - t) / len(cs)
+                for c, r, key, err in zip(cs, res.results, keys, res.errors, strict=True):
+                    if r is None:
+                        log(f"{c.key}: {m} failed: {err}")
+                        continue
+                    row = _row(c, key, level, m, r.polygon_labels, each, r.warnings)
+                    runs.add(row)
+                    log(f"{c.key:>12} {level:9} {m:14} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
     return runs.rows
 
 
+def _row(c: Cloud, key: str, level: str, method: str, labels: np.ndarray, seconds: float, warnings) -> dict:
+    miou = shape_miou(labels, c.labels, len(c.names), np.ones(len(c.labels)))
+    return {
+        "key": key,
+        "shape": c.key,
+        "category": c.category,
+        "split": c.split,
+        "level": level,
+        "method": method,
+        "miou": round(100 * miou, 2),
+        "seconds": round(seconds, 2),
+        "capture_s": round(c.capture_s, 2),
+        "warnings": list(warnings),
+    }
+
+
 def report(rows: list[dict], out: Path) -> str:
-    """``points.md``: per level, mIoU per category and method (the best of each row in bold)."""
+    """``points.md``: per split and level, mIoU per category and method (the best of each row in
+    bold), then the warnings' figures per method (as ``bench real --collection`` counts them)."""
     lines = []
-    for level in dict.fromkeys(r["level"] for r in rows):
-        sub = [r for r in rows if r["level"] == level]
-        methods = [m for m in METHODS if any(r["method"] == m for r in sub)]
+    order = (*METHODS, *COLLECTION_METHODS)
+    for split, level in dict.fromkeys((r["split"], r["level"]) for r in rows):
+        sub = [r for r in rows if r["level"] == level and r["split"] == split]
+        methods = [m for m in order if any(r["method"] == m for r in sub)]
         cats = [c for c in CATEGORIES if any(r["category"] == c for r in sub)]
-        lines += [f"**{level}** ({len({r['shape'] for r in sub})} point clouds)", "", *table_head("Category", methods)]
+        n = len({r["shape"] for r in sub})
+        lines += [f"**{split}, {level}** ({n} point clouds)", "", *table_head("Category", methods)]
         for c in [*cats, "Overall"]:
             vals = [
                 np.mean([r["miou"] for r in sub if r["method"] == m and c in ("Overall", r["category"])])
@@ -108,6 +179,13 @@ def report(rows: list[dict], out: Path) -> str:
             lines.append(table_row(c, (f"**{v:.1f}**" if i == best else f"{v:.1f}" for i, v in enumerate(vals))))
         secs = [np.mean([r["seconds"] for r in sub if r["method"] == m]) for m in methods]
         lines += [table_row("seconds per cloud", (f"{s:.2f}" for s in secs)), ""]
+        lines += table_head("warnings", ("clouds", "below 25", "warned", "recall (%)", "precision (%)"))
+        for m in methods:
+            of = [r for r in sub if r["method"] == m]
+            pr = precision_recall(of, {r["key"]: bool(r["warnings"]) for r in of})
+            figures = ("shapes", "below_recall_line", "warned", "recall", "precision")
+            lines.append(table_row(m, (str(pr[k]) for k in figures)))
+        lines.append("")
     caps = [r["capture_s"] for r in rows]
     if caps:
         lines.append(f"Capture (numpy surfels, 10 views): {np.mean(caps):.2f} s per cloud on average.")

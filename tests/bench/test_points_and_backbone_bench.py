@@ -46,6 +46,38 @@ def test_bench_points_small_scores_every_method_per_point_and_resumes(tmp_path, 
     assert cli.main(argv) == 0 and (out / "points.jsonl").read_text() == before
 
 
+def test_bench_points_collection_labels_a_category_s_clouds_together_and_counts_their_warnings(
+    tmp_path, torch_single_thread
+):
+    out = tmp_path / "out"
+    argv = ["bench", "points", "--out", str(out), "--split", "test", "--categories", "Vase", "--per-category", "3"]
+    argv += ["--n-points", "2000", "--levels", "realistic", "--views", "4", "--resolution", "128"]
+    argv += ["--points", "512", "--epochs", "8", "--collection"]
+    assert cli.main(argv) == 0
+    rows = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()]
+    by = {m: [r for r in rows if r["method"] == m] for m in {r["method"] for r in rows}}
+    assert set(by) == {"vote-fill", "superpoint", "distill", "collection-pre", "collection"}
+    assert all(len(v) == 3 for v in by.values())
+    shapes = {r["shape"] for r in by["distill"]}
+    assert {r["shape"] for r in by["collection"]} == shapes and all(r["split"] == "test" for r in rows)
+    assert all(0 <= r["miou"] <= 100 for r in rows)
+    table = (out / "points.md").read_text()
+    assert "**test, realistic** (3 point clouds)" in table
+    for m, of in by.items():  # the warnings table counts each method's own rows
+        warned = sum(bool(r["warnings"]) for r in of)
+        assert f"| {m} | 3 | {sum(r['miou'] < 25 for r in of)} | {warned} |" in table
+    before = (out / "points.jsonl").read_text()
+    assert cli.main(argv) == 0 and (out / "points.jsonl").read_text() == before
+    # both splits: one collection of the category's clouds, each row keeping its cloud's split
+    argv[argv.index("test")], argv[argv.index("3")] = "all", "2"
+    assert cli.main(argv) == 0
+    rows = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()]
+    new = [r for r in rows if r["method"] == "collection" and r["key"] not in before]
+    assert sorted(r["split"] for r in new) == ["test", "test", "val", "val"]
+    table = (out / "points.md").read_text()
+    assert "**val, realistic** (2 point clouds)" in table and "**test, realistic** (2 point clouds)" in table
+
+
 @pytest.mark.bpy
 def test_bench_pretrain_then_fig_b_small(tmp_path, torch_single_thread):
     pytest.importorskip("bpy")
