@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from partdistill.backend.cli import build_parser
-from partdistill.bench.cli import _setup
+from partdistill.bench.commands import _setup
 from partdistill.bench.psb import RealShape
 from partdistill.bench.real import run_key
 
