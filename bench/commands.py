@@ -1,5 +1,6 @@
-"""What each ``partdistill bench`` sub-command (``cli.py``) does with its arguments. Heavy modules
-load only when a benchmark runs."""
+"""What each ``partdistill bench`` sub-command (``cli.py``) does with its arguments.
+
+Heavy modules load only when a benchmark runs."""
 
 from __future__ import annotations
 

@@ -171,12 +171,11 @@ def report(rows: list[dict], out: Path) -> str:
         n = len({r["shape"] for r in sub})
         lines += [f"**{split}, {level}** ({n} point clouds)", "", *table_head("Category", methods)]
         for c in [*cats, "Overall"]:
-            vals = [
-                np.mean([r["miou"] for r in sub if r["method"] == m and c in ("Overall", r["category"])])
-                for m in methods
-            ]
+            of = [[r["miou"] for r in sub if r["method"] == m and c in ("Overall", r["category"])] for m in methods]
+            vals = [np.mean(v) if v else -1.0 for v in of]  # a method with no run there (it failed) gets ""
             best = int(np.argmax(vals))
-            lines.append(table_row(c, (f"**{v:.1f}**" if i == best else f"{v:.1f}" for i, v in enumerate(vals))))
+            cells = ("" if v < 0 else f"**{v:.1f}**" if i == best else f"{v:.1f}" for i, v in enumerate(vals))
+            lines.append(table_row(c, cells))
         secs = [np.mean([r["seconds"] for r in sub if r["method"] == m]) for m in methods]
         lines += [table_row("seconds per cloud", (f"{s:.2f}" for s in secs)), ""]
         lines += table_head("warnings", ("clouds", "below 25", "warned", "recall (%)", "precision (%)"))
