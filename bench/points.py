@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from partdistill.backend.metrics import shape_miou
 from partdistill.backend.pipeline.sample import sample_surface
 from partdistill.backend.tta import segment
 from partdistill.shared.capture import Capture, Mesh, PointCloud
+from partdistill.shared.detections import Detections
 from partdistill.shared.options import CollectionOptions
 from partdistill.shared.point_capture import capture_point_cloud
 from partdistill.shared.point_cloud import per_face
@@ -42,7 +43,8 @@ COLLECTION_METHODS = {"collection-pre": CollectionOptions(students=1), "collecti
 
 @dataclass
 class Cloud:
-    """A sampled, captured cloud: ``labels`` ``(N,) int32`` each point's true part."""
+    """A sampled, captured cloud: ``labels`` ``(N,) int32`` each point's true part; ``dets`` its
+    simulated detections per noise level, made once and shared by every method."""
 
     key: str
     category: str
@@ -52,6 +54,12 @@ class Cloud:
     names: tuple[str, ...]
     capture: Capture
     capture_s: float
+    dets: dict[str, Detections] = field(default_factory=dict)
+
+    def detections(self, level: str) -> Detections:
+        if level not in self.dets:
+            self.dets[level] = simulate(self.capture, level, "box", seed=1000 + self.mesh_id)
+        return self.dets[level]
 
 
 def sample_cloud(data: Path, key: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -87,22 +95,16 @@ def run(
     options, views, resolution = setup.options, setup.views, setup.resolution
     runs = RunLog.open(out / "points.jsonl")
     shapes = mesh_ids(data, categories, split, per_category)
+    tag = f"{n_points}/{views}/{resolution}"
     for cat in dict.fromkeys(c for c, _, _ in shapes):
-        clouds: dict[str, Cloud] = {}
+        clouds: dict[int, Cloud] = {}  # a category's clouds, captured when a run first needs them
 
         def load(mesh_id: int, sp: str, cat: str = cat, clouds: dict = clouds) -> Cloud:
-            key = f"{cat}_{mesh_id}"
-            if key not in clouds:
-                pts, labels, names = sample_cloud(data, key, n_points)
-                t = time.perf_counter()
-                cap = capture_point_cloud(PointCloud(pts), n_views=views, resolution=resolution)
-                took = time.perf_counter() - t
-                cap.part_names, cap.gt_face_labels = names, per_face(labels)
-                clouds[key] = Cloud(key, cat, mesh_id, sp, labels, names, cap, took)
-            return clouds[key]
+            if mesh_id not in clouds:
+                clouds[mesh_id] = _capture(data, cat, mesh_id, sp, n_points, views, resolution)
+            return clouds[mesh_id]
 
         group = [(i, sp) for c, i, sp in shapes if c == cat]
-        tag = f"{n_points}/{views}/{resolution}"
         for mesh_id, sp in group:
             keys = (
                 ((level, m), f"{cat}_{mesh_id}/{tag}/{level}/{m}/{options.epochs}/{options.seed}")
@@ -111,9 +113,8 @@ def run(
             )
             for (level, m), run_key in runs.missing(keys):
                 c = load(mesh_id, sp)
-                det = simulate(c.capture, level, "box", seed=1000 + mesh_id)
                 t = time.perf_counter()
-                res = segment(c.capture, c.names, options=replace(options, method=m), detections=det)
+                res = segment(c.capture, c.names, options=replace(options, method=m), detections=c.detections(level))
                 row = _row(c, run_key, level, m, res.polygon_labels, time.perf_counter() - t, res.warnings)
                 runs.add(row)
                 log(f"{c.key:>12} {level:9} {m:10} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
@@ -127,8 +128,7 @@ def run(
                 if runs.all_done(keys):
                     continue
                 cs = [load(i, sp) for i, sp in group]
-                dets = [simulate(c.capture, level, "box", seed=1000 + c.mesh_id) for c in cs]
-                batch = [Member(c.capture, d) for c, d in zip(cs, dets, strict=True)]
+                batch = [Member(c.capture, c.detections(level)) for c in cs]
                 t = time.perf_counter()
                 res = segment_collection(batch, cs[0].names, options, copts)
                 review_members(batch, res, cs[0].names)
@@ -141,6 +141,16 @@ def run(
                     runs.add(row)
                     log(f"{c.key:>12} {level:9} {m:14} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
     return runs.rows
+
+
+def _capture(data: Path, cat: str, mesh_id: int, split: str, n_points: int, views: int, resolution: int) -> Cloud:
+    key = f"{cat}_{mesh_id}"
+    pts, labels, names = sample_cloud(data, key, n_points)
+    t = time.perf_counter()
+    cap = capture_point_cloud(PointCloud(pts), n_views=views, resolution=resolution)
+    took = time.perf_counter() - t
+    cap.part_names, cap.gt_face_labels = names, per_face(labels)
+    return Cloud(key, cat, mesh_id, split, labels, names, cap, took)
 
 
 def _row(c: Cloud, key: str, level: str, method: str, labels: np.ndarray, seconds: float, warnings) -> dict:
