@@ -1,5 +1,5 @@
-"""Headless capture with Blender as a Python module: face ids vs renders, cameras, modifiers,
-messy meshes, other objects, and the user's scene left exactly as it was."""
+"""Headless capture with Blender as a Python module: face ids vs renders, cameras, modifiers, messy
+meshes and occluders, the render engines, the ring of cameras."""
 
 from __future__ import annotations
 
@@ -10,51 +10,15 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from bpy_scenes import COLOURS, add_camera, colour_cube  # noqa: E402
 from mathutils import Vector  # noqa: E402
 from partdistill.blender_addon import capture as cap_mod  # noqa: E402
 from partdistill.blender_addon.capture import face_ids as cap_face_ids  # noqa: E402
-from partdistill.blender_addon.capture import render as cap_render  # noqa: E402
-from partdistill.blender_addon.headless.mesh_import import capture_file  # noqa: E402
 from partdistill.shared.camera import project_points  # noqa: E402
-from partdistill.shared.errors import ValidationError  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 
-COLOURS = np.array([(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)], np.float64)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def colour_cube(name: str = "Cube", size: float = 2.0) -> bpy.types.Object:
-    """A cube whose six polygons have six flat material colours (polygon p -> COLOURS[p])."""
-    bpy.ops.mesh.primitive_cube_add(size=size)
-    obj = bpy.context.object
-    obj.name = name
-    for i, c in enumerate(COLOURS):
-        mat = bpy.data.materials.new(f"{name} colour {i}")
-        mat.diffuse_color = (*c, 1.0)  # what Workbench shows
-        bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
-        bsdf.inputs["Base Color"].default_value = (*c, 1.0)  # what Cycles shows
-        obj.data.materials.append(mat)
-    obj.data.polygons.foreach_set("material_index", np.arange(6, dtype=np.int32))
-    return obj
-
-
-def add_camera(
-    location, target=(0.0, 0.0, 0.0), *, kind: str = "PERSP", shift_x: float = 0.0, ortho_scale: float = 4.0
-) -> bpy.types.Object:
-    data = bpy.data.cameras.new("cam")
-    data.type = kind
-    data.shift_x = shift_x
-    data.ortho_scale = ortho_scale
-    cam = bpy.data.objects.new("cam", data)
-    bpy.context.scene.collection.objects.link(cam)
-    loc = Vector(location)
-    cam.location = loc
-    cam.rotation_euler = (Vector(target) - loc).to_track_quat("-Z", "Y").to_euler()
-    bpy.context.view_layer.update()
-    return cam
 
 
 def erode(mask: np.ndarray, r: int) -> np.ndarray:
@@ -276,137 +240,7 @@ def test_messy_mesh_and_an_occluder_in_front(bpy_empty):
     assert not np.any((occluded.rgb[..., 0] > 200) & (occluded.rgb[..., 1] < 60))
 
 
-# --------------------------------------------------------------------------- the user's scene
-
-
-def scene_snapshot() -> dict:
-    scene = bpy.context.scene
-    r = scene.render
-    data = {
-        name: sorted(i.name for i in getattr(bpy.data, name))
-        for name in (
-            "objects",
-            "meshes",
-            "cameras",
-            "images",
-            "materials",
-            "scenes",
-            "worlds",
-            "lights",
-            "collections",
-            "node_groups",
-            "shape_keys",
-            "textures",
-            "actions",
-            "libraries",
-        )
-    }
-    objects = {
-        o.name: (
-            o.hide_render,
-            o.hide_viewport,
-            o.hide_get(),
-            o.select_get(),
-            tuple(c.name for c in o.users_collection),
-            tuple(tuple(row) for row in o.matrix_world),
-            o.display_type,
-            tuple((m.name, m.show_render, m.show_viewport, getattr(m, "render_levels", None)) for m in o.modifiers),
-        )
-        for o in bpy.data.objects
-    }
-    meshes = {
-        me.name: (
-            tuple(sorted(a.name for a in me.attributes)),
-            me.attributes.active_index,
-            len(me.polygons),
-            tuple(m.name if m else None for m in me.materials),
-            tuple(me.vertices[0].co),
-        )
-        for me in bpy.data.meshes
-    }
-    render = (
-        r.engine,
-        r.resolution_x,
-        r.resolution_y,
-        r.resolution_percentage,
-        r.filepath,
-        r.film_transparent,
-        r.image_settings.file_format,
-        r.dither_intensity,
-        scene.view_settings.view_transform,
-        scene.display.shading.light,
-        scene.display.render_aa,
-        scene.frame_current,
-        scene.camera.name if scene.camera else None,
-        scene.world.name if scene.world else None,
-    )
-    active = bpy.context.view_layer.objects.active
-    slots = {im.name: (len(im.render_slots), im.render_slots.active_index) for im in bpy.data.images}
-    return dict(data=data, objects=objects, meshes=meshes, render=render, active=active and active.name, slots=slots)
-
-
-def test_users_scene_is_left_as_it_was(bpy_empty, tmp_path):
-    scene = bpy.context.scene
-    cube = colour_cube()
-    cube.shape_key_add(name="Basis")
-    key = cube.shape_key_add(name="Key 1")
-    key.data[0].co = (-1.5, -1.5, -1.5)
-    cube.modifiers.new("bevel", "BEVEL")
-    sub = cube.modifiers.new("subsurf", "SUBSURF")
-    sub.levels, sub.render_levels = 1, 2
-    cube.hide_render = True  # hidden for render: still captured, and still hidden afterwards
-    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 3))
-    other = bpy.context.object
-    other.select_set(True)
-    cam = add_camera((5.0, -5.0, 4.0))
-    scene.camera = cam
-    world = bpy.data.worlds.new("user world")
-    scene.world = world
-    r = scene.render
-    r.engine = "CYCLES"
-    r.resolution_x, r.resolution_y, r.resolution_percentage = 40, 30, 50
-    r.filepath = str(tmp_path / "user_render_")
-    r.film_transparent = False
-    scene.frame_current = 7
-    scene.view_settings.view_transform = "AgX"
-    # A user render already in the Render Result: the capture renders into a slot of its own.
-    r.engine = "BLENDER_WORKBENCH"
-    r.filepath = str(tmp_path / "user.png")
-    bpy.ops.render.render(write_still=True)
-    r.engine = "CYCLES"
-    bpy.context.view_layer.objects.active = other
-    before = scene_snapshot()
-
-    calls = []
-    c1 = cap_mod.capture_object(cube, ring=True, n_views=3, resolution=32, progress=lambda *a: calls.append(a))
-    assert calls == [(1, 3, "view 1/3"), (2, 3, "view 2/3"), (3, 3, "view 3/3")]
-    assert (c1.face_id >= 0).mean() > 0.2
-    after_ring = scene_snapshot()
-    c2 = cap_mod.capture_object(cube, resolution=32)  # the scene's camera, scene aspect 4:3
-    assert c2.rgb.shape == (1, 24, 32, 3)
-    assert c2.meta["camera_names"] == ["cam"]
-    after_scene_cams = scene_snapshot()
-    rr = bpy.data.images["Render Result"]
-    assert before["slots"]["Render Result"][1] == rr.render_slots.active_index
-    for snap in (after_ring, after_scene_cams):
-        snap["slots"] = before["slots"]  # one extra runtime render slot at most; compared above
-        assert snap == before
-    assert not any(a.name.startswith("_partdistill") for a in cube.data.attributes)
-
-
-def test_no_leftovers_when_a_view_fails(bpy_empty):
-    cube = colour_cube()
-    before = scene_snapshot()
-
-    def stop(done, total, message):
-        raise KeyboardInterrupt("cancelled")
-
-    with pytest.raises(KeyboardInterrupt):
-        cap_mod.capture_object(cube, ring=True, n_views=2, resolution=16, progress=stop)
-    assert scene_snapshot() == before
-
-
-# --------------------------------------------------------------------------- engines, ring, errors
+# --------------------------------------------------------------------------- engines, ring, the rasteriser
 
 
 def test_cycles_fallback_renders_the_same_layout(bpy_empty):
@@ -446,134 +280,6 @@ def test_ring_cameras_surround_the_object(bpy_empty):
     assert np.all(coverage > 0.15) and np.all(coverage < 0.8)  # framed: visible, not cut off
     assert np.all(c.face_id[:, 0, :] == -1) and np.all(c.face_id[:, :, -1] == -1)
     assert set(np.unique(c.mesh.face_to_polygon[c.face_id[c.face_id >= 0]])) == set(range(6))
-
-
-def test_bad_arguments(bpy_empty):
-    cube = colour_cube()
-    cam = add_camera((4.0, -5.0, 3.5))
-    with pytest.raises(ValidationError, match="object"):
-        cap_mod.capture_object(cam)
-    with pytest.raises(ValidationError, match="cameras"):
-        cap_mod.capture_object(cube, cameras=[cube])
-    with pytest.raises(ValidationError, match="cameras"):
-        cap_mod.capture_object(cube, cameras=[cam], ring=True)
-    with pytest.raises(ValidationError, match="cameras"):
-        cap_mod.capture_object(cube, cameras=[])
-    with pytest.raises(ValidationError, match="engine"):
-        cap_mod.capture_object(cube, engine="eevee")
-    bpy.data.objects.remove(cam)
-    with pytest.raises(ValidationError, match="ring=False"):
-        cap_mod.capture_object(cube, ring=False)
-
-
-# --------------------------------------------------------------------------- files
-
-
-OBJ_TWO_PARTS = """\
-o first
-v -1 -1 0
-v 1 -1 0
-v 1 1 0
-v -1 1 0
-f 1 2 3 4
-o second
-v -1 -1 1
-v 1 -1 1
-v 0 1 1
-f 5 6 7
-"""
-
-
-def test_capture_file_formats(bpy_empty, tmp_path):
-    obj_path = tmp_path / "two_parts.obj"
-    obj_path.write_text(OBJ_TWO_PARTS)
-    c = capture_file(obj_path, n_views=2, resolution=24)
-    assert c.meta["object_name"] == "two_parts"
-    assert c.mesh.n_faces == 3 and c.meta["n_polygons"] == 2
-    assert c.n_views == 2
-
-    # Round-trip the same scene through the other formats Blender can write.
-    obj = bpy.data.objects["two_parts"]
-    for o in bpy.data.objects:
-        o.select_set(o == obj)
-    exports = {
-        ".ply": lambda p: bpy.ops.wm.ply_export(filepath=str(p), export_selected_objects=True),
-        ".stl": lambda p: bpy.ops.wm.stl_export(filepath=str(p), export_selected_objects=True),
-        ".glb": lambda p: bpy.ops.export_scene.gltf(filepath=str(p), use_selection=True),
-        ".fbx": lambda p: bpy.ops.export_scene.fbx(filepath=str(p), use_selection=True),
-        ".blend": lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True),
-    }
-    for ext, export in exports.items():
-        export(tmp_path / f"model{ext}")
-    for ext in exports:
-        c = capture_file(tmp_path / f"model{ext}", n_views=1, resolution=16)
-        assert c.mesh.n_faces == 3, ext
-        assert bpy.data.objects[c.meta["object_name"]].type == "MESH"
-        assert len([o for o in bpy.context.scene.objects if o.type == "MESH"]) == 1
-
-
-@pytest.mark.parametrize("ext", [".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend"])
-def test_capture_file_rejects_broken_files(bpy_empty, tmp_path, ext):
-    path = tmp_path / f"broken{ext}"
-    path.write_bytes(bytes(range(256)) * 8)
-    with pytest.raises(ValidationError, match="^input: .*broken"):
-        capture_file(path)
-
-
-def test_capture_file_rejects_unknown_and_missing(bpy_empty, tmp_path):
-    with pytest.raises(ValidationError, match="unsupported file type '.xyz'"):
-        (tmp_path / "a.xyz").write_text("1 2 3")
-        capture_file(tmp_path / "a.xyz")
-    with pytest.raises(ValidationError, match="no such file"):
-        capture_file(tmp_path / "missing.obj")
-
-
-def test_workbench_probe_says_no_when_the_child_cannot_run(monkeypatch):
-    if bpy.app.binary_path:
-        pytest.skip("inside the Blender executable the probe runs that, not sys.executable")
-    monkeypatch.setattr(cap_render.sys, "executable", "/nonexistent/python")
-    assert cap_render._probe_workbench() is (not bpy.app.background)
-
-
-def test_object_in_edit_mode(bpy_empty):
-    cube = colour_cube()
-    bpy.ops.object.mode_set(mode="EDIT")
-    try:
-        c = cap_mod.capture_object(cube, ring=True, n_views=1, resolution=24)
-        assert c.mesh.n_faces == 12
-        assert cube.mode == "EDIT"
-    finally:
-        bpy.ops.object.mode_set(mode="OBJECT")
-
-
-def test_headless_capture_prints_its_timings_render_and_face_ids_apart(tmp_path):
-    import json
-    import subprocess
-    import sys
-
-    from partdistill.bench.shapes import chair
-
-    obj = chair(arms=False).write_obj(tmp_path / "chair.obj")
-    cmd = [
-        sys.executable,
-        "-m",
-        "partdistill.blender_addon.headless",
-        "capture",
-        str(obj),
-        str(tmp_path / "c.npz"),
-        "--views",
-        "2",
-        "--resolution",
-        "64",
-        "--timings",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-    t = json.loads(out)
-    assert {"setup_s", "render_s", "raster_s", "raycast_s", "read_s"} <= set(t)
-    assert t["render_s"] > 0 and t["raster_s"] > 0 and t["raycast_s"] == 0  # the default engine: the rasteriser
-    out = subprocess.run([*cmd, "--engine", "workbench"], capture_output=True, text=True, check=True).stdout
-    t = json.loads(out.strip().splitlines()[-1])
-    assert t["render_s"] > 0 and t["raycast_s"] > 0 and t["raster_s"] == 0
 
 
 def test_rasterised_face_ids_match_ray_casting_on_a_real_mesh(bpy_empty):
