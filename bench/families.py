@@ -2,7 +2,9 @@
 
 Each family is a function ``family(rng) -> LabelledShape`` that draws varied proportions and styles
 from the generator and assembles the shape from the primitives of ``shapes.ShapeBuilder``, so every
-polygon's part label is known by construction. Conventions for every family:
+polygon's part label is known by construction (the household families are in ``families_home``,
+the vehicles, instruments and tools in ``families_craft``, the geometry they share in
+``family_geometry``; this module names them). Conventions for every family:
 
 - z up; the shape rests on z = 0, centred on the z axis in x and y, and is scaled so that its largest
   extent is drawn uniformly from [1, 2] units.
