@@ -114,7 +114,7 @@ def test_segment_by_a_voting_baseline_writes_no_loss_curve(inputs, tmp_path, met
         assert (labels["face_labels"] >= 0).all()
 
 
-# ---- keys -------------------------------------------------------------------------------------
+# ---- keys, a probably wrong result ------------------------------------------------------------
 
 
 def test_keys_writes_a_curve_key_pair_with_a_private_secret(tmp_path):
