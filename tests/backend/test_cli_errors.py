@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from cli_in_process import run_cli
+from cli_in_process import assert_one_line_error, run_cli
 from cli_inputs import make_inputs, run_segment
 from partdistill.shared.bundle import save_bundle
 from partdistill.shared.detections import Detections
@@ -19,15 +19,6 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return make_inputs(tmp_path_factory.mktemp("cli_inputs"))
 
 
-def _assert_one_line_error(rc: int, stderr: str, *needles: str) -> None:
-    assert rc == 2
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("partdistill: error: "), stderr
-    for n in needles:
-        assert n in lines[0], stderr
-
-
 # ---- inputs, parts, detections, teachers, backends --------------------------------------------
 
 
@@ -35,7 +26,7 @@ def test_an_unknown_input_suffix_is_a_user_error(tmp_path):
     path = tmp_path / "shape.abc"
     path.write_text("0 0 0\n")
     rc, _, err = run_cli(["segment", path, "--parts", "a", "--out", tmp_path / "out"])
-    _assert_one_line_error(rc, err, "'.abc'")
+    assert_one_line_error(rc, err, "'.abc'")
     assert not (tmp_path / "out").exists()
 
 
@@ -43,25 +34,25 @@ def test_a_point_cloud_too_small_to_capture_is_a_user_error(tmp_path):
     path = tmp_path / "points.xyz"
     path.write_text("0 0 0\n")
     rc, _, err = run_cli(["segment", path, "--parts", "a", "--out", tmp_path / "out"])
-    _assert_one_line_error(rc, err, "points.xyz", "at least 4 points")
+    assert_one_line_error(rc, err, "points.xyz", "at least 4 points")
     assert not (tmp_path / "out").exists()
 
 
 def test_a_missing_input_file_is_a_user_error(tmp_path):
     rc, _, err = run_cli(["segment", tmp_path / "none.npz", "--parts", "a", "--out", tmp_path / "out"])
-    _assert_one_line_error(rc, err, "input: not found", "none.npz")
+    assert_one_line_error(rc, err, "input: not found", "none.npz")
 
 
 def test_a_broken_bundle_is_a_user_error(tmp_path):
     (tmp_path / "broken.npz").write_bytes(b"garbage")
     rc, _, err = run_cli(["segment", tmp_path / "broken.npz", "--parts", "a", "--out", tmp_path / "out"])
-    _assert_one_line_error(rc, err, "input: ")
+    assert_one_line_error(rc, err, "input: ")
 
 
 @pytest.mark.parametrize("parts", ["", " , ,"])
 def test_empty_parts_is_a_user_error(inputs, tmp_path, parts):
     rc, _, err = run_cli(["segment", inputs["bundle"], "--parts", parts, "--out", tmp_path])
-    _assert_one_line_error(rc, err, "--parts")
+    assert_one_line_error(rc, err, "--parts")
 
 
 def test_detections_and_teacher_together_is_a_user_error(inputs, tmp_path):
@@ -79,7 +70,7 @@ def test_detections_and_teacher_together_is_a_user_error(inputs, tmp_path):
             tmp_path,
         ]
     )
-    _assert_one_line_error(rc, err, "--detections", "--teacher")
+    assert_one_line_error(rc, err, "--detections", "--teacher")
 
 
 def test_detections_with_the_wrong_number_of_views_is_a_user_error(inputs, tmp_path):
@@ -97,7 +88,7 @@ def test_detections_with_the_wrong_number_of_views_is_a_user_error(inputs, tmp_p
             tmp_path / "out",
         ]
     )
-    _assert_one_line_error(rc, err, "views: ", "3", "4")
+    assert_one_line_error(rc, err, "views: ", "3", "4")
     assert not (tmp_path / "out").exists()
 
 
@@ -116,7 +107,7 @@ def test_detections_made_for_another_view_size_is_a_user_error(inputs, tmp_path)
             tmp_path / "out",
         ]
     )
-    _assert_one_line_error(rc, err, "image_size: ")
+    assert_one_line_error(rc, err, "image_size: ")
 
 
 def test_a_missing_teacher_model_says_how_to_provide_one(inputs, tmp_path):
@@ -132,7 +123,7 @@ def test_a_missing_teacher_model_says_how_to_provide_one(inputs, tmp_path):
             tmp_path / "out",
         ]
     )
-    _assert_one_line_error(
+    assert_one_line_error(
         rc, err, "/nonexistent/folder", "(set it with --teacher-model NAME_OR_FOLDER, or --detections FILE.json)"
     )
     assert not (tmp_path / "out").exists()
@@ -158,13 +149,13 @@ def test_a_dead_backend_times_out_with_a_user_error(inputs, tmp_path):
         ]
     )
     assert time.monotonic() - t0 < 10
-    _assert_one_line_error(rc, err, "tcp://127.0.0.1:1")
+    assert_one_line_error(rc, err, "tcp://127.0.0.1:1")
     assert not (tmp_path / "out").exists()
 
 
 def test_serve_with_missing_keys_is_a_user_error(tmp_path):
     rc, _, err = run_cli(["serve", "--bind", "tcp://127.0.0.1:0", "--curve-keys", tmp_path / "nokeys"])
-    _assert_one_line_error(rc, err, "partdistill keys")
+    assert_one_line_error(rc, err, "partdistill keys")
 
 
 # ---- one-line errors for bad input, before the work ------------------------------------------
@@ -176,32 +167,32 @@ def test_png_bytes_named_obj_are_refused_by_name(tmp_path):
     rc, _, err = run_cli(
         ["segment", fake, "--parts", "a", "--detections", tmp_path / "none.json", "--out", tmp_path / "o"]
     )
-    _assert_one_line_error(rc, err, "PNG image")
+    assert_one_line_error(rc, err, "PNG image")
 
 
 def test_an_obj_with_a_nan_vertex_is_refused(tmp_path):
     obj = tmp_path / "nan.obj"
     obj.write_text("v 0 0 0\nv 1 0 0\nv 0 nan 0\nf 1 2 3\n")
     rc, _, err = run_cli(["capture", obj, "--out", tmp_path / "c.npz"])
-    _assert_one_line_error(rc, err, "NaN or infinite")
+    assert_one_line_error(rc, err, "NaN or infinite")
 
 
 def test_a_malformed_backend_address_is_a_one_line_error(inputs, tmp_path):
     rc, _, err = run_segment(inputs, tmp_path / "out", "--backend", "nonsense")
-    _assert_one_line_error(rc, err, "nonsense")
+    assert_one_line_error(rc, err, "nonsense")
 
 
 def test_out_that_is_a_file_is_refused_before_any_work(inputs, tmp_path):
     (tmp_path / "out").write_text("not a folder")
     rc, _, err = run_segment(inputs, tmp_path / "out")
-    _assert_one_line_error(rc, err, "is a file")
+    assert_one_line_error(rc, err, "is a file")
 
 
 def test_a_garbage_key_file_is_a_one_line_error(inputs, tmp_path):
     key = tmp_path / "server.key"
     key.write_text("this is not a key")
     rc, _, err = run_segment(inputs, tmp_path / "out", "--backend", "tcp://127.0.0.1:5999", "--server-key", key)
-    _assert_one_line_error(rc, err, "server.key")
+    assert_one_line_error(rc, err, "server.key")
 
 
 def test_serving_on_a_port_in_use_is_a_one_line_error():
@@ -218,7 +209,7 @@ def test_serving_on_a_port_in_use_is_a_one_line_error():
 def test_more_part_names_than_allowed_says_so(inputs, tmp_path):
     parts = ",".join(f"part{i}" for i in range(65))
     rc, _, err = run_cli(["segment", inputs["bundle"], "--parts", parts, "--out", tmp_path / "out"])
-    _assert_one_line_error(rc, err, "--parts: 65 part names, more than the 64 allowed")
+    assert_one_line_error(rc, err, "--parts: 65 part names, more than the 64 allowed")
 
 
 def test_views_that_show_nothing_of_the_object_are_refused_before_the_teacher(inputs, tmp_path):
@@ -240,5 +231,5 @@ def test_views_that_show_nothing_of_the_object_are_refused_before_the_teacher(in
             tmp_path / "no-such-model",
         ]
     )
-    _assert_one_line_error(rc, err, "capture: the views show almost nothing of the object (1 object pixels in 4 views")
+    assert_one_line_error(rc, err, "capture: the views show almost nothing of the object (1 object pixels in 4 views")
     assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("bpy")
 
-from test_cli import _assert_one_line_error, _run  # noqa: E402
+from cli_in_process import assert_one_line_error, run_cli  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chair"
 DETECTIONS = EXAMPLE / "chair.detections-SIMULATED.json"
@@ -31,7 +31,7 @@ def _obj_lines(transform=None, extra: str = "") -> str:
 
 
 def _segment(obj: Path, out: Path, *extra) -> tuple[int, str, str]:
-    return _run(
+    return run_cli(
         [
             "segment",
             obj,
@@ -124,12 +124,12 @@ def test_an_import_that_drops_faces_says_how_many(tmp_path):
 def test_a_folder_given_as_the_input_is_called_a_folder(tmp_path, command, name):
     (tmp_path / name).mkdir()
     args = ["--parts", "a", "--out", tmp_path / "out"] if command == "segment" else ["--out", tmp_path / "c.npz"]
-    rc, _, err = _run([command, tmp_path / name, *args])
-    _assert_one_line_error(rc, err, f"{tmp_path / name} is a folder", "partdistill batch")
+    rc, _, err = run_cli([command, tmp_path / name, *args])
+    assert_one_line_error(rc, err, f"{tmp_path / name} is a folder", "partdistill batch")
 
 
 def test_capture_into_an_unwritable_place_is_refused_before_rendering(tmp_path):
     t0 = time.perf_counter()
-    rc, _, err = _run(["capture", EXAMPLE / "chair.obj", "--out", "/proc/partdistill/c.npz"])
-    _assert_one_line_error(rc, err, "--out: cannot write /proc/partdistill/c.npz")
+    rc, _, err = run_cli(["capture", EXAMPLE / "chair.obj", "--out", "/proc/partdistill/c.npz"])
+    assert_one_line_error(rc, err, "--out: cannot write /proc/partdistill/c.npz")
     assert time.perf_counter() - t0 < 3  # Blender was never started

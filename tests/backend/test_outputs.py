@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_in_process import assert_one_line_error, run_cli
 from partdistill.backend.io.glb import read_glb_json
 from partdistill.bench.simulated import simulate_detections
 from partdistill.shared.atomic import FolderLock
 from partdistill.shared.bundle import save_bundle
 from synthetic import assemble, capture_of, table
-from test_cli import _assert_one_line_error, _run
 
 OUTPUT_NAMES = {"labels.npz", "labels.json", "segmented.glb", "preview.png"}
 
@@ -86,7 +86,7 @@ def _start_and_wait_for_the_writing(shape: tuple, out: Path) -> tuple[subprocess
 
 def test_ctrl_c_at_any_moment_of_the_writing_leaves_the_old_result_whole_or_the_new_one_complete(two_shapes, tmp_path):
     out = tmp_path / "out"
-    rc, _, err = _run(_argv(two_shapes["table"], out))
+    rc, _, err = run_cli(_argv(two_shapes["table"], out))
     assert rc == 0, err
     run, began = _start_and_wait_for_the_writing(two_shapes["stool"], out)  # how long the writing takes here
     run.communicate(timeout=60)
@@ -119,19 +119,19 @@ def test_a_second_run_into_a_folder_in_use_is_refused_before_any_work(two_shapes
     out = tmp_path / "out"
     with FolderLock(out, field="--out"):  # another run holds it
         t0 = time.perf_counter()
-        rc, _, err = _run(_argv(two_shapes["table"], out))
-        _assert_one_line_error(rc, err, f"--out: {out} is in use by another partdistill run (process {os.getpid()})")
+        rc, _, err = run_cli(_argv(two_shapes["table"], out))
+        assert_one_line_error(rc, err, f"--out: {out} is in use by another partdistill run (process {os.getpid()})")
         assert time.perf_counter() - t0 < 5
     assert not out.exists()
 
 
 def test_labels_json_holds_the_summary_and_the_per_face_arrays_only_when_asked(two_shapes, tmp_path):
-    rc, _, err = _run(_argv(two_shapes["table"], tmp_path / "summary"))
+    rc, _, err = run_cli(_argv(two_shapes["table"], tmp_path / "summary"))
     assert rc == 0, err
     doc = json.loads((tmp_path / "summary" / "labels.json").read_text())
     assert {"part_names", "n_faces", "coverage", "warnings", "stats", "timings"} <= set(doc)
     assert "face_labels" not in doc and doc["n_faces"] == 60
-    rc, _, err = _run([*_argv(two_shapes["table"], tmp_path / "full"), "--per-face-json"])
+    rc, _, err = run_cli([*_argv(two_shapes["table"], tmp_path / "full"), "--per-face-json"])
     assert rc == 0, err
     doc = json.loads((tmp_path / "full" / "labels.json").read_text())
     with np.load(tmp_path / "full" / "labels.npz") as z:
