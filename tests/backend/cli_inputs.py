@@ -23,19 +23,11 @@ def make_inputs(folder: Path) -> dict:
     return {"folder": folder, "capture": capture, "bundle": bundle, "det": det, "detections": detections}
 
 
+def segment_argv(bundle, *args) -> list:
+    """``partdistill segment BUNDLE --parts top,leg ARGS``: the table's part names."""
+    return ["segment", bundle, "--parts", "top,leg", *args]
+
+
 def run_segment(inputs: dict, out: Path, *extra) -> tuple[int, str, str]:
     """``partdistill segment`` of the inputs' bundle with their detections into ``out``, quietly."""
-    return run_cli(
-        [
-            "segment",
-            inputs["bundle"],
-            "--parts",
-            "top,leg",
-            "--detections",
-            inputs["det"],
-            "--out",
-            out,
-            "--quiet",
-            *extra,
-        ]
-    )
+    return run_cli(segment_argv(inputs["bundle"], "--detections", inputs["det"], "--out", out, "--quiet", *extra))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_in_process import run_cli
-from cli_inputs import make_inputs, run_segment
+from cli_inputs import make_inputs, run_segment, segment_argv
 from partdistill.backend import cli
 from partdistill.backend.cli.keys import load_server_keys
 from partdistill.backend.io.glb import read_glb_json
@@ -138,19 +138,9 @@ def test_a_probably_wrong_result_prints_a_warning_and_keeps_it_in_labels_json(in
     legs.save_json(tmp_path / "legs.json")
     out = tmp_path / "out"
     rc, _, err = run_cli(
-        [
-            "segment",
-            inputs["bundle"],
-            "--parts",
-            "top,leg",
-            "--detections",
-            tmp_path / "legs.json",
-            "--method",
-            "vote",
-            "--out",
-            out,
-            "--quiet",
-        ]
+        segment_argv(
+            inputs["bundle"], "--detections", tmp_path / "legs.json", "--method", "vote", "--out", out, "--quiet"
+        )
     )
     assert rc == 0
     assert "partdistill: warning: 'leg' covers" in err
@@ -181,18 +171,9 @@ def test_a_capture_keeps_its_warnings_through_the_bundle_into_the_result(inputs,
     cap = replace(inputs["capture"], warnings=["table.obj: the import kept 58 of the file's 60 faces"])
     save_bundle(tmp_path / "warned.npz", cap)
     rc, _, err = run_cli(
-        [
-            "segment",
-            tmp_path / "warned.npz",
-            "--parts",
-            "top,leg",
-            "--detections",
-            inputs["det"],
-            "--method",
-            "vote",
-            "--out",
-            tmp_path / "out",
-        ]
+        segment_argv(
+            tmp_path / "warned.npz", "--detections", inputs["det"], "--method", "vote", "--out", tmp_path / "out"
+        )
     )
     assert rc == 0 and "kept 58 of the file's 60 faces" in err
     doc = json.loads((tmp_path / "out" / "labels.json").read_text())

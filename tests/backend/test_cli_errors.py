@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from cli_in_process import assert_one_line_error, run_cli
-from cli_inputs import make_inputs, run_segment
+from cli_inputs import make_inputs, run_segment, segment_argv
 from partdistill.shared.bundle import save_bundle
 from partdistill.shared.detections import Detections
 
@@ -57,18 +57,7 @@ def test_empty_parts_is_a_user_error(inputs, tmp_path, parts):
 
 def test_detections_and_teacher_together_is_a_user_error(inputs, tmp_path):
     rc, _, err = run_cli(
-        [
-            "segment",
-            inputs["bundle"],
-            "--parts",
-            "top,leg",
-            "--detections",
-            inputs["det"],
-            "--teacher",
-            "grounding_dino",
-            "--out",
-            tmp_path,
-        ]
+        segment_argv(inputs["bundle"], "--detections", inputs["det"], "--teacher", "grounding_dino", "--out", tmp_path)
     )
     assert_one_line_error(rc, err, "--detections", "--teacher")
 
@@ -77,16 +66,7 @@ def test_detections_with_the_wrong_number_of_views_is_a_user_error(inputs, tmp_p
     d = inputs["detections"]
     Detections(d.part_names, d.views[:-1], d.image_size).save_json(tmp_path / "three.json")
     rc, _, err = run_cli(
-        [
-            "segment",
-            inputs["bundle"],
-            "--parts",
-            "top,leg",
-            "--detections",
-            tmp_path / "three.json",
-            "--out",
-            tmp_path / "out",
-        ]
+        segment_argv(inputs["bundle"], "--detections", tmp_path / "three.json", "--out", tmp_path / "out")
     )
     assert_one_line_error(rc, err, "views: ", "3", "4")
     assert not (tmp_path / "out").exists()
@@ -96,32 +76,14 @@ def test_detections_made_for_another_view_size_is_a_user_error(inputs, tmp_path)
     d = inputs["detections"]
     Detections(d.part_names, d.views, (128, 128)).save_json(tmp_path / "big.json")
     rc, _, err = run_cli(
-        [
-            "segment",
-            inputs["bundle"],
-            "--parts",
-            "top,leg",
-            "--detections",
-            tmp_path / "big.json",
-            "--out",
-            tmp_path / "out",
-        ]
+        segment_argv(inputs["bundle"], "--detections", tmp_path / "big.json", "--out", tmp_path / "out")
     )
     assert_one_line_error(rc, err, "image_size: ")
 
 
 def test_a_missing_teacher_model_says_how_to_provide_one(inputs, tmp_path):
     rc, _, err = run_cli(
-        [
-            "segment",
-            inputs["bundle"],
-            "--parts",
-            "top,leg",
-            "--teacher-model",
-            "/nonexistent/folder",
-            "--out",
-            tmp_path / "out",
-        ]
+        segment_argv(inputs["bundle"], "--teacher-model", "/nonexistent/folder", "--out", tmp_path / "out")
     )
     assert_one_line_error(
         rc, err, "/nonexistent/folder", "(set it with --teacher-model NAME_OR_FOLDER, or --detections FILE.json)"
@@ -132,11 +94,8 @@ def test_a_missing_teacher_model_says_how_to_provide_one(inputs, tmp_path):
 def test_a_dead_backend_times_out_with_a_user_error(inputs, tmp_path):
     t0 = time.monotonic()
     rc, _, err = run_cli(
-        [
-            "segment",
+        segment_argv(
             inputs["bundle"],
-            "--parts",
-            "top,leg",
             "--detections",
             inputs["det"],
             "--backend",
@@ -146,7 +105,7 @@ def test_a_dead_backend_times_out_with_a_user_error(inputs, tmp_path):
             "--quiet",
             "--out",
             tmp_path / "out",
-        ]
+        )
     )
     assert time.monotonic() - t0 < 10
     assert_one_line_error(rc, err, "tcp://127.0.0.1:1")
@@ -218,18 +177,15 @@ def test_views_that_show_nothing_of_the_object_are_refused_before_the_teacher(in
     blank.face_id[0, 0, 0] = 0  # one pixel of the object in four views
     save_bundle(tmp_path / "blank.npz", blank)
     rc, _, err = run_cli(
-        [
-            "segment",
+        segment_argv(
             tmp_path / "blank.npz",
-            "--parts",
-            "top,leg",
             "--out",
             tmp_path / "out",
             "--teacher",
             "grounding_dino",
             "--teacher-model",
             tmp_path / "no-such-model",
-        ]
+        )
     )
     assert_one_line_error(rc, err, "capture: the views show almost nothing of the object (1 object pixels in 4 views")
     assert not (tmp_path / "out").exists()
