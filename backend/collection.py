@@ -173,6 +173,9 @@ def segment_collection(
         results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings, missing_parts=False).validate()
         _report(progress, k + 1, len(ok), "label" if collection.mode == "pre" else "tune")
     timings["label"] = time.perf_counter() - t2
+    shared = {"detect_lift": timings["detect_lift"] / len(ok), "category_fit": timings["fit"] / len(ok)}
+    for i in ok:  # each shape's seconds carry its share of the collection's work, so they add up to the run
+        results[i].timings = {**shared, **results[i].timings}
     return CollectionResult(results, errors, student_labels, ckpt, timings)
 
 

@@ -80,7 +80,9 @@ def label_collection(
         return
     options = engine_options(args, with_teacher=any(m.detections is None for m in members))
     need_teacher = any(m.detections is None for m in members)
-    doing = "fitting one category student, then each shape" if checkpoint is None else "each shape"
+    n = args.collection.students
+    fits = "one category student" if n == 1 else f"{n} category students"
+    doing = f"fitting {fits}, then each shape" if checkpoint is None else "each shape"
     print(f"collection of {len(members)} shapes: {doing}", file=sys.stderr)
     with ProgressBars(args.quiet) as bars:
         out = segment_collection(

@@ -88,7 +88,8 @@ def _capture_many(jobs_file: Path, views: int, resolution: int, engine: str, *, 
             save_bundle(out, cap, compress=compress)
         except (ValidationError, RuntimeError, OSError) as e:  # one bad file must not stop the batch
             failed += 1
-            reason = " ".join(str(e).split())
+            # the parent names the input: a ValidationError's field would say it twice
+            reason = " ".join(str(e.problem if isinstance(e, ValidationError) else e).split())
             print(f"partdistill: failed {k}/{len(jobs)} {src}: {reason}", flush=True)
             continue
         print(f"partdistill: captured {k}/{len(jobs)} {out}", flush=True)

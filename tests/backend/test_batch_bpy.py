@@ -61,6 +61,7 @@ def test_batch_labels_the_good_reports_the_broken_and_resumes(collection, tmp_pa
         "broken.obj": "failed",
     }
     assert "PNG image" in rows["broken.obj"]["reason"] and "broken.obj" in (out / "batch.log").read_text()
+    assert rows["broken.obj"]["reason"].startswith("input: ") and "input: input" not in rows["broken.obj"]["reason"]
     assert "done 3, failed 1, skipped 0" in stdout
     for name in ("table0", "table1", "chair"):
         assert (out / name / "labels.npz").is_file() and (out / name / "labels.json").is_file()
