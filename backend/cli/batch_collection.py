@@ -83,7 +83,8 @@ def label_collection(
     n = args.collection.students
     fits = "one category student" if n == 1 else f"{n} category students"
     doing = f"fitting {fits}, then each shape" if checkpoint is None else "each shape"
-    print(f"collection of {len(members)} shapes: {doing}", file=sys.stderr)
+    shapes = "1 shape" if len(members) == 1 else f"{len(members)} shapes"
+    print(f"collection of {shapes}: {doing}", file=sys.stderr)
     with ProgressBars(args.quiet) as bars:
         out = segment_collection(
             members,

@@ -53,7 +53,8 @@ def review_batch(out: Path, rows: dict[int, dict], names: tuple[str, ...], mode:
         if tiles:
             with atomic_file(out / "review.png") as tmp:
                 save_contact_sheet(tmp, tiles)
-        lines.append(f"check these {len(order)} shapes first (worst first; pictures: {out / 'review.png'}):")
+        which = "this shape" if len(order) == 1 else f"these {len(order)} shapes"
+        lines.append(f"check {which} first (worst first; pictures: {out / 'review.png'}):")
         lines += [f"  {rows[i]['input']}: {_first_flag(rows[i])}" for i in order]
     else:
         (out / "review.png").unlink(missing_ok=True)

@@ -199,7 +199,7 @@ def flag_collection(
             for p in (p for p in range(len(names)) if _lost(figures[i], p)):
                 warnings[i].append(
                     f"'{names[p]}' was detected in {in_views(figures[i].detected[p])} but nothing was labelled "
-                    f"with it (if the shape has a {names[p]}, the teacher probably took it for another part)"
+                    "with it (if the shape has this part, the teacher probably took it for another part)"
                 )
         return CollectionFlags(warnings, out, suspicion, list(figures), disagreement, rules)
     share = np.stack([figures[i].share for i in have])

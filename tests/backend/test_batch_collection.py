@@ -49,7 +49,9 @@ def test_a_batch_is_one_collection_and_the_shape_unlike_the_rest_is_flagged_firs
     assert summary["check_first"][0].endswith("table4.npz")
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
     assert "collection: " in rows["table4.npz"]["warnings"]
-    assert stdout.index("check these") < stdout.index("table4.npz") and (out / "review.png").is_file()
+    assert (
+        stdout.index("first (worst first; pictures: ") < stdout.index("table4.npz") and (out / "review.png").is_file()
+    )
 
 
 def test_a_rerun_reuses_the_category_student_and_labels_only_what_is_missing(tables, tmp_path):
@@ -60,7 +62,7 @@ def test_a_rerun_reuses_the_category_student_and_labels_only_what_is_missing(tab
 
     shutil.rmtree(out / "table2")
     rc, stdout, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
-    assert rc == 0 and "using the category student fitted before" in err
+    assert rc == 0 and "using the category student fitted before" in err and "collection of 1 shape: each" in err
     assert "done 1, failed 0, skipped 4" in stdout and (out / "table2" / "labels.json").is_file()
     assert json.loads((out / "collection.json").read_text())["check_first"][0].endswith("table4.npz")
     assert (out / "table1" / "labels.json").stat().st_mtime_ns == before  # its flags did not change

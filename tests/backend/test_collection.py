@@ -94,8 +94,8 @@ def test_a_part_the_typical_shape_lacks_too_is_one_collection_warning_instead_of
 def test_too_few_shapes_to_compare_still_word_a_detected_part_without_a_face():
     flags = flag_collection(_lost([0.0, 0.7], [2, 3]), np.full(2, np.nan), ("top", "leg"))
     assert flags.shape_warnings[0] == [
-        "'top' was detected in 2 views but nothing was labelled with it (if the shape has a top, the teacher "
-        "probably took it for another part)"
+        "'top' was detected in 2 views but nothing was labelled with it (if the shape has this part, the "
+        "teacher probably took it for another part)"
     ]
     assert not flags.shape_warnings[1]
 
