@@ -231,6 +231,12 @@ def _run(args: argparse.Namespace, names: tuple[str, ...], inputs: list[Path]) -
         from .batch_review import review_batch
 
         review = review_batch(args.out, rows, names, args.mode)
+    except BaseException as e:  # Ctrl+C or an error that ends the run: the index says which inputs it left
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else _reason(e)
+        for r in rows.values():
+            if not r["status"]:
+                r.update(status="not done", reason=f"the run stopped before it ({why})")
+        raise
     finally:
         log.close()
         _write_index(args.out, [rows[i] for i in range(len(inputs))])
@@ -318,8 +324,13 @@ def _done(rows: dict, i: int, capture, result, seconds: float) -> None:
     )
 
 
+def _reason(e: BaseException) -> str:
+    """An exception as the index's one-line reason."""
+    return " ".join(one_line(str(e)).split()) or type(e).__name__
+
+
 def _failed(rows: dict, i: int, path: Path, e: BaseException, log) -> None:
-    reason = " ".join(one_line(str(e)).split()) or type(e).__name__
+    reason = _reason(e)
     rows[i].update(status="failed", reason=reason)
     log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} failed {path}: {reason}\n")
     log.flush()

@@ -70,6 +70,32 @@ def test_a_rerun_reuses_the_category_student_and_labels_only_what_is_missing(tab
     assert rc == 2 and "was fitted for the parts ['top', 'leg']" in err
 
 
+def test_a_ctrl_c_during_the_category_fit_leaves_an_index_of_what_was_not_done_and_a_rerun_finishes(
+    tables, tmp_path, monkeypatch
+):
+    from partdistill.backend.cli.console import ProgressBars
+
+    update = ProgressBars.update
+
+    def ctrl_c_in_the_fit(self, done, total, stage):
+        if stage == "distill":
+            raise KeyboardInterrupt
+        update(self, done, total, stage)
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(ProgressBars, "update", ctrl_c_in_the_fit)
+        rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
+    assert rc == 130 and "interrupted" in err
+    rows = list(csv.DictReader(open(out / "index.csv")))
+    assert len(rows) == 5 and {(r["status"], r["reason"]) for r in rows} == {
+        ("not done", "the run stopped before it (interrupted)")
+    }
+    assert not (out / "category-model").exists() and not list(out.glob("table*"))
+    rc, stdout, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
+    assert rc == 0 and "5 inputs: 0 finished before, 5 to do" in err and "done 5, failed 0" in stdout
+
+
 def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_ask_for_as_many_and_the_same_stretch(
     tables, tmp_path
 ):
