@@ -81,7 +81,8 @@ def segment_collection(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> CollectionResult:
-    """Label every member (see the module docstring). ``checkpoint``: a category student fitted
+    """Label every member (see the module docstring). A member is asked for its ``capture`` once
+    per pass, so it may read it from disk (``io.capture_cache.CachedMember``). ``checkpoint``: a category student fitted
     before over the same collection (an interrupted batch resumed), used instead of fitting one;
     ``fitted`` is called with the category student as soon as it is fitted. A
     member that cannot be labelled (empty views, detections that cover nothing) is reported in
@@ -106,10 +107,11 @@ def segment_collection(
     for i, m in enumerate(members):
         _check_cancel(cancel)
         try:
-            m.capture.validate()
-            m.capture.check_views_show_object()
-            dets[i] = make_detections(m.capture, names, options, m.detections, teacher, None, cancel, {}, {})
-            shape = prepare_shape(m.capture, dets[i], options.n_points, options.seed + i, setup.device, setup.student.k)
+            cap = m.capture  # once: a member may read it from disk on each use
+            cap.validate()
+            cap.check_views_show_object()
+            dets[i] = make_detections(cap, names, options, m.detections, teacher, None, cancel, {}, {})
+            shape = prepare_shape(cap, dets[i], options.n_points, options.seed + i, setup.device, setup.student.k)
             if shape.units.n_units == 0 or not (shape.units.coverage() > 0).any():
                 raise ValidationError("detections", "no detection covers any visible part of the mesh")
             prepared[i] = shape
@@ -148,10 +150,10 @@ def segment_collection(
     t2 = time.perf_counter()
     for k, i in enumerate(ok):
         _check_cancel(cancel)
-        shape, m = prepared[i], members[i]
+        shape, cap = prepared[i], members[i].capture
         # on points the student was not trained on: it learnt each shape's own detections on its
         # training points, and its prior is what it makes of the shape itself
-        fresh = prepare_points(m.capture.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
+        fresh = prepare_points(cap.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
         pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine)
         student_labels[i] = pre.face_labels
         if collection.mode == "pre":
@@ -159,16 +161,15 @@ def segment_collection(
         else:
             shape.units.weight = confidence[k]  # the category fit re-scored them; each shape starts afresh
             result = _finetune(ckpt, shape, emb, names, options, collection, pre.face_labels, cancel)
-        result.stats.update(method=f"collection-{collection.mode}", n_views=m.capture.n_views)
-        areas = m.capture.mesh.face_areas()
+        result.stats.update(method=f"collection-{collection.mode}", n_views=cap.n_views)
+        areas = cap.mesh.face_areas()
         if collection.mode == "pre":  # the result is the category student's: set it against the shape's own votes
-            own = superpoint_vote(m.capture, dets[i])[0]
+            own = superpoint_vote(cap, dets[i])[0]
             voted = own >= 0
             share = disagreement(result.face_labels[voted], own[voted], areas[voted])
         else:
             share = disagreement(result.face_labels, pre.face_labels, areas)
         result.stats["disagreement"] = round(share, 4)
-        cap = m.capture
         # a detected part left without a face is worded by the collection's review (review_members)
         results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings, missing_parts=False).validate()
         _report(progress, k + 1, len(ok), "label" if collection.mode == "pre" else "tune")

@@ -34,10 +34,10 @@ def label_collection(
     """Label ``inputs[i]`` for every ``i`` in ``todo`` in collection mode (``args.collection``, the
     checked ``CollectionOptions``); each outcome goes to ``finish(i, (capture, result) | exception)``."""
     from partdistill.shared.detections import Detections
-    from partdistill.shared.request import Member
 
     from ..checkpoint import load_checkpoint, save_checkpoint
     from ..collection import segment_collection
+    from ..io.capture_cache import CachedMember, CaptureCache
     from ..io.capture_pool import capture_files
 
     saved = args.out / CATEGORY_MODEL
@@ -59,22 +59,29 @@ def label_collection(
             if fitted != asked:
                 raise ValidationError(flag, f"{saved} was fitted {how}, or another --out")
         print(f"using the category student fitted before: {saved}", file=sys.stderr)
-    members, where = [], []
+    cache = CaptureCache(args.out, views=args.views, resolution=args.resolution, engine=args.render)
+    files = {i: f for i in todo if (f := cache.find(inputs[i])) is not None}
+    rest = [i for i in todo if i not in files]
+    if files:
+        print(f"using {len(files)} capture(s) kept by an earlier run in {cache.folder}", file=sys.stderr)
     stream = capture_files(
-        [inputs[i] for i in todo], views=args.views, resolution=args.resolution, workers=args.jobs, engine=args.render
+        [inputs[i] for i in rest], views=args.views, resolution=args.resolution, workers=args.jobs, engine=args.render
     )
     for k, got in stream:
-        i = todo[k]
         if isinstance(got, str):
-            finish(i, ValidationError("input", got))
-            continue
+            finish(rest[k], ValidationError("input", got))
+        else:
+            files[rest[k]] = cache.keep(inputs[rest[k]], got)
+    members, where = [], []
+    for i in sorted(files):  # in input order, however the captures arrived
         try:
             f = detections_file(inputs[i])
-            det = None if f is None else Detections.load_json(f).validate(got.n_views, got.image_size)
+            cap = CachedMember(files[i]).capture
+            det = None if f is None else Detections.load_json(f).validate(cap.n_views, cap.image_size)
         except ValidationError as e:
             finish(i, e)
             continue
-        members.append(Member(got, det))
+        members.append(CachedMember(files[i], det))
         where.append(i)
     if not members:
         return
@@ -101,3 +108,4 @@ def label_collection(
             finish(i, ValidationError("input", out.errors[k]))
         else:
             finish(i, (members[k].capture, out.results[k]))
+    cache.remove()

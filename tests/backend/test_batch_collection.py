@@ -92,8 +92,10 @@ def test_a_ctrl_c_during_the_category_fit_leaves_an_index_of_what_was_not_done_a
         ("not done", "the run stopped before it (interrupted)")
     }
     assert not (out / "category-model").exists() and not list(out.glob("table*"))
+    assert len(list((out / ".captures").glob("table*.npz"))) == 5  # kept for the re-run
     rc, stdout, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
     assert rc == 0 and "5 inputs: 0 finished before, 5 to do" in err and "done 5, failed 0" in stdout
+    assert "using 5 capture(s) kept by an earlier run" in err and not (out / ".captures").exists()
 
 
 def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_ask_for_as_many_and_the_same_stretch(
