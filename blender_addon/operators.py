@@ -8,6 +8,7 @@ import bpy
 from partdistill.shared.client import BackendError, BackendTimeout
 from partdistill.shared.detections import Detections
 from partdistill.shared.options import CollectionOptions, SegmentOptions, collection_ruled_out
+from partdistill.shared.request import collection_groups
 from partdistill.shared.validation import parse_part_names
 
 from .apply import remove_result, result_labels
@@ -240,13 +241,15 @@ class PARTDISTILL_OT_segment(_RunsJobs, bpy.types.Operator):
 
     def _plan(self, context: bpy.types.Context) -> list[tuple[str, Callable[[], SegmentJob | CollectionJob]]]:
         """Every selected mesh or point cloud (the active one first): together as one collection
-        (*Options › Several Objects*), or one job each."""
+        (*Options › Several Objects*; more objects than a request holds as a few collections of
+        about equal size), or one job each."""
         active = context.active_object
         others = [o for o in context.selected_objects if (o.type == "MESH" or is_point_object(o)) and o != active]
         objects, settings = [active, *others], job_settings(context.scene)
         together = settings.collection.mode != "tta" and collection_ruled_out(settings.options) is None
         if len(objects) > 1 and together:
-            return [(", ".join(o.name for o in objects), lambda: CollectionJob(objects, settings))]
+            groups = [[objects[i] for i in g] for g in collection_groups(len(objects))]
+            return [(", ".join(o.name for o in g), lambda g=g: CollectionJob(g, settings)) for g in groups]
         return [(o.name, lambda o=o: SegmentJob(o, settings)) for o in objects]
 
 

@@ -86,3 +86,14 @@ class CollectionRequest:
         if why is not None:
             raise ValidationError("collection.mode", f"{self.collection.mode} is not for {why}: use mode tta")
         return self
+
+
+def collection_groups(n: int) -> list[range]:
+    """``n`` shapes as the fewest collections a request allows (``MAX_COLLECTION_SHAPES`` each), of
+    sizes that differ by at most one: 40 shapes are 3 collections of 13, 14 and 13, never 16, 16
+    and 8."""
+    if n < 1:
+        raise ValidationError("members", f"a collection holds at least one shape, got {n}")
+    k = -(-n // limits.MAX_COLLECTION_SHAPES)
+    ends = [round(j * n / k) for j in range(k + 1)]
+    return [range(ends[j], ends[j + 1]) for j in range(k)]

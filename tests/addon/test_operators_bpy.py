@@ -193,3 +193,19 @@ def test_a_collection_job_cancelled_while_capturing_leaves_the_scene_as_it_was(o
     job.cancel()
     assert job.state == "cancelled" and [o[1] for o in job.outcomes()] == ["cancelled", "cancelled"]
     assert len(bpy.data.scenes) == scenes and len(obj.data.materials) == materials
+
+
+def test_more_selected_objects_than_a_request_holds_are_segmented_as_a_few_collections(obj, server):
+    from partdistill.blender_addon.preferences import preferences
+
+    for k in range(16):  # 17 chairs selected, one more than a collection request holds
+        other = obj.copy()
+        other.name = f"chair {k:02d}"
+        bpy.context.scene.collection.objects.link(other)
+        other.select_set(True)
+    bpy.context.scene.partdistill.parts = "seat, back, leg"
+    preferences(bpy.context).backend = server.endpoint
+    plan = PARTDISTILL_OT_segment._plan(SimpleNamespace(), bpy.context)
+    groups = [name.split(", ") for name, _ in plan]
+    assert [len(g) for g in groups] == [8, 9] and groups[0][0] == "chair"  # the active object first
+    assert sorted(n for g in groups for n in g) == sorted(o.name for o in bpy.context.selected_objects)
