@@ -5,7 +5,7 @@ headless importer before Blender's importers (which read garbage as an empty mes
 coordinates into 0 without a word, and drop OBJ faces that use vertices defined later in the file).
 
 :func:`check_mesh_file` refuses, naming the file and the vertex, a NaN or infinite coordinate in OBJ,
-PLY (ASCII or binary), STL (ASCII or binary), glTF and GLB files, and counts the faces the file holds
+PLY (ASCII or binary), STL (ASCII or binary), glTF, GLB and OFF files, and counts the faces the file holds
 so that an import that keeps fewer can say so.
 """
 
@@ -58,7 +58,14 @@ def check_mesh_file(p: Path) -> MeshFileFacts:
     if ext == ".obj" or (ext == ".ply" and b"format ascii" in head):
         if b"\x00" in head:
             raise ValidationError("input", f"{p.name} is binary data, not a text {ext} file")
-    scan = {".obj": _scan_obj, ".ply": _scan_ply, ".stl": _scan_stl, ".glb": _scan_gltf, ".gltf": _scan_gltf}
+    scan = {
+        ".obj": _scan_obj,
+        ".ply": _scan_ply,
+        ".stl": _scan_stl,
+        ".glb": _scan_gltf,
+        ".gltf": _scan_gltf,
+        ".off": _scan_off,
+    }
     return scan[ext](p) if ext in scan else MeshFileFacts()
 
 
@@ -115,6 +122,12 @@ def _ply_ascii_line(p: Path, vertex: int) -> int:
             if line.strip() == b"end_header":
                 return n + 1 + vertex
     return 0
+
+
+def _scan_off(p: Path) -> MeshFileFacts:
+    from .off import read_off
+
+    return MeshFileFacts(len(read_off(p).polygons))
 
 
 #: A binary STL triangle: normal, three corners, attribute bytes.

@@ -23,7 +23,7 @@ from partdistill.shared.ply import ply_has_faces
 from partdistill.shared.point_capture import capture_point_cloud
 from partdistill.shared.point_cloud import POINT_SUFFIXES, read_point_file
 
-MESH_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend")
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend", ".off")
 # Point clouds: POINT_SUFFIXES always, ``.ply`` without faces, and ``.npz`` files holding ``points`` but no views.
 INPUT_SUFFIXES = (*MESH_SUFFIXES, *POINT_SUFFIXES)
 

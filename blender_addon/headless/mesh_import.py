@@ -13,6 +13,7 @@ import bpy
 from partdistill.shared.capture import Capture
 from partdistill.shared.errors import ValidationError
 from partdistill.shared.mesh_files import check_mesh_file
+from partdistill.shared.off import read_off
 
 from ..capture import capture_object
 
@@ -26,7 +27,7 @@ def import_mesh(path: str | os.PathLike) -> tuple[bpy.types.Object, list[str]]:
     """Load a mesh file into a fresh empty session; return one mesh object and warnings (one line
     each) about what the import could not keep.
 
-    Formats: .obj .ply .stl .glb .gltf .fbx .blend (mesh objects are appended; hidden ones only
+    Formats: .obj .ply .stl .glb .gltf .fbx .blend .off (mesh objects are appended; hidden ones only
     when nothing else is there). Several mesh objects are joined into one, modifiers applied, named
     after the file. This *replaces the current bpy session's data* (``read_homefile``): it is meant
     for headless batch use. Raises ``ValidationError("input", ...)`` for a missing, unknown or
@@ -44,6 +45,7 @@ def import_mesh(path: str | os.PathLike) -> tuple[bpy.types.Object, list[str]]:
         ".gltf": lambda: bpy.ops.import_scene.gltf(filepath=str(p)),
         ".fbx": lambda: bpy.ops.import_scene.fbx(filepath=str(p)),
         ".blend": lambda: _append_blend_meshes(p),
+        ".off": lambda: _add_off_mesh(p),
     }
     if ext not in importers:
         raise ValidationError(
@@ -97,6 +99,15 @@ def import_mesh(path: str | os.PathLike) -> tuple[bpy.types.Object, list[str]]:
     target = view_layer.objects.active
     target.name = p.stem
     return target, warnings
+
+
+def _add_off_mesh(p: Path) -> None:
+    """An OFF file (no importer in Blender) as one mesh object of the scene."""
+    off = read_off(p)
+    mesh = bpy.data.meshes.new(p.stem)
+    mesh.from_pydata(off.vertices.tolist(), [], off.polygons)
+    mesh.validate()  # drops degenerate faces, which the import's face count then reports
+    bpy.context.scene.collection.objects.link(bpy.data.objects.new(p.stem, mesh))
 
 
 def capture_file(path: str | os.PathLike, **kwargs: object) -> Capture:

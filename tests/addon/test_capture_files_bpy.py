@@ -72,14 +72,18 @@ def test_capture_file_formats(bpy_empty, tmp_path):
     }
     for ext, export in exports.items():
         export(tmp_path / f"model{ext}")
-    for ext in exports:
+    # OFF, which Blender has no exporter for: its quad and its triangle as the file's polygons
+    verts, polygons = [tuple(v.co) for v in obj.data.vertices], [list(p.vertices) for p in obj.data.polygons]
+    lines = [f"{x} {y} {z}" for x, y, z in verts] + [" ".join(map(str, [len(q), *q])) for q in polygons]
+    (tmp_path / "model.off").write_text(f"OFF\n{len(verts)} {len(polygons)} 0\n" + "\n".join(lines) + "\n")
+    for ext in [*exports, ".off"]:
         c = capture_file(tmp_path / f"model{ext}", n_views=1, resolution=16)
         assert c.mesh.n_faces == 3, ext
         assert bpy.data.objects[c.meta["object_name"]].type == "MESH"
         assert len([o for o in bpy.context.scene.objects if o.type == "MESH"]) == 1
 
 
-@pytest.mark.parametrize("ext", [".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend"])
+@pytest.mark.parametrize("ext", [".obj", ".ply", ".stl", ".glb", ".gltf", ".fbx", ".blend", ".off"])
 def test_capture_file_rejects_broken_files(bpy_empty, tmp_path, ext):
     path = tmp_path / f"broken{ext}"
     path.write_bytes(bytes(range(256)) * 8)

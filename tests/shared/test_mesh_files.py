@@ -72,7 +72,15 @@ def _gltf_with_data_uri(path, verts, faces):
     return path
 
 
+def _off(path, verts, faces):
+    """OFF as ModelNet writes it: the counts on the keyword's own line."""
+    body = "".join(f"{x} {y} {z}\n" for x, y, z in verts) + "".join(f"3 {a} {b} {c}\n" for a, b, c in faces)
+    path.write_text(f"OFF{len(verts)} {len(faces)} 0\n{body}")
+    return path
+
+
 WRITERS = {
+    "mesh.off": _off,
     "binary.ply": _ply,
     "big.ply": lambda p, v, f: _ply(p, v, f, "binary_big_endian"),
     "ascii.ply": lambda p, v, f: _ply(p, v, f, "ascii"),
