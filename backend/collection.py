@@ -38,9 +38,9 @@ from .pipeline.distill import TTA_LR, DistillConfig, distill, rescore
 from .pipeline.label import label_faces
 from .pipeline.outliers import FLAG_PREFIX, disagreement, flag_collection, result_figures
 from .pipeline.review import review
-from .pipeline.shape import PreparedShape, prepare_points, prepare_shape
+from .pipeline.shape import PreparedShape, in_frame, prepare_points, prepare_shape, principal_frame
 from .pipeline.vote import superpoint_vote
-from .pre import category_student, train
+from .pre import category_student, train, trained_frame
 from .students.build import part_embedder
 from .students.mixture import StudentMixture
 
@@ -100,6 +100,7 @@ def segment_collection(
         return _one_by_one(members, names, options, teacher, progress, cancel)
     t0 = time.perf_counter()
     n = len(members)
+    frame = collection.frame if checkpoint is None else trained_frame(checkpoint)
     setup = category_student(names, options)
     prepared: list[PreparedShape | None] = [None] * n
     dets: list[Detections | None] = [None] * n
@@ -112,6 +113,8 @@ def segment_collection(
             cap.check_views_show_object()
             dets[i] = make_detections(cap, names, options, m.detections, teacher, None, cancel, {}, {})
             shape = prepare_shape(cap, dets[i], options.n_points, options.seed + i, setup.device, setup.student.k)
+            if frame == "principal":
+                in_frame(shape, principal_frame(cap.mesh))
             if shape.units.n_units == 0 or not (shape.units.coverage() > 0).any():
                 raise ValidationError("detections", "no detection covers any visible part of the mesh")
             prepared[i] = shape
@@ -154,6 +157,8 @@ def segment_collection(
         # on points the student was not trained on: it learnt each shape's own detections on its
         # training points, and its prior is what it makes of the shape itself
         fresh = prepare_points(cap.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
+        if frame == "principal":
+            in_frame(fresh, principal_frame(cap.mesh))
         pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine)
         student_labels[i] = pre.face_labels
         if collection.mode == "pre":
@@ -216,6 +221,8 @@ def _fit(
         step = None if progress is None else _part_of(progress, j, students)
         student = setup if j == 0 else category_student(names, own)
         fits.append(train(student, prepared, names, own, progress=step, cancel=cancel, stretch=collection.stretch))
+    for f in fits:
+        f.meta["training"]["frame"] = collection.frame  # what labelling with it later must do too
     if students == 1:
         return fits[0]
     meta = {"training": {**fits[0].meta["training"], "students": students}}

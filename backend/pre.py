@@ -27,7 +27,7 @@ from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import label_faces
 from .pipeline.review import review
-from .pipeline.shape import PreparedShape, Stretch, prepare_points, prepare_shape
+from .pipeline.shape import PreparedShape, Stretch, in_frame, prepare_points, prepare_shape, principal_frame
 from .students.build import StudentSetup, new_student, part_embedder
 
 
@@ -159,6 +159,12 @@ def train(
     return Checkpoint(student.eval(), names, setup.text_encoder, options.n_points, meta)
 
 
+def trained_frame(ckpt: Checkpoint) -> str:
+    """The axes ``ckpt``'s student saw its shapes along (``CollectionOptions.frame``); a shape it
+    labels must be seen the same way."""
+    return ckpt.meta.get("training", {}).get("frame", "given")
+
+
 def predict(
     mesh: Mesh | Capture, ckpt: Checkpoint, *, seed: int = 0, device: str = "auto", refine: str = SegmentOptions.refine
 ) -> SegmentationResult:
@@ -172,6 +178,8 @@ def predict(
     student = ckpt.student.to(dev)
     emb = part_embedder(ckpt.text_encoder, str(dev))(ckpt.part_names)
     shape = prepare_points(mesh, ckpt.n_points, seed, dev, student.k)
+    if trained_frame(ckpt) == "principal":
+        in_frame(shape, principal_frame(mesh))
     timings = {"prepare": time.perf_counter() - t}
     stats = {"method": "pre", "n_faces": mesh.n_faces, "n_points": shape.points.n}
     result = label_faces(student, shape, emb, ckpt.part_names, stats, timings, refine)

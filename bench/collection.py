@@ -47,6 +47,7 @@ VARIANTS: dict[str, dict] = {
     "collection-pre-k3-s125": {"mode": "pre", "students": 3, "stretch": 1.25},
     "collection-pre-k3-s150": {"mode": "pre", "students": 3, "stretch": 1.5},
     "collection-pre-k5-e60": {"mode": "pre", "students": 5, "fit_share": 0.6},
+    "collection-pre-k3-principal": {"mode": "pre", "students": 3, "frame": "principal"},
 }
 #: Confidence histograms' bins (fine enough to rescale the confidences of the faces that differ).
 BINS = 100
@@ -137,10 +138,12 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
     fits = {}  # the fit's options -> the collection in mode "pre": each category fit made once per run
     for v in todo:
         fit_options, opts = variant_options(v, setup.options)
-        k = (opts.students, opts.stretch, fit_options.epochs)
+        k = (opts.students, opts.stretch, opts.frame, fit_options.epochs)
         if k not in fits:
             t = time.perf_counter()
-            fit = CollectionOptions(mode="pre", students=opts.students, stretch=opts.stretch, disagree_confidence=1.0)
+            fit = CollectionOptions(
+                mode="pre", students=opts.students, stretch=opts.stretch, frame=opts.frame, disagree_confidence=1.0
+            )
             fits[k] = segment_collection(members, names, fit_options, fit)
             took = time.perf_counter() - t
             splits = "+".join(dict.fromkeys(s.split for s in group))

@@ -192,6 +192,10 @@ MAX_CATEGORY_STUDENTS = 16
 #: as in the paper. Chosen on the real-mesh validation split (``bench real --collection``, three
 #: category students): 55.5 as they are, 54.3 stretched up to 1.5, 53.6 up to 1.25.
 STRETCH = 1.0
+#: How a category fit sees each shape (``CollectionOptions.frame``): "given", as the file has it
+#: (the paper), or "principal", along the shape's principal axes (``pipeline.shape.principal_frame``).
+FRAMES = ("given", "principal")
+FRAME = "given"
 
 
 @dataclass
@@ -207,7 +211,8 @@ class CollectionOptions:
     category student's. students: how many category students are fitted (seeds ``seed``,
     ``seed + 1``, ...; each as long as one) and averaged; "pre-tta" fine-tunes the first.
     stretch: each step of a category fit sees its shape stretched along each axis by a random
-    factor in [1 / stretch, stretch] (1: as it is, the paper's Pre)."""
+    factor in [1 / stretch, stretch] (1: as it is, the paper's Pre). frame: one of ``FRAMES``, the
+    axes the category students see each shape along."""
 
     mode: str = "pre"
     finetune_epochs: int = FINETUNE_EPOCHS
@@ -216,6 +221,7 @@ class CollectionOptions:
     disagree_confidence: float = DISAGREE_CONFIDENCE
     students: int = CATEGORY_STUDENTS
     stretch: float = STRETCH
+    frame: str = FRAME
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -244,6 +250,8 @@ class CollectionOptions:
             )
         if not isinstance(self.stretch, int | float) or isinstance(self.stretch, bool) or not 1 <= self.stretch <= 2:
             raise ValidationError("collection.stretch", f"must be a number in [1, 2], got {shown(self.stretch)}")
+        if self.frame not in FRAMES:
+            raise ValidationError("collection.frame", f"must be one of {', '.join(FRAMES)}, got {shown(self.frame)}")
         for name in ("disagree_confidence", "blend"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:

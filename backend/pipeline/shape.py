@@ -98,6 +98,27 @@ def prepare_shape(
     return shape
 
 
+def principal_frame(mesh: Mesh) -> np.ndarray:
+    """(3, 3) float64: the surface's principal axes as columns, the widest spread first, each
+    pointing the way its area-weighted third moment is positive. Shapes of one category that lie in
+    the file along different axes are alike in it, so one category student can learn them together."""
+    tri = mesh.vertices[mesh.faces].astype(np.float64)
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    w = area / max(float(area.sum()), 1e-300)
+    d = tri.mean(axis=1) - w @ tri.mean(axis=1)
+    axes = np.linalg.eigh((d * w[:, None]).T @ d)[1][:, ::-1]
+    return axes * np.where(w @ (d @ axes) ** 3 < 0, -1.0, 1.0)
+
+
+def in_frame(shape: PreparedShape, axes: np.ndarray) -> PreparedShape:
+    """``shape`` with the student's coordinates and normals expressed along ``axes`` (3, 3) (the
+    points, their faces and units stay; the kNN graph does not change under a rotation)."""
+    xyz = normalise((shape.points.xyz.astype(np.float64) @ axes).astype(np.float32))
+    shape.xyz = torch.as_tensor(xyz, device=shape.xyz.device)[None]
+    shape.normals = torch.as_tensor((shape.points.normals @ axes).astype(np.float32), device=shape.xyz.device)[None]
+    return shape
+
+
 class Stretch:
     """A category fit's augmentation: each training step sees its shape stretched along each axis
     by its own random factor in [1 / ``factor``, ``factor``] (log-uniform), then scaled back into
