@@ -30,6 +30,8 @@ from partdistill.shared.options import (
     CATEGORY_STUDENTS,
     COLLECTION_MODES,
     FINETUNE_EPOCHS,
+    FRAME,
+    FRAMES,
     STRETCH,
     CollectionOptions,
     collection_ruled_out,
@@ -91,6 +93,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=STRETCH,
         help="each step of the category fit stretches its shape along each axis by a random factor up to this "
         "(1: not at all)",
+    )
+    b.add_argument(
+        "--frame",
+        choices=FRAMES,
+        default=FRAME,
+        help="the axes the category students see each shape along: as the file has it, or its principal axes "
+        "(for collections whose files lie along different axes)",
     )
     b.add_argument(
         "--downweight",
@@ -158,6 +167,7 @@ def _collection_options(args: argparse.Namespace) -> CollectionOptions:
             blend=args.blend,
             students=args.students,
             stretch=args.stretch,
+            frame=args.frame,
         ).validate()
     except ValidationError as e:
         raise ValidationError("--" + e.field.removeprefix("collection.").replace("_", "-"), e.problem) from None

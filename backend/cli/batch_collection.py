@@ -39,6 +39,7 @@ def label_collection(
     from ..collection import segment_collection
     from ..io.capture_cache import CachedMember, CaptureCache
     from ..io.capture_pool import capture_files
+    from ..pre import trained_frame
 
     saved = args.out / CATEGORY_MODEL
     checkpoint = None
@@ -46,6 +47,7 @@ def label_collection(
         checkpoint = load_checkpoint(saved)
         training = checkpoint.meta.get("training", {})
         n_fitted, stretched = training.get("students", 1), float(training.get("stretch", 1.0))
+        framed = trained_frame(checkpoint)
         for flag, fitted, asked, how in (
             (
                 "--parts",
@@ -55,6 +57,7 @@ def label_collection(
             ),
             ("--students", n_fitted, args.collection.students, f"with {n_fitted} category student(s): give those"),
             ("--stretch", stretched, float(args.collection.stretch), f"with --stretch {stretched:g}: give that"),
+            ("--frame", framed, args.collection.frame, f"with --frame {framed}: give that"),
         ):
             if fitted != asked:
                 raise ValidationError(flag, f"{saved} was fitted {how}, or another --out")

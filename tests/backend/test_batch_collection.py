@@ -118,6 +118,12 @@ def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_
     assert rc == 2 and err.splitlines()[-1].endswith(
         "--stretch: " + f"{out / 'category-model'} was fitted with --stretch 1: give that, or another --out"
     )
+    rc, _, err = run_cli(
+        ["batch", tables, "--parts", "top,leg", "--out", out, "--students", "2", "--frame", "principal"]
+    )
+    assert rc == 2 and err.strip().endswith(
+        f"{out / 'category-model'} was fitted with --frame given: give that, or another --out"
+    )
     rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--students", "0"])
     assert rc == 2 and "--students" in err
     rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--stretch", "3"])
