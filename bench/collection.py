@@ -173,11 +173,12 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
 def variant_options(variant: str, options: SegmentOptions) -> tuple[SegmentOptions, CollectionOptions]:
     """What a run of ``variant`` labels with: the engine options of its category fits (the run's
     ``options`` with ``fit_share`` of their epochs) and its checked collection options (one category
-    student, no blend and no confidence drop unless it says)."""
+    student, no blend, no confidence drop and the shapes as their files have them unless it says)."""
     spec = dict(VARIANTS[variant])
     share = spec.pop("fit_share", 1.0)
     fit = replace(options, epochs=max(1, round(options.epochs * share)))
-    return fit, CollectionOptions(**{"students": 1, "blend": 0.0, "disagree_confidence": 1.0, **spec}).validate()
+    base = {"students": 1, "blend": 0.0, "disagree_confidence": 1.0, "frame": "given"}
+    return fit, CollectionOptions(**{**base, **spec}).validate()
 
 
 def _confidence_by_agreement(res, student_labels, gt) -> dict[str, list[int]]:
