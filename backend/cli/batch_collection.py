@@ -1,6 +1,7 @@
 """``partdistill batch`` in collection mode: category students over the batch, then each shape.
 
-Every input is captured (in ``--jobs`` Blender processes) and gets its detections; the category
+Every input is captured (in ``--jobs`` Blender processes; each capture waits on disk in
+``OUT/.captures`` until it is labelled, ``io.capture_cache``) and gets its detections; the category
 students are fitted over all of them and saved as one ``OUT/category-model`` (a re-run of an
 interrupted batch reuses it, and ``segment --category-model OUT/category-model`` labels more
 shapes like them later); then each unfinished shape is labelled by them ("pre") or fine-tuned
@@ -87,6 +88,7 @@ def label_collection(
         members.append(CachedMember(files[i], det))
         where.append(i)
     if not members:
+        cache.remove()
         return
     options = engine_options(args, with_teacher=any(m.detections is None for m in members))
     need_teacher = any(m.detections is None for m in members)
