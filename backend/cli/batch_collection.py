@@ -71,11 +71,13 @@ def label_collection(
     stream = capture_files(
         [inputs[i] for i in rest], views=args.views, resolution=args.resolution, workers=args.jobs, engine=args.render
     )
-    for k, got in stream:
-        if isinstance(got, str):
-            finish(rest[k], ValidationError("input", got))
-        else:
-            files[rest[k]] = cache.keep(inputs[rest[k]], got)
+    with ProgressBars(args.quiet) as bars:  # every shape is captured before the fit: show it move
+        for done, (k, got) in enumerate(stream, start=1):
+            if isinstance(got, str):
+                finish(rest[k], ValidationError("input", got))
+            else:
+                files[rest[k]] = cache.keep(inputs[rest[k]], got)
+            bars.update(done, len(rest), "capture")
     members, where = [], []
     for i in sorted(files):  # in input order, however the captures arrived
         try:

@@ -10,7 +10,14 @@ from partdistill.shared.capture import Capture
 from partdistill.shared.result import SegmentationResult
 
 #: What a stage counts, for its bar's rate.
-STAGE_UNITS = {"teacher": "view", "distill": "epoch", "detect": "shape", "tune": "shape", "segment": "shape"}
+STAGE_UNITS = {
+    "capture": "shape",
+    "teacher": "view",
+    "distill": "epoch",
+    "detect": "shape",
+    "tune": "shape",
+    "segment": "shape",
+}
 
 
 class ProgressBars:

@@ -219,13 +219,14 @@ def test_a_part_the_whole_collection_lacks_is_one_collection_warning_not_one_per
         assert warned == (["'drawer' was detected in 1 view but no face was labelled with it"] if k < 2 else [])
 
 
-def test_a_batch_whose_every_shape_fails_before_the_fit_keeps_no_captures(tables, tmp_path):
+def test_a_batch_whose_every_shape_fails_before_the_fit_shows_its_captures_and_keeps_none(tables, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "table0.npz").write_bytes((tables / "table0.npz").read_bytes())
     det = Detections.load_json(tables / "table0.detections.json")
     Detections(det.part_names, det.views[:2]).save_json(folder / "table0.detections.json")  # 2 views of 4
     out = tmp_path / "out"
-    rc, stdout, err = run_cli(["batch", folder, "--parts", "top,leg", "--out", out, *FAST])
+    rc, stdout, err = run_cli(["batch", folder, "--parts", "top,leg", "--out", out])  # not --quiet: the bars show
     assert rc == 1 and "done 0, failed 1" in stdout and "views: has 2 view lists, the capture has 4 views" in err
+    assert "\rcapture: " in err and "/1 [" in err  # the captures before the fit show their progress
     assert not (out / ".captures").exists()
