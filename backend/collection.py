@@ -103,6 +103,7 @@ def segment_collection(
     frame = collection.frame if checkpoint is None else trained_frame(checkpoint)
     setup = category_student(names, options)
     prepared: list[PreparedShape | None] = [None] * n
+    axes: list[np.ndarray | None] = [None] * n  # each shape's principal axes, for training and labelling
     dets: list[Detections | None] = [None] * n
     errors = [""] * n
     for i, m in enumerate(members):
@@ -114,7 +115,8 @@ def segment_collection(
             dets[i] = make_detections(cap, names, options, m.detections, teacher, None, cancel, {}, {})
             shape = prepare_shape(cap, dets[i], options.n_points, options.seed + i, setup.device, setup.student.k)
             if frame == "principal":
-                in_frame(shape, principal_frame(cap.mesh))
+                axes[i] = principal_frame(cap.mesh)
+                in_frame(shape, axes[i])
             if shape.units.n_units == 0 or not (shape.units.coverage() > 0).any():
                 raise ValidationError("detections", "no detection covers any visible part of the mesh")
             prepared[i] = shape
@@ -158,7 +160,7 @@ def segment_collection(
         # training points, and its prior is what it makes of the shape itself
         fresh = prepare_points(cap.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
         if frame == "principal":
-            in_frame(fresh, principal_frame(cap.mesh))
+            in_frame(fresh, axes[i])
         pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine)
         student_labels[i] = pre.face_labels
         if collection.mode == "pre":
