@@ -49,13 +49,16 @@ from .students.mixture import StudentMixture
 class CollectionResult:
     """results: one per member (None where it failed, with its one-line reason in ``errors``).
     student_labels: per member, the category student's face labels ``(F,) int32`` (None in mode
-    "tta" or for a failed member). checkpoint: the category student (None in mode "tta")."""
+    "tta" or for a failed member). differs: per member, ``(F,) bool``, the faces where the shape's
+    own evidence and the category student disagree (``own_evidence_differs``; None where
+    ``student_labels`` is). checkpoint: the category student (None in mode "tta")."""
 
     results: list[SegmentationResult | None]
     errors: list[str]
     student_labels: list[np.ndarray | None]
     checkpoint: Checkpoint | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    differs: list[np.ndarray | None] = field(default_factory=list)
 
     def disagreements(self) -> np.ndarray:
         """(S,) float64: the share of each member's surface where its labels differ from the category
@@ -152,6 +155,7 @@ def segment_collection(
     timings = {"detect_lift": t1 - t0, "fit": time.perf_counter() - t1}
     results: list[SegmentationResult | None] = [None] * n
     student_labels: list[np.ndarray | None] = [None] * n
+    differs: list[np.ndarray | None] = [None] * n
     t2 = time.perf_counter()
     for k, i in enumerate(ok):
         _check_cancel(cancel)
@@ -167,16 +171,15 @@ def segment_collection(
             result = pre
         else:
             shape.units.weight = confidence[k]  # the category fit re-scored them; each shape starts afresh
-            result = _finetune(ckpt, shape, emb, names, options, collection, pre.face_labels, cancel)
+            result = _finetune(ckpt, shape, emb, names, options, collection, cancel)
         result.stats.update(method=f"collection-{collection.mode}", n_views=cap.n_views)
+        own = superpoint_vote(cap, dets[i])[0] if collection.mode == "pre" else None
+        differs[i] = own_evidence_differs(result.face_labels, pre.face_labels, own)
         areas = cap.mesh.face_areas()
-        if collection.mode == "pre":  # the result is the category student's: set it against the shape's own votes
-            own = superpoint_vote(cap, dets[i])[0]
-            voted = own >= 0
-            share = disagreement(result.face_labels[voted], own[voted], areas[voted])
-        else:
-            share = disagreement(result.face_labels, pre.face_labels, areas)
-        result.stats["disagreement"] = round(share, 4)
+        result.stats["disagreement"] = round(disagreement(differs[i], areas, None if own is None else own >= 0), 4)
+        result.face_confidence = np.where(
+            differs[i], result.face_confidence * collection.disagree_confidence, result.face_confidence
+        ).astype(np.float32)
         # a detected part left without a face is worded by the collection's review (review_members)
         results[i] = review(result, cap.mesh, dets[i], cap.face_id, cap.warnings, missing_parts=False).validate()
         _report(progress, k + 1, len(ok), "label" if collection.mode == "pre" else "tune")
@@ -184,7 +187,18 @@ def segment_collection(
     shared = {"detect_lift": timings["detect_lift"] / len(ok), "category_fit": timings["fit"] / len(ok)}
     for i in ok:  # each shape's seconds carry its share of the collection's work, so they add up to the run
         results[i].timings = {**shared, **results[i].timings}
-    return CollectionResult(results, errors, student_labels, ckpt, timings)
+    return CollectionResult(results, errors, student_labels, ckpt, timings, differs)
+
+
+def own_evidence_differs(labels: np.ndarray, student_labels: np.ndarray, own_vote: np.ndarray | None) -> np.ndarray:
+    """(F,) bool: the faces where what a shape's own evidence shows and the category student
+    disagree. ``labels``, ``student_labels``: (F,) int32, the shape's result and the category
+    student's. ``own_vote``: (F,) int32, the shape's own detections' superpoint vote (-1 where no
+    detection reached), given in mode "pre", where the result is the category student's own; in the
+    other modes the result carries the shape's own evidence (None)."""
+    if own_vote is None:
+        return labels != student_labels
+    return (own_vote >= 0) & (own_vote != labels)
 
 
 def review_members(members: Sequence[Member], out: CollectionResult, names: tuple[str, ...]) -> list[str]:
@@ -245,11 +259,10 @@ def _finetune(
     names: tuple[str, ...],
     options: SegmentOptions,
     collection: CollectionOptions,
-    student_labels: np.ndarray,
     cancel: Callable[[], bool] | None,
 ) -> SegmentationResult:
     """Test-time alignment of one shape started from the category student (mode "ensemble": from
-    scratch, for the job's epochs); faces whose labels leave the category student's lose confidence."""
+    scratch, for the job's epochs)."""
     t = time.perf_counter()
     config = DistillConfig.from_options(options, lr=TTA_LR)
     if collection.mode == "ensemble":
@@ -278,12 +291,7 @@ def _finetune(
     stats = {"epochs_run": len(rep.loss), "trigger_epoch": rep.trigger_epoch, "loss": [round(x, 5) for x in rep.loss]}
     w = collection.blend
     final = student.eval() if not w else StudentMixture([ckpt.student, student.eval()], [w, 1.0 - w])
-    result = label_faces(final, shape, emb, names, stats, {"distill": time.perf_counter() - t}, options.refine)
-    differ = result.face_labels != student_labels
-    result.face_confidence = np.where(
-        differ, result.face_confidence * collection.disagree_confidence, result.face_confidence
-    ).astype(np.float32)
-    return result
+    return label_faces(final, shape, emb, names, stats, {"distill": time.perf_counter() - t}, options.refine)
 
 
 def _one_by_one(

@@ -6,7 +6,8 @@ only reported. Each collection is fitted once (its category student) and every v
 (``VARIANTS``) starts from that student, as ``partdistill batch`` would. The rows go to their own run
 log (``collection.jsonl``), beside ``bench real``'s per-shape methods and baselines; besides the mIoU each
 row keeps what the collection review needs: the part figures, the disagreement with the category
-student, and how often faces are right per confidence where the labels agree or differ with it.
+student, and how often faces are right per confidence where the shape's own evidence agrees or
+differs with it.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
             row["collection"] = [m.key for m in group]
             row["parts"] = result_figures(cap.mesh, res).to_dict(names)
             row["disagreement"] = res.stats.get("disagreement")
-            row.update(_confidence_by_agreement(res, out.student_labels[k], cap.gt_face_labels))
+            row.update(_confidence_by_agreement(res, out.differs[k], cap.gt_face_labels))
             runs.add(row)
             log(f"{s.key:>12} {teacher:4} {level:9} {v:26} mIoU {row['miou']:5.1f}  {row['seconds']:5.1f} s")
 
@@ -181,12 +182,12 @@ def variant_options(variant: str, options: SegmentOptions) -> tuple[SegmentOptio
     return fit, CollectionOptions(**{**base, **spec}).validate()
 
 
-def _confidence_by_agreement(res, student_labels, gt) -> dict[str, list[int]]:
-    """Counts of faces and of right faces per confidence bin, apart for the faces whose label agrees
-    with the category student's and those whose label differs."""
+def _confidence_by_agreement(res, differ: np.ndarray, gt) -> dict[str, list[int]]:
+    """Counts of faces and of right faces per confidence bin, apart for the faces where the shape's
+    own evidence and the category student agree and those where they differ (``differ`` (F,) bool,
+    ``CollectionResult.differs``)."""
     b = np.minimum((res.face_confidence * BINS).astype(int), BINS - 1)
     right = res.face_labels == gt
-    differ = res.face_labels != student_labels
     out = {}
     for name, m in (("agree", ~differ), ("differ", differ)):
         out[f"{name}_faces"] = np.bincount(b[m], minlength=BINS).tolist()

@@ -26,7 +26,7 @@ RECALL_BELOW = 25.0
 PRECISION_BELOW = 50.0
 #: The per-shape methods and baselines shown beside the collection variants.
 SHAPE_METHODS = ("distill", "pre", "superpoint", "vote-fill")
-#: Candidate confidence drops for the faces whose labels differ from the category student's.
+#: Candidate confidence drops for the faces where a shape's own evidence and the category student differ.
 DROPS = (1.0, 0.75, 0.5, 0.35, 0.25)
 #: The flag rules searched on the validation collections.
 GRID = {
@@ -86,8 +86,8 @@ def choose_drop(rows: Sequence[dict]) -> float:
 
 
 def calibration_error(rows: Sequence[dict], drop: float) -> float:
-    """Expected calibration error (20 bins) of the faces' confidences, those that differ from the
-    category student's labels scaled by ``drop`` (NaN without rows: a split not run)."""
+    """Expected calibration error (20 bins) of the faces' confidences, those where the shape's own
+    evidence and the category student differ scaled by ``drop`` (NaN without rows: a split not run)."""
     if not rows:
         return float("nan")
     centres = (np.arange(BINS) + 0.5) / BINS
@@ -146,7 +146,7 @@ def markdown(summary: dict) -> list[str]:
     rules = {k: v for k, v in summary["rules"].items() if np.isfinite(v)}
     lines += [
         f"Chosen on validation: variant **{summary['variant']}**, flag rules {json.dumps(rules)}, confidence drop "
-        f"{summary['drop']} for faces whose label differs from the category student's.",
+        f"{summary['drop']} for faces where a shape's own evidence and the category students differ.",
         "",
     ]
     lines += table_head("flags", ["shapes", "below 25", "warned", "recall (%)", "precision (%)"])

@@ -211,8 +211,9 @@ class CollectionOptions:
     re-scoring, with the category student as the snapshot). blend: the weight of the category
     student's probabilities averaged into the fine-tuned (or, "ensemble", the shape's own) student's
     (0: that student alone; "pre-tta" and "ensemble").
-    disagree_confidence: the share of its confidence a face keeps where its label differs from the
-    category student's. students: how many category students are fitted (seeds ``seed``,
+    disagree_confidence: the share of its confidence a face keeps where the shape's own evidence
+    and the category students disagree (mode "pre": its detections' superpoint vote names another
+    part than its label; the other modes: its label differs from the category students'). students: how many category students are fitted (seeds ``seed``,
     ``seed + 1``, ...; each as long as one) and averaged; "pre-tta" fine-tunes the first.
     stretch: each step of a category fit sees its shape stretched along each axis by a random
     factor in [1 / stretch, stretch] (1: as it is, the paper's Pre). frame: one of ``FRAMES``, the

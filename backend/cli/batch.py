@@ -43,7 +43,7 @@ from ..io.outputs import write_outputs
 from .arguments import add_output_args, add_parts_arg, part_names, teacher
 from .segment import add_engine_args, backend_client, engine_options
 
-INDEX_FIELDS = ("input", "output", "status", "reason", "seconds", "faces", "warnings")
+INDEX_FIELDS = ("input", "output", "status", "reason", "seconds", "faces", "confidence", "warnings")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -202,6 +202,7 @@ def _run(args: argparse.Namespace, names: tuple[str, ...], inputs: list[Path]) -
             "reason": "",
             "seconds": "",
             "faces": "",
+            "confidence": "",
             "warnings": "",
         }
         for i, p in enumerate(inputs)
@@ -329,6 +330,7 @@ def _done(rows: dict, i: int, capture, result, seconds: float) -> None:
         status="done",
         seconds=f"{seconds:.2f}",
         faces=capture.mesh.n_faces,
+        confidence=result.stats.get("confidence", ""),
         warnings=" | ".join(result.warnings),
         reason="",
     )

@@ -262,8 +262,8 @@ def _lost(fig: PartFigures, p: int) -> bool:
     return bool(fig.detected[p] >= MISSING_AFTER_VIEWS and np.isnan(fig.place[p, 0]))
 
 
-def disagreement(face_labels: np.ndarray, student_labels: np.ndarray, areas: np.ndarray) -> float:
-    """The share of the surface (``areas`` (F,)) where ``face_labels`` and the category student's
-    ``student_labels`` (both (F,) int32) differ."""
-    total = float(areas.sum()) or 1.0
-    return float(areas[face_labels != student_labels].sum()) / total
+def disagreement(differs: np.ndarray, areas: np.ndarray, compared: np.ndarray | None = None) -> float:
+    """The share of the ``compared`` surface (F,) bool (all of it by default; ``areas`` (F,)) where a
+    shape's own evidence and the category student differ (``differs`` (F,) bool)."""
+    total = float(areas.sum() if compared is None else areas[compared].sum()) or 1.0
+    return float(areas[differs].sum()) / total

@@ -68,6 +68,13 @@ def coverage(mesh: Mesh, labels: np.ndarray, part_names: tuple[str, ...]) -> dic
     return out
 
 
+def shape_confidence(mesh: Mesh, face_confidence: np.ndarray) -> float:
+    """The area-weighted mean of a result's calibrated ``face_confidence`` (F,) float32: about the
+    share of the surface labelled right, where the calibration holds (``calibration.py``)."""
+    area = mesh.face_areas().astype(np.float64)
+    return float((area * face_confidence).sum() / (float(area.sum()) or 1.0))
+
+
 def detected_views(detections: Detections | None, n_parts: int) -> np.ndarray:
     """(P,) int64: in how many views each part was detected (after the whole-object filter)."""
     views = np.zeros(n_parts, np.int64)
@@ -139,7 +146,8 @@ def review(
     noted: Sequence[str] = (),
     missing_parts: bool = True,
 ) -> SegmentationResult:
-    """Add ``stats["coverage"]`` and the warnings this result deserves; returns ``result``.
+    """Add ``stats["coverage"]``, ``stats["confidence"]`` (``shape_confidence``) and the warnings
+    this result deserves; returns ``result``.
     ``face_id`` (N, H, W) int32, the capture's face under each pixel, enables the swap check.
     ``noted``: warnings the capture carries (dropped faces, specks out of view), placed first.
     ``missing_parts=False`` leaves the warnings for detected parts that got no face to a
@@ -150,6 +158,7 @@ def review(
     cov = coverage(mesh, result.polygon_labels if mesh.surfels else result.face_labels, names)
     unit = "point" if mesh.surfels else "face"
     result.stats["coverage"] = cov
+    result.stats["confidence"] = round(shape_confidence(mesh, result.face_confidence), 4)
     warnings = result.warnings
     warnings[:0] = [w for w in noted if w not in warnings]
     if len(names) >= 2:

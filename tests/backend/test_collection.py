@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from partdistill.backend.collection import segment_collection
+from partdistill.backend.collection import own_evidence_differs, segment_collection
 from partdistill.backend.metrics import shape_miou
 from partdistill.backend.pipeline.outliers import FlagRules, PartFigures, flag_collection, part_figures
 from partdistill.bench.simulated import simulate_detections
@@ -158,3 +158,25 @@ def test_a_fitted_category_student_is_reused_and_must_know_the_parts(tables, tor
     assert all((a.face_labels == b.face_labels).all() for a, b in zip(first.results, again.results, strict=True))
     with pytest.raises(ValidationError, match="knows the parts"):
         segment_collection(members, ("leg", "top"), FAST, checkpoint=first.checkpoint)
+
+
+def test_own_evidence_differs_where_the_vote_names_another_part_or_the_labels_leave_the_students():
+    labels = np.array([0, 0, 1, 1, 2], np.int32)
+    students = np.array([0, 1, 1, 1, 2], np.int32)
+    vote = np.array([0, -1, 0, 1, 1], np.int32)  # -1: no detection reached the face
+    assert own_evidence_differs(labels, students, vote).tolist() == [False, False, True, False, True]
+    assert own_evidence_differs(labels, students, None).tolist() == [False, True, False, False, False]
+
+
+def test_in_mode_pre_faces_whose_own_vote_differs_lose_confidence_and_keep_their_labels(tables, torch_single_thread):
+    members, names = tables
+    full = segment_collection(members, names, FAST, CollectionOptions(mode="pre", disagree_confidence=1.0))
+    half = segment_collection(
+        members, names, FAST, CollectionOptions(mode="pre", disagree_confidence=0.5), checkpoint=full.checkpoint
+    )
+    assert any(d.any() for d in half.differs) and not all(d.all() for d in half.differs)
+    for a, b, d in zip(full.results, half.results, half.differs, strict=True):
+        assert np.array_equal(a.face_labels, b.face_labels)
+        np.testing.assert_allclose(b.face_confidence[d], 0.5 * a.face_confidence[d], rtol=1e-6)
+        np.testing.assert_array_equal(b.face_confidence[~d], a.face_confidence[~d])
+        assert b.stats["disagreement"] == a.stats["disagreement"] > 0 or not d.any()

@@ -39,6 +39,14 @@ def test_a_balanced_result_gets_no_warning_and_carries_its_coverage():
     assert res.stats["coverage"]["a"] == {"faces": 2, "area": 0.5}
 
 
+def test_a_shapes_confidence_is_its_faces_confidence_weighted_by_area():
+    strip = _strip(3)
+    strip.vertices[-2:, 0] = 4  # the last triangle twice as wide: area 1, the others 0.5
+    res = _result([0, 1, 1])
+    res.face_confidence = np.array([0.2, 0.6, 0.9], np.float32)
+    assert review(res, strip).stats["confidence"] == round((0.5 * 0.2 + 0.5 * 0.6 + 1.0 * 0.9) / 2.0, 4)
+
+
 def test_one_part_on_nearly_every_face_is_a_warning():
     res = review(_result([1] * 20), _strip(20))
     assert len(res.warnings) == 1 and "'b' covers 100% of the surface" in res.warnings[0]
