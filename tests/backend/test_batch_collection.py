@@ -49,6 +49,7 @@ def test_a_batch_is_one_collection_and_the_shape_unlike_the_rest_is_flagged_firs
     assert summary["check_first"][0].endswith("table4.npz")
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(out / "index.csv"))}
     assert "collection: " in rows["table4.npz"]["warnings"]
+    assert float(rows["table4.npz"]["confidence"]) == doc["stats"]["confidence"] and 0 < doc["stats"]["confidence"] < 1
     assert (
         stdout.index("first (worst first; pictures: ") < stdout.index("table4.npz") and (out / "review.png").is_file()
     )
