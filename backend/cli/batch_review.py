@@ -46,19 +46,28 @@ def review_batch(out: Path, rows: dict[int, dict], names: tuple[str, ...], mode:
         from ..io.preview import save_contact_sheet
 
         tiles = [
-            (Path(rows[i]["output"]) / "preview.png", f"{Path(rows[i]['input']).name}: {_first_flag(rows[i])}")
+            (
+                Path(rows[i]["output"]) / "preview.png",
+                f"{Path(rows[i]['input']).name}{_sure(rows[i])}: {_first_flag(rows[i])}",
+            )
             for i in order[:SHEET_SHAPES]
             if (Path(rows[i]["output"]) / "preview.png").is_file()
         ]
         if tiles:
             with atomic_file(out / "review.png") as tmp:
-                save_contact_sheet(tmp, tiles)
+                save_contact_sheet(tmp, tiles, names)
         which = "this shape" if len(order) == 1 else f"these {len(order)} shapes"
         lines.append(f"check {which} first (worst first; pictures: {out / 'review.png'}):")
-        lines += [f"  {rows[i]['input']}: {_first_flag(rows[i])}" for i in order]
+        lines += [f"  {rows[i]['input']}{_sure(rows[i])}: {_first_flag(rows[i])}" for i in order]
     else:
         (out / "review.png").unlink(missing_ok=True)
     return lines
+
+
+def _sure(row: dict) -> str:
+    """The shape's confidence from its index row, as `` (confidence 0.59)``; empty where the row
+    has none (an index written before the column was)."""
+    return f" (confidence {float(row['confidence']):.2f})" if row.get("confidence") not in (None, "") else ""
 
 
 def _first_flag(row: dict) -> str:

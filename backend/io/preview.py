@@ -47,24 +47,36 @@ def save_preview(
     rows = (n + cols - 1) // cols
     width = cols * w
     font = _legend_font()
-    swatch, pad, line = LEGEND_SWATCH, LEGEND_PAD, LEGEND_LINE
-    entries = list(part_names)
-    col_w = swatch + 4 + max((font.getlength(t) for t in entries), default=0) + 14
-    per_row = max(1, int((width - pad) // col_w))
-    legend_rows = (len(entries) + per_row - 1) // per_row
-    canvas = Image.new("RGB", (width, rows * h + legend_rows * line + 2 * pad), (255, 255, 255))
+    canvas = Image.new("RGB", (width, rows * h + _legend_height(part_names, font, width)), (255, 255, 255))
     for i, img in enumerate(views):
         canvas.paste(Image.fromarray(img), ((i % cols) * w, (i // cols) * h))
-    draw = ImageDraw.Draw(canvas)
-    for i, text in enumerate(entries):
-        x = pad + (i % per_row) * col_w
-        y = rows * h + pad + (i // per_row) * line
-        draw.rectangle([x, y + 2, x + swatch, y + 2 + swatch], fill=tuple(int(255 * t) for t in part_color(i)))
-        draw.text((x + swatch + 4, y), text, fill=(0, 0, 0), font=font)
+    _draw_legend(ImageDraw.Draw(canvas), part_names, font, width, rows * h)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def _legend_columns(names: Sequence[str], font, width: int) -> tuple[float, int]:
+    """The width of one legend entry and how many entries fit a row of ``width`` pixels."""
+    col_w = LEGEND_SWATCH + 4 + max((font.getlength(t) for t in names), default=0) + 14
+    return col_w, max(1, int((width - LEGEND_PAD) // col_w))
+
+
+def _legend_height(names: Sequence[str], font, width: int) -> int:
+    per_row = _legend_columns(names, font, width)[1]
+    return (len(names) + per_row - 1) // per_row * LEGEND_LINE + 2 * LEGEND_PAD
+
+
+def _draw_legend(draw, names: Sequence[str], font, width: int, top: int) -> None:
+    """Each part's colour swatch and name, in as many columns as fit ``width``, from ``top`` down."""
+    col_w, per_row = _legend_columns(names, font, width)
+    for i, text in enumerate(names):
+        x = LEGEND_PAD + (i % per_row) * col_w
+        y = top + LEGEND_PAD + (i // per_row) * LEGEND_LINE
+        box = [x, y + 2, x + LEGEND_SWATCH, y + 2 + LEGEND_SWATCH]
+        draw.rectangle(box, fill=tuple(int(255 * t) for t in part_color(i)))
+        draw.text((x + LEGEND_SWATCH + 4, y), text, fill=(0, 0, 0), font=font)
 
 
 def _legend_font():
@@ -106,9 +118,16 @@ def save_loss_curve(path: str | Path, loss: Sequence[float], trigger_epoch: int 
     return path
 
 
-def save_contact_sheet(path: str | Path, tiles: Sequence[tuple[Path, str]], width: int = 420, cols: int = 3) -> Path:
+def save_contact_sheet(
+    path: str | Path,
+    tiles: Sequence[tuple[Path, str]],
+    part_names: Sequence[str] = (),
+    width: int = 420,
+    cols: int = 3,
+) -> Path:
     """One PNG of several results to look at together: each tile is a result's ``preview.png`` scaled
-    to ``width`` pixels, captioned (its name and why it is there), ``cols`` tiles a row, in order."""
+    to ``width`` pixels, captioned (its name and why it is there), ``cols`` tiles a row, in order,
+    under one legend of ``part_names`` at full size (the tiles' own legends shrink with them)."""
     from PIL import Image, ImageDraw
 
     font = _legend_font()
@@ -127,9 +146,12 @@ def save_contact_sheet(path: str | Path, tiles: Sequence[tuple[Path, str]], widt
     cols = max(1, min(cols, len(images)))
     rows = (len(images) + cols - 1) // cols
     row_h = [max((im.height for im in images[r * cols : (r + 1) * cols]), default=0) for r in range(rows)]
-    sheet = Image.new("RGB", (cols * width, max(sum(row_h), 1)), (255, 255, 255))
+    top = _legend_height(part_names, font, cols * width) if part_names else 0
+    sheet = Image.new("RGB", (cols * width, max(top + sum(row_h), 1)), (255, 255, 255))
+    if part_names:
+        _draw_legend(ImageDraw.Draw(sheet), part_names, font, cols * width, 0)
     for k, im in enumerate(images):
-        sheet.paste(im, ((k % cols) * width, sum(row_h[: k // cols])))
+        sheet.paste(im, ((k % cols) * width, top + sum(row_h[: k // cols])))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)

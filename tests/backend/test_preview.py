@@ -7,8 +7,10 @@ import pytest
 from partdistill.backend.io.preview import (
     LEGEND_LINE,
     LEGEND_PAD,
+    LEGEND_SWATCH,
     _legend_font,
     colour_views,
+    save_contact_sheet,
     save_loss_curve,
     save_preview,
 )
@@ -127,3 +129,17 @@ def test_the_legend_font_draws_accented_greek_and_cyrillic_names():
     missing = glyph("\U0010fffd")  # a code point no font has: its "tofu" box
     for ch in "éøßΔλжЩ":
         assert glyph(ch) != missing, ch
+
+
+def test_a_contact_sheet_puts_one_full_size_legend_above_its_captioned_tiles(tmp_path):
+    tiles = []
+    for k in range(4):
+        tiles.append((save_preview(tmp_path / f"{k}.png", _capture(5, h=64, w=64), LABELS, ["top", "leg"]), f"s{k}"))
+    sheet = save_contact_sheet(tmp_path / "sheet.png", tiles, ["top", "leg"], width=160, cols=3)
+    with Image.open(sheet) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    assert rgb.shape[1] == 3 * 160
+    swatch = rgb[LEGEND_PAD + 2 + LEGEND_SWATCH // 2, LEGEND_PAD + LEGEND_SWATCH // 2]  # the first, top-left
+    np.testing.assert_array_equal(swatch, [int(255 * t) for t in part_color(0)])
+    with Image.open(save_contact_sheet(tmp_path / "bare.png", tiles, width=160, cols=3)) as bare:
+        assert rgb.shape[0] - bare.height == LEGEND_LINE + 2 * LEGEND_PAD  # both names on one row
