@@ -160,6 +160,15 @@ class Steps:
         return self.state
 
 
+def done_message(result: SegmentationResult) -> str:
+    """What the panel says of a result: each part's polygons (points), and the result's confidence
+    (about the share of its surface labelled right) where the backend gave it."""
+    counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]
+    text = "segmented: " + ", ".join(f"{n} {c}" for n, c in zip(result.part_names, counts, strict=True))
+    sure = result.stats.get("confidence")
+    return text + (f"; confidence {sure:.2f}" if isinstance(sure, int | float) else "")
+
+
 class SegmentJob(Steps):
     def __init__(
         self,
@@ -326,8 +335,7 @@ class SegmentJob(Steps):
         write_confidence(obj, confidence)
         self.result = result
         self.state, self.progress = DONE, 1.0
-        counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]
-        self.message = "segmented: " + ", ".join(f"{n} {c}" for n, c in zip(result.part_names, counts, strict=True))
+        self.message = done_message(result)
         self.warnings = list(result.warnings)
 
     def _apply_points(self, obj: bpy.types.Object, result: SegmentationResult) -> None:
@@ -336,8 +344,7 @@ class SegmentJob(Steps):
         apply_point_result(obj, result.part_names, result.polygon_labels, per_point(result.face_confidence))
         self.result = result
         self.state, self.progress = DONE, 1.0
-        counts = [int((result.polygon_labels == i).sum()) for i in range(len(result.part_names))]
-        self.message = "segmented: " + ", ".join(f"{n} {c}" for n, c in zip(result.part_names, counts, strict=True))
+        self.message = done_message(result)
         self.warnings = list(result.warnings)
 
     def fail(self, error: BaseException) -> None:

@@ -50,6 +50,7 @@ def test_an_object_renamed_while_the_backend_works_still_gets_its_result(obj, se
     assert job.run() == DONE, job.error
     attributes = bpy.data.objects["renamed chair"].data.attributes
     assert PART_ATTRIBUTE in attributes and "partdistill_confidence" in attributes  # confidence colours too
+    assert job.message.startswith("segmented: ") and "; confidence 0." in job.message
 
 
 def test_blender_ending_the_modal_operator_cancels_the_job_and_frees_segment(obj, server):
