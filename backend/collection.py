@@ -319,7 +319,7 @@ def _one_by_one(
         _report(progress, i + 1, len(members), "segment")
     if all(r is None for r in results):
         raise ValidationError("inputs", f"no shape of the collection could be labelled (first: {errors[0]})")
-    return CollectionResult(results, errors, [None] * len(members))
+    return CollectionResult(results, errors, [None] * len(members), differs=[None] * len(members))
 
 
 def _check_cancel(cancel: Callable[[], bool] | None) -> None:
