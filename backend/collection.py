@@ -106,7 +106,7 @@ def segment_collection(
     frame = collection.frame if checkpoint is None else trained_frame(checkpoint)
     setup = category_student(names, options)
     prepared: list[PreparedShape | None] = [None] * n
-    axes: list[np.ndarray | None] = [None] * n  # each shape's principal axes, for training and labelling
+    axes: list[np.ndarray | None] = [None] * n  # with frame "principal": each shape's axes, for training and labelling
     dets: list[Detections | None] = [None] * n
     errors = [""] * n
     for i, m in enumerate(members):
@@ -163,7 +163,7 @@ def segment_collection(
         # on points the student was not trained on: it learnt each shape's own detections on its
         # training points, and its prior is what it makes of the shape itself
         fresh = prepare_points(cap.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
-        if frame == "principal":
+        if axes[i] is not None:
             in_frame(fresh, axes[i])
         pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine)
         student_labels[i] = pre.face_labels

@@ -21,6 +21,7 @@ from scipy.sparse import csgraph, csr_matrix
 
 from .mesh_graph import face_graph
 from .review import MISSING_AFTER_VIEWS, in_views, stored_detected_views
+from .shape import principal_axes
 
 #: Every warning of a collection's review starts so (a re-run replaces them, and users can tell them).
 FLAG_PREFIX = "collection: "
@@ -106,7 +107,8 @@ def part_figures(mesh: Mesh, face_labels: np.ndarray, n_parts: int, detected: np
     graph = face_graph(mesh)
     area = np.ones(graph.n_faces) if mesh.surfels else graph.areas
     total = float(area.sum()) or 1.0
-    axes = principal_frame(graph.centroids, area)
+    centred, frame = principal_axes(graph.centroids, area)
+    axes = centred @ frame
     lo, hi = axes.min(axis=0), axes.max(axis=0)
     centre, half = (lo + hi) / 2, np.where(hi - lo > 0, (hi - lo) / 2, 1.0)
     same = face_labels[graph.edges[:, 0]] == face_labels[graph.edges[:, 1]]
@@ -135,15 +137,6 @@ def result_figures(mesh: Mesh, result: SegmentationResult) -> PartFigures:
     (``review.stored_detected_views``)."""
     names = result.part_names
     return part_figures(mesh, result.face_labels, len(names), stored_detected_views(result))
-
-
-def principal_frame(xyz: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``xyz`` (N, 3) in the frame of its weighted principal axes, the axis of largest spread first."""
-    w = weight / (float(weight.sum()) or 1.0)
-    centred = xyz - (xyz * w[:, None]).sum(axis=0)
-    cov = (centred * w[:, None]).T @ centred
-    values, vectors = np.linalg.eigh(cov)
-    return centred @ vectors[:, np.argsort(values)[::-1]]
 
 
 @dataclass

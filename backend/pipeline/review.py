@@ -47,13 +47,16 @@ SWAP_SCORE_RATIO = 1.25
 SWAP_VIEWS = 2
 
 
-def coverage(mesh: Mesh, labels: np.ndarray, part_names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def coverage(
+    mesh: Mesh, labels: np.ndarray, part_names: tuple[str, ...], face_areas: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
     """Per part (and ``"(unlabelled)"`` when any face is), its face count and its share of the surface
     area: ``{"seat": {"faces": 213, "area": 0.18}, ...}``. ``labels``: (F,) int32 per face; for a
     point cloud's surfel mesh (two triangles a point), (N,) per point (the result's polygon labels),
-    and points are counted: ``{"seat": {"points": 96, "area": 0.18}, ...}``."""
+    and points are counted: ``{"seat": {"points": 96, "area": 0.18}, ...}``. ``face_areas``: (F,)
+    the mesh's, where the caller has them already."""
     face_labels, points = labels, mesh.surfels
-    area = mesh.face_areas().astype(np.float64)
+    area = (mesh.face_areas() if face_areas is None else face_areas).astype(np.float64)
     if points:
         area = per_point_total(area)
     total = float(area.sum()) or 1.0
@@ -68,10 +71,11 @@ def coverage(mesh: Mesh, labels: np.ndarray, part_names: tuple[str, ...]) -> dic
     return out
 
 
-def shape_confidence(mesh: Mesh, face_confidence: np.ndarray) -> float:
-    """The area-weighted mean of a result's calibrated ``face_confidence`` (F,) float32: about the
-    share of the surface labelled right, where the calibration holds (``calibration.py``)."""
-    area = mesh.face_areas().astype(np.float64)
+def shape_confidence(face_areas: np.ndarray, face_confidence: np.ndarray) -> float:
+    """The mean of a result's calibrated ``face_confidence`` (F,) float32 weighted by ``face_areas``
+    (F,): about the share of the surface labelled right, where the calibration holds
+    (``calibration.py``)."""
+    area = face_areas.astype(np.float64)
     return float((area * face_confidence).sum() / (float(area.sum()) or 1.0))
 
 
@@ -155,10 +159,11 @@ def review(
     the views each part was detected in go into ``stats["detected_views"]`` for it instead. For a
     point cloud's surfel mesh the coverage counts points."""
     names = result.part_names
-    cov = coverage(mesh, result.polygon_labels if mesh.surfels else result.face_labels, names)
+    areas = mesh.face_areas()
+    cov = coverage(mesh, result.polygon_labels if mesh.surfels else result.face_labels, names, areas)
     unit = "point" if mesh.surfels else "face"
     result.stats["coverage"] = cov
-    result.stats["confidence"] = round(shape_confidence(mesh, result.face_confidence), 4)
+    result.stats["confidence"] = round(shape_confidence(areas, result.face_confidence), 4)
     warnings = result.warnings
     warnings[:0] = [w for w in noted if w not in warnings]
     if len(names) >= 2:

@@ -98,16 +98,24 @@ def prepare_shape(
     return shape
 
 
+def principal_axes(xyz: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted principal axes of ``xyz`` (N, 3) (``weight`` (N,)): ``(centred, axes)``, the
+    points less their weighted mean (N, 3) float64 and the axes as columns (3, 3) float64, the
+    widest spread first (each axis's sign as the eigen-solver gives it)."""
+    w = weight / (float(weight.sum()) or 1.0)
+    centred = xyz - w @ xyz
+    return centred, np.linalg.eigh((centred * w[:, None]).T @ centred)[1][:, ::-1]
+
+
 def principal_frame(mesh: Mesh) -> np.ndarray:
-    """(3, 3) float64: the surface's principal axes as columns, the widest spread first, each
-    pointing the way its area-weighted third moment is positive. Shapes of one category that lie in
-    the file along different axes are alike in it, so one category student can learn them together."""
-    tri = mesh.vertices[mesh.faces].astype(np.float64)
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    w = area / max(float(area.sum()), 1e-300)
-    d = tri.mean(axis=1) - w @ tri.mean(axis=1)
-    axes = np.linalg.eigh((d * w[:, None]).T @ d)[1][:, ::-1]
-    return axes * np.where(w @ (d @ axes) ** 3 < 0, -1.0, 1.0)
+    """(3, 3) float64: the surface's principal axes as columns (``principal_axes`` of the faces'
+    centroids by area), each pointing the way its area-weighted third moment is positive. Shapes of
+    one category that lie in the file along different axes are alike in it, so one category student
+    can learn them together."""
+    area = mesh.face_areas()
+    centred, axes = principal_axes(mesh.vertices[mesh.faces].astype(np.float64).mean(axis=1), area)
+    third = area @ (centred @ axes) ** 3
+    return axes * np.where(third < 0, -1.0, 1.0)
 
 
 def in_frame(shape: PreparedShape, axes: np.ndarray) -> PreparedShape:
