@@ -25,7 +25,7 @@ import numpy as np
 from partdistill.shared import limits
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError, one_line
-from partdistill.shared.options import CollectionOptions, SegmentOptions, collection_ruled_out
+from partdistill.shared.options import CollectionOptions, SegmentOptions, collection_ruled_out, member_frames
 from partdistill.shared.progress import Progress
 from partdistill.shared.request import Member
 from partdistill.shared.result import SegmentationResult
@@ -38,9 +38,9 @@ from .pipeline.distill import TTA_LR, DistillConfig, distill, rescore
 from .pipeline.label import label_faces
 from .pipeline.outliers import FLAG_PREFIX, disagreement, flag_collection, result_figures
 from .pipeline.review import review
-from .pipeline.shape import PreparedShape, in_frame, prepare_points, prepare_shape, principal_frame
+from .pipeline.shape import PreparedShape, along, prepare_points, prepare_shape
 from .pipeline.vote import superpoint_vote
-from .pre import category_student, train, trained_frame
+from .pre import category_student, students_in, train, trained_frame
 from .students.build import part_embedder
 from .students.mixture import StudentMixture
 
@@ -103,10 +103,8 @@ def segment_collection(
         return _one_by_one(members, names, options, teacher, progress, cancel)
     t0 = time.perf_counter()
     n = len(members)
-    frame = collection.frame if checkpoint is None else trained_frame(checkpoint)
     setup = category_student(names, options)
     prepared: list[PreparedShape | None] = [None] * n
-    axes: list[np.ndarray | None] = [None] * n  # with frame "principal": each shape's axes, for training and labelling
     dets: list[Detections | None] = [None] * n
     errors = [""] * n
     for i, m in enumerate(members):
@@ -117,9 +115,6 @@ def segment_collection(
             cap.check_views_show_object()
             dets[i] = make_detections(cap, names, options, m.detections, teacher, None, cancel, {}, {})
             shape = prepare_shape(cap, dets[i], options.n_points, options.seed + i, setup.device, setup.student.k)
-            if frame == "principal":
-                axes[i] = principal_frame(cap.mesh)
-                in_frame(shape, axes[i])
             if shape.units.n_units == 0 or not (shape.units.coverage() > 0).any():
                 raise ValidationError("detections", "no detection covers any visible part of the mesh")
             prepared[i] = shape
@@ -147,6 +142,7 @@ def segment_collection(
             checkpoint.n_points,
             checkpoint.meta,
         )
+    frames = member_frames(trained_frame(ckpt), students_in(ckpt))
     emb = (
         setup.embeddings
         if ckpt.text_encoder == setup.text_encoder
@@ -163,15 +159,15 @@ def segment_collection(
         # on points the student was not trained on: it learnt each shape's own detections on its
         # training points, and its prior is what it makes of the shape itself
         fresh = prepare_points(cap.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
-        if axes[i] is not None:
-            in_frame(fresh, axes[i])
-        pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine)
+        fresh.axes = shape.axes
+        pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine, frames)
         student_labels[i] = pre.face_labels
         if collection.mode == "pre":
             result = pre
         else:
             shape.units.weight = confidence[k]  # the category fit re-scored them; each shape starts afresh
-            result = _finetune(ckpt, shape, emb, names, options, collection, cancel)
+            # one frame for every member here (``CollectionOptions.validate``)
+            result = _finetune(ckpt, along(shape, frames[0]), emb, names, options, collection, cancel)
         result.stats.update(method=f"collection-{collection.mode}", n_views=cap.n_views)
         own = superpoint_vote(cap, dets[i])[0] if collection.mode == "pre" else None
         differs[i] = own_evidence_differs(result.face_labels, pre.face_labels, own)
@@ -230,13 +226,14 @@ def _fit(
     ``StudentMixture``."""
     students = collection.students
     fits = []
-    for j in range(students):
+    for j, frame in enumerate(member_frames(collection.frame, students)):
         for shape, weight in zip(prepared, confidence, strict=True):
             shape.units.weight = weight.copy()  # each fit re-scores them in place
         own = replace(options, seed=options.seed + j)
         step = None if progress is None else _part_of(progress, j, students)
         student = setup if j == 0 else category_student(names, own)
-        fits.append(train(student, prepared, names, own, progress=step, cancel=cancel, stretch=collection.stretch))
+        seen = [along(shape, frame) for shape in prepared]
+        fits.append(train(student, seen, names, own, progress=step, cancel=cancel, stretch=collection.stretch))
     for f in fits:
         f.meta["training"]["frame"] = collection.frame  # what labelling with it later must do too
     if students == 1:

@@ -15,7 +15,7 @@ import torch
 from partdistill.shared.capture import Capture, Mesh
 from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import SegmentOptions, member_frames
 from partdistill.shared.progress import Progress
 from partdistill.shared.result import SegmentationResult
 
@@ -27,8 +27,9 @@ from .pipeline.detect import make_detections
 from .pipeline.distill import DistillConfig, distill
 from .pipeline.label import label_faces
 from .pipeline.review import review
-from .pipeline.shape import PreparedShape, Stretch, in_frame, prepare_points, prepare_shape, principal_frame
+from .pipeline.shape import PreparedShape, Stretch, prepare_points, prepare_shape
 from .students.build import StudentSetup, new_student, part_embedder
+from .students.mixture import StudentMixture
 
 
 @dataclass
@@ -160,9 +161,14 @@ def train(
 
 
 def trained_frame(ckpt: Checkpoint) -> str:
-    """The axes ``ckpt``'s student saw its shapes along (``CollectionOptions.frame``); a shape it
-    labels must be seen the same way."""
+    """The axes ``ckpt``'s students saw their shapes along (``CollectionOptions.frame``); a shape
+    they label must be seen the same way (``member_frames(trained_frame(ckpt), students_in(ckpt))``)."""
     return ckpt.meta.get("training", {}).get("frame", "given")
+
+
+def students_in(ckpt: Checkpoint) -> int:
+    """How many students ``ckpt`` holds (the members of a ``StudentMixture``, or 1)."""
+    return len(ckpt.student.members) if isinstance(ckpt.student, StudentMixture) else 1
 
 
 def predict(
@@ -178,11 +184,10 @@ def predict(
     student = ckpt.student.to(dev)
     emb = part_embedder(ckpt.text_encoder, str(dev))(ckpt.part_names)
     shape = prepare_points(mesh, ckpt.n_points, seed, dev, student.k)
-    if trained_frame(ckpt) == "principal":
-        in_frame(shape, principal_frame(mesh))
+    frames = member_frames(trained_frame(ckpt), students_in(ckpt))
     timings = {"prepare": time.perf_counter() - t}
     stats = {"method": "pre", "n_faces": mesh.n_faces, "n_points": shape.points.n}
-    result = label_faces(student, shape, emb, ckpt.part_names, stats, timings, refine)
+    result = label_faces(student, shape, emb, ckpt.part_names, stats, timings, refine, frames)
     result.timings["total"] = time.perf_counter() - t
     return review(result, mesh, noted=noted).validate()
 

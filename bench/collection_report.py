@@ -2,9 +2,10 @@
 
 From the rows of ``bench real`` (per-shape methods and baselines) and of ``collection.py`` (the
 collection variants), per split: the mIoU per category of every method; the variant with the best
-validation mean; the flag rules (``FlagRules``) and the confidence drop chosen on the validation
-collections; and how well the flags find the bad shapes (recall of the shapes below
-``RECALL_BELOW`` mIoU, precision as the share of flagged shapes below ``PRECISION_BELOW``).
+validation mean among those that fit no more than the default (``AFFORDABLE_FIT``); the flag rules
+(``FlagRules``) and the confidence drop chosen on the validation collections; and how well the flags
+find the bad shapes (recall of the shapes below ``RECALL_BELOW`` mIoU, precision as the share of
+flagged shapes below ``PRECISION_BELOW``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from partdistill.backend.pipeline.outliers import FlagRules, PartFigures, flag_collection
 
-from .collection import BINS, VARIANTS
+from .collection import AFFORDABLE_FIT, BINS, VARIANTS, fit_cost
 from .psb import CATEGORIES
 from .reporting import pyplot, table_head, table_row, write_report
 
@@ -111,7 +112,8 @@ def summarise(rows: Sequence[dict]) -> dict:
         t = {c: {m: _mean(by.get((split, c, m), [])) for m in methods} for c in CATEGORIES}
         t["Overall"] = {m: _mean([v for c in CATEGORIES for v in by.get((split, c, m), [])]) for m in methods}
         tables[split] = t
-    variant = max(VARIANTS, key=lambda v: (tables["val"]["Overall"][v] or -1, -list(VARIANTS).index(v)))
+    affordable = [v for v in VARIANTS if fit_cost(v) <= AFFORDABLE_FIT]
+    variant = max(affordable, key=lambda v: (tables["val"]["Overall"][v] or -1, -list(VARIANTS).index(v)))
     everything = [r for r in rows if r["method"] == variant]  # a pooled collection spans both splits
     rules = choose_rules(everything, "val")
     drop = choose_drop([r for r in everything if r["split"] == "val"])
@@ -145,7 +147,8 @@ def markdown(summary: dict) -> list[str]:
         lines.append("")
     rules = {k: v for k, v in summary["rules"].items() if np.isfinite(v)}
     lines += [
-        f"Chosen on validation: variant **{summary['variant']}**, flag rules {json.dumps(rules)}, confidence drop "
+        f"Chosen on validation (among variants that fit at most {AFFORDABLE_FIT:g} category students' worth): "
+        f"variant **{summary['variant']}**, flag rules {json.dumps(rules)}, confidence drop "
         f"{summary['drop']} for faces where a shape's own evidence and the category students differ.",
         "",
     ]

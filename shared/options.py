@@ -196,13 +196,23 @@ MAX_CATEGORY_STUDENTS = 16
 #: category students): 55.5 as they are, 54.3 stretched up to 1.5, 53.6 up to 1.25.
 STRETCH = 1.0
 #: How a category fit sees each shape (``CollectionOptions.frame``): "given", as the file has it
-#: (the paper), or "principal", along the shape's principal axes (``pipeline.shape.principal_frame``).
+#: (the paper), "principal", along the shape's principal axes (``pipeline.shape.principal_frame``),
+#: or "both", the category students taking turns (``member_frames``).
 #: The paper's "given" stays the default: on the real-mesh validation split (``bench real
 #: --collection``, three category students, seeds 0 and 1) principal axes scored 54.8 and 55.3
 #: against 53.4 and 54.5, a gain no larger than the default's own spread between the two seeds,
 #: with three categories 2 to 7 points behind; on test (seed 0) 61.6 against 62.5.
-FRAMES = ("given", "principal")
+FRAMES = ("given", "principal", "both")
 FRAME = "given"
+
+
+def member_frames(frame: str, students: int) -> tuple[str, ...]:
+    """The frame each of ``students`` category students sees its shapes along, for ``frame`` one of
+    ``FRAMES``: "both" gives the files' frame to the first, third, ... and the principal axes to the
+    second, fourth, ..., so an even number splits evenly."""
+    if frame != "both":
+        return (frame,) * students
+    return tuple(FRAMES[j % 2] for j in range(students))
 
 
 @dataclass
@@ -221,7 +231,7 @@ class CollectionOptions:
     long as one) and averaged; "pre-tta" fine-tunes the first.
     stretch: each step of a category fit sees its shape stretched along each axis by a random
     factor in [1 / stretch, stretch] (1: as it is, the paper's Pre). frame: one of ``FRAMES``, the
-    axes the category students see each shape along."""
+    axes the category students see each shape along ("both": ``member_frames``, mode "pre" only)."""
 
     mode: str = "pre"
     finetune_epochs: int = FINETUNE_EPOCHS
@@ -261,6 +271,9 @@ class CollectionOptions:
             raise ValidationError("collection.stretch", f"must be a number in [1, 2], got {shown(self.stretch)}")
         if self.frame not in FRAMES:
             raise ValidationError("collection.frame", f"must be one of {', '.join(FRAMES)}, got {shown(self.frame)}")
+        if self.frame == "both" and self.mode != "pre":
+            # fine-tuning starts from one student and blends the rest in: they must share a frame
+            raise ValidationError("collection.frame", f"both is for mode pre, not {self.mode}")
         for name in ("disagree_confidence", "blend"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:

@@ -98,8 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--frame",
         choices=FRAMES,
         default=FRAME,
-        help="the axes the category students see each shape along: as the file has it, or its principal axes "
-        "(for collections whose files lie along different axes)",
+        help="the axes the category students see each shape along: as the file has it, its principal axes "
+        "(for collections whose files lie along different axes), or both, the students taking turns "
+        "(mode pre; with --students 6, twice the fitting time)",
     )
     b.add_argument(
         "--downweight",

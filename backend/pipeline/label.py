@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -11,11 +12,12 @@ from partdistill.shared.result import SegmentationResult
 from scipy.spatial import cKDTree
 
 from ..students.edge_point_net import EdgePointNet, query_workers
+from ..students.mixture import StudentMixture
 from .calibration import calibrate
 from .mesh_graph import face_graph
 from .refine import POOL_MIX, graph_cut, pool
 from .sample import SurfacePoints
-from .shape import PreparedShape
+from .shape import PreparedShape, along
 from .superpoints import superpoints
 
 
@@ -59,19 +61,29 @@ def faces_to_polygons(mesh: Mesh, face_scores: np.ndarray, face_labels: np.ndarr
 
 
 def label_faces(
-    student: EdgePointNet,
+    student: EdgePointNet | StudentMixture,
     shape: PreparedShape,
     emb: torch.Tensor,
     names: tuple[str, ...],
     stats: dict,
     timings: dict,
     refine: str = "none",
+    frames: Sequence[str] = ("given",),
 ) -> SegmentationResult:
     """Run the student on the shape's points, carry its prediction to faces (``refine``: "none",
-    "superpoints" or "graph-cut", see ``refine_faces``) and to polygons."""
+    "superpoints" or "graph-cut", see ``refine_faces``) and to polygons. ``frames``: the axes the
+    student sees the shape along (``shape.along``), one for all, or one per member of a
+    ``StudentMixture`` (``shared.options.member_frames``)."""
     t = time.perf_counter()
     with torch.inference_mode():
-        probs = torch.softmax(student(shape.xyz, shape.normals, emb, shape.nbr)[0].float(), dim=-1).cpu().numpy()
+        if len(set(frames)) == 1:
+            seen = along(shape, frames[0])
+            probs = torch.softmax(student(seen.xyz, seen.normals, emb, seen.nbr)[0].float(), dim=-1)
+        else:
+            views = {f: along(shape, f) for f in set(frames)}
+            inputs = [(views[f].xyz, views[f].normals) for f in frames]
+            probs = student.probabilities(inputs, emb, shape.nbr)[0]
+        probs = probs.cpu().numpy()
     labels, face_scores = refine_faces(shape.mesh, points_to_faces(shape.mesh, shape.points, probs), refine)
     confidence = calibrate(face_scores[np.arange(len(labels)), labels])  # see calibration.py
     polygons = faces_to_polygons(shape.mesh, face_scores, labels)

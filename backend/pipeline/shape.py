@@ -5,7 +5,7 @@ the knowledge units lifted onto them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ from .visibility import compute_visibility
 class PreparedShape:
     """points: the samples (world space). xyz: (1, N, 3) float32 tensor, centred and scaled into the
     unit sphere. normals: (1, N, 3). nbr: (1, N, k) int64 neighbour indices. units: the knowledge
-    units over the points (None when the shape is only to be predicted)."""
+    units over the points (None when the shape is only to be predicted). axes: the mesh's
+    ``principal_frame`` (3, 3), once ``along`` has needed it."""
 
     mesh: Mesh
     points: SurfacePoints
@@ -30,6 +31,7 @@ class PreparedShape:
     normals: torch.Tensor
     nbr: torch.Tensor
     units: KnowledgeUnits | None = None
+    axes: np.ndarray | None = None
 
 
 def normalise(xyz: np.ndarray) -> np.ndarray:
@@ -125,6 +127,19 @@ def in_frame(shape: PreparedShape, axes: np.ndarray) -> PreparedShape:
     shape.xyz = torch.as_tensor(xyz, device=shape.xyz.device)[None]
     shape.normals = torch.as_tensor((shape.points.normals @ axes).astype(np.float32), device=shape.xyz.device)[None]
     return shape
+
+
+def along(shape: PreparedShape, frame: str) -> PreparedShape:
+    """``shape`` as a student sees it along ``frame`` (``shared.options.FRAMES`` less "both"): the
+    shape itself for "given", for "principal" a copy along the mesh's principal axes that shares its
+    points, graph and units."""
+    if frame == "given":
+        return shape
+    if frame != "principal":
+        raise ValueError(f"a student sees a shape along one frame, not {frame!r}")
+    if shape.axes is None:
+        shape.axes = principal_frame(shape.mesh)
+    return in_frame(replace(shape), shape.axes)
 
 
 class Stretch:

@@ -41,8 +41,18 @@ class StudentMixture(Student):
         part_embeddings: torch.Tensor,
         nbr: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        p = sum(
+        return torch.log(self.probabilities([(xyz, normals)] * len(self.members), part_embeddings, nbr) + 1e-12)
+
+    def probabilities(
+        self,
+        inputs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        part_embeddings: torch.Tensor,
+        nbr: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, N, P) float32: the weighted mean of the members' softmax probabilities, member ``j``
+        seeing ``inputs[j]`` (its xyz and normals, (B, N, 3) each: the same points, each member
+        along its own axes)."""
+        return sum(
             w * torch.softmax(m(xyz, normals, part_embeddings, nbr).float(), dim=-1)
-            for w, m in zip(self.weights, self.members, strict=True)
+            for w, m, (xyz, normals) in zip(self.weights, self.members, inputs, strict=True)
         )
-        return torch.log(p + 1e-12)

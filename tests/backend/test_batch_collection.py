@@ -129,6 +129,10 @@ def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_
     assert rc == 2 and "--students" in err
     rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--stretch", "3"])
     assert rc == 2 and err.strip().endswith("--stretch: must be a number in [1, 2], got 3.0")
+    rc, _, err = run_cli(
+        ["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--frame", "both", "--mode", "tta"]
+    )
+    assert rc == 2 and err.strip().endswith("--frame: both is for mode pre, not tta")
     assert not (tmp_path / "o" / "index.csv").exists()
 
 

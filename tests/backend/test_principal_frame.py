@@ -1,18 +1,25 @@
 """Category students along each shape's principal axes: the axes of a hand-made shape, the same
-student inputs for a shape however it lies in its file, and a category student fitted that way
-labelling a turned shape as it labels the shape itself."""
+student inputs for a shape however it lies in its file, a category student fitted that way
+labelling a turned shape as it labels the shape itself, and students of both frames taking turns,
+each labelling along its own."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
+from partdistill.backend import collection as collection_module
+from partdistill.backend.checkpoint import load_checkpoint, save_checkpoint
 from partdistill.backend.collection import segment_collection
-from partdistill.backend.pipeline.shape import in_frame, prepare_points, principal_frame
-from partdistill.backend.pre import predict, trained_frame
+from partdistill.backend.pipeline.label import label_faces, points_to_faces
+from partdistill.backend.pipeline.shape import along, in_frame, prepare_points, prepare_shape, principal_frame
+from partdistill.backend.pre import predict, train, trained_frame
+from partdistill.backend.students.mixture import StudentMixture
 from partdistill.bench.simulated import simulate_detections
-from partdistill.shared.options import CollectionOptions, SegmentOptions
+from partdistill.shared.errors import ValidationError
+from partdistill.shared.options import CollectionOptions, SegmentOptions, member_frames
 from partdistill.shared.request import Member
 from synthetic import assemble, capture_of, table
 
@@ -61,3 +68,76 @@ def test_a_category_student_fitted_along_principal_axes_labels_a_turned_shape_as
     here, turned = predict(mesh, out.checkpoint, seed=5), predict(_turned(mesh), out.checkpoint, seed=5)
     assert np.array_equal(turned.face_labels, here.face_labels)
     assert np.array_equal(out.results[0].face_labels, out.student_labels[0])
+
+
+def test_both_frames_give_the_students_the_files_frame_and_the_principal_axes_in_turn():
+    assert member_frames("both", 5) == ("given", "principal", "given", "principal", "given")
+    assert member_frames("principal", 2) == ("principal", "principal")
+    assert member_frames("given", 1) == ("given",)
+    with pytest.raises(ValidationError, match="^collection.frame: both is for mode pre, not pre-tta$"):
+        CollectionOptions(mode="pre-tta", frame="both").validate()
+
+
+def test_a_shape_along_its_principal_axes_is_a_copy_and_the_shape_itself_is_left_as_it_was():
+    mesh, _, _ = table()
+    shape = prepare_points(_turned(mesh), 512, 3, torch.device("cpu"), 8)
+    xyz = shape.xyz.clone()
+    assert along(shape, "given") is shape
+    seen = along(shape, "principal")
+    expected = in_frame(prepare_points(_turned(mesh), 512, 3, torch.device("cpu"), 8), principal_frame(_turned(mesh)))
+    torch.testing.assert_close(seen.xyz, expected.xyz)
+    assert torch.equal(shape.xyz, xyz) and seen.nbr is shape.nbr and seen.points is shape.points
+    with pytest.raises(ValueError, match="one frame"):
+        along(shape, "both")
+
+
+class _Echo(torch.nn.Module):
+    """A 'student' whose logits are its first two coordinates: what it saw shows in what it says."""
+
+    k = 8
+    embed_dim = 8
+
+    def forward(self, xyz, normals, emb, nbr=None):
+        return xyz[..., :2] * 4
+
+
+def test_each_member_of_a_mixture_labels_the_shape_along_its_own_frame():
+    mesh, _, _ = table()
+    shape = prepare_points(_turned(mesh), 512, 3, torch.device("cpu"), 8)
+    mix = StudentMixture([_Echo(), _Echo()])
+    names = ("a", "b")
+    both = label_faces(mix, shape, None, names, {}, {}, frames=("given", "principal"))
+    # by hand: the mean of the two members' probabilities, one on each view of the same points
+    views = [along(shape, "given"), along(shape, "principal")]
+    probs = sum(torch.softmax(v.xyz[0, :, :2] * 4, dim=-1) for v in views).numpy() / 2
+    expected = points_to_faces(shape.mesh, shape.points, probs).argmax(axis=1)
+    np.testing.assert_array_equal(both.face_labels, expected)
+    given = label_faces(mix, shape, None, names, {}, {}, frames=("given", "given"))
+    assert not np.array_equal(both.face_labels, given.face_labels)
+
+
+def test_a_category_fitted_in_both_frames_is_labelled_by_predict_as_the_collection_labelled_it(tmp_path, monkeypatch):
+    mesh, gt, names = table()
+    members = []
+    for k in range(3):
+        cap = capture_of(_turned(mesh) if k else mesh, gt, names, n_views=4, size=48)
+        members.append(Member(cap, simulate_detections(cap, seed=k)))
+    seen = []  # what each category fit was shown: the first shape's coordinates
+
+    def spy(student, prepared, *args, **kwargs):
+        seen.append(prepared[0].xyz.clone())
+        return train(student, prepared, *args, **kwargs)
+
+    monkeypatch.setattr(collection_module, "train", spy)
+    options = SegmentOptions(n_points=1024, epochs=20, seed=0)
+    out = segment_collection(members, names, options, CollectionOptions(students=2, frame="both"))
+    assert trained_frame(out.checkpoint) == "both"
+    first = prepare_shape(members[0].capture, members[0].detections, 1024, 0, torch.device("cpu"), 16)
+    torch.testing.assert_close(seen[0], first.xyz)
+    torch.testing.assert_close(seen[1], along(first, "principal").xyz)
+    save_checkpoint(tmp_path / "model", out.checkpoint)
+    again = load_checkpoint(tmp_path / "model")
+    for i, m in enumerate(members):  # the collection labels shape i on points of seed + n + i
+        labelled = predict(m.capture, again, seed=options.seed + len(members) + i, device="cpu")
+        assert len(np.unique(labelled.face_labels)) > 1
+        np.testing.assert_array_equal(labelled.face_labels, out.student_labels[i])

@@ -4,7 +4,7 @@ shapes."""
 
 from __future__ import annotations
 
-from partdistill.bench.collection import BINS
+from partdistill.bench.collection import AFFORDABLE_FIT, BINS, fit_cost
 from partdistill.bench.collection_report import choose_rules, flagged, precision_recall, summarise
 
 
@@ -50,3 +50,14 @@ def test_the_rules_are_chosen_on_the_validation_shapes_reviewed_with_the_whole_c
     val = [r for r in rows if r["split"] == "val"]
     pr = precision_recall(val, flagged(rows, choose_rules(rows, "val")))
     assert (pr["recall"], pr["warned"]) == (100.0, 2)
+
+
+def test_a_variant_that_fits_more_than_the_default_is_reported_but_never_chosen():
+    rows = _pooled()
+    costly = [{**r, "key": r["key"].replace("collection-pre", "collection-pre-k6-both")} for r in rows]
+    for r in costly:
+        r["method"], r["miou"] = "collection-pre-k6-both", r["miou"] + 10
+    assert fit_cost("collection-pre-k6-both") == 6 > AFFORDABLE_FIT >= fit_cost("collection-pre-k3")
+    summary = summarise(rows + costly)
+    assert summary["tables"]["val"]["Overall"]["collection-pre-k6-both"] == 90.0
+    assert summary["variant"] == "collection-pre"
