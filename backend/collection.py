@@ -159,7 +159,7 @@ def segment_collection(
         # on points the student was not trained on: it learnt each shape's own detections on its
         # training points, and its prior is what it makes of the shape itself
         fresh = prepare_points(cap.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
-        fresh.axes = shape.axes
+        fresh.axes = shape.axes  # the same mesh: its principal axes, where the fit computed them
         pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine, frames)
         student_labels[i] = pre.face_labels
         if collection.mode == "pre":

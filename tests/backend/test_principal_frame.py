@@ -116,7 +116,9 @@ def test_each_member_of_a_mixture_labels_the_shape_along_its_own_frame():
     assert not np.array_equal(both.face_labels, given.face_labels)
 
 
-def test_a_category_fitted_in_both_frames_is_labelled_by_predict_as_the_collection_labelled_it(tmp_path, monkeypatch):
+def test_in_both_frames_each_student_is_fitted_along_its_own_and_predict_labels_as_the_collection_did(
+    tmp_path, monkeypatch
+):
     mesh, gt, names = table()
     members = []
     for k in range(3):
