@@ -105,6 +105,7 @@ PANEL_FIELDS = {
     "options.category_model": "the Category Model field (PartDistill › Options)",
     "detections": "the Detections field (PartDistill › Options)",
     "part_names": "the Parts field",
+    "collection.frame": "the Axes field (PartDistill › Options)",
     "backend address": "the backend address (Preferences › Add-ons › PartDistill)",
     "server key": "the Server Key (Preferences › Add-ons › PartDistill)",
     "client key": "the Client Key (Preferences › Add-ons › PartDistill)",

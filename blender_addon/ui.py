@@ -80,6 +80,7 @@ class PARTDISTILL_PT_options(_Sidebar, bpy.types.Panel):
         for prop in (
             "method",
             "collection_mode",
+            "collection_frame",
             "category_model",
             "teacher",
             "teacher_model",

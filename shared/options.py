@@ -206,6 +206,16 @@ STRETCH = 1.0
 #: take twice the fitting time, past the time aim for a batch: an option, not the default.
 FRAMES = ("given", "principal", "both")
 FRAME = "given"
+#: Category students fitted with frame "both" when none are asked for: six, three along each frame,
+#: the number measured on both splits; with three, the files' frame would have two and the
+#: principal axes one.
+BOTH_FRAMES_STUDENTS = 6
+
+
+def default_students(frame: str) -> int:
+    """How many category students a front end (``partdistill batch``, Blender) fits along ``frame``
+    (one of ``FRAMES``) when the user does not say."""
+    return BOTH_FRAMES_STUDENTS if frame == "both" else CATEGORY_STUDENTS
 
 
 def member_frames(frame: str, students: int) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from partdistill.shared.detections import Detections
 from partdistill.shared.errors import ValidationError, one_line
 from partdistill.shared.options import (
     BLEND,
+    BOTH_FRAMES_STUDENTS,
     CATEGORY_STUDENTS,
     COLLECTION_MODES,
     FINETUNE_EPOCHS,
@@ -35,6 +36,7 @@ from partdistill.shared.options import (
     STRETCH,
     CollectionOptions,
     collection_ruled_out,
+    default_students,
 )
 from partdistill.shared.protocol import check_address
 
@@ -84,8 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--students",
         type=int,
-        default=CATEGORY_STUDENTS,
-        help="category students fitted from as many seeds and averaged (each takes as long to fit as one)",
+        default=None,
+        help="category students fitted from as many seeds and averaged (each takes as long to fit as one; "
+        f"default {CATEGORY_STUDENTS}, or {BOTH_FRAMES_STUDENTS} with --frame both)",
     )
     b.add_argument(
         "--stretch",
@@ -100,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=FRAME,
         help="the axes the category students see each shape along: as the file has it, its principal axes "
         "(for collections whose files lie along different axes), or both, the students taking turns "
-        "(mode pre; with --students 6, twice the fitting time)",
+        f"(mode pre; {BOTH_FRAMES_STUDENTS} students unless --students says, twice the fitting time)",
     )
     b.add_argument(
         "--downweight",
@@ -166,7 +169,7 @@ def _collection_options(args: argparse.Namespace) -> CollectionOptions:
             finetune_epochs=args.finetune_epochs,
             downweight=args.downweight,
             blend=args.blend,
-            students=args.students,
+            students=default_students(args.frame) if args.students is None else args.students,
             stretch=args.stretch,
             frame=args.frame,
         ).validate()

@@ -149,14 +149,39 @@ def test_errors_say_where_in_the_panels_the_named_field_is_set():
     assert for_panel(RuntimeError("disk full")) == "disk full"
 
 
-def test_the_panels_choices_are_the_engines_methods_teachers_and_collection_modes():
+def test_the_panels_choices_are_the_engines_methods_teachers_collection_modes_and_frames():
     from partdistill.backend.teachers import teacher_names
-    from partdistill.blender_addon.properties import COLLECTION_ITEMS, METHOD_ITEMS, TEACHER_ITEMS
-    from partdistill.shared.options import COLLECTION_MODES, METHODS
+    from partdistill.blender_addon.properties import COLLECTION_ITEMS, FRAME_ITEMS, METHOD_ITEMS, TEACHER_ITEMS
+    from partdistill.shared.options import COLLECTION_MODES, FRAMES, METHODS
 
     assert [i[0] for i in METHOD_ITEMS] == list(METHODS)
     assert sorted(i[0] for i in COLLECTION_ITEMS) == sorted(COLLECTION_MODES)
+    assert [i[0] for i in FRAME_ITEMS] == list(FRAMES)
     assert [i[0] for i in TEACHER_ITEMS] == list(teacher_names())
+
+
+def test_the_panels_axes_reach_the_collection_both_with_six_students_and_only_for_together(obj):
+    from partdistill.blender_addon.collection_job import CollectionJob
+    from partdistill.blender_addon.job import for_panel
+    from partdistill.blender_addon.operators import job_settings
+    from partdistill.shared.errors import ValidationError
+
+    s = bpy.context.scene.partdistill
+    s.parts = "seat, back, leg"
+    chosen = []
+    for frame in ("given", "principal", "both"):
+        s.collection_frame = frame
+        c = job_settings(bpy.context.scene).collection
+        chosen.append((c.mode, c.frame, c.students))
+    assert chosen == [("pre", "given", 3), ("pre", "principal", 3), ("pre", "both", 6)]
+    s.collection_mode = "tta"
+    scenes = len(bpy.data.scenes)
+    with pytest.raises(ValidationError) as e:
+        CollectionJob([obj, obj.copy()], job_settings(bpy.context.scene))
+    assert for_panel(e.value) == (
+        "collection.frame: both is for mode pre, not tta (set it in the Axes field (PartDistill › Options))"
+    )
+    assert len(bpy.data.scenes) == scenes  # refused before any capture
 
 
 def test_a_collection_job_captures_each_object_then_applies_each_result(obj, server):

@@ -136,6 +136,19 @@ def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_
     assert not (tmp_path / "o" / "index.csv").exists()
 
 
+def test_frame_both_fits_six_category_students_unless_students_says():
+    from partdistill.backend.cli import build_parser
+    from partdistill.backend.cli.batch import _collection_options
+
+    def students(*flags: str) -> int:
+        return _collection_options(
+            build_parser().parse_args(["batch", "x", "--parts", "a,b", "--out", "o", "--mode", "pre", *flags])
+        ).students
+
+    assert (students(), students("--frame", "principal")) == (3, 3)
+    assert (students("--frame", "both"), students("--frame", "both", "--students", "4")) == (6, 4)
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [(["--backend", "tcp://127.0.0.1:1"], "--backend"), (["--method", "vote-fill"], "method vote-fill")],
