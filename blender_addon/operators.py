@@ -7,7 +7,7 @@ from collections.abc import Callable
 import bpy
 from partdistill.shared.client import BackendError, BackendTimeout
 from partdistill.shared.detections import Detections
-from partdistill.shared.options import CollectionOptions, SegmentOptions, collection_ruled_out, default_students
+from partdistill.shared.options import CollectionOptions, SegmentOptions, collection_ruled_out
 from partdistill.shared.request import collection_groups
 from partdistill.shared.validation import parse_part_names
 
@@ -46,9 +46,7 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
         n_views=s.n_views,
         resolution=s.resolution,
         render=s.render,
-        collection=CollectionOptions(
-            mode=s.collection_mode, frame=s.collection_frame, students=default_students(s.collection_frame)
-        ),
+        collection=CollectionOptions(mode=s.collection_mode, frame=s.collection_frame),
     )
 
 

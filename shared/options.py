@@ -215,8 +215,8 @@ BOTH_FRAMES_STUDENTS = 6
 
 
 def default_students(frame: str) -> int:
-    """How many category students a front end (``partdistill batch``, Blender) fits along ``frame``
-    (one of ``FRAMES``) when the user does not say."""
+    """How many category students are fitted along ``frame`` (one of ``FRAMES``) when the user does
+    not say (``CollectionOptions.students`` None: ``partdistill batch``, Blender, a server request)."""
     return BOTH_FRAMES_STUDENTS if frame == "both" else CATEGORY_STUDENTS
 
 
@@ -242,7 +242,8 @@ class CollectionOptions:
     and the category students disagree (mode "pre": its detections' superpoint vote names another
     part than its label; the other modes: its label differs from the category students').
     students: how many category students are fitted (seeds ``seed``, ``seed + 1``, ...; each as
-    long as one) and averaged; "pre-tta" fine-tunes the first.
+    long as one) and averaged; "pre-tta" fine-tunes the first. None (or left out of a request):
+    ``default_students(frame)``, the number every front end fits.
     stretch: each step of a category fit sees its shape stretched along each axis by a random
     factor in [1 / stretch, stretch] (1: as it is, the paper's Pre). frame: one of ``FRAMES``, the
     axes the category students see each shape along ("both": ``member_frames``, mode "pre" only)."""
@@ -252,9 +253,13 @@ class CollectionOptions:
     downweight: bool = False
     blend: float = BLEND
     disagree_confidence: float = DISAGREE_CONFIDENCE
-    students: int = CATEGORY_STUDENTS
+    students: int | None = None
     stretch: float = STRETCH
     frame: str = FRAME
+
+    def __post_init__(self) -> None:
+        if self.students is None:
+            self.students = default_students(self.frame)
 
     def to_dict(self) -> dict:
         return asdict(self)

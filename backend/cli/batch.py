@@ -36,7 +36,6 @@ from partdistill.shared.options import (
     STRETCH,
     CollectionOptions,
     collection_ruled_out,
-    default_students,
 )
 from partdistill.shared.protocol import check_address
 
@@ -169,7 +168,7 @@ def _collection_options(args: argparse.Namespace) -> CollectionOptions:
             finetune_epochs=args.finetune_epochs,
             downweight=args.downweight,
             blend=args.blend,
-            students=default_students(args.frame) if args.students is None else args.students,
+            students=args.students,
             stretch=args.stretch,
             frame=args.frame,
         ).validate()

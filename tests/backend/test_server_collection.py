@@ -48,6 +48,18 @@ def test_a_collection_request_crosses_the_wire_unchanged(members):
         assert b.detections.n_detections == a.detections.n_detections
 
 
+@pytest.mark.parametrize(("frame", "students", "fitted"), [("given", None, 3), ("both", None, 6), ("both", 2, 2)])
+def test_a_request_that_leaves_out_the_students_gets_the_frames_number(members, frame, students, fitted):
+    ms, names = members
+    msg = collection_request("j", CollectionRequest(ms, names, FAST, CollectionOptions(frame=frame)))
+    sent = {k: v for k, v in msg.fields["collection"].items() if k != "students"}
+    if students is not None:
+        sent["students"] = students
+    msg.fields["collection"] = sent  # as a client of its own would write it
+    back = parse_collection_request(protocol.decode(protocol.encode(msg)))
+    assert back.collection.students == fitted and back.collection.frame == frame
+
+
 def test_a_backend_labels_a_collection_and_flags_the_shape_unlike_the_rest(members, torch_single_thread):
     ms, names = members
     seen = []
