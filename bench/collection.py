@@ -49,6 +49,7 @@ VARIANTS: dict[str, dict] = {
     "collection-pre-k3-s150": {"mode": "pre", "students": 3, "stretch": 1.5},
     "collection-pre-k5-e60": {"mode": "pre", "students": 5, "fit_share": 0.6},
     "collection-pre-k3-principal": {"mode": "pre", "students": 3, "frame": "principal"},
+    "collection-pre-k3-both": {"mode": "pre", "students": 3, "frame": "both"},
     "collection-pre-k6-both": {"mode": "pre", "students": 6, "frame": "both"},
     "collection-pre-k6-both-e50": {"mode": "pre", "students": 6, "frame": "both", "fit_share": 0.5},
     "collection-pre-k4-both-e75": {"mode": "pre", "students": 4, "frame": "both", "fit_share": 0.75},

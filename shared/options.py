@@ -205,7 +205,8 @@ STRETCH = 1.0
 #: students scored 54.2 and 56.1 on validation (test 64.3 and 64.4 against 62.5 and 63.8), but six
 #: take twice the fitting time, past the time aim for a batch: an option, not the default. In the
 #: default's fitting time, six of 50 epochs scored 53.7 and 52.5 on validation, four of 75 epochs
-#: 54.8 and 54.7 (within the default's own spread between seeds, with Fish 8.8 behind it).
+#: 54.8 and 54.7 (within the default's own spread between seeds, with Fish 8.8 behind it), three
+#: full students, the third along the principal axes, 53.0 and 55.5 (with Bird 6.7 behind it).
 FRAMES = ("given", "principal", "both")
 FRAME = "given"
 #: Category students fitted with frame "both" when none are asked for: six, three along each frame,
