@@ -259,6 +259,8 @@ class CollectionOptions:
     frame: str = FRAME
 
     def __post_init__(self) -> None:
+        # settled here, not when fitting: what a request carries and a checkpoint records is the
+        # number fitted (a ``dataclasses.replace`` of the frame keeps it)
         if self.students is None:
             self.students = default_students(self.frame)
 
