@@ -101,6 +101,7 @@ def segment_collection(
         raise ValidationError("collection.mode", f"{collection.mode} is not for {why}: use mode tta")
     if collection.mode == "tta":
         return _one_by_one(members, names, options, teacher, progress, cancel)
+    options = replace(options, n_points=collection.fit_points(options))
     t0 = time.perf_counter()
     n = len(members)
     setup = category_student(names, options)
@@ -158,7 +159,7 @@ def segment_collection(
         shape, cap = prepared[i], members[i].capture
         # on points the student was not trained on: it learnt each shape's own detections on its
         # training points, and its prior is what it makes of the shape itself
-        fresh = prepare_points(cap.mesh, options.n_points, options.seed + n + i, setup.device, ckpt.student.k)
+        fresh = prepare_points(cap.mesh, ckpt.n_points, options.seed + n + i, setup.device, ckpt.student.k)
         fresh.axes = shape.axes  # the same mesh: its principal axes, where the fit computed them
         pre = label_faces(ckpt.student, fresh, emb, names, {"method": "pre"}, {}, options.refine, frames)
         student_labels[i] = pre.face_labels

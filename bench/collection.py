@@ -33,7 +33,7 @@ from .runlog import Log, RunLog, RunSetup
 
 #: name -> the ``CollectionOptions`` that make it (the confidence drop is left out of the runs: the
 #: report applies each candidate drop to the stored histograms), and ``fit_share``: the category
-#: fits' epochs as a share of the run's (``variant_options``).
+#: fits' epochs as a share of the run's (``variant_options``). ``points`` left out: the run's.
 VARIANTS: dict[str, dict] = {
     "collection-pre": {"mode": "pre"},
     "collection-e15": {"finetune_epochs": 15},
@@ -53,6 +53,8 @@ VARIANTS: dict[str, dict] = {
     "collection-pre-k6-both": {"mode": "pre", "students": 6, "frame": "both"},
     "collection-pre-k6-both-e50": {"mode": "pre", "students": 6, "frame": "both", "fit_share": 0.5},
     "collection-pre-k4-both-e75": {"mode": "pre", "students": 4, "frame": "both", "fit_share": 0.75},
+    "collection-pre-k6-p2048": {"mode": "pre", "students": 6, "points": 2048},
+    "collection-pre-k6-both-p2048": {"mode": "pre", "students": 6, "frame": "both", "points": 2048},
 }
 #: The most fitting a variant the report may choose does, in category students of full length: the
 #: default's, which meets the time aim for a batch (``docs/benchmark.md``, collection mode: time).
@@ -60,9 +62,11 @@ AFFORDABLE_FIT = 3.0
 
 
 def fit_cost(variant: str) -> float:
-    """The category fits of ``variant``, in students of full length."""
+    """The category fits of ``variant``, in students of full length at the default points (a fit's
+    time grows with its epochs and its points)."""
     spec = VARIANTS[variant]
-    return spec.get("students", 1) * spec.get("fit_share", 1.0)
+    points = spec.get("points", SegmentOptions.n_points) / SegmentOptions.n_points
+    return spec.get("students", 1) * spec.get("fit_share", 1.0) * points
 
 
 #: Confidence histograms' bins (fine enough to rescale the confidences of the faces that differ).
@@ -154,11 +158,16 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
     fits = {}  # the fit's options -> the collection in mode "pre": each category fit made once per run
     for v in todo:
         fit_options, opts = variant_options(v, setup.options)
-        k = (opts.students, opts.stretch, opts.frame, fit_options.epochs)
+        k = (opts.students, opts.stretch, opts.frame, opts.points, fit_options.epochs)
         if k not in fits:
             t = time.perf_counter()
             fit = CollectionOptions(
-                mode="pre", students=opts.students, stretch=opts.stretch, frame=opts.frame, disagree_confidence=1.0
+                mode="pre",
+                students=opts.students,
+                stretch=opts.stretch,
+                frame=opts.frame,
+                points=opts.points,
+                disagree_confidence=1.0,
             )
             fits[k] = segment_collection(members, names, fit_options, fit)
             took = time.perf_counter() - t
@@ -189,11 +198,12 @@ def _run_collection(group, teacher, level, variants, setup: RunSetup, runs: RunL
 def variant_options(variant: str, options: SegmentOptions) -> tuple[SegmentOptions, CollectionOptions]:
     """What a run of ``variant`` labels with: the engine options of its category fits (the run's
     ``options`` with ``fit_share`` of their epochs) and its checked collection options (one category
-    student, no blend, no confidence drop and the shapes as their files have them unless it says)."""
+    student, no blend, no confidence drop, the shapes as their files have them and the run's points
+    unless it says)."""
     spec = dict(VARIANTS[variant])
     share = spec.pop("fit_share", 1.0)
     fit = replace(options, epochs=max(1, round(options.epochs * share)))
-    base = {"students": 1, "blend": 0.0, "disagree_confidence": 1.0, "frame": "given"}
+    base = {"students": 1, "blend": 0.0, "disagree_confidence": 1.0, "frame": "given", "points": options.n_points}
     return fit, CollectionOptions(**{**base, **spec}).validate()
 
 

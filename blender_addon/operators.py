@@ -18,6 +18,7 @@ from .collection_job import CollectionJob
 from .job import CANCELLED, CAPTURING, DONE, FAILED, JOB_ERRORS, JobSettings, SegmentJob, for_panel
 from .preferences import client as prefs_client
 from .preferences import describe_backend, preferences
+from .properties import AUTO_FRAME
 from .results import corrections, make_vertex_groups, split_parts
 
 
@@ -46,7 +47,9 @@ def job_settings(scene: bpy.types.Scene) -> JobSettings:
         n_views=s.n_views,
         resolution=s.resolution,
         render=s.render,
-        collection=CollectionOptions(mode=s.collection_mode, frame=s.collection_frame),
+        collection=CollectionOptions(
+            mode=s.collection_mode, frame=None if s.collection_frame == AUTO_FRAME else s.collection_frame
+        ),
     )
 
 

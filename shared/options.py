@@ -24,6 +24,8 @@ TEACHER_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 #: The size a teacher sees a view at: "processor" (its processor's default resize) or "render" (the
 #: render's own size, for a teacher whose model takes any size).
 TEACHER_INPUTS = ("processor", "render")
+#: The surface points a student may be given (``SegmentOptions.n_points``, ``CollectionOptions.points``).
+MIN_POINTS, MAX_POINTS = 64, 1_000_000
 
 
 @dataclass
@@ -112,7 +114,7 @@ class SegmentOptions:
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
                 raise ValidationError(f"options.{name}", f"must be a number in [0, 1], got {shown(v)}")
         ints = (
-            ("n_points", 64, 1_000_000),
+            ("n_points", MIN_POINTS, MAX_POINTS),
             ("epochs", 1, 100_000),
             ("seed", 0, 2**31 - 1),
             ("backward_window", 1, 1000),
@@ -198,27 +200,47 @@ STRETCH = 1.0
 #: How a category fit sees each shape (``CollectionOptions.frame``): "given", as the file has it
 #: (the paper), "principal", along the shape's principal axes (``pipeline.shape.principal_frame``),
 #: or "both", the category students taking turns (``member_frames``).
-#: The paper's "given" stays the default: on the real-mesh validation split (``bench real
-#: --collection``, three category students, seeds 0 and 1) principal axes scored 54.8 and 55.3
-#: against 53.4 and 54.5, a gain no larger than the default's own spread between the two seeds,
-#: with three categories 2 to 7 points behind; on test (seed 0) 61.6 against 62.5. "both" with six
-#: students scored 54.2 and 56.1 on validation (test 64.3 and 64.4 against 62.5 and 63.8), but six
-#: take twice the fitting time, past the time aim for a batch: an option, not the default. In the
-#: default's fitting time, six of 50 epochs scored 53.7 and 52.5 on validation, four of 75 epochs
-#: 54.8 and 54.7 (within the default's own spread between seeds, with Fish 8.8 behind it), three
-#: full students, the third along the principal axes, 53.0 and 55.5 (with Bird 6.7 behind it).
+#: "both" is the default of mode "pre" (``default_frame``), with six students of 2048 points each
+#: (half the default 4096, ``default_points``), which fit in the time of three of 4096: on the
+#: real-mesh validation split
+#: (``bench real --collection``, seeds 0 and 1) they scored 55.3 and 56.6, against 53.4 and 54.5 for
+#: three of 4096 points in the files' frame (the previous default), 54.2 and 56.1 for six of 4096
+#: points (twice the fitting time) and 54.5 and 55.8 for six of 2048 points in the files' frame.
+#: Principal axes alone (three students) scored 54.8 and 55.3, with three categories 2 to 7 points
+#: behind. Other ways to fit both frames in the same time: six of 50 epochs 53.7 and 52.5, four of 75
+#: epochs 54.8 and 54.7, three full students, the third along the principal axes, 53.0 and 55.5.
+#: The other modes fine-tune one student on each shape, so their students share the files' frame.
 FRAMES = ("given", "principal", "both")
-FRAME = "given"
-#: Category students fitted with frame "both" when none are asked for: six, three along each frame,
-#: the number measured on both splits; with three, the files' frame would have two and the
-#: principal axes one.
+FRAME = "both"
+#: Category students fitted with frame "both" when none are asked for: six, three along each frame.
 BOTH_FRAMES_STUDENTS = 6
+#: The share of a shape's points (``SegmentOptions.n_points``) each category student of frame "both"
+#: is fitted on and labels with when the user does not say: half, so that six fit in the time of
+#: three (a fit's time grows with its points: 1.1 s against 2.1 s for 10 epochs over 4 shapes of 2048
+#: and 4096 points on a 2-core CPU).
+BOTH_FRAMES_POINT_SHARE = 0.5
+
+
+def default_frame(mode: str) -> str:
+    """The frame a collection of ``mode`` (one of ``COLLECTION_MODES``) is fitted along when the user
+    does not say (``CollectionOptions.frame`` None): ``FRAME`` for mode "pre", the files' own
+    otherwise."""
+    return FRAME if mode == "pre" else "given"
 
 
 def default_students(frame: str) -> int:
     """How many category students are fitted along ``frame`` (one of ``FRAMES``) when the user does
     not say (``CollectionOptions.students`` None: ``partdistill batch``, Blender, a server request)."""
     return BOTH_FRAMES_STUDENTS if frame == "both" else CATEGORY_STUDENTS
+
+
+def default_points(frame: str, n_points: int) -> int:
+    """The points of each shape the category students along ``frame`` are fitted on when the user does
+    not say (``CollectionOptions.points`` None), for shapes of ``n_points`` (``SegmentOptions``):
+    ``BOTH_FRAMES_POINT_SHARE`` of them for "both" (2048 of the default 4096), all of them otherwise."""
+    if frame != "both":
+        return n_points
+    return max(MIN_POINTS, round(n_points * BOTH_FRAMES_POINT_SHARE))
 
 
 def member_frames(frame: str, students: int) -> tuple[str, ...]:
@@ -256,13 +278,20 @@ class CollectionOptions:
     disagree_confidence: float = DISAGREE_CONFIDENCE
     students: int | None = None
     stretch: float = STRETCH
-    frame: str = FRAME
+    frame: str | None = None
+    points: int | None = None
 
     def __post_init__(self) -> None:
-        # settled here, not when fitting: what a request carries and a checkpoint records is the
-        # number fitted (a ``dataclasses.replace`` of the frame keeps it)
+        # settled here, not when fitting: what a request carries and a checkpoint records is what was
+        # fitted (a ``dataclasses.replace`` of the mode or the frame keeps them)
+        if self.frame is None:
+            self.frame = default_frame(self.mode)
         if self.students is None:
             self.students = default_students(self.frame)
+
+    def fit_points(self, options: SegmentOptions) -> int:
+        """The points of each shape the collection's students are fitted on, for shapes of ``options``."""
+        return default_points(self.frame, options.n_points) if self.points is None else self.points
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -293,6 +322,11 @@ class CollectionOptions:
             raise ValidationError("collection.stretch", f"must be a number in [1, 2], got {shown(self.stretch)}")
         if self.frame not in FRAMES:
             raise ValidationError("collection.frame", f"must be one of {', '.join(FRAMES)}, got {shown(self.frame)}")
+        p = self.points
+        if p is not None and (not isinstance(p, int) or isinstance(p, bool) or not MIN_POINTS <= p <= MAX_POINTS):
+            raise ValidationError(
+                "collection.points", f"must be an integer in [{MIN_POINTS}, {MAX_POINTS}], got {shown(p)}"
+            )
         if self.frame == "both" and self.mode != "pre":
             # fine-tuning starts from one student and blends the rest in: they must share a frame
             raise ValidationError("collection.frame", f"both is for mode pre, not {self.mode}")

@@ -25,8 +25,15 @@ def add_capture_args(p: argparse.ArgumentParser, what: str = "when capturing a m
     )
 
 
-def add_training_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--points", type=int, default=SegmentOptions.n_points, help="surface points for the student")
+def add_training_args(p: argparse.ArgumentParser, points_help: str = "") -> None:
+    """The student's training options; ``points_help`` adds to ``--points``'s help (left out: the
+    student's ``SegmentOptions.n_points``)."""
+    p.add_argument(
+        "--points",
+        type=int,
+        default=None,
+        help=f"surface points for the student (default {SegmentOptions.n_points}{points_help})",
+    )
     p.add_argument("--epochs", type=int, default=SegmentOptions.epochs, help="maximum distillation epochs")
     p.add_argument("--no-backward", action="store_true", help="forward distillation only")
     p.add_argument(
@@ -75,7 +82,7 @@ def add_run_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
 def training_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``SegmentOptions`` fields of ``add_training_args`` and ``add_run_args`` (but ``refine``)."""
     return {
-        "n_points": args.points,
+        "n_points": SegmentOptions.n_points if args.points is None else args.points,
         "epochs": args.epochs,
         "backward": not args.no_backward,
         "backward_rule": args.backward_rule,

@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="category students fitted from as many seeds and averaged (each takes as long to fit as one; "
-        f"default {CATEGORY_STUDENTS}, or {BOTH_FRAMES_STUDENTS} with --frame both)",
+        f"default {BOTH_FRAMES_STUDENTS} with --frame both, {CATEGORY_STUDENTS} with the others)",
     )
     b.add_argument(
         "--stretch",
@@ -99,17 +99,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--frame",
         choices=FRAMES,
-        default=FRAME,
+        default=None,
         help="the axes the category students see each shape along: as the file has it, its principal axes "
         "(for collections whose files lie along different axes), or both, the students taking turns "
-        f"(mode pre; {BOTH_FRAMES_STUDENTS} students unless --students says, twice the fitting time)",
+        f"(mode pre; {BOTH_FRAMES_STUDENTS} students on half the points unless --students says, in the time "
+        f"of {CATEGORY_STUDENTS} along one). Default: {FRAME} in mode pre, given otherwise",
     )
     b.add_argument(
         "--downweight",
         action="store_true",
         help="pre-tta: lower the weight of the detections the category student contradicts before fine-tuning",
     )
-    add_engine_args(b)
+    add_engine_args(b, "; with --frame both, half of them for each category student")
     add_output_args(b)
     b.set_defaults(func=run)
 

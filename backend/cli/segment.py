@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run)
 
 
-def add_engine_args(s: argparse.ArgumentParser) -> None:
-    """The options of the teacher, the method and the backend (``segment`` and ``batch``)."""
+def add_engine_args(s: argparse.ArgumentParser, points_help: str = "") -> None:
+    """The options of the teacher, the method and the backend (``segment`` and ``batch``;
+    ``points_help``: ``arguments.add_training_args``)."""
     s.add_argument(
         "--teacher", default=None, help=f"2D teacher when no --detections (default {arguments.DEFAULT_TEACHER})"
     )
@@ -84,7 +85,7 @@ def add_engine_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--client-key", type=Path, help="this client's NAME.key_secret (`partdistill keys --client`)")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds of backend silence before giving up")
     arguments.add_capture_args(s)
-    arguments.add_training_args(s)
+    arguments.add_training_args(s, points_help)
     s.add_argument("--box-threshold", type=float, default=SegmentOptions.box_threshold)
     s.add_argument(
         "--teacher-batch",

@@ -51,7 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="request memory one client's jobs may hold at once (MiB)",
     )
     v.add_argument("--max-epochs", type=int, default=lim.max_epochs, help="the most epochs a job may ask for")
-    v.add_argument("--max-points", type=int, default=lim.max_points, help="the most surface points per job")
+    v.add_argument(
+        "--max-points",
+        type=int,
+        default=lim.max_points,
+        help="the most surface points per job (a shape's, or a collection's category students')",
+    )
     v.add_argument("--max-job-seconds", type=float, default=lim.max_job_s, help="a job running longer is stopped")
     v.add_argument(
         "--client-timeout",

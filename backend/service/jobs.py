@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from partdistill.shared import protocol
 from partdistill.shared.errors import ValidationError
-from partdistill.shared.options import SegmentOptions
+from partdistill.shared.options import CollectionOptions, SegmentOptions
 from partdistill.shared.request import SegmentRequest
 
 
@@ -42,13 +42,18 @@ class Limits:
     client_timeout_s: float = 5.0
     keep_results_s: float = 300.0
 
-    def check_options(self, options: SegmentOptions) -> None:
-        for name, value, limit in (
-            ("epochs", options.epochs, self.max_epochs),
-            ("n_points", options.n_points, self.max_points),
-        ):
+    def check_options(self, options: SegmentOptions, collection: CollectionOptions | None = None) -> None:
+        """Refuses options over this server's limits, naming the field (``collection``: a collection
+        request's, whose category students may be given points of their own)."""
+        checked = [
+            ("options.epochs", options.epochs, self.max_epochs),
+            ("options.n_points", options.n_points, self.max_points),
+        ]
+        if collection is not None and collection.points is not None:
+            checked.append(("collection.points", collection.points, self.max_points))
+        for name, value, limit in checked:
             if value > limit:
-                raise ValidationError(f"options.{name}", f"{value} is over this server's limit of {limit}")
+                raise ValidationError(name, f"{value} is over this server's limit of {limit}")
 
 
 @dataclass

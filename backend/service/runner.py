@@ -45,12 +45,14 @@ def check_jobs(
     """The checker thread: ``inbox`` holds unchecked jobs (None stops it); checked ones go to ``outbox``."""
     while (job := inbox.get()) is not None:
         try:
+            collection = None
             if job.message.type == "collection":
                 request = parse_collection_request(job.message)
+                collection = request.collection
             else:
                 request = protocol.parse_segment_request(job.message)
             request.options = policy.resolve(request.options)
-            limits.check_options(request.options)
+            limits.check_options(request.options, collection)
             job.request, job.message = request, None
         except ValidationError as e:
             finish(book, job, protocol.error_message(job.id, "invalid", e.field, str(e)), send)

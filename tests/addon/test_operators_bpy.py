@@ -151,12 +151,18 @@ def test_errors_say_where_in_the_panels_the_named_field_is_set():
 
 def test_the_panels_choices_are_the_engines_methods_teachers_collection_modes_and_frames():
     from partdistill.backend.teachers import teacher_names
-    from partdistill.blender_addon.properties import COLLECTION_ITEMS, FRAME_ITEMS, METHOD_ITEMS, TEACHER_ITEMS
+    from partdistill.blender_addon.properties import (
+        AUTO_FRAME,
+        COLLECTION_ITEMS,
+        FRAME_ITEMS,
+        METHOD_ITEMS,
+        TEACHER_ITEMS,
+    )
     from partdistill.shared.options import COLLECTION_MODES, FRAMES, METHODS
 
     assert [i[0] for i in METHOD_ITEMS] == list(METHODS)
     assert sorted(i[0] for i in COLLECTION_ITEMS) == sorted(COLLECTION_MODES)
-    assert [i[0] for i in FRAME_ITEMS] == list(FRAMES)
+    assert [i[0] for i in FRAME_ITEMS] == [AUTO_FRAME, *FRAMES]
     assert [i[0] for i in TEACHER_ITEMS] == list(teacher_names())
 
 
@@ -168,13 +174,25 @@ def test_the_panels_axes_reach_the_collection_both_with_six_students_and_only_fo
 
     s = bpy.context.scene.partdistill
     s.parts = "seat, back, leg"
+    assert s.collection_frame == "auto"
     chosen = []
-    for frame in ("given", "principal", "both"):
+    for frame in ("auto", "given", "principal", "both"):
         s.collection_frame = frame
-        c = job_settings(bpy.context.scene).collection
-        chosen.append((c.mode, c.frame, c.students))
-    assert chosen == [("pre", "given", 3), ("pre", "principal", 3), ("pre", "both", 6)]
+        settings = job_settings(bpy.context.scene)
+        c = settings.collection
+        chosen.append((c.mode, c.frame, c.students, c.fit_points(settings.options)))
+    assert chosen == [
+        ("pre", "both", 6, 2048),
+        ("pre", "given", 3, 4096),
+        ("pre", "principal", 3, 4096),
+        ("pre", "both", 6, 2048),
+    ]
+    s.collection_mode = "pre-tta"
+    s.collection_frame = "auto"
+    c = job_settings(bpy.context.scene).collection
+    assert (c.mode, c.frame, c.students) == ("pre-tta", "given", 3)
     s.collection_mode = "tta"
+    s.collection_frame = "both"
     scenes = len(bpy.data.scenes)
     with pytest.raises(ValidationError) as e:
         CollectionJob([obj, obj.copy()], job_settings(bpy.context.scene))
@@ -193,7 +211,7 @@ def test_a_collection_job_captures_each_object_then_applies_each_result(obj, ser
     other.data = obj.data.copy()
     bpy.context.scene.collection.objects.link(other)
     settings = _settings(obj, server.endpoint)
-    settings.collection = CollectionOptions(finetune_epochs=5)
+    settings.collection = CollectionOptions(finetune_epochs=5, students=2)  # one along each frame
     scenes = len(bpy.data.scenes)
     job = CollectionJob([obj, other], settings)
     seen = set()

@@ -19,7 +19,7 @@ from partdistill.shared.bundle import load_bundle, save_bundle  # noqa: E402
 from synthetic import capture_of, table  # noqa: E402
 
 SHAPE = chair(arms=False)
-FAST = ["--epochs", "15", "--points", "1024", "--views", "4", "--resolution", "96", "--quiet"]
+FAST = ["--epochs", "15", "--points", "1024", "--students", "2", "--views", "4", "--resolution", "96", "--quiet"]
 
 
 @pytest.fixture(scope="module")

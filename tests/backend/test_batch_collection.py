@@ -16,8 +16,9 @@ from partdistill.shared.detections import Detection, Detections
 from synthetic import capture_of, table
 
 # 1024 points, not fewer: with 512 the category students' labels of these 60-face tables depend on
-# the points drawn to label each one, and on some CPUs a correct table came back all leg
-FAST = ["--epochs", "30", "--points", "1024", "--finetune-epochs", "10", "--quiet"]
+# the points drawn to label each one, and on some CPUs a correct table came back all leg. Two
+# students: in the default frame, one along each (each on half the points), for a fit a third as long
+FAST = ["--epochs", "30", "--points", "1024", "--students", "2", "--finetune-epochs", "10", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_
     rows = list(csv.DictReader(open(out / "index.csv")))
     fit_and_label = sum(t["category_fit"] + t["detect_lift"] + t["label"] for t in timings)
     assert sum(float(r["seconds"]) for r in rows) == pytest.approx(fit_and_label, abs=0.05)
-    rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST])
+    rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, *FAST, "--students", "3"])
     assert rc == 2 and "--students: " in err and "was fitted with 2 category student(s)" in err.splitlines()[-1]
     rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", out, "--students", "2", "--stretch", "1.5"])
     assert rc == 2 and err.splitlines()[-1].endswith(
@@ -123,7 +124,7 @@ def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_
         ["batch", tables, "--parts", "top,leg", "--out", out, "--students", "2", "--frame", "principal"]
     )
     assert rc == 2 and err.strip().endswith(
-        f"{out / 'category-model'} was fitted with --frame given: give that, or another --out"
+        f"{out / 'category-model'} was fitted with --frame both: give that, or another --out"
     )
     rc, _, err = run_cli(["batch", tables, "--parts", "top,leg", "--out", tmp_path / "o", "--students", "0"])
     assert rc == 2 and "--students" in err
@@ -136,17 +137,19 @@ def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_
     assert not (tmp_path / "o" / "index.csv").exists()
 
 
-def test_frame_both_fits_six_category_students_unless_students_says():
+def test_mode_pre_fits_six_students_over_both_frames_unless_told_and_the_other_modes_three_as_modelled():
     from partdistill.backend.cli import build_parser
     from partdistill.backend.cli.batch import _collection_options
 
-    def students(*flags: str) -> int:
-        return _collection_options(
-            build_parser().parse_args(["batch", "x", "--parts", "a,b", "--out", "o", "--mode", "pre", *flags])
-        ).students
+    def fitted(*flags: str) -> tuple[str, int]:
+        c = _collection_options(build_parser().parse_args(["batch", "x", "--parts", "a,b", "--out", "o", *flags]))
+        return c.frame, c.students
 
-    assert (students(), students("--frame", "principal")) == (3, 3)
-    assert (students("--frame", "both"), students("--frame", "both", "--students", "4")) == (6, 4)
+    assert fitted("--mode", "pre") == ("both", 6)
+    assert fitted("--mode", "pre", "--students", "4") == ("both", 4)
+    assert fitted("--mode", "pre", "--frame", "principal") == ("principal", 3)
+    assert fitted("--mode", "pre", "--frame", "given") == ("given", 3)
+    assert fitted("--mode", "pre-tta") == fitted("--mode", "ensemble") == ("given", 3)
 
 
 @pytest.mark.parametrize(

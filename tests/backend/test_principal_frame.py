@@ -116,7 +116,7 @@ def test_each_member_of_a_mixture_labels_the_shape_along_its_own_frame():
     assert not np.array_equal(both.face_labels, given.face_labels)
 
 
-def test_in_both_frames_each_student_is_fitted_along_its_own_and_predict_labels_as_the_collection_did(
+def test_in_both_frames_each_student_is_fitted_along_its_own_on_half_the_points_and_predict_agrees(
     tmp_path, monkeypatch
 ):
     mesh, gt, names = table()
@@ -133,8 +133,8 @@ def test_in_both_frames_each_student_is_fitted_along_its_own_and_predict_labels_
     monkeypatch.setattr(collection_module, "train", spy)
     options = SegmentOptions(n_points=1024, epochs=20, seed=0)
     out = segment_collection(members, names, options, CollectionOptions(students=2, frame="both"))
-    assert trained_frame(out.checkpoint) == "both"
-    first = prepare_shape(members[0].capture, members[0].detections, 1024, 0, torch.device("cpu"), 16)
+    assert trained_frame(out.checkpoint) == "both" and out.checkpoint.n_points == 512  # half the shapes' points
+    first = prepare_shape(members[0].capture, members[0].detections, 512, 0, torch.device("cpu"), 16)
     torch.testing.assert_close(seen[0], first.xyz)
     torch.testing.assert_close(seen[1], along(first, "principal").xyz)
     save_checkpoint(tmp_path / "model", out.checkpoint)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from loopback import running_server
 from partdistill.backend.metrics import shape_miou
+from partdistill.backend.service.jobs import Limits
 from partdistill.bench.simulated import simulate_detections
 from partdistill.shared import protocol
-from partdistill.shared.client import BackendClient
+from partdistill.shared.client import BackendClient, BackendError
 from partdistill.shared.collection_wire import collection_request, parse_collection_request
 from partdistill.shared.detections import Detection, Detections
 from partdistill.shared.errors import ValidationError
@@ -48,16 +49,33 @@ def test_a_collection_request_crosses_the_wire_unchanged(members):
         assert b.detections.n_detections == a.detections.n_detections
 
 
-@pytest.mark.parametrize(("frame", "students", "fitted"), [("given", None, 3), ("both", None, 6), ("both", 2, 2)])
-def test_a_request_that_leaves_out_the_students_gets_the_frames_number(members, frame, students, fitted):
+@pytest.mark.parametrize(
+    ("sent", "fitted"),
+    [
+        ({}, ("both", 6, 512)),
+        ({"mode": "pre-tta"}, ("given", 3, 1024)),
+        ({"frame": "given"}, ("given", 3, 1024)),
+        ({"frame": "both", "students": 2}, ("both", 2, 512)),
+        ({"points": 768}, ("both", 6, 768)),
+    ],
+)
+def test_a_request_that_leaves_out_the_frame_students_or_points_gets_what_the_mode_fits(members, sent, fitted):
     ms, names = members
-    msg = collection_request("j", CollectionRequest(ms, names, FAST, CollectionOptions(frame=frame)))
-    sent = {k: v for k, v in msg.fields["collection"].items() if k != "students"}
-    if students is not None:
-        sent["students"] = students
-    msg.fields["collection"] = sent  # as a client of its own would write it
+    msg = collection_request("j", CollectionRequest(ms, names, FAST, CollectionOptions()))
+    left = {k: v for k, v in msg.fields["collection"].items() if k not in ("mode", "frame", "students", "points")}
+    msg.fields["collection"] = {**left, **sent}  # as a client of its own would write it
     back = parse_collection_request(protocol.decode(protocol.encode(msg)))
-    assert back.collection.students == fitted and back.collection.frame == frame
+    c = back.collection
+    assert (c.frame, c.students, c.fit_points(back.options)) == fitted
+
+
+def test_category_points_above_the_servers_limit_are_refused_naming_the_field(members):
+    ms, names = members
+    with running_server(heartbeat_s=0.3, limits=Limits(max_points=2048)) as (server, _):
+        client = BackendClient(server.endpoint, timeout_s=30)
+        with pytest.raises(BackendError) as e:
+            client.segment_collection(CollectionRequest(ms, names, FAST, CollectionOptions(points=4096)))
+    assert e.value.code == "invalid" and e.value.field == "collection.points" and "limit of 2048" in e.value.message
 
 
 def test_a_backend_labels_a_collection_and_flags_the_shape_unlike_the_rest(members, torch_single_thread):
