@@ -38,7 +38,10 @@ from .runlog import Log, RunLog, RunSetup
 METHODS = ("vote-fill", "superpoint", "distill")
 #: A category's clouds labelled together: one category student (the paper's Pre), and collection
 #: mode as ``partdistill batch`` runs it by default.
-COLLECTION_METHODS = {"collection-pre": CollectionOptions(students=1), "collection": CollectionOptions()}
+COLLECTION_METHODS = {
+    "collection-pre": CollectionOptions(students=1, frame="given"),
+    "collection": CollectionOptions(),
+}
 
 
 @dataclass
@@ -121,9 +124,11 @@ def run(
         if not collection:
             continue
         members = "+".join(f"{cat}_{i}" for i, _ in group)
-        digest = hashlib.sha1(f"{members}/{options.to_dict()}".encode()).hexdigest()[:8]
         for level in levels:
             for m, copts in COLLECTION_METHODS.items():
+                # the collection's options too: rows of an earlier default are not this default's
+                what = f"{members}/{options.to_dict()}/{copts.to_dict()}"
+                digest = hashlib.sha1(what.encode()).hexdigest()[:8]
                 keys = [f"{cat}_{i}/{tag}/{level}/{m}/{digest}" for i, _ in group]
                 if runs.all_done(keys):
                     continue
