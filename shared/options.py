@@ -201,7 +201,7 @@ STRETCH = 1.0
 #: (the paper), "principal", along the shape's principal axes (``pipeline.shape.principal_frame``),
 #: or "both", the category students taking turns (``member_frames``).
 #: "both" is the default of mode "pre" (``default_frame``), with six students of 2048 points each
-#: (half the default 4096, ``default_points``), which fit in the time of three of 4096: on the
+#: (half the default 4096, ``default_points``), which fit in about the time of three of 4096: on the
 #: real-mesh validation split
 #: (``bench real --collection``, seeds 0 and 1) they scored 55.3 and 56.6, against 53.4 and 54.5 for
 #: three of 4096 points in the files' frame (the previous default), 54.2 and 56.1 for six of 4096
@@ -215,7 +215,7 @@ FRAME = "both"
 #: Category students fitted with frame "both" when none are asked for: six, three along each frame.
 BOTH_FRAMES_STUDENTS = 6
 #: The share of a shape's points (``SegmentOptions.n_points``) each category student of frame "both"
-#: is fitted on and labels with when the user does not say: half, so that six fit in the time of
+#: is fitted on and labels with when the user does not say: half, so that six fit in about the time of
 #: three (a fit's time grows with its points: 1.1 s against 2.1 s for 10 epochs over 4 shapes of 2048
 #: and 4096 points on a 2-core CPU).
 BOTH_FRAMES_POINT_SHARE = 0.5
