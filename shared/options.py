@@ -202,10 +202,10 @@ STRETCH = 1.0
 #: or "both", the category students taking turns (``member_frames``).
 #: "both" is the default of mode "pre" (``default_frame``), with six students of 2048 points each
 #: (half the default 4096, ``default_points``), which fit in about the time of three of 4096: on the
-#: real-mesh validation split
-#: (``bench real --collection``, seeds 0 and 1) they scored 55.3 and 56.6, against 53.4 and 54.5 for
-#: three of 4096 points in the files' frame (the previous default), 54.2 and 56.1 for six of 4096
-#: points (twice the fitting time) and 54.5 and 55.8 for six of 2048 points in the files' frame.
+#: real-mesh validation split (``bench real --collection``, seeds 0 and 1) they scored 55.3 and 56.6,
+#: against 53.4 and 54.5 for three of 4096 points in the files' frame (the previous default), 54.2
+#: and 56.1 for six of 4096 points (twice the fitting time) and 54.5 and 55.8 for six of 2048 points
+#: in the files' frame.
 #: Principal axes alone (three students) scored 54.8 and 55.3, with three categories 2 to 7 points
 #: behind. Other ways to fit both frames in the same time: six of 50 epochs 53.7 and 52.5, four of 75
 #: epochs 54.8 and 54.7, three full students, the third along the principal axes, 53.0 and 55.5.
