@@ -114,6 +114,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("--n-points", type=int, default=20_000, help="points sampled per mesh")
     pc.add_argument("--levels", default="perfect,realistic")
     pc.add_argument("--collection", action="store_true", help="also each category's clouds together (collection mode)")
+    pc.add_argument(
+        "--methods",
+        default=None,
+        help="the methods to run, separated by commas: vote-fill, superpoint, distill (each cloud alone), "
+        "collection-pre, collection, collection-given (each category's clouds together; collection-given is "
+        "--frame given); default: the first three, and with --collection the next two",
+    )
     pc.set_defaults(func=run_points)
     pt = which.add_parser("pretrain", help="pretrain the student's encoder (masked points) on the procedural shapes")
     pt.add_argument("--out", type=Path, default=Path("models/backbone-procedural"))

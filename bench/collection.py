@@ -55,6 +55,7 @@ VARIANTS: dict[str, dict] = {
     "collection-pre-k4-both-e75": {"mode": "pre", "students": 4, "frame": "both", "fit_share": 0.75},
     "collection-pre-k6-p2048": {"mode": "pre", "students": 6, "points": 2048},
     "collection-pre-k6-both-p2048": {"mode": "pre", "students": 6, "frame": "both", "points": 2048},
+    "collection-pre-k4-both-p2048": {"mode": "pre", "students": 4, "frame": "both", "points": 2048},
 }
 #: The most fitting a variant the report may choose does, in category students of full length: the
 #: default's, which meets the time aim for a batch (``docs/benchmark.md``, collection mode: time).

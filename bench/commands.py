@@ -80,6 +80,10 @@ def run_points(args: argparse.Namespace) -> int:
     from . import points
 
     data = _psb_data(args)
+    try:
+        methods, together = points.split_methods(_list(args.methods), args.collection)
+    except ValueError as e:
+        raise ValidationError("--methods", str(e)) from None
     rows = points.run(
         data,
         args.out,
@@ -88,7 +92,8 @@ def run_points(args: argparse.Namespace) -> int:
         per_category=args.per_category,
         n_points=args.n_points,
         levels=_list(args.levels),
-        collection=args.collection,
+        methods=methods,
+        collection=together,
         setup=_setup(args),
     )
     print(points.report(rows, args.out))

@@ -5,7 +5,8 @@ The clouds are sampled from the meshes of ``psb.py``, captured as a user's point
 scored per point (mIoU over points, each point labelled with the part of the face it was sampled on).
 With ``collection``, each category's clouds of the split are also labelled together, as ``partdistill
 batch`` labels a folder of clouds: by one category student (``collection-pre``, the paper's Pre) and
-by collection mode's defaults (``collection``), flags included; with both splits, a category's 8
+by collection mode's defaults (``collection``), flags included, and on request by collection mode in
+the files' own frame (``collection-given``, ``--frame given``); with both splits, a category's 8
 clouds are one collection.
 
 Every run is a line of ``points.jsonl`` (resumable); ``points.md`` is the table and the flags' figures."""
@@ -36,12 +37,29 @@ from .reporting import table_head, table_row, write_report
 from .runlog import Log, RunLog, RunSetup
 
 METHODS = ("vote-fill", "superpoint", "distill")
-#: A category's clouds labelled together: one category student (the paper's Pre), and collection
-#: mode as ``partdistill batch`` runs it by default.
+#: A category's clouds labelled together: one category student (the paper's Pre), collection mode
+#: as ``partdistill batch`` runs it by default, and as ``batch --frame given`` runs it (three students
+#: in the files' frame on all the points: the default's alternative, run when named).
 COLLECTION_METHODS = {
     "collection-pre": CollectionOptions(students=1, frame="given"),
     "collection": CollectionOptions(),
+    "collection-given": CollectionOptions(frame="given"),
 }
+#: What ``collection`` runs when no methods are named.
+DEFAULT_COLLECTION = ("collection-pre", "collection")
+
+
+def split_methods(names: tuple[str, ...] | None, collection: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The per-cloud methods (``METHODS``) and the collection methods (``COLLECTION_METHODS``) that
+    ``names`` asks for, in their order; None: every per-cloud method, and ``DEFAULT_COLLECTION`` with
+    ``collection``. Raises ValueError naming an unknown method."""
+    if names is None:
+        return METHODS, DEFAULT_COLLECTION if collection else ()
+    unknown = [n for n in names if n not in METHODS and n not in COLLECTION_METHODS]
+    if unknown:
+        known = ", ".join((*METHODS, *COLLECTION_METHODS))
+        raise ValueError(f"unknown method {unknown[0]!r} (known: {known})")
+    return tuple(m for m in METHODS if m in names), tuple(m for m in COLLECTION_METHODS if m in names)
 
 
 @dataclass
@@ -85,15 +103,15 @@ def run(
     per_category: int | None = None,
     n_points: int = 20_000,
     levels=("perfect", "realistic"),
-    methods=METHODS,
-    collection: bool = False,
+    methods: tuple[str, ...] = METHODS,
+    collection: tuple[str, ...] = (),
     setup: RunSetup | None = None,
     log: Log = print,
 ) -> list[dict]:
-    """Run what is missing from ``out/points.jsonl``; returns every row asked for. ``collection``:
-    also each category's clouds together (``COLLECTION_METHODS``); with ``split`` None a category's
-    clouds of both splits are one collection (the fits see detections, never labels; each row keeps
-    its cloud's split)."""
+    """Run what is missing from ``out/points.jsonl``; returns every row asked for. ``methods``: of
+    ``METHODS``, each cloud alone. ``collection``: of ``COLLECTION_METHODS``, each category's clouds
+    together; with ``split`` None a category's clouds of both splits are one collection (the fits see
+    detections, never labels; each row keeps its cloud's split)."""
     setup = setup or RunSetup()
     options, views, resolution = setup.options, setup.views, setup.resolution
     runs = RunLog.open(out / "points.jsonl")
@@ -125,7 +143,8 @@ def run(
             continue
         members = "+".join(f"{cat}_{i}" for i, _ in group)
         for level in levels:
-            for m, copts in COLLECTION_METHODS.items():
+            for m in collection:
+                copts = COLLECTION_METHODS[m]
                 # the collection's options too: rows of an earlier default are not this default's
                 what = f"{members}/{options.to_dict()}/{copts.to_dict()}"
                 digest = hashlib.sha1(what.encode()).hexdigest()[:8]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from partdistill.backend import cli
-from partdistill.bench import psb
+from partdistill.bench import points, psb
 
 pytestmark = pytest.mark.skipif(not psb.available(), reason="the real-mesh set (../shared/data) is not here")
 
@@ -76,6 +76,24 @@ def test_bench_points_collection_labels_a_category_s_clouds_together_and_counts_
     assert sorted(r["split"] for r in new) == ["test", "test", "val", "val"]
     table = (out / "points.md").read_text()
     assert "**val, realistic** (2 point clouds)" in table and "**test, realistic** (2 point clouds)" in table
+
+
+def test_bench_points_methods_names_what_runs_and_an_unknown_one_is_refused_before_any_work(
+    tmp_path, torch_single_thread, capsys
+):
+    assert points.split_methods(None, False) == (points.METHODS, ())
+    assert points.split_methods(None, True) == (points.METHODS, ("collection-pre", "collection"))
+    assert points.split_methods(("collection-given", "distill"), False) == (("distill",), ("collection-given",))
+    out = tmp_path / "out"
+    argv = ["bench", "points", "--out", str(out), "--split", "test", "--categories", "Vase", "--per-category", "2"]
+    argv += ["--n-points", "2000", "--levels", "realistic", "--views", "4", "--resolution", "128"]
+    argv += ["--points", "512", "--epochs", "4"]
+    assert cli.main([*argv, "--methods", "distill,colection"]) == 2
+    assert "--methods: unknown method 'colection'" in capsys.readouterr().err and not out.exists()
+    assert cli.main([*argv, "--methods", "collection-given,distill"]) == 0
+    rows = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()]
+    assert sorted(r["method"] for r in rows) == ["collection-given"] * 2 + ["distill"] * 2
+    assert "| Category | distill | collection-given |" in (out / "points.md").read_text()
 
 
 @pytest.mark.bpy
