@@ -200,24 +200,25 @@ STRETCH = 1.0
 #: How a category fit sees each shape (``CollectionOptions.frame``): "given", as the file has it
 #: (the paper), "principal", along the shape's principal axes (``pipeline.shape.principal_frame``),
 #: or "both", the category students taking turns (``member_frames``).
-#: "both" is the default of mode "pre" (``default_frame``), with six students of 2048 points each
-#: (half the default 4096, ``default_points``), which fit in about the time of three of 4096: on the
-#: real-mesh validation split (``bench real --collection``, seeds 0 and 1) they scored 55.3 and 56.6,
-#: against 53.4 and 54.5 for three of 4096 points in the files' frame (the previous default), 54.2
-#: and 56.1 for six of 4096 points (twice the fitting time) and 54.5 and 55.8 for six of 2048 points
-#: in the files' frame.
+#: "both" is the default of mode "pre" (``default_frame``), with four students of 2048 points each
+#: (half the default 4096, ``default_points``), which fit in about two thirds of the time of three
+#: of 4096. On the real-mesh validation split (``bench real --collection``, seeds 0 and 1) they scored
+#: 55.8 and 55.5, against 53.4 and 54.5 for three of 4096 points in the files' frame (the default
+#: before both frames), 55.3 and 56.6 for six of 2048 points over both frames, 54.2 and 56.1 for six
+#: of 4096 points, and 54.5 and 55.8 for six of 2048 points in the files' frame. Six of 2048 points
+#: took 1.7 to 2.1 times the previous release's ``batch --fit`` on a batch of 8 (measured side by
+#: side), past the time aim of 1.5; four took 1.1 to 1.3 times.
 #: Principal axes alone (three students) scored 54.8 and 55.3, with three categories 2 to 7 points
-#: behind. Other ways to fit both frames in the same time: six of 50 epochs 53.7 and 52.5, four of 75
-#: epochs 54.8 and 54.7, three full students, the third along the principal axes, 53.0 and 55.5.
+#: behind. Other ways to fit both frames in the time of three: six of 50 epochs 53.7 and 52.5, four of
+#: 75 epochs 54.8 and 54.7, three full students, the third along the principal axes, 53.0 and 55.5.
 #: The other modes fine-tune one student on each shape, so their students share the files' frame.
 FRAMES = ("given", "principal", "both")
 FRAME = "both"
-#: Category students fitted with frame "both" when none are asked for: six, three along each frame.
-BOTH_FRAMES_STUDENTS = 6
+#: Category students fitted with frame "both" when none are asked for: four, two along each frame.
+BOTH_FRAMES_STUDENTS = 4
 #: The share of a shape's points (``SegmentOptions.n_points``) each category student of frame "both"
-#: is fitted on and labels with when the user does not say: half, so that six fit in about the time of
-#: three (a fit's time grows with its points: 1.1 s against 2.1 s for 10 epochs over 4 shapes of 2048
-#: and 4096 points on a 2-core CPU).
+#: is fitted on and labels with when the user does not say: half (a fit's time grows with its points:
+#: 1.1 s against 2.1 s for 10 epochs over 4 shapes of 2048 and 4096 points on a 2-core CPU).
 BOTH_FRAMES_POINT_SHARE = 0.5
 
 

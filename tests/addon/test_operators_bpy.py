@@ -166,7 +166,7 @@ def test_the_panels_choices_are_the_engines_methods_teachers_collection_modes_an
     assert [i[0] for i in TEACHER_ITEMS] == list(teacher_names())
 
 
-def test_the_panels_axes_reach_the_collection_both_with_six_students_and_only_for_together(obj):
+def test_the_panels_axes_reach_the_collection_both_with_four_students_and_only_for_together(obj):
     from partdistill.blender_addon.collection_job import CollectionJob
     from partdistill.blender_addon.job import for_panel
     from partdistill.blender_addon.operators import job_settings
@@ -182,10 +182,10 @@ def test_the_panels_axes_reach_the_collection_both_with_six_students_and_only_fo
         c = settings.collection
         chosen.append((c.mode, c.frame, c.students, c.fit_points(settings.options)))
     assert chosen == [
-        ("pre", "both", 6, 2048),
+        ("pre", "both", 4, 2048),
         ("pre", "given", 3, 4096),
         ("pre", "principal", 3, 4096),
-        ("pre", "both", 6, 2048),
+        ("pre", "both", 4, 2048),
     ]
     s.collection_mode = "pre-tta"
     s.collection_frame = "auto"

@@ -137,7 +137,7 @@ def test_category_students_from_several_seeds_are_saved_as_one_and_a_rerun_must_
     assert not (tmp_path / "o" / "index.csv").exists()
 
 
-def test_mode_pre_fits_six_students_over_both_frames_unless_told_and_the_other_modes_three_as_modelled():
+def test_mode_pre_fits_four_students_over_both_frames_unless_told_and_the_other_modes_three_as_modelled():
     from partdistill.backend.cli import build_parser
     from partdistill.backend.cli.batch import _collection_options
 
@@ -145,8 +145,8 @@ def test_mode_pre_fits_six_students_over_both_frames_unless_told_and_the_other_m
         c = _collection_options(build_parser().parse_args(["batch", "x", "--parts", "a,b", "--out", "o", *flags]))
         return c.frame, c.students
 
-    assert fitted("--mode", "pre") == ("both", 6)
-    assert fitted("--mode", "pre", "--students", "4") == ("both", 4)
+    assert fitted("--mode", "pre") == ("both", 4)
+    assert fitted("--mode", "pre", "--students", "6") == ("both", 6)
     assert fitted("--mode", "pre", "--frame", "principal") == ("principal", 3)
     assert fitted("--mode", "pre", "--frame", "given") == ("given", 3)
     assert fitted("--mode", "pre-tta") == fitted("--mode", "ensemble") == ("given", 3)

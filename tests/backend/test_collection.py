@@ -170,8 +170,8 @@ def test_own_evidence_differs_where_the_vote_names_another_part_or_the_labels_le
 
 def test_in_mode_pre_faces_whose_own_vote_differs_lose_confidence_and_keep_their_labels(tables, torch_single_thread):
     members, names = tables
-    # three students in the files' frame on all 512 points: the six of the default frame agree with
-    # every table's own vote here, and the drop would have nothing to act on
+    # three students in the files' frame on all 512 points: with them some of the tables' own votes
+    # differ from the labels, so the drop has faces to act on
     full = segment_collection(members, names, FAST, CollectionOptions(frame="given", disagree_confidence=1.0))
     half = segment_collection(
         members, names, FAST, CollectionOptions(frame="given", disagree_confidence=0.5), checkpoint=full.checkpoint

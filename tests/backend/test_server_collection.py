@@ -52,11 +52,11 @@ def test_a_collection_request_crosses_the_wire_unchanged(members):
 @pytest.mark.parametrize(
     ("sent", "fitted"),
     [
-        ({}, ("both", 6, 512)),
+        ({}, ("both", 4, 512)),
         ({"mode": "pre-tta"}, ("given", 3, 1024)),
         ({"frame": "given"}, ("given", 3, 1024)),
         ({"frame": "both", "students": 2}, ("both", 2, 512)),
-        ({"points": 768}, ("both", 6, 768)),
+        ({"points": 768}, ("both", 4, 768)),
     ],
 )
 def test_a_request_that_leaves_out_the_frame_students_or_points_gets_what_the_mode_fits(members, sent, fitted):

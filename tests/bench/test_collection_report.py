@@ -57,7 +57,7 @@ def test_a_variant_that_fits_more_than_the_default_is_reported_but_never_chosen(
     costly = [{**r, "key": r["key"].replace("collection-pre", "collection-pre-k6-both")} for r in rows]
     for r in costly:
         r["method"], r["miou"] = "collection-pre-k6-both", r["miou"] + 10
-    assert fit_cost("collection-pre-k6-both") == 6 > AFFORDABLE_FIT >= fit_cost("collection-pre-k3")
+    assert fit_cost("collection-pre-k6-both") == 6 > AFFORDABLE_FIT >= fit_cost("collection-pre-k4-both-p2048") == 2
     summary = summarise(rows + costly)
     assert summary["tables"]["val"]["Overall"]["collection-pre-k6-both"] == 90.0
     assert summary["variant"] == "collection-pre"
