@@ -89,7 +89,7 @@ FRAME_ITEMS = [
     (
         AUTO_FRAME,
         "Automatic",
-        "Both for Together (the best on the validation shapes, in about the time of three along one), "
+        "Both for Together (the best on the validation shapes in the time allowed, quicker than three along one), "
         "As Modelled for the other ways",
     ),
     ("given", "As Modelled", "Each object's own axes, as its mesh has them: for objects modelled the same way up"),

@@ -102,8 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="the axes the category students see each shape along: as the file has it, its principal axes "
         "(for collections whose files lie along different axes), or both, the students taking turns "
-        f"(mode pre; {BOTH_FRAMES_STUDENTS} students on half the points unless --students says, in about the time "
-        f"of {CATEGORY_STUDENTS} along one). Default: {FRAME} in mode pre, given otherwise",
+        f"(mode pre; {BOTH_FRAMES_STUDENTS} students on half the points unless --students says, in less time "
+        f"than {CATEGORY_STUDENTS} along one on all of them). Default: {FRAME} in mode pre, given otherwise",
     )
     b.add_argument(
         "--downweight",
